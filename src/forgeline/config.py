@@ -1,0 +1,110 @@
+"""Settings: argument > environment (FORGELINE_*) > project file > default.
+
+Every environment variable Forgeline reads is declared once, typed, in ``_FIELDS``.
+The project file is ``forgeline.toml`` in the working directory (keys as the field
+names below, at top level or under a ``[forgeline]`` table).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from forgeline.errors import InvalidInput
+
+__all__ = ["PROJECT_FILE", "Settings", "load_settings"]
+
+PROJECT_FILE = "forgeline.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved configuration. Build it with :func:`load_settings`."""
+
+    home: Path = Path(".forgeline")
+    store_uri: str | None = None  # None: sqlite file inside ``home``
+    artifact_root: Path | None = None  # None: ``home/artifacts``
+    metric_flush_size: int = 1000  # buffered metric points written per batch
+    metric_flush_interval_s: float = 2.0  # ...or at the first call after this long
+    heartbeat_s: float = 10.0  # a live run refreshes its heartbeat this often
+    heartbeat_timeout_s: float = 60.0  # a RUNNING run silent this long counts as KILLED
+
+    @property
+    def resolved_store_uri(self) -> str:
+        if self.store_uri:
+            return self.store_uri
+        return f"sqlite:///{(self.home / 'forgeline.db').absolute()}"
+
+    @property
+    def resolved_artifact_root(self) -> Path:
+        return (self.artifact_root or self.home / "artifacts").absolute()
+
+
+# field name -> environment variable; the type comes from the dataclass field.
+_ENV = {
+    "home": "FORGELINE_HOME",
+    "store_uri": "FORGELINE_STORE_URI",
+    "artifact_root": "FORGELINE_ARTIFACT_ROOT",
+    "metric_flush_size": "FORGELINE_METRIC_FLUSH_SIZE",
+    "metric_flush_interval_s": "FORGELINE_METRIC_FLUSH_INTERVAL_S",
+    "heartbeat_s": "FORGELINE_HEARTBEAT_S",
+    "heartbeat_timeout_s": "FORGELINE_HEARTBEAT_TIMEOUT_S",
+}
+_TYPES = {"home": Path, "store_uri": str, "artifact_root": Path,
+          "metric_flush_size": int, "metric_flush_interval_s": float,
+          "heartbeat_s": float, "heartbeat_timeout_s": float}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    kind = _TYPES[name]
+    try:
+        result = kind(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"{source}: {name} must be {kind.__name__}, got {value!r}.",
+            hint="Fix the value or remove it to use the default.",
+        ) from None
+    if kind in (int, float) and result <= 0:
+        raise InvalidInput(f"{source}: {name} must be positive, got {value!r}.")
+    return result
+
+
+def _project_file(cwd: Path) -> dict[str, Any]:
+    path = cwd / PROJECT_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise InvalidInput(f"{path}: cannot read the project file ({e}).") from None
+    data = data.get("forgeline", data)
+    unknown = sorted(set(data) - set(_TYPES))
+    if unknown:
+        raise InvalidInput(
+            f"{path}: unknown setting {unknown[0]!r}.", hint=f"Known: {', '.join(_TYPES)}."
+        )
+    return {k: _coerce(k, v, str(path)) for k, v in data.items()}
+
+
+def load_settings(cwd: Path | None = None, **overrides: Any) -> Settings:
+    """Resolve settings; keyword arguments that are not None win over everything.
+
+    A relative ``home`` from the project file is taken relative to that file's folder.
+    """
+    cwd = cwd or Path.cwd()
+    values: dict[str, Any] = {}
+    for name, value in _project_file(cwd).items():
+        values[name] = cwd / value if isinstance(value, Path) else value
+    for name, var in _ENV.items():
+        raw = os.environ.get(var)
+        if raw not in (None, ""):
+            values[name] = _coerce(name, raw, f"environment variable {var}")
+    for name, value in overrides.items():
+        if name not in _TYPES:
+            raise TypeError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = _coerce(name, value, "argument")
+    return replace(Settings(), **values)

@@ -1,0 +1,135 @@
+"""The values the lifecycle records: frozen, slotted dataclasses.
+
+ORM rows never leave ``store/sql``; they are converted to these at the boundary.
+Times are milliseconds since the Unix epoch (int), as in the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "Artifact",
+    "Dataset",
+    "Experiment",
+    "Lineage",
+    "Metric",
+    "ModelVersion",
+    "PagedList",
+    "RegisteredModel",
+    "Run",
+    "RunStatus",
+]
+
+
+class RunStatus(StrEnum):
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not RunStatus.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    experiment_id: str
+    name: str
+    creation_time: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A run with its latest metric values, params and tags."""
+
+    run_id: str
+    experiment_id: str
+    name: str
+    status: RunStatus
+    start_time: int
+    end_time: int | None
+    parent_run_id: str | None
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A file logged by a run: its path inside the run and its content digest."""
+
+    path: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A dataset version, identified by the hash of its content."""
+
+    digest: str
+    name: str
+    source: str
+    num_rows: int | None = None
+    num_columns: int | None = None
+    schema: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredModel:
+    name: str
+    description: str
+    creation_time: int
+    last_updated_time: int
+    latest_version: int | None
+    aliases: dict[str, int] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    name: str
+    version: int
+    run_id: str | None
+    artifact_path: str
+    creation_time: int
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What produced a model version: its run, the run's ancestors, data and code."""
+
+    model_version: ModelVersion
+    run: Run | None
+    parent_runs: tuple[Run, ...]
+    datasets: tuple[tuple[Dataset, str], ...]  # (dataset, context such as "train")
+    git_commit: str | None
+    git_dirty: bool | None
+
+
+class PagedList(list):  # type: ignore[type-arg]
+    """A page of results; ``token`` fetches the next page, None on the last one."""
+
+    def __init__(self, items: list[Any], token: str | None = None) -> None:
+        super().__init__(items)
+        self.token = token

@@ -1,0 +1,191 @@
+"""The Store contract: everything the lifecycle records goes through this interface.
+
+Contract for every backend:
+- Thread and process safe: one Store object may be shared by threads; any number of
+  processes may open the same store at once (writes are serialised by the database and
+  retried on transient lock conflicts).
+- Errors: an unknown id or name raises NotFound; a duplicate name AlreadyExists; a
+  malformed value InvalidInput; a state that forbids the change Conflict; a driver or
+  connection failure StoreError. A call that raises leaves the store as it was.
+- Times are milliseconds since the epoch. Metric points are ``(key, value, step,
+  timestamp)``; NaN and ±inf are stored and returned as such.
+- Search returns a :class:`PagedList`; its ``token`` fetches the next page.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+
+from forgeline.entities import (
+    Artifact,
+    Dataset,
+    Experiment,
+    Metric,
+    ModelVersion,
+    PagedList,
+    RegisteredModel,
+    Run,
+    RunStatus,
+)
+from forgeline.errors import AlreadyExists, NotFound
+from forgeline.names import parse_model_ref
+
+__all__ = ["MetricPoint", "Store"]
+
+MetricPoint = tuple[str, float, int, int]  # key, value, step, timestamp (ms)
+
+
+class Store(abc.ABC):
+    """Persistence of experiments, runs, datasets and the model registry."""
+
+    uri: str
+
+    # -- experiments --------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> Experiment:
+        """Create an experiment; AlreadyExists if the name is taken."""
+
+    @abc.abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment: ...
+
+    @abc.abstractmethod
+    def get_experiment_by_name(self, name: str) -> Experiment | None: ...
+
+    @abc.abstractmethod
+    def list_experiments(self) -> list[Experiment]: ...
+
+    # -- runs ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_run(self, experiment_id: str, name: str, start_time: int,
+                   tags: Mapping[str, str] | None = None,
+                   parent_run_id: str | None = None) -> Run:
+        """Create a RUNNING run; NotFound for an unknown experiment or parent."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> Run: ...
+
+    @abc.abstractmethod
+    def set_run_status(self, run_id: str, status: RunStatus, end_time: int | None) -> Run: ...
+
+    @abc.abstractmethod
+    def heartbeat(self, run_ids: Sequence[str], now: int) -> None:
+        """Record that these runs' processes are alive."""
+
+    @abc.abstractmethod
+    def mark_stale_runs(self, older_than: int) -> list[str]:
+        """Mark RUNNING runs whose last heartbeat is before ``older_than`` KILLED."""
+
+    @abc.abstractmethod
+    def log_batch(self, run_id: str, metrics: Sequence[MetricPoint] = (),
+                  params: Mapping[str, str] | None = None,
+                  tags: Mapping[str, str] | None = None) -> None:
+        """Append metric points, add params (immutable once logged) and set tags, atomically.
+
+        Re-logging a param with the same value is a no-op; a different value is InvalidInput.
+        """
+
+    @abc.abstractmethod
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point of one metric, ordered by step then timestamp."""
+
+    @abc.abstractmethod
+    def search_runs(self, experiment_ids: Sequence[str], filter: str | None = None,
+                    order_by: Sequence[str] | None = None, max_results: int = 1000,
+                    page_token: str | None = None) -> PagedList:
+        """Runs matching the filter language of :mod:`forgeline.store.filter`."""
+
+    # -- artifacts and datasets -----------------------------------------------------------
+    @abc.abstractmethod
+    def record_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
+        """Record files logged by a run (path inside the run, digest, size)."""
+
+    @abc.abstractmethod
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[Artifact]: ...
+
+    @abc.abstractmethod
+    def log_dataset(self, run_id: str, dataset: Dataset, context: str) -> None:
+        """Record a dataset version (once per digest) and link it to the run."""
+
+    @abc.abstractmethod
+    def get_run_datasets(self, run_id: str) -> list[tuple[Dataset, str]]: ...
+
+    # -- registry -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_registered_model(self, name: str, description: str = "") -> RegisteredModel: ...
+
+    @abc.abstractmethod
+    def get_registered_model(self, name: str) -> RegisteredModel: ...
+
+    @abc.abstractmethod
+    def list_registered_models(self) -> list[RegisteredModel]: ...
+
+    @abc.abstractmethod
+    def create_model_version(self, name: str, run_id: str | None, artifact_path: str,
+                             description: str = "",
+                             tags: Mapping[str, str] | None = None) -> ModelVersion:
+        """Add the next version (1, 2, ...) of a registered model, creating the model."""
+
+    @abc.abstractmethod
+    def get_model_version(self, name: str, version: int) -> ModelVersion: ...
+
+    @abc.abstractmethod
+    def list_model_versions(self, name: str | None = None) -> list[ModelVersion]:
+        """Versions of one model (or all models), newest first."""
+
+    @abc.abstractmethod
+    def delete_model_version(self, name: str, version: int) -> None:
+        """Delete a version; Conflict while an alias points at it."""
+
+    @abc.abstractmethod
+    def set_model_version_tag(self, name: str, version: int, key: str, value: str) -> None: ...
+
+    @abc.abstractmethod
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point ``alias`` at ``version``, atomically replacing where it pointed before."""
+
+    @abc.abstractmethod
+    def delete_alias(self, name: str, alias: str) -> None: ...
+
+    @abc.abstractmethod
+    def get_alias(self, name: str, alias: str) -> int:
+        """The version an alias points at; NotFound if unset."""
+
+    # -- built from the primitives ----------------------------------------------------------
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        experiment = self.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment
+        try:
+            return self.create_experiment(name)
+        except AlreadyExists:  # another process created it in between
+            found = self.get_experiment_by_name(name)
+            assert found is not None
+            return found
+
+    def log_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:
+        self.log_batch(run_id, metrics=points)
+
+    def resolve_model_version(self, ref: str) -> ModelVersion:
+        """Resolve ``name@alias``, ``name/3`` or ``name`` (its latest version)."""
+        parsed = parse_model_ref(ref)
+        if parsed.alias is not None:
+            return self.get_model_version(parsed.name, self.get_alias(parsed.name, parsed.alias))
+        if parsed.version is not None:
+            return self.get_model_version(parsed.name, parsed.version)
+        latest = self.get_registered_model(parsed.name).latest_version
+        if latest is None:
+            raise NotFound(f"Model {parsed.name!r} has no versions.",
+                           hint="Register one with Client.register_model.")
+        return self.get_model_version(parsed.name, latest)
+
+    def iter_runs(self, experiment_ids: Sequence[str], filter: str | None = None,
+                  order_by: Sequence[str] | None = None) -> Iterable[Run]:
+        """Every matching run, page by page."""
+        token = None
+        while True:
+            page = self.search_runs(experiment_ids, filter, order_by, 1000, token)
+            yield from page
+            token = page.token
+            if token is None:
+                return

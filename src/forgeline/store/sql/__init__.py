@@ -1,0 +1,13 @@
+"""The SQLAlchemy store: SQLite (default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from forgeline.store.base import Store
+from forgeline.store.sql.registry import RegistryMixin
+from forgeline.store.sql.runs import RunsMixin
+
+__all__ = ["SqlStore"]
+
+
+class SqlStore(RunsMixin, RegistryMixin, Store):
+    """A :class:`Store` over SQLAlchemy; schema migrated automatically on open."""

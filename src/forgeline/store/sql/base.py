@@ -1,0 +1,80 @@
+"""What every part of the SQL store shares: the engine, transactions, upserts, time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from forgeline.errors import ForgelineError, NotFound
+from forgeline.store.sql import tables as t
+from forgeline.store.sql.engine import make_engine, migrate, translate, with_retry
+
+T = TypeVar("T")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SqlBase:
+    """Engine ownership and the two ways in: a read, or a write transaction with retries."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        with translate(uri):
+            self.engine = make_engine(uri)
+            migrate(self.engine)
+        self._writer = self.engine.execution_options(forgeline_write=True)
+        self._placeholder = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        with translate(self.uri), self.engine.connect() as conn:
+            return fn(conn)
+
+    def _write(self, fn: Callable[[Connection], T],
+               on_duplicate: Callable[[], ForgelineError] | None = None) -> T:
+        def transaction() -> T:
+            with self._writer.begin() as conn:
+                return fn(conn)
+
+        with translate(self.uri):
+            try:
+                return with_retry(transaction)
+            except exc.IntegrityError:
+                if on_duplicate is None:
+                    raise
+                raise on_duplicate() from None
+
+    @staticmethod
+    def _upsert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
+                keys: Sequence[str], update: Sequence[str] = (),
+                where: Callable[[Any, Any], Any] | None = None) -> None:
+        """INSERT ... ON CONFLICT (keys) DO UPDATE SET update [WHERE where(table, excluded)]."""
+        if not rows:
+            return
+        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+        if update:
+            stmt = insert.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={c: insert.excluded[c] for c in update},
+                where=where(table.c, insert.excluded) if where else None,
+            )
+        else:
+            stmt = insert.on_conflict_do_nothing(index_elements=list(keys))
+        conn.execute(stmt, list(rows))
+
+    @staticmethod
+    def _require_run(conn: Connection, run_id: str) -> None:
+        found = conn.execute(sa.select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)).first()
+        if found is None:
+            raise NotFound(f"Run {run_id!r} not found.",
+                           hint="List runs with `forgeline runs list`.")

@@ -1,0 +1,159 @@
+"""The relational schema, as SQLAlchemy Core tables.
+
+Migrations in ``migrations/versions`` create exactly this schema; a test compares them.
+NaN metric values are stored as NULL (SQLite cannot store NaN); ±inf are stored as is.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+experiments = Table(
+    "experiments", metadata,
+    Column("experiment_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("creation_time", BigInteger, nullable=False),
+)
+
+experiment_tags = Table(
+    "experiment_tags", metadata,
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger),
+    Column("heartbeat_time", BigInteger, nullable=False),
+    Column("parent_run_id", String(32)),
+    Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    Index("ix_runs_status_heartbeat", "status", "heartbeat_time"),
+    Index("ix_runs_parent", "parent_run_id"),
+)
+
+# Every logged point; no primary key so that appends stay cheap.
+metrics = Table(
+    "metrics", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Float),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+)
+
+# The latest point per (run, key): what search filters and sorts on.
+latest_metrics = Table(
+    "latest_metrics", metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Float),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+params = Table(
+    "params", metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("num_value", Float),  # the value as a number when it is one: numeric filters
+    Index("ix_params_key_num", "key", "num_value"),
+)
+
+run_tags = Table(
+    "run_tags", metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_run_tags_key", "key"),
+)
+
+run_artifacts = Table(
+    "run_artifacts", metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+datasets = Table(
+    "datasets", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("num_rows", BigInteger),
+    Column("num_columns", Integer),
+    Column("schema", Text, nullable=False),  # JSON
+    Column("creation_time", BigInteger, nullable=False),
+)
+
+run_datasets = Table(
+    "run_datasets", metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+    Column("digest", String(64), ForeignKey("datasets.digest"), primary_key=True),
+    Column("context", String(64), primary_key=True),
+)
+
+registered_models = Table(
+    "registered_models", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags", metadata,
+    Column("name", String(128), ForeignKey("registered_models.name"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions", metadata,
+    Column("name", String(128), ForeignKey("registered_models.name"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("run_id", String(32), ForeignKey("runs.run_id")),
+    Column("artifact_path", String(1000), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+)
+
+model_version_tags = Table(
+    "model_version_tags", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"]),
+)
+
+model_aliases = Table(
+    "model_aliases", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"]),
+)
