@@ -158,24 +158,26 @@ class RunsMixin(SqlBase):
 
     def _insert_metrics(self, conn: Connection, run_id: str,
                         points: Sequence[MetricPoint]) -> None:
-        # Straight to the driver's executemany: the hot path of call-by-call logging.
-        rows = [(run_id, k, v if v == v else None, s, ts) for k, v, s, ts in points]
-        p = self._placeholder
-        conn.exec_driver_sql(
-            f"INSERT INTO metrics (run_id, key, value, step, timestamp) "
-            f"VALUES ({p}, {p}, {p}, {p}, {p})", rows)
-        latest: dict[str, tuple[float | None, int, int]] = {}
-        for _, k, v, s, ts in rows:
+        latest: dict[str, tuple[float, int, int]] = {}
+        for k, v, s, ts in points:
             best = latest.get(k)
             if best is None or (s, ts) >= best[1:]:
                 latest[k] = (v, s, ts)
         self._upsert(
             conn, t.latest_metrics,
-            [{"run_id": run_id, "key": k, "value": v, "step": s, "timestamp": ts}
-             for k, (v, s, ts) in latest.items()],
+            [{"run_id": run_id, "key": k, "value": v if v == v else None, "step": s,
+              "timestamp": ts} for k, (v, s, ts) in latest.items()],
             keys=("run_id", "key"), update=("value", "step", "timestamp"),
             where=lambda old, new: (new.step > old.step)
             | ((new.step == old.step) & (new.timestamp >= old.timestamp)))
+        lm = t.latest_metrics.c
+        series = dict(conn.execute(sa.select(lm.key, lm.series_id).where(
+            lm.run_id == run_id, lm.key.in_(list(latest)))).all())
+        # Straight to the driver's executemany: the hot path of call-by-call logging.
+        p = self._placeholder
+        conn.exec_driver_sql(
+            f"INSERT INTO metrics (series_id, value, step, timestamp) VALUES ({p}, {p}, {p}, {p})",
+            [(series[k], v if v == v else None, s, ts) for k, v, s, ts in points])
 
     def _insert_params(self, conn: Connection, run_id: str, params: dict[str, str]) -> None:
         existing = dict(conn.execute(sa.select(t.params.c.key, t.params.c.value).where(
@@ -200,10 +202,12 @@ class RunsMixin(SqlBase):
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         def read(conn: Connection) -> list[Metric]:
             self._require_run(conn, run_id)
-            m = t.metrics.c
-            rows = conn.execute(sa.select(m.key, m.value, m.step, m.timestamp).where(
-                m.run_id == run_id, m.key == key).order_by(m.step, m.timestamp))
-            return [Metric(k, math.nan if v is None else v, s, ts) for k, v, s, ts in rows]
+            m, lm = t.metrics.c, t.latest_metrics.c
+            rows = conn.execute(sa.select(m.value, m.step, m.timestamp)
+                                .join(t.latest_metrics, lm.series_id == m.series_id)
+                                .where(lm.run_id == run_id, lm.key == key)
+                                .order_by(m.step, m.timestamp))
+            return [Metric(key, math.nan if v is None else v, s, ts) for v, s, ts in rows]
         return self._read(read)
 
     def search_runs(self, experiment_ids: Sequence[str], filter: str | None = None,

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -51,26 +52,28 @@ runs = Table(
     Index("ix_runs_parent", "parent_run_id"),
 )
 
-# Every logged point; no primary key so that appends stay cheap.
-metrics = Table(
-    "metrics", metadata,
-    Column("run_id", String(32), nullable=False),
+# One row per (run, metric key): its integer id keys the points, and it holds the latest
+# point, which search filters and sorts on.
+latest_metrics = Table(
+    "latest_metrics", metadata,
+    Column("series_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
     Column("key", String(250), nullable=False),
     Column("value", Float),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
-    Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+    UniqueConstraint("run_id", "key", name="uq_latest_metrics_run_key"),
+    Index("ix_latest_metrics_key_value", "key", "value"),
 )
 
-# The latest point per (run, key): what search filters and sorts on.
-latest_metrics = Table(
-    "latest_metrics", metadata,
-    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
-    Column("key", String(250), primary_key=True),
+# Every logged point, keyed by a small integer so that appends stay cheap.
+metrics = Table(
+    "metrics", metadata,
+    Column("series_id", Integer, nullable=False),  # no FK: a lookup per point in SQLite
     Column("value", Float),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
-    Index("ix_latest_metrics_key_value", "key", "value"),
+    Index("ix_metrics_series_step", "series_id", "step"),
 )
 
 params = Table(

@@ -1,0 +1,176 @@
+"""A live run: params, tags and artifacts written at once; metric points buffered.
+
+Metric points go to an in-memory buffer and reach the store in batches: when the buffer
+holds ``metric_flush_size`` points, at the first call after ``metric_flush_interval_s``,
+on :meth:`ActiveRun.flush`, and when the run ends. That is what makes call-by-call
+logging cost microseconds instead of a database transaction.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from forgeline.entities import Artifact, Dataset, Run, RunStatus
+from forgeline.errors import InvalidInput, NotFound
+from forgeline.names import check_key
+from forgeline.store.artifacts import safe_artifact_path
+from forgeline.store.base import MetricPoint
+from forgeline.tracking import heartbeat
+
+if TYPE_CHECKING:
+    from forgeline.tracking.client import Client
+
+__all__ = ["ActiveRun"]
+
+
+def metric_value(key: str, value: Any) -> float:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    raise InvalidInput(f"Metric {key!r} must be a number, got {type(value).__name__} "
+                       f"{value!r}.", hint="Log text as a tag or a param instead.")
+
+
+def metric_step(value: Any) -> int:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    raise InvalidInput(f"Metric step must be a whole number, got {value!r}.")
+
+
+def param_value(value: Any) -> str:
+    """Params are stored as text; floats keep their shortest exact form (0.1, not 0.1000..)."""
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    return str(value)
+
+
+class ActiveRun:
+    """Handle on a RUNNING run. Use it as a context manager, or call :meth:`end`."""
+
+    def __init__(self, client: Client, run: Run, flush_size: int, flush_interval_s: float,
+                 heartbeat_s: float) -> None:
+        self.client = client
+        self.run_id = run.run_id
+        self.experiment_id = run.experiment_id
+        self.name = run.name
+        self.parent_run_id = run.parent_run_id
+        self._store = client.store
+        self._buffer: list[MetricPoint] = []
+        self._lock = threading.Lock()
+        self._flush_size = flush_size
+        self._flush_interval = flush_interval_s
+        self._flush_due = 0  # ms since the epoch: flush at the first point after this
+        self._keys: set[str] = set()
+        self._ended = False
+        self.on_end: Callable[[], None] | None = None  # the fluent API resets its context
+        heartbeat.beat(self._store, self.run_id, heartbeat_s)
+
+    def __repr__(self) -> str:
+        return f"ActiveRun(run_id={self.run_id!r}, name={self.name!r})"
+
+    # -- metrics ------------------------------------------------------------------------
+    def log_metric(self, key: str, value: float, step: int = 0,
+                   timestamp: int | None = None) -> None:
+        """Record one point. NaN and ±inf are kept as they are."""
+        if key not in self._keys:
+            self._keys.add(check_key(key, "metric key"))
+        if type(value) is not float:
+            value = metric_value(key, value)
+        if type(step) is not int:
+            step = metric_step(step)
+        now = time.time_ns() // 1_000_000
+        with self._lock:
+            buffer = self._buffer
+            buffer.append((key, value, step, now if timestamp is None else int(timestamp)))
+            if len(buffer) >= self._flush_size or now >= self._flush_due:
+                self._flush_locked()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0,
+                    timestamp: int | None = None) -> None:
+        for key, value in metrics.items():
+            self.log_metric(key, value, step, timestamp)
+
+    def flush(self) -> None:
+        """Write buffered metric points now."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        self._flush_due = time.time_ns() // 1_000_000 + int(self._flush_interval * 1000)
+        if not self._buffer:
+            return
+        batch = self._buffer
+        self._store.log_metrics(self.run_id, batch)
+        # Cleared only once stored: a failed flush keeps the points for the next try.
+        self._buffer = []
+
+    # -- params, tags, artifacts, datasets ------------------------------------------------
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._store.log_batch(self.run_id, params={k: param_value(v) for k, v in params.items()})
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._store.log_batch(self.run_id, tags={k: str(v) for k, v in tags.items()})
+
+    def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> list[str]:
+        """Log a file (as ``artifact_path/<name>``) or a directory (its tree under
+        ``artifact_path``, by default the directory's name). Returns the stored paths.
+        """
+        source = Path(local_path)
+        if source.is_dir():
+            base = safe_artifact_path(artifact_path or source.name)
+            files = sorted(p for p in source.rglob("*") if p.is_file())
+            names = [f"{base}/{p.relative_to(source).as_posix()}" for p in files]
+        elif source.is_file():
+            files = [source]
+            names = [safe_artifact_path(f"{artifact_path}/{source.name}" if artifact_path
+                                        else source.name)]
+        else:
+            raise NotFound(f"Cannot log artifact {str(source)!r}: no such file or directory.")
+        artifacts = self.client.artifacts
+        records = [Artifact(name, artifacts.put(p), p.stat().st_size)
+                   for name, p in zip(names, files, strict=True)]
+        self._store.record_artifacts(self.run_id, records)
+        return names
+
+    def log_dataset(self, dataset: Dataset, context: str = "train") -> None:
+        """Link a dataset version to this run (its lineage)."""
+        self._store.log_dataset(self.run_id, dataset, context)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
+        """Flush, then record the final status and end time. Calling it again does nothing."""
+        if self._ended:
+            return
+        self._ended = True
+        heartbeat.stop_beating(self.run_id)
+        try:
+            self.flush()
+        finally:
+            self._store.set_run_status(self.run_id, RunStatus(status),
+                                       time.time_ns() // 1_000_000)
+            if self.on_end is not None:
+                self.on_end()
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if kind is None:
+            self.end(RunStatus.FINISHED)
+        elif issubclass(kind, KeyboardInterrupt):
+            self.end(RunStatus.KILLED)
+        else:
+            self.end(RunStatus.FAILED)
