@@ -8,7 +8,7 @@ from forgeline.config import load_settings
 from forgeline.store.artifacts import ArtifactStore, LocalArtifactStore
 from forgeline.store.base import Store
 
-__all__ = ["ArtifactStore", "LocalArtifactStore", "Store", "get_store"]
+__all__ = ["ArtifactStore", "LocalArtifactStore", "Store", "close_stores", "get_store"]
 
 _stores: dict[str, Store] = {}
 _lock = threading.Lock()
@@ -27,3 +27,11 @@ def get_store(store: str | Store | None = None) -> Store:
 
             _stores[uri] = SqlStore(uri)
         return _stores[uri]
+
+
+def close_stores() -> None:
+    """Close every store :func:`get_store` opened in this process (their connections)."""
+    with _lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()

@@ -152,6 +152,9 @@ class Store(abc.ABC):
         """The version an alias points at; NotFound if unset."""
 
     # -- built from the primitives ----------------------------------------------------------
+    def close(self) -> None:
+        """Release connections; the store reconnects if used again."""
+
     def get_or_create_experiment(self, name: str) -> Experiment:
         experiment = self.get_experiment_by_name(name)
         if experiment is not None:

@@ -36,6 +36,9 @@ class SqlBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.engine.url.render_as_string(hide_password=True)!r})"
 
+    def close(self) -> None:
+        self.engine.dispose()
+
     def _read(self, fn: Callable[[Connection], T]) -> T:
         with translate(self.uri), self.engine.connect() as conn:
             return fn(conn)

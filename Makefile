@@ -1,0 +1,34 @@
+# `make test` and `make demo` work on a fresh machine: each creates .venv, installs the
+# package with what it needs (system packages included), then runs.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install sysdeps test lint demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+sysdeps:
+	@bash scripts/install-sysdeps.sh
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks examples
+
+test: install sysdeps lint
+	$(BIN)/python -m pytest
+
+demo: install
+	$(BIN)/python examples/tracking_demo.py
+
+# Reference tools (MLflow) go in their own virtualenv so their pins never touch ours.
+bench: install sysdeps
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache build src/*.egg-info
