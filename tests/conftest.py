@@ -31,6 +31,10 @@ def postgres() -> Iterator[PostgresServer]:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"no PostgreSQL server for the tests: {e}")
+    # Migrate the template once: every test database cloned from it starts at head.
+    from forgeline.store.sql import SqlStore
+
+    SqlStore(server.uri(server.template)).close()
     yield server
     server.stop()
 

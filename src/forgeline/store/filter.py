@@ -223,13 +223,13 @@ def _checked(text: str, pos: int, c: Comparison) -> Comparison:
     textual = all(isinstance(v, str) for v in values)
     if not (numeric or textual):
         raise _error(text, pos, "an IN list mixes numbers and strings")
-    if "LIKE" in c.op and not textual:
-        raise _error(text, pos, f"{c.op} needs a quoted pattern")
     numeric_key = c.kind == "metric" or (c.kind == "attribute" and c.key in NUMERIC_ATTRIBUTES)
-    if numeric_key and not numeric:
-        raise _error(text, pos, f"{c.kind} {c.key!r} is a number; compare it with a number")
     if numeric_key and "LIKE" in c.op:
         raise _error(text, pos, f"LIKE does not apply to the number {c.key!r}")
+    if "LIKE" in c.op and not textual:
+        raise _error(text, pos, f"{c.op} needs a quoted pattern")
+    if numeric_key and not numeric:
+        raise _error(text, pos, f"{c.kind} {c.key!r} is a number; compare it with a number")
     if c.kind in ("tag", "attribute") and not numeric_key and not textual:
         raise _error(text, pos, f"{c.kind} {c.key!r} is text; quote the value")
     if c.kind == "attribute" and c.key == "status":
