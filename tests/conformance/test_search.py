@@ -145,7 +145,7 @@ def test_bad_filters_name_their_position(populated: tuple[Store, str, dict[str, 
 @pytest.mark.parametrize("order", ["metrics.auc SIDEWAYS", "bogus.x", "metrics.auc DESC x"])
 def test_bad_order_by(populated: tuple[Store, str, dict[str, str]], order: str) -> None:
     store, exp, _ = populated
-    with pytest.raises(InvalidInput, match="Invalid order_by|unknown key prefix"):
+    with pytest.raises(InvalidInput, match=r"Invalid order_by|unknown key prefix"):
         store.search_runs([exp], None, [order])
 
 

@@ -97,7 +97,7 @@ def test_params_are_immutable_and_a_refused_batch_writes_nothing(store: Store,
                                                                  run_id: str) -> None:
     store.log_batch(run_id, params={"lr": "0.1", "depth": "6"})
     store.log_batch(run_id, params={"lr": "0.1"})  # the same value again is fine
-    with pytest.raises(InvalidInput, match="Param 'lr' of run .* is already '0.1'"):
+    with pytest.raises(InvalidInput, match=r"Param 'lr' of run .* is already '0\.1'"):
         store.log_batch(run_id, metrics=[("auc", 0.9, 0, 1)],
                         params={"lr": "0.2", "new": "x"}, tags={"t": "1"})
     run = store.get_run(run_id)
@@ -215,7 +215,7 @@ def test_registry_errors(store: Store, run_id: str) -> None:
         store.set_alias("fraud", "v2", 1)
     with pytest.raises(InvalidInput, match="Invalid model name 'a@b'"):
         store.create_model_version("a@b", run_id, "model")
-    with pytest.raises(NotFound, match="Run '.*' not found"):
+    with pytest.raises(NotFound, match=r"Run '.*' not found"):
         store.create_model_version("fraud", "f" * 32, "model")
     with pytest.raises(AlreadyExists, match="Model 'fraud' is already registered"):
         store.create_registered_model("fraud")

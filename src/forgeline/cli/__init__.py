@@ -63,7 +63,7 @@ def _root(
     store: str | None = typer.Option(
         None, "--store", metavar="URI",
         help="Store URI, e.g. sqlite:///path/forgeline.db or postgresql+psycopg://... "
-             "[default: FORGELINE_STORE_URI, else forgeline.toml, else ./.forgeline]"),
+             "(default: FORGELINE_STORE_URI, else forgeline.toml, else ./.forgeline)."),
 ) -> None:
     """Forgeline: experiments, runs and the model registry from the command line."""
     ctx.obj = State(store)  # the Client is opened by the first command that needs it

@@ -124,7 +124,7 @@ def alias(
     ctx: typer.Context,
     name: str = typer.Argument(..., metavar="NAME", help="The registered model's name."),
     alias_name: str = typer.Argument(..., metavar="ALIAS", help="e.g. champion."),
-    version: int | None = typer.Argument(None, metavar="[VERSION]",
+    version: int | None = typer.Argument(None, metavar="VERSION",
                                          help="The version the alias points at."),
     delete: bool = typer.Option(False, "--delete", help="Remove the alias instead."),
 ) -> None:

@@ -91,6 +91,8 @@ def console() -> Console:
 def table(*columns: str, title: str | None = None, **kwargs: Any) -> Table:
     from rich.table import Table
 
+    # at least as wide as the title, which Rich would otherwise wrap to the table's width
+    kwargs.setdefault("min_width", len(title) + 2 if title else None)
     t = Table(title=title, title_justify="left", title_style="bold", **kwargs)
     for name in columns:
         t.add_column(name, overflow="fold")

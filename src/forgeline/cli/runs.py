@@ -54,14 +54,14 @@ def list_runs(
     ctx: typer.Context,
     experiment: list[str] | None = typer.Option(
         None, "--experiment", "-e", metavar="NAME_OR_ID",
-        help="Only runs of this experiment (repeatable). [default: every experiment]"),
+        help="Only runs of this experiment (repeatable; default: every experiment)."),
     filter: str | None = typer.Option(
         None, "--filter", "-f", metavar="EXPR",
         help="Search expression, e.g. \"metrics.auc > 0.9 and params.depth = '6'\"."),
     order_by: list[str] | None = typer.Option(
         None, "--order-by", "-o", metavar="CLAUSE",
-        help="Sort key with optional ASC/DESC, e.g. 'metrics.auc DESC' (repeatable). "
-             "[default: newest first]"),
+        help="Sort key with optional ASC/DESC, e.g. 'metrics.auc DESC' (repeatable; "
+             "default: newest first)."),
     max_results: int = typer.Option(50, "--max", metavar="N", help="Show at most N runs."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -161,7 +161,7 @@ def _same(values: Sequence[Any]) -> bool:
 @app.command("compare")
 def compare_runs(
     ctx: typer.Context,
-    run_ids: list[str] = typer.Argument(..., metavar="RUN_ID RUN_ID [...]",
+    run_ids: list[str] = typer.Argument(..., metavar="RUN_ID",
                                         help="Two or more full run ids."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from forgeline.entities import Lineage, ModelVersion, RegisteredModel, Run
 from forgeline.errors import InvalidInput, NotFound
-from forgeline.names import check_alias, check_model_name, parse_model_ref
+from forgeline.names import check_alias, check_model_name
 from forgeline.store.artifacts import safe_artifact_path
 from forgeline.tracking.context import GIT_COMMIT, GIT_DIRTY
 

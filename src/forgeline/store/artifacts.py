@@ -33,8 +33,9 @@ def sha256_file(path: Path) -> str:
 def safe_artifact_path(name: str) -> str:
     """Normalise a path inside a run; refuse anything that could escape it."""
     if not isinstance(name, str) or not name.strip() or "\x00" in name or "\\" in name:
-        raise InvalidInput(f"Invalid artifact path {name!r}.",
-                           hint="Use a relative path with '/' separators, such as 'plots/roc.html'.")
+        raise InvalidInput(
+            f"Invalid artifact path {name!r}.",
+            hint="Use a relative path with '/' separators, such as 'plots/roc.html'.")
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts:
         raise InvalidInput(f"Artifact path {name!r} escapes its run: absolute paths and '..' "

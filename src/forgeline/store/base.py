@@ -152,6 +152,7 @@ class Store(abc.ABC):
         """The version an alias points at; NotFound if unset."""
 
     # -- built from the primitives ----------------------------------------------------------
+    @abc.abstractmethod
     def close(self) -> None:
         """Release connections; the store reconnects if used again."""
 

@@ -6,6 +6,7 @@ Runs started inside another run's ``with`` block become its children.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -42,10 +43,9 @@ def start_run(experiment: str | None = None, name: str | None = None,
     token = _active.set(run)
 
     def release() -> None:
-        try:
+        # Ended from another context: leave that context's state alone.
+        with contextlib.suppress(ValueError):
             _active.reset(token)
-        except ValueError:  # ended from another context: leave that context's state alone
-            pass
 
     run.on_end = release
     return run
