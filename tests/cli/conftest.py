@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import forgeline as fl
 from forgeline.cli import app
 from forgeline.entities import Dataset
 from forgeline.errors import ForgelineError
+from forgeline.store import close_stores
 
 DATASET = Dataset(digest="ab" * 32, name="transactions", source="data/tx.csv", num_rows=1000,
                   num_columns=12)
@@ -47,14 +49,17 @@ def sqlite_uri(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    """Experiments fraud (runs tuning > deeper, baseline) and other (elsewhere);
-    model fraud with version 1 (baseline) and 2 (deeper), fraud@champion -> 1.
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """Built once (creating a store's schema is the slow part); each test gets a copy.
+
+    Experiments fraud (runs tuning > deeper, baseline) and other (elsewhere); model fraud
+    with version 1 (baseline) and 2 (deeper), fraud@champion -> 1.
     """
-    uri = sqlite_uri(tmp_path / "store" / "forgeline.db")
-    client = fl.Client(uri)
-    model_dir = tmp_path / "model"
+    root = tmp_path_factory.mktemp("world")
+    uri = sqlite_uri(root / "store" / "forgeline.db")
+    client = fl.Client(uri, artifact_root=root / "store" / "artifacts")
+    model_dir = root / "model"
     model_dir.mkdir()
     (model_dir / "model.bin").write_bytes(b"\0" * 2048)
     runs = {}
@@ -78,4 +83,14 @@ def world(tmp_path: Path) -> World:
     client.register_model("fraud", runs["baseline"])
     client.register_model("fraud", runs["deeper"])
     client.set_alias("fraud", "champion", 1)
-    return World(uri, client, runs)
+    close_stores()  # no open connection while tests copy the files
+    return root / "store", runs
+
+
+@pytest.fixture
+def world(world_template: tuple[Path, dict[str, str]], tmp_path: Path) -> World:
+    """A private copy of the template store (SQLite file and artifacts) for one test."""
+    template, runs = world_template
+    shutil.copytree(template, tmp_path / "store")
+    uri = sqlite_uri(tmp_path / "store" / "forgeline.db")
+    return World(uri, fl.Client(uri), dict(runs))

@@ -133,3 +133,28 @@ def test_many_processes_opening_a_new_store_at_once(store_uri: str) -> None:
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
             (HEAD_REVISION,)]
+
+
+def test_a_store_from_a_newer_forgeline_is_refused_untouched(tmp_path: Path) -> None:
+    from forgeline.store import close_stores
+
+    uri = f"sqlite:///{tmp_path / 's.db'}"
+    store = get_store(uri)
+    store.create_experiment("kept")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    close_stores()
+    with pytest.raises(StoreError, match="schema revision '9999_future'.*newer version"):
+        get_store(uri)
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        assert conn.execute("SELECT name FROM experiments").fetchall() == [("kept",)]
+
+
+def test_relative_sqlite_paths_are_pinned_when_opened(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store = get_store("sqlite:///rel/store.db")
+    assert store.uri == f"sqlite:///{tmp_path / 'rel' / 'store.db'}"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert get_store("sqlite:///rel/store.db").uri.endswith("elsewhere/rel/store.db")
+    assert get_store(store.uri) is store

@@ -124,3 +124,25 @@ def test_git_commit_and_dirty_flag_are_recorded(tmp_path: Path) -> None:
     assert clean["forgeline.command"].endswith("job.py")
     script.write_text(script.read_text() + "# edited\n")
     assert run_job()["forgeline.git.dirty"] == "true"
+
+
+@pytest.mark.parametrize(("ending", "status"), [("pass", RunStatus.FINISHED),
+                                                ("raise SystemExit(0)", RunStatus.FINISHED),
+                                                ("1 / 0", RunStatus.FAILED)])
+def test_a_run_never_ended_is_closed_at_exit_with_every_point(
+        tmp_path: Path, ending: str, status: RunStatus) -> None:
+    script = _script(tmp_path, f"""
+        import forgeline as fl
+        run = fl.start_run(experiment="jobs")
+        for step in range(500):
+            run.log_metric("loss", 1 / (step + 1), step=step)
+        print(run.run_id, flush=True)
+        {ending}
+    """)
+    env = {**os.environ, "FORGELINE_METRIC_FLUSH_INTERVAL_S": "3600"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=60)
+    client = fl.Client()
+    run_id = out.stdout.strip()
+    assert client.get_run(run_id).status is status
+    assert len(client.get_metric_history(run_id, "loss")) == 500

@@ -55,7 +55,7 @@ def list_runs(
     experiment: list[str] | None = typer.Option(
         None, "--experiment", "-e", metavar="NAME_OR_ID",
         help="Only runs of this experiment (repeatable; default: every experiment)."),
-    filter: str | None = typer.Option(
+    filter_expr: str | None = typer.Option(
         None, "--filter", "-f", metavar="EXPR",
         help="Search expression, e.g. \"metrics.auc > 0.9 and params.depth = '6'\"."),
     order_by: list[str] | None = typer.Option(
@@ -68,7 +68,7 @@ def list_runs(
     """List runs, newest first; runs whose process died show as KILLED."""
     client = get_client(ctx)
     client.mark_stale_runs()
-    found = client.search_runs(experiment or None, filter, order_by or None, max_results)
+    found = client.search_runs(experiment or None, filter_expr, order_by or None, max_results)
     if as_json:
         print_json(list(found))
         return
@@ -99,8 +99,7 @@ def _info_rows(run: Run, experiment: str) -> list[tuple[str, Any]]:
     if run.parent_run_id:
         rows.append(("parent run", run.parent_run_id))
     if GIT_COMMIT in run.tags:
-        dirty = {"true": " (uncommitted changes)", "false": ""}.get(run.tags.get(GIT_DIRTY, ""),
-                                                                   "")
+        dirty = " (uncommitted changes)" if run.tags.get(GIT_DIRTY) == "true" else ""
         rows.append(("git commit", run.tags[GIT_COMMIT] + dirty))
     if run.tags.get(COMMAND_TAG):
         rows.append(("command", run.tags[COMMAND_TAG]))
@@ -118,6 +117,7 @@ def show_run(
 ) -> None:
     """Show one run: info, params, latest metrics, tags, artifacts and datasets."""
     client = get_client(ctx)
+    client.mark_stale_runs()
     run = client.get_run(run_id)
     experiment = client.get_experiment(run.experiment_id)
     artifacts = client.list_artifacts(run.run_id)
@@ -170,6 +170,7 @@ def compare_runs(
         raise typer.BadParameter("give at least two run ids to compare.",
                                  param_hint="RUN_ID")
     client = get_client(ctx)
+    client.mark_stale_runs()
     found = [client.get_run(run_id) for run_id in run_ids]
     params = {k: [r.params.get(k) for r in found]
               for k in sorted({k for r in found for k in r.params})}

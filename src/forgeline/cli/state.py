@@ -34,7 +34,5 @@ class State:
 
 def get_client(ctx: typer.Context) -> Client:
     """The Client of this invocation (``--store`` > FORGELINE_STORE_URI > project default)."""
-    state = ctx.find_object(State)
-    if state is None:  # a subcommand app invoked on its own, without the root callback
-        state = ctx.ensure_object(State)
-    return state.client
+    # ensure_object: a group app invoked on its own (no root callback) gets the default store
+    return ctx.ensure_object(State).client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from forgeline.config import load_settings
@@ -20,13 +21,22 @@ def get_store(store: str | Store | None = None) -> Store:
     """
     if isinstance(store, Store):
         return store
-    uri = store or load_settings().resolved_store_uri
+    uri = _absolute(store or load_settings().resolved_store_uri)
     with _lock:
         if uri not in _stores:
             from forgeline.store.sql import SqlStore  # SQLAlchemy loads only when needed
 
             _stores[uri] = SqlStore(uri)
         return _stores[uri]
+
+
+def _absolute(uri: str) -> str:
+    """``sqlite:///rel.db`` -> an absolute path, so a later chdir cannot change the store."""
+    prefix = "sqlite:///"
+    path = uri.removeprefix(prefix)
+    if uri.startswith(prefix) and path and not path.startswith(("/", ":memory:", "file:")):
+        return prefix + os.path.abspath(path)
+    return uri
 
 
 def close_stores() -> None:

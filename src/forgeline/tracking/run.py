@@ -8,8 +8,11 @@ logging cost microseconds instead of a database transaction.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import math
 import numbers
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +31,27 @@ if TYPE_CHECKING:
     from forgeline.tracking.client import Client
 
 __all__ = ["ActiveRun"]
+
+# Runs started and not yet ended in this process: ended at exit so no point is lost.
+_live: set[ActiveRun] = set()
+_crashed = False  # an uncaught exception is ending the process
+
+
+def _note_crash(kind: type[BaseException], value: BaseException, tb: TracebackType | None
+                ) -> None:
+    global _crashed
+    _crashed = True
+    _previous_excepthook(kind, value, tb)
+
+
+_previous_excepthook = sys.excepthook
+
+
+@atexit.register
+def _end_live_runs() -> None:
+    for run in list(_live):
+        with contextlib.suppress(Exception):  # the store may be gone; exit regardless
+            run.end(RunStatus.FAILED if _crashed else RunStatus.FINISHED)
 
 
 def metric_value(key: str, value: Any) -> float:
@@ -70,6 +94,10 @@ class ActiveRun:
         self._ended = False
         self.on_end: Callable[[], None] | None = None  # the fluent API resets its context
         heartbeat.beat(self._store, self.run_id, heartbeat_s)
+        if sys.excepthook is not _note_crash:
+            global _previous_excepthook
+            _previous_excepthook, sys.excepthook = sys.excepthook, _note_crash
+        _live.add(self)
 
     def __repr__(self) -> str:
         return f"ActiveRun(run_id={self.run_id!r}, name={self.name!r})"
@@ -154,6 +182,7 @@ class ActiveRun:
         if self._ended:
             return
         self._ended = True
+        _live.discard(self)
         heartbeat.stop_beating(self.run_id)
         try:
             self.flush()

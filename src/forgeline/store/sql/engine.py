@@ -158,13 +158,21 @@ def migrate(engine: Engine) -> None:
     PostgreSQL with an advisory lock. Each migrator re-reads the version once it holds
     the lock, so only the first one does any work.
     """
-    if _current_revision(engine) == HEAD_REVISION:
+    current = _current_revision(engine)
+    if current == HEAD_REVISION:
         return
     from alembic import command  # imported only when a store needs migrating
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
+    known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
+    if current is not None and current not in known:
+        raise StoreError(
+            f"Store {redacted(str(engine.url))} has schema revision {current!r}, which this "
+            "Forgeline does not know: it was created by a newer version.",
+            hint="Upgrade Forgeline (pip install -U forgeline) to use this store.")
     postgres = engine.dialect.name == "postgresql"
     with engine.execution_options(forgeline_write=True).begin() as conn:
         if postgres:
