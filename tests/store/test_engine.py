@@ -144,7 +144,7 @@ def test_a_store_from_a_newer_forgeline_is_refused_untouched(tmp_path: Path) -> 
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
     close_stores()
-    with pytest.raises(StoreError, match="schema revision '9999_future'.*newer version"):
+    with pytest.raises(StoreError, match=r"schema revision '9999_future'.*newer version"):
         get_store(uri)
     with sqlite3.connect(tmp_path / "s.db") as conn:
         assert conn.execute("SELECT name FROM experiments").fetchall() == [("kept",)]
