@@ -178,8 +178,8 @@ def test_versions_number_in_order_and_resolve(store: Store, run_id: str) -> None
 def test_alias_moves_atomically_and_stays_unique(store: Store, run_id: str) -> None:
     for _ in range(3):
         store.create_model_version("fraud", run_id, "model")
-    store.set_alias("fraud", "champion", 1)
-    store.set_alias("fraud", "champion", 3)
+    assert store.set_alias("fraud", "champion", 1) is None
+    assert store.set_alias("fraud", "champion", 3) == 1
     assert store.get_alias("fraud", "champion") == 3
     assert store.get_model_version("fraud", 1).aliases == ()
     assert store.get_registered_model("fraud").aliases == {"champion": 3}
@@ -195,7 +195,9 @@ def test_deleting_an_aliased_version_is_refused(store: Store, run_id: str) -> No
     store.delete_model_version("fraud", 1)
     with pytest.raises(NotFound, match="Model 'fraud' has no version 1"):
         store.get_model_version("fraud", 1)
-    store.delete_alias("fraud", "champion")
+    assert store.delete_alias("fraud", "champion") == 2
+    with pytest.raises(NotFound, match="Model 'fraud' has no alias 'champion'"):
+        store.delete_alias("fraud", "champion")
     store.delete_model_version("fraud", 2)
     with pytest.raises(NotFound, match="Model 'fraud' has no versions"):
         store.resolve_model_version("fraud")

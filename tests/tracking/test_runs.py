@@ -149,3 +149,25 @@ def test_explicit_client_logging() -> None:
     assert stored.tags["note"] == "manual"
     with pytest.raises(InvalidInput, match="Metric 'auc' must be a number"):
         client.log_metric(run.run_id, "auc", "x")
+
+
+def test_runs_can_be_named_by_a_unique_id_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from forgeline.store.sql import runs as sql_runs
+
+    ids = iter([uuid.UUID("abcd1234" + "0" * 24), uuid.UUID("abcd5678" + "0" * 24)])
+    monkeypatch.setattr(sql_runs.uuid, "uuid4", lambda: next(ids))
+    client = fl.Client()
+    first = client.start_run("fraud")
+    second = client.start_run("fraud")
+    assert client.get_run("abcd1234").run_id == first.run_id
+    assert client.get_run("abcd5").run_id == second.run_id
+    with pytest.raises(InvalidInput, match="Run id prefix 'abcd' matches several runs"):
+        client.get_run("abcd")
+    with pytest.raises(fl.NotFound, match="No run id starts with 'ffff'"):
+        client.get_run("ffff")
+    with pytest.raises(fl.NotFound, match="Run 'xyz' not found"):
+        client.get_run("xyz")
+    first.end()
+    second.end()

@@ -132,12 +132,11 @@ def alias(
     if delete == (version is not None):
         raise typer.BadParameter("give either a VERSION or --delete.", param_hint="VERSION")
     client = get_client(ctx)
-    before = client.get_registered_model(name).aliases.get(alias_name)
     if version is None:
-        client.delete_alias(name, alias_name)
+        before = client.delete_alias(name, alias_name)
         typer.echo(f"{name}@{alias_name} deleted (was version {before})")
         return
-    client.set_alias(name, alias_name, version)
+    before = client.set_alias(name, alias_name, version)
     if before is None:
         change = "new"
     elif before == version:

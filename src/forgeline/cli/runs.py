@@ -23,7 +23,7 @@ from forgeline.cli.output import (
     table,
 )
 from forgeline.cli.state import get_client
-from forgeline.tracking.context import GIT_COMMIT, GIT_DIRTY, SYSTEM_TAG_PREFIX
+from forgeline.tracking.context import COMMAND, GIT_COMMIT, GIT_DIRTY, SYSTEM_TAG_PREFIX
 
 if TYPE_CHECKING:
     from forgeline.entities import Run
@@ -34,7 +34,6 @@ __all__ = ["app"]
 app = typer.Typer(help="Runs: list, inspect and compare them.", no_args_is_help=True)
 
 JSON_HELP = "Print JSON for scripts instead of a table."
-COMMAND_TAG = "forgeline.command"
 MAX_METRIC_COLUMNS = 6
 
 
@@ -101,15 +100,16 @@ def _info_rows(run: Run, experiment: str) -> list[tuple[str, Any]]:
     if GIT_COMMIT in run.tags:
         dirty = " (uncommitted changes)" if run.tags.get(GIT_DIRTY) == "true" else ""
         rows.append(("git commit", run.tags[GIT_COMMIT] + dirty))
-    if run.tags.get(COMMAND_TAG):
-        rows.append(("command", run.tags[COMMAND_TAG]))
+    if run.tags.get(COMMAND):
+        rows.append(("command", run.tags[COMMAND]))
     return rows
 
 
 @app.command("show")
 def show_run(
     ctx: typer.Context,
-    run_id: str = typer.Argument(..., metavar="RUN_ID", help="The full run id."),
+    run_id: str = typer.Argument(
+        ..., metavar="RUN_ID", help="The run id, or a unique prefix (8 characters as listed)."),
     all_tags: bool = typer.Option(False, "--all-tags",
                                   help="Also show the forgeline.* system tags."),
     as_json: bool = typer.Option(False, "--json",
@@ -162,7 +162,7 @@ def _same(values: Sequence[Any]) -> bool:
 def compare_runs(
     ctx: typer.Context,
     run_ids: list[str] = typer.Argument(..., metavar="RUN_ID",
-                                        help="Two or more full run ids."),
+                                        help="Two or more run ids or unique prefixes."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Compare runs side by side: one column per run; rows that differ are highlighted."""

@@ -56,12 +56,13 @@ class RegistryAPI:
         """Versions of ``name`` (every model when None), newest first."""
         return self.store.list_model_versions(check_model_name(name) if name else None)
 
-    def set_alias(self, name: str, alias: str, version: int) -> None:
-        """Point ``name@alias`` at ``version``; it moves atomically from where it was."""
-        self.store.set_alias(check_model_name(name), check_alias(alias), int(version))
+    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+        """Point ``name@alias`` at ``version`` atomically; returns the version it left."""
+        return self.store.set_alias(check_model_name(name), check_alias(alias), int(version))
 
-    def delete_alias(self, name: str, alias: str) -> None:
-        self.store.delete_alias(check_model_name(name), check_alias(alias))
+    def delete_alias(self, name: str, alias: str) -> int:
+        """Remove ``name@alias``; returns the version it pointed at."""
+        return self.store.delete_alias(check_model_name(name), check_alias(alias))
 
     def set_model_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         self.store.set_model_version_tag(check_model_name(name), int(version), key, value)

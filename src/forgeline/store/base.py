@@ -141,11 +141,12 @@ class Store(abc.ABC):
     def set_model_version_tag(self, name: str, version: int, key: str, value: str) -> None: ...
 
     @abc.abstractmethod
-    def set_alias(self, name: str, alias: str, version: int) -> None:
-        """Point ``alias`` at ``version``, atomically replacing where it pointed before."""
+    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+        """Point ``alias`` at ``version`` atomically; return where it pointed before."""
 
     @abc.abstractmethod
-    def delete_alias(self, name: str, alias: str) -> None: ...
+    def delete_alias(self, name: str, alias: str) -> int:
+        """Remove an alias; return the version it pointed at. NotFound if unset."""
 
     @abc.abstractmethod
     def get_alias(self, name: str, alias: str) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 from forgeline.config import Settings, load_settings
 from forgeline.entities import Artifact, Dataset, Experiment, Metric, PagedList, Run
-from forgeline.errors import NotFound
+from forgeline.errors import InvalidInput, NotFound
 from forgeline.names import check_name
 from forgeline.registry.client import RegistryAPI
 from forgeline.store import LocalArtifactStore, Store, get_store
@@ -101,7 +101,22 @@ class Client(RegistryAPI):
                          s.heartbeat_s)
 
     def get_run(self, run_id: str) -> Run:
-        return self.store.get_run(run_id)
+        """A run by its id or a unique prefix of it (at least 4 characters)."""
+        return self.store.get_run(self.resolve_run_id(run_id))
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """The full id of the one run whose id starts with ``prefix``."""
+        if len(prefix) == 32 or not 4 <= len(prefix) < 32 or not all(
+                c in "0123456789abcdef" for c in prefix):
+            return prefix  # a full id, or not a prefix: get_run says NotFound if unknown
+        found = self.search_runs(None, f"run_id LIKE '{prefix}%'", max_results=2)
+        if not found:
+            raise NotFound(f"No run id starts with {prefix!r}.",
+                           hint="List runs with `forgeline runs list`.")
+        if len(found) > 1:
+            raise InvalidInput(f"Run id prefix {prefix!r} matches several runs.",
+                               hint="Give more characters of the id.")
+        return found[0].run_id
 
     def search_runs(self, experiment: str | Sequence[str] | None = None,
                     filter: str | None = None, order_by: Sequence[str] | None = None,

@@ -10,12 +10,12 @@ import shlex
 import socket
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
-__all__ = ["GIT_COMMIT", "GIT_DIRTY", "SYSTEM_TAG_PREFIX", "run_context_tags"]
+__all__ = ["COMMAND", "GIT_COMMIT", "GIT_DIRTY", "SYSTEM_TAG_PREFIX", "run_context_tags"]
 
 SYSTEM_TAG_PREFIX = "forgeline."
+COMMAND = "forgeline.command"
 GIT_COMMIT = "forgeline.git.commit"
 GIT_DIRTY = "forgeline.git.dirty"
 _KEY_PACKAGES = ("forgeline", "numpy", "pandas", "scikit-learn", "lightgbm", "xgboost",
@@ -41,9 +41,11 @@ def _source_dir() -> Path:
 @functools.cache
 def run_context_tags() -> dict[str, str]:
     """Computed once per process: the git commit and dirty flag when inside a repository."""
+    from importlib import metadata  # only when a run starts: keeps `forgeline --help` fast
+
     tags = {
         "forgeline.python": platform.python_version(),
-        "forgeline.command": shlex.join(sys.argv) if sys.argv else "",
+        COMMAND: shlex.join(sys.argv) if sys.argv else "",
         "forgeline.user": getpass.getuser(),
         "forgeline.host": socket.gethostname(),
     }

@@ -156,25 +156,30 @@ class RegistryMixin(SqlBase):
                 "value": str(value)}], keys=("name", "version", "key"), update=("value",))
         self._write(tx)
 
-    def set_alias(self, name: str, alias: str, version: int) -> None:
+    def set_alias(self, name: str, alias: str, version: int) -> int | None:
         check_alias(alias)
 
-        def tx(conn: Connection) -> None:
+        def tx(conn: Connection) -> int | None:
             self._require_version(conn, name, version)
+            before = conn.execute(sa.select(_al.version).where(
+                _al.name == name, _al.alias == alias).with_for_update()).scalar()
             self._upsert(conn, t.model_aliases, [{"name": name, "alias": alias,
                                                   "version": version}],
                          keys=("name", "alias"), update=("version",))
             conn.execute(t.registered_models.update().where(_rm.name == name)
                          .values(last_updated_time=now_ms()))
-        self._write(tx)
+            return before
+        return self._write(tx)
 
-    def delete_alias(self, name: str, alias: str) -> None:
-        def tx(conn: Connection) -> None:
-            deleted = conn.execute(t.model_aliases.delete().where(_al.name == name,
-                                                                  _al.alias == alias))
-            if deleted.rowcount == 0:
+    def delete_alias(self, name: str, alias: str) -> int:
+        def tx(conn: Connection) -> int:
+            before = conn.execute(sa.select(_al.version).where(
+                _al.name == name, _al.alias == alias).with_for_update()).scalar()
+            if before is None:
                 raise NotFound(f"Model {name!r} has no alias {alias!r}.")
-        self._write(tx)
+            conn.execute(t.model_aliases.delete().where(_al.name == name, _al.alias == alias))
+            return before
+        return self._write(tx)
 
     def get_alias(self, name: str, alias: str) -> int:
         def read(conn: Connection) -> int | None:
