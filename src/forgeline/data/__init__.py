@@ -1,0 +1,1 @@
+"""Data: load, version, infer and validate schemas, profile, split, check for leakage."""

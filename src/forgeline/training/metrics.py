@@ -1,0 +1,84 @@
+"""Task metrics in one table: their direction and how to compute them.
+
+Tuning, evaluation, the registration gate and monitoring all read scores through here,
+so "higher is better" is decided in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+from forgeline.errors import InvalidSpec
+from forgeline.training.spec import Task
+
+__all__ = ["DEFAULT_METRIC", "METRICS", "Metric", "get_metric"]
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    tasks: frozenset[Task]
+    greater_is_better: bool
+    needs_proba: bool
+    fn: Callable[..., float]  # fn(y_true, y_pred_or_proba, classes) -> float
+
+    def __call__(self, y_true: np.ndarray, prediction: np.ndarray,
+                 classes: np.ndarray | None = None) -> float:
+        return float(self.fn(y_true, prediction, classes))
+
+    def better(self, a: float, b: float) -> bool:
+        """True when score ``a`` is strictly better than ``b``."""
+        return a > b if self.greater_is_better else a < b
+
+
+_C = frozenset({Task.BINARY, Task.MULTICLASS})
+_B = frozenset({Task.BINARY})
+_R = frozenset({Task.REGRESSION})
+
+
+def _positive(proba: np.ndarray) -> np.ndarray:
+    return proba[:, 1] if proba.ndim == 2 else proba
+
+
+def _auc(y: np.ndarray, proba: np.ndarray, classes: np.ndarray | None) -> float:
+    if proba.ndim == 2 and proba.shape[1] > 2:
+        return skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes)
+    return skm.roc_auc_score(y, _positive(proba))
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in [
+    Metric("roc_auc", _C, True, True, _auc),
+    Metric("average_precision", _B, True, True,
+           lambda y, p, c: skm.average_precision_score(y, _positive(p))),
+    Metric("log_loss", _C, False, True, lambda y, p, c: skm.log_loss(y, p, labels=c)),
+    Metric("brier", _B, False, True, lambda y, p, c: skm.brier_score_loss(y, _positive(p))),
+    Metric("accuracy", _C, True, False, lambda y, p, c: skm.accuracy_score(y, p)),
+    Metric("balanced_accuracy", _C, True, False,
+           lambda y, p, c: skm.balanced_accuracy_score(y, p)),
+    Metric("f1", _B, True, False, lambda y, p, c: skm.f1_score(y, p, pos_label=c[-1]
+                                                               if c is not None else 1)),
+    Metric("f1_macro", _C, True, False, lambda y, p, c: skm.f1_score(y, p, average="macro")),
+    Metric("rmse", _R, False, False, lambda y, p, c: skm.root_mean_squared_error(y, p)),
+    Metric("mae", _R, False, False, lambda y, p, c: skm.mean_absolute_error(y, p)),
+    Metric("r2", _R, True, False, lambda y, p, c: skm.r2_score(y, p)),
+]}
+
+DEFAULT_METRIC = {Task.BINARY: "roc_auc", Task.MULTICLASS: "f1_macro", Task.REGRESSION: "rmse"}
+
+
+def get_metric(name: str | None, task: Task) -> Metric:
+    """The metric called ``name`` (the task's default when None), checked against the task."""
+    name = name or DEFAULT_METRIC[task]
+    metric = METRICS.get(name)
+    if metric is None:
+        known = ", ".join(sorted(m for m, v in METRICS.items() if task in v.tasks))
+        raise InvalidSpec(f"Unknown metric {name!r}.", hint=f"For {task} use one of: {known}.")
+    if task not in metric.tasks:
+        known = ", ".join(sorted(m for m, v in METRICS.items() if task in v.tasks))
+        raise InvalidSpec(f"Metric {name!r} does not apply to a {task} task.",
+                          hint=f"Use one of: {known}.")
+    return metric

@@ -1,0 +1,240 @@
+"""The training spec: YAML validated by pydantic, with defaults inferred from the data.
+
+Only ``name``, ``data.path`` and ``data.target`` are required. An unknown key or a wrong
+type is an InvalidSpec naming the key and its line in the file. ``--set key=value``
+overrides any field (``tuning.trials=5``, ``models=[lightgbm]``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from forgeline.errors import ForgelineError, InvalidSpec
+from forgeline.names import check_alias, check_model_name
+
+__all__ = ["Policy", "SplitStrategy", "Task", "TrainSpec", "load_spec", "parse_overrides"]
+
+
+class Task(StrEnum):
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+    REGRESSION = "regression"
+
+
+class SplitStrategy(StrEnum):
+    RANDOM = "random"
+    STRATIFIED = "stratified"
+    TIME = "time"
+    GROUP = "group"
+
+
+class Policy(StrEnum):
+    FAIL = "fail"
+    WARN = "warn"
+    IGNORE = "ignore"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _checked(check: Any, value: Any) -> Any:
+    """Run a forgeline name check inside a validator, so its error names the spec line."""
+    try:
+        return check(value)
+    except ForgelineError as e:
+        raise ValueError(e.message) from None
+
+
+class DataSpec(_Strict):
+    path: Path
+    target: str
+    time_column: str | None = None
+    group_column: str | None = None
+    drop: tuple[str, ...] = ()
+    sensitive: tuple[str, ...] = ()
+
+
+class SplitSpec(_Strict):
+    strategy: SplitStrategy | None = None  # None: time > group > stratified > random
+    test_size: float = Field(0.2, gt=0.0, lt=0.9)
+    allow_random_on_time: bool = False  # a random split of time-ordered data is refused
+
+
+class FeatureSpec(_Strict):
+    """Overrides of the inferred column kinds."""
+
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    boolean: tuple[str, ...] = ()
+    datetime: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()
+    id: tuple[str, ...] = ()
+    encoding: Literal["auto", "onehot", "target"] = "auto"
+    max_onehot: int = Field(20, ge=2)  # above this many categories "auto" target-encodes
+
+
+class TuningSpec(_Strict):
+    trials: int = Field(20, ge=1)
+    timeout_s: float | None = Field(600.0, gt=0)
+    cv_folds: int = Field(5, ge=2, le=20)
+    n_jobs: int = Field(1, ge=-1)  # parallel trials; -1: one per core
+    pruning: bool = True
+
+
+class LeakageSpec(_Strict):
+    target_leak: Policy = Policy.FAIL
+    train_test_overlap: Policy = Policy.FAIL
+    time_travel: Policy = Policy.FAIL
+    group_overlap: Policy = Policy.FAIL
+    id_columns: Policy = Policy.WARN
+    target_leak_threshold: float = Field(0.98, gt=0.5, le=1.0)
+
+
+class RegisterSpec(_Strict):
+    enabled: bool = True
+    min_score: float | None = None
+    alias: str | None = None
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, value: str | None) -> str | None:
+        return None if value is None else _checked(check_alias, value)
+
+
+class TrainSpec(_Strict):
+    name: str
+    data: DataSpec
+    task: Task | None = None  # inferred from the target
+    split: SplitSpec = SplitSpec()
+    features: FeatureSpec = FeatureSpec()
+    models: tuple[str, ...] = ()  # empty: a sensible set for the task
+    tuning: TuningSpec = TuningSpec()
+    metric: str | None = None  # None: roc_auc (binary), f1_macro (multiclass), rmse
+    leakage: LeakageSpec = LeakageSpec()
+    registration: RegisterSpec = Field(RegisterSpec(), alias="register")
+    seed: int = 42
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _checked(check_model_name, value)
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["tuning.trials=5", "models=[lightgbm]"]`` -> a nested dict (values parsed as YAML)."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidSpec(f"Invalid override {item!r}: expected key=value.",
+                              hint="For example --set tuning.trials=5")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise InvalidSpec(f"Invalid override {item!r}: the value is not valid YAML ({e})."
+                              ) from None
+        node = result
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InvalidSpec(f"Invalid override {item!r}: {part!r} is not a section.")
+        node[leaf] = value
+    return result
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _lines(node: yaml.Node, path: tuple[str | int, ...] = ()) -> dict[tuple[str | int, ...], int]:
+    """Every key path in a YAML document -> its 1-based line."""
+    found: dict[tuple[str | int, ...], int] = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = (*path, key.value)
+            found[sub] = key.start_mark.line + 1
+            found.update({k: v for k, v in _lines(value, sub).items() if k != sub})
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found.update(_lines(item, (*path, i)))
+    return found
+
+
+def _spec_error(e: ValidationError, source: str, lines: dict[tuple[str | int, ...], int]
+                ) -> InvalidSpec:
+    problems = []
+    for err in e.errors()[:5]:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(
+            ("function-", "literal["))))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+        where = f" (line {line})" if line else ""
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key {key!r}{where}")
+        elif err["type"] == "missing":
+            problems.append(f"missing required key {key!r}")
+        else:
+            message = err["msg"].removeprefix("Value error, ").rstrip(".")
+            problems.append(f"{key}{where}: {message}")
+    more = f" (and {len(e.errors()) - 5} more)" if len(e.errors()) > 5 else ""
+    return InvalidSpec(f"Invalid spec {source}: " + "; ".join(problems) + more + ".",
+                       hint="Only name, data.path and data.target are required.")
+
+
+def load_spec(source: str | Path | dict[str, Any] | TrainSpec,
+              overrides: list[str] | tuple[str, ...] = ()) -> TrainSpec:
+    """Read a spec from a YAML file (or a dict), apply ``--set`` overrides, validate it.
+
+    A relative ``data.path`` in a file is taken relative to the file's folder.
+    """
+    if isinstance(source, TrainSpec) and not overrides:
+        return source
+    lines: dict[tuple[str | int, ...], int] = {}
+    base = Path.cwd()
+    label = "(dict)"
+    if isinstance(source, TrainSpec):
+        raw: Any = source.model_dump(mode="json", by_alias=True)
+    elif isinstance(source, dict):
+        raw = source
+    else:
+        path = Path(source)
+        label = str(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise InvalidSpec(f"Cannot read spec {label}: {e.strerror or e}.",
+                              hint="Check the path to the YAML file.") from None
+        try:
+            raw = yaml.safe_load(text)
+            node = yaml.compose(text)
+        except yaml.YAMLError as e:
+            raise InvalidSpec(f"Spec {label} is not valid YAML: {e}".replace("\n", " ")
+                              ) from None
+        if node is not None:
+            lines = _lines(node)
+        base = path.parent
+    if not isinstance(raw, dict):
+        raise InvalidSpec(f"Spec {label} must be a mapping with at least name, data.path and "
+                          "data.target.")
+    raw = _merge(raw, parse_overrides(overrides))
+    try:
+        spec = TrainSpec.model_validate(raw)
+    except ValidationError as e:
+        raise _spec_error(e, label, lines) from None
+    if not spec.data.path.is_absolute():
+        spec = spec.model_copy(update={"data": spec.data.model_copy(
+            update={"path": (base / spec.data.path).resolve()})})
+    return spec
