@@ -49,6 +49,19 @@ from forgeline.tracking.run import ActiveRun
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``fl.train`` and ``fl.load_model`` load scikit-learn only when first used."""
+    if name == "train":
+        from forgeline.training.train import train
+
+        return train
+    if name == "load_model":
+        from forgeline.packaging import load_model
+
+        return load_model
+    raise AttributeError(f"module 'forgeline' has no attribute {name!r}")
+
 __all__ = [
     "ActiveRun",
     "AlreadyExists",
@@ -72,6 +85,7 @@ __all__ = [
     "StoreError",
     "active_run",
     "end_run",
+    "load_model",
     "log_artifact",
     "log_dataset",
     "log_metric",
@@ -81,4 +95,5 @@ __all__ = [
     "set_tag",
     "set_tags",
     "start_run",
+    "train",
 ]

@@ -175,6 +175,16 @@ def test_versions_number_in_order_and_resolve(store: Store, run_id: str) -> None
     assert model.latest_version == 2 and model.aliases == {"champion": 1}
 
 
+def test_a_version_registered_with_aliases(store: Store, run_id: str) -> None:
+    store.create_model_version("fraud", run_id, "model", aliases=["champion"])
+    v2 = store.create_model_version("fraud", run_id, "model", aliases=["champion", "latest_good"])
+    assert v2.aliases == ("champion", "latest_good")
+    assert store.get_registered_model("fraud").aliases == {"champion": 2, "latest_good": 2}
+    with pytest.raises(InvalidInput, match="Invalid alias 'v9'"):
+        store.create_model_version("fraud", run_id, "model", aliases=["ok", "v9"])
+    assert store.get_registered_model("fraud").latest_version == 2  # nothing half-made
+
+
 def test_alias_moves_atomically_and_stays_unique(store: Store, run_id: str) -> None:
     for _ in range(3):
         store.create_model_version("fraud", run_id, "model")

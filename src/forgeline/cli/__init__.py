@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from forgeline.cli import experiments, models, runs
+from forgeline.cli import experiments, models, runs, train
 from forgeline.cli.output import error_line
 from forgeline.cli.state import State
 from forgeline.errors import ForgelineError, exit_code
@@ -55,6 +55,7 @@ app = typer.Typer(
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+train.register(app)
 
 
 @app.callback()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,12 +23,13 @@ class RegistryAPI:
     artifacts: LocalArtifactStore
 
     def register_model(self, name: str, run_id: str, artifact_path: str = "model",
-                       description: str = "",
-                       tags: Mapping[str, str] | None = None) -> ModelVersion:
+                       description: str = "", tags: Mapping[str, str] | None = None,
+                       aliases: Sequence[str] = ()) -> ModelVersion:
         """Register what ``run_id`` logged under ``artifact_path`` as the next version of ``name``.
 
         The run must have logged at least one file there; the version records the run,
-        and through it the datasets and code that produced it.
+        and through it the datasets and code that produced it. ``aliases`` (such as
+        ``["challenger"]``) point at the new version in the same transaction.
         """
         check_model_name(name)
         path = safe_artifact_path(artifact_path)
@@ -36,7 +37,8 @@ class RegistryAPI:
             raise InvalidInput(
                 f"Run {run_id} logged no artifacts under {path!r}; nothing to register.",
                 hint="Log the model first, e.g. run.log_artifact('model_dir', 'model').")
-        return self.store.create_model_version(name, run_id, path, description, tags)
+        return self.store.create_model_version(name, run_id, path, description, tags,
+                                               [check_alias(a) for a in aliases])
 
     def get_registered_model(self, name: str) -> RegisteredModel:
         return self.store.get_registered_model(check_model_name(name))

@@ -122,9 +122,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def create_model_version(self, name: str, run_id: str | None, artifact_path: str,
-                             description: str = "",
-                             tags: Mapping[str, str] | None = None) -> ModelVersion:
-        """Add the next version (1, 2, ...) of a registered model, creating the model."""
+                             description: str = "", tags: Mapping[str, str] | None = None,
+                             aliases: Sequence[str] = ()) -> ModelVersion:
+        """Add the next version (1, 2, ...) of a registered model, creating the model.
+
+        ``aliases`` point at the new version in the same transaction: all or nothing.
+        """
 
     @abc.abstractmethod
     def get_model_version(self, name: str, version: int) -> ModelVersion: ...

@@ -44,6 +44,12 @@ def _positive(proba: np.ndarray) -> np.ndarray:
     return proba[:, 1] if proba.ndim == 2 else proba
 
 
+def _is_positive(y: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+    """The positive class of a binary task is the second in sorted order (1, True, "yes")."""
+    positive = classes[1] if classes is not None and len(classes) == 2 else 1
+    return np.asarray(y) == positive
+
+
 def _auc(y: np.ndarray, proba: np.ndarray, classes: np.ndarray | None) -> float:
     if proba.ndim == 2 and proba.shape[1] > 2:
         return skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes)
@@ -53,14 +59,15 @@ def _auc(y: np.ndarray, proba: np.ndarray, classes: np.ndarray | None) -> float:
 METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("roc_auc", _C, True, True, _auc),
     Metric("average_precision", _B, True, True,
-           lambda y, p, c: skm.average_precision_score(y, _positive(p))),
+           lambda y, p, c: skm.average_precision_score(_is_positive(y, c), _positive(p))),
     Metric("log_loss", _C, False, True, lambda y, p, c: skm.log_loss(y, p, labels=c)),
-    Metric("brier", _B, False, True, lambda y, p, c: skm.brier_score_loss(y, _positive(p))),
+    Metric("brier", _B, False, True,
+           lambda y, p, c: skm.brier_score_loss(_is_positive(y, c), _positive(p))),
     Metric("accuracy", _C, True, False, lambda y, p, c: skm.accuracy_score(y, p)),
     Metric("balanced_accuracy", _C, True, False,
            lambda y, p, c: skm.balanced_accuracy_score(y, p)),
-    Metric("f1", _B, True, False, lambda y, p, c: skm.f1_score(y, p, pos_label=c[-1]
-                                                               if c is not None else 1)),
+    Metric("f1", _B, True, False,
+           lambda y, p, c: skm.f1_score(_is_positive(y, c), _is_positive(p, c))),
     Metric("f1_macro", _C, True, False, lambda y, p, c: skm.f1_score(y, p, average="macro")),
     Metric("rmse", _R, False, False, lambda y, p, c: skm.root_mean_squared_error(y, p)),
     Metric("mae", _R, False, False, lambda y, p, c: skm.mean_absolute_error(y, p)),

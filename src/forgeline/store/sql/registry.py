@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -60,9 +60,11 @@ class RegistryMixin(SqlBase):
         return self._read(lambda conn: self._models(conn, None))
 
     def create_model_version(self, name: str, run_id: str | None, artifact_path: str,
-                             description: str = "",
-                             tags: Mapping[str, str] | None = None) -> ModelVersion:
+                             description: str = "", tags: Mapping[str, str] | None = None,
+                             aliases: Sequence[str] = ()) -> ModelVersion:
         check_model_name(name)
+        for alias in aliases:
+            check_alias(alias)
 
         def tx(conn: Connection) -> int:
             if run_id is not None:
@@ -85,6 +87,9 @@ class RegistryMixin(SqlBase):
                      "value": str(v)} for k, v in (tags or {}).items()]
             if rows:
                 conn.execute(t.model_version_tags.insert(), rows)
+            self._upsert(conn, t.model_aliases,
+                         [{"name": name, "alias": a, "version": version} for a in aliases],
+                         keys=("name", "alias"), update=("version",))
             return version
 
         return self.get_model_version(name, self._write(tx))

@@ -1,0 +1,50 @@
+"""``forgeline train SPEC`` and ``forgeline report RUN_ID``."""
+
+from __future__ import annotations
+
+import typer
+
+from forgeline.cli.output import console, fmt_value, key_value_table, print_json
+from forgeline.cli.state import get_client
+
+__all__ = ["register"]
+
+
+def train_command(
+    ctx: typer.Context,
+    spec: str = typer.Argument(..., metavar="SPEC", help="The training spec (YAML)."),
+    overrides: list[str] | None = typer.Option(
+        None, "--set", metavar="KEY=VALUE",
+        help="Override a spec field, e.g. --set tuning.trials=5 (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train, evaluate and register a model from a data file and a spec."""
+    from forgeline.training.train import train  # scikit-learn and Optuna load only here
+
+    result = train(spec, overrides or (), client=get_client(ctx))
+    if as_json:
+        print_json(result)
+        return
+    version = result.model_version
+    rows = [("run id", result.run_id), ("task", result.task.value), ("model", result.model),
+            (f"cv {result.metric}", fmt_value(result.cv_score)),
+            (f"test {result.metric}", fmt_value(result.score)),
+            ("registered", (f"{version.ref}" + "".join(f" @{a}" for a in version.aliases))
+             if version else "no"),
+            ("why", result.registered_reason), ("report", str(result.report))]
+    console().print(key_value_table(rows, title="Training finished"))
+
+
+def report_command(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., metavar="RUN_ID", help="A training run id or prefix."),
+) -> None:
+    """Print the path of a training run's HTML report (copied out of the artifact store)."""
+    from forgeline.training.train import report_path
+
+    typer.echo(str(report_path(get_client(ctx), run_id)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("report")(report_command)

@@ -1,0 +1,258 @@
+"""``fl.train(spec)``: from a data file and a spec to a tuned, checked, registered model.
+
+load → version → infer schema and task → validate → split → leakage checks → tune (each
+trial a child run) → refit on the whole training split → evaluate on the untouched test
+split → package → register when the score passes the gate. Everything is recorded in one
+run; a failure marks it FAILED and registers nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+
+from forgeline.data.findings import Finding
+from forgeline.data.inference import infer_schema, infer_task
+from forgeline.data.io import load_table
+from forgeline.data.leakage import check_leakage, enforce
+from forgeline.data.profile import build_profile
+from forgeline.data.schema import ColumnKind, Schema
+from forgeline.data.split import split_frame
+from forgeline.data.validation import validate
+from forgeline.data.versioning import dataset_version
+from forgeline.engines import get_engine
+from forgeline.entities import ModelVersion
+from forgeline.errors import InvalidInput, NotFound
+from forgeline.packaging.package import save_package
+from forgeline.packaging.signature import Signature
+from forgeline.reports import render_card, render_report
+from forgeline.tracking.client import Client
+from forgeline.tracking.run import ActiveRun
+from forgeline.training.evaluate import Evaluation, evaluate
+from forgeline.training.metrics import get_metric
+from forgeline.training.progress import TrialProgress
+from forgeline.training.spec import Task, TrainSpec, load_spec
+from forgeline.training.tuning import ModelPlan, TrialOutcome, TuningResult, cv_folds, tune
+from forgeline.training.zoo import resolve_models
+
+__all__ = ["REPORT_PATH", "TrainResult", "report_path", "train"]
+
+REPORT_PATH = "report/report.html"  # where a training run keeps its report
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    task: Task
+    metric: str
+    score: float  # on the test split
+    cv_score: float
+    model: str
+    params: dict[str, Any]
+    model_version: ModelVersion | None
+    registered_reason: str  # why it was, or was not, registered
+    report: Path  # a local copy of the HTML report
+
+
+def _overrides(spec: TrainSpec) -> dict[str, ColumnKind]:
+    f = spec.features
+    pairs = [(f.numeric, ColumnKind.NUMERIC), (f.categorical, ColumnKind.CATEGORICAL),
+             (f.boolean, ColumnKind.BOOLEAN), (f.datetime, ColumnKind.DATETIME),
+             (f.text, ColumnKind.TEXT), (f.id, ColumnKind.ID)]
+    return {name: kind for names, kind in pairs for name in names}
+
+
+def _feature_columns(schema: Schema, spec: TrainSpec) -> tuple[str, ...]:
+    """Every column but ids, the sensitive columns (sliced on, not learned from), and the
+    time and group columns (they describe the split, not the case)."""
+    d = spec.data
+    excluded = {*d.sensitive, d.time_column, d.group_column}
+    features = tuple(c for c in schema.names() if c not in excluded
+                     and schema[c].kind is not ColumnKind.ID)
+    if not features:
+        raise InvalidInput("No feature columns are left to learn from.",
+                           hint="Check data.drop, data.sensitive and the id columns.")
+    return features
+
+
+def _weighted(task: Task, y: pd.Series) -> bool:
+    """Weight classes when the rarest is under a quarter of the most common."""
+    if task is Task.REGRESSION:
+        return False
+    counts = y.value_counts()
+    return bool(counts.min() < 0.25 * counts.max())
+
+
+def _passes(spec: TrainSpec, evaluation: Evaluation, greater_is_better: bool) -> tuple[bool, str]:
+    gate = spec.registration
+    if not gate.enabled:
+        return False, "registration is disabled in the spec"
+    if gate.min_score is None:
+        return True, "no minimum score set"
+    ok = (evaluation.score >= gate.min_score if greater_is_better
+          else evaluation.score <= gate.min_score)
+    relation = ">=" if greater_is_better else "<="
+    verdict = "passes" if ok else "fails"
+    return ok, (f"test {evaluation.metric} {evaluation.score:.4f} {verdict} "
+                f"{relation} {gate.min_score}")
+
+
+def _log_trial(parent: ActiveRun, experiment: str, outcome: TrialOutcome, metric: str) -> None:
+    """One child run per trial, under the training run."""
+    with parent.client.start_run(experiment, name=f"trial-{outcome.number}",
+                                 parent_run_id=parent.run_id,
+                                 tags={"forgeline.trial.state": outcome.state,
+                                       "forgeline.trial.model": outcome.model}) as child:
+        child.log_params({"model": outcome.model, **outcome.params})
+        for fold, score in enumerate(outcome.fold_scores):
+            child.log_metric(f"cv_{metric}_fold", score, step=fold)
+        if outcome.score is not None:
+            child.log_metric(f"cv_{metric}", outcome.score)
+        child.log_metric("seconds", outcome.seconds)
+        if outcome.error:
+            child.set_tag("forgeline.trial.error", outcome.error[:500])
+
+
+def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str] = (), *,
+          client: Client | None = None, console: Console | None = None) -> TrainResult:
+    """Train, evaluate and (when it passes) register a model described by ``spec``."""
+    spec = load_spec(spec, tuple(overrides))
+    client = client or Client()
+    console = console or Console(stderr=True)
+    d = spec.data
+    with console.status("Loading data"):
+        frame = load_table(d.path)
+    with client.start_run(spec.name, name="train", tags={"forgeline.kind": "train"}) as run:
+        run.log_params({"spec": json.dumps(spec.model_dump(mode="json", by_alias=True),
+                                           sort_keys=True)[:6000]})
+        dataset = dataset_version(frame, d.path.stem, str(d.path))
+        run.log_dataset(dataset, "source")
+        schema = infer_schema(frame, d.target, _overrides(spec), d.drop)
+        task = spec.task or infer_task(frame[d.target])
+        report = validate(frame, schema, task)
+        frame = frame[frame[d.target].notna()]
+        train_index, test_index = split_frame(
+            frame, spec.split.strategy, spec.split.test_size, spec.seed, target=d.target,
+            task=task, time_column=d.time_column, group_column=d.group_column,
+            allow_random_on_time=spec.split.allow_random_on_time)
+        train_frame, test_frame = frame.loc[train_index], frame.loc[test_index]
+        findings = list(report.findings) + check_leakage(
+            train_frame, test_frame, schema, task, spec.leakage, time_column=d.time_column,
+            group_column=d.group_column, seed=spec.seed)
+        _log_json(run, {"validation": report.to_dict(),
+                        "findings": [_finding(f) for f in findings]}, "report/checks.json")
+        enforce(findings)
+        for part, rows in (("train", train_frame), ("test", test_frame)):
+            run.log_dataset(dataset_version(rows, f"{d.path.stem}-{part}", str(d.path)), part)
+
+        features = _feature_columns(schema, spec)
+        X, y = train_frame[list(features)], train_frame[d.target]
+        plan = ModelPlan(task, schema, features, get_metric(spec.metric, task).name,
+                         spec.seed, _weighted(task, y), spec.features.encoding,
+                         spec.features.max_onehot)
+        kinds = resolve_models(spec.models, task)
+        run.log_params({"task": task.value, "metric": plan.metric, "rows_train": len(X),
+                        "rows_test": len(test_frame), "features": len(features),
+                        "class_weights": plan.weighted})
+        folds = cv_folds(task, y, spec.tuning.cv_folds, spec.seed, strategy=spec.split.strategy,
+                         groups=train_frame[d.group_column] if d.group_column else None,
+                         times=train_frame[d.time_column] if d.time_column else None)
+        started = time.monotonic()
+        with TrialProgress(console, spec.tuning.trials, plan.metric) as progress:
+            def on_trial(outcome: TrialOutcome, best: TrialOutcome | None) -> None:
+                _log_trial(run, spec.name, outcome, plan.metric)
+                progress.update(outcome, best)
+
+            tuned = tune(plan, kinds, X, y, folds, spec.tuning,
+                         get_engine(None, spec.tuning.n_jobs), on_trial)
+        run.log_metric("tuning_seconds", time.monotonic() - started)
+        return _finish(spec, client, run, console, plan, tuned, train_frame, test_frame,
+                       schema, dataset, report, findings)
+
+
+def _finish(spec: TrainSpec, client: Client, run: ActiveRun, console: Console,
+            plan: ModelPlan, tuned: TuningResult, train_frame: pd.DataFrame,
+            test_frame: pd.DataFrame, schema: Schema, dataset: Any, report: Any,
+            findings: list[Finding]) -> TrainResult:
+    d, best, features = spec.data, tuned.best, list(plan.features)
+    with console.status(f"Refitting {best.model} on the training split and evaluating"):
+        model = plan.pipeline(best.model, best.params).fit(train_frame[features],
+                                                            train_frame[d.target])
+        sensitive = test_frame[list(d.sensitive)] if d.sensitive else None
+        evaluation = evaluate(model, test_frame[features], test_frame[d.target], plan.task,
+                              metric=plan.metric, sensitive=sensitive, seed=spec.seed)
+    run.log_params({"model": best.model, **{f"model.{k}": v for k, v in best.params.items()}})
+    run.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
+    run.log_metric(f"cv_{plan.metric}", best.score or float("nan"))
+    summary = {"model name": spec.name, "run id": run.run_id, "task": plan.task.value,
+               "model": best.model, f"test {plan.metric}": round(evaluation.score, 4),
+               f"cv {plan.metric}": round(best.score or float("nan"), 4),
+               "dataset": f"{dataset.name} ({dataset.digest[:12]})",
+               "rows (train / test)": f"{len(train_frame)} / {len(test_frame)}"}
+    card = render_card(name=spec.name, version=None, evaluation=evaluation, summary=summary,
+                       data=report.to_dict(), findings=findings)
+    classes = getattr(model, "classes_", None)
+    signature = Signature.from_frame(train_frame[features], schema, plan.task.value,
+                                     None if classes is None else list(classes))
+    profile = build_profile(train_frame[[*features, d.target]], schema)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = save_package(Path(tmp) / "model", model, signature, profile=profile,
+                               metrics=evaluation.to_dict()["metrics"], card=card)
+        run.log_artifact(package, "model")
+        html = render_report(Path(tmp) / "report.html", title=f"{spec.name}: training report",
+                             evaluation=evaluation, summary=summary, data=report.to_dict(),
+                             findings=findings, trials=[_trial(t) for t in tuned.trials])
+        run.log_artifact(html, "report")
+        (Path(tmp) / "card.md").write_text(card)
+        run.log_artifact(Path(tmp) / "card.md", "report")
+    _log_json(run, evaluation.to_dict(), "report/evaluation.json")
+    ok, reason = _passes(spec, evaluation, plan.scorer.greater_is_better)
+    version = None
+    run.flush()
+    if ok:
+        alias = spec.registration.alias
+        version = client.register_model(spec.name, run.run_id, "model",
+                                        description=f"{best.model}, test {plan.metric} "
+                                                    f"{evaluation.score:.4f}",
+                                        aliases=[alias] if alias else [])
+    run.set_tags({"forgeline.registered": str(version.ref if version else "no"),
+                  "forgeline.registered.reason": reason})
+    local = report_path(client, run.run_id)
+    return TrainResult(run.run_id, plan.task, plan.metric, evaluation.score,
+                       best.score or float("nan"), best.model, best.params, version, reason,
+                       local)
+
+
+def report_path(client: Client, run_id: str) -> Path:
+    """A local copy of a training run's HTML report (``<home>/reports/<run id>/``)."""
+    run = client.get_run(run_id)
+    if not client.list_artifacts(run.run_id, REPORT_PATH):
+        raise NotFound(f"Run {run.run_id} has no report.",
+                       hint="Reports belong to training runs (forgeline train).")
+    return client.download_artifacts(run.run_id, REPORT_PATH,
+                                     client.settings.home.absolute() / "reports" / run.run_id)
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    return {"check": f.check, "severity": f.severity.value, "message": f.message,
+            "columns": list(f.columns), "details": f.details}
+
+
+def _trial(t: TrialOutcome) -> dict[str, Any]:
+    return {"number": t.number, "model": t.model, "score": t.score, "state": t.state,
+            "params": t.params, "seconds": round(t.seconds, 2), "defaults": t.defaults}
+
+
+def _log_json(run: ActiveRun, payload: Any, artifact: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact).name
+        path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+        run.log_artifact(path, str(Path(artifact).parent))
