@@ -1,0 +1,245 @@
+"""One self-contained HTML report of a trained model: it opens offline, from one file.
+
+plotly.js is embedded once, in the head; every figure after it is a ``<div>`` and a small
+script that calls it. Nothing is fetched from the network. Every user string (title,
+column names, messages, parameters) is escaped by Jinja2's autoescaping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
+
+from forgeline.data.findings import Finding, Severity
+from forgeline.reports import plots
+from forgeline.reports._summary import LABELS, split_summary
+from forgeline.reports._template import CSS, TEMPLATE
+from forgeline.training.evaluate import MIN_SLICE_ROWS, Evaluation
+from forgeline.training.metrics import METRICS
+
+__all__ = ["render_report"]
+
+_SEVERITY_ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2}
+_FIRST_STATS = ("kind", "dtype", "missing_share", "n_unique")
+_CONFIG = {"displaylogo": False, "responsive": True}
+_SECTIONS = [("summary", "Summary"), ("data", "Data"), ("findings", "Findings"),
+             ("tuning", "Tuning"), ("metrics", "Test metrics"), ("plots", "Diagnostic plots"),
+             ("importance", "Feature importance"), ("fairness", "Slices and fairness")]
+
+
+def fmt(value: Any, key: str = "") -> str:
+    """A value as the report shows it: 4 significant digits, shares as percentages."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if ("share" in key or "rate" in key) and 0.0 <= value <= 1.0:
+            return f"{value:.1%}"
+        return f"{value:.4g}"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, Mapping | list | tuple):
+        text = json.dumps(value, default=str, separators=(", ", ": "))
+        return text if len(text) <= 160 else text[:157] + "..."
+    return str(value)
+
+
+def _row(*cells: Any, cls: str = "") -> dict[str, Any]:
+    """A table row; a cell is text or a (text, css class) pair."""
+    return {"cls": cls, "cells": [c if isinstance(c, tuple) else (c, "") for c in cells]}
+
+
+def _table(headers: Sequence[str | tuple[str, str]], rows: list[dict[str, Any]]
+           ) -> dict[str, Any]:
+    return {"headers": [h if isinstance(h, tuple) else (h, "") for h in headers], "rows": rows}
+
+
+class _Figures:
+    """Figure -> HTML snippet; plotly.js itself sits once in the page head."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, fig: Any) -> Markup | None:
+        if fig is None:
+            return None
+        self.count += 1
+        return Markup(fig.to_html(full_html=False, include_plotlyjs=False, config=_CONFIG,
+                                  div_id=f"plot-{self.count}", default_width="100%",
+                                  default_height=f"{fig.layout.height or plots.HEIGHT}px"))
+
+
+def _data_context(data: Mapping[str, Any] | None, html: _Figures) -> dict[str, Any]:
+    data = data or {}
+    columns: Mapping[str, Mapping[str, Any]] = data.get("columns") or {}
+    keys = [k for k in _FIRST_STATS if any(k in s for s in columns.values())]
+    keys += list(dict.fromkeys(k for s in columns.values() for k in s if k not in keys))
+    col_rows = [_row(str(name), *((fmt(stats.get(k), k), "num" if isinstance(
+        stats.get(k), int | float) else "") for k in keys)) for name, stats in columns.items()]
+    balance: Mapping[str, Any] = data.get("class_balance") or {}
+    total = sum(v for v in balance.values() if isinstance(v, int | float)) or 1
+    bal_rows = [_row(str(k), (fmt(v), "num"), (f"{v / total:.1%}", "num"))
+                for k, v in balance.items()]
+    info = [(k.replace("_", " ").capitalize(), fmt(v)) for k, v in data.items()
+            if k not in ("columns", "class_balance")]
+    return {"data_info": info,
+            "columns": _table(["column", *[(k, "") for k in keys]], col_rows),
+            "balance": _table(["class", ("count", "num"), ("share", "num")], bal_rows),
+            "balance_plot": html(plots.class_balance(balance))}
+
+
+def _findings_context(findings: Sequence[Finding]) -> dict[str, Any]:
+    ordered = sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f.severity, 3))
+    rows = [_row(Markup('<span class="badge {0}">{0}</span>').format(str(f.severity)),
+                 f.check, f.message, ", ".join(f.columns) or "—", cls=f"sev-{f.severity}")
+            for f in ordered]
+    counts = {s: sum(f.severity == s for f in findings) for s in Severity}
+    summary = ", ".join(f"{counts[s]} {s}" for s in (Severity.FAIL, Severity.WARN, Severity.INFO))
+    return {"findings": _table(["severity", "check", "message", "columns"], rows),
+            "findings_summary": f"{len(findings)} finding(s): {summary}."}
+
+
+def _tuning_context(trials: Sequence[Mapping[str, Any]], ev: Evaluation, html: _Figures
+                    ) -> dict[str, Any]:
+    scored = [t.get("score") for t in trials if plots._finite(t.get("score"))]
+    best = (max if ev.greater_is_better else min)(scored) if scored else None
+    rows = []
+    for i, t in enumerate(sorted(trials, key=lambda t: t.get("number", 0))):
+        params = t.get("params") or {}
+        text = ", ".join(f"{k}={fmt(v)}" for k, v in params.items()) if isinstance(
+            params, Mapping) else fmt(params)
+        rows.append(_row((fmt(t.get("number", i)), "num"), fmt(t.get("model")),
+                         (fmt(t.get("score")), "num"), Markup("<code>{}</code>").format(text),
+                         fmt(t.get("state")),
+                         cls="best" if best is not None and t.get("score") == best else ""))
+    return {"trials": _table([("#", "num"), "model", (ev.metric, "num"), "params", "state"],
+                             rows),
+            "tuning_plot": html(plots.trials(trials, ev.metric, ev.greater_is_better))}
+
+
+def _metrics_context(ev: Evaluation, baseline: Mapping[str, float] | None) -> dict[str, Any]:
+    headers: list[str | tuple[str, str]] = ["metric", ("test", "num")]
+    if baseline is not None:
+        headers += [("baseline", "num"), ("change", "num")]
+    headers.append("direction")
+    rows = []
+    for name, value in ev.metrics.items():
+        up = METRICS[name].greater_is_better
+        cells: list[Any] = [name, (fmt(value), "num")]
+        if baseline is not None:
+            base = baseline.get(name)
+            diff = value - base if plots._finite(base) and plots._finite(value) else None
+            mood = "" if not diff else ("better" if (diff > 0) == up else "worse")
+            cells += [(fmt(base), "num"), (f"{diff:+.4g}" if diff is not None else "—",
+                                          f"num {mood}")]
+        cells.append("higher is better" if up else "lower is better")
+        rows.append(_row(*cells, cls="primary" if name == ev.metric else ""))
+    return {"metrics": _table(headers, rows)}
+
+
+def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
+    """{"selection_rate": {"a": 0.2}} -> {"selection_rate a": 0.2}: one column per class."""
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{key} {k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _fairness_context(ev: Evaluation, html: _Figures) -> dict[str, Any]:
+    rows = []
+    for column, fair in ev.fairness.items():
+        gap = fair.get("largest_gap") or {}
+        rows.append(_row(column, (f"{fair['n_scored']} / {fair['n_slices']}", "num"),
+                         (fmt(fair.get("demographic_parity_difference")), "num"),
+                         (fmt(fair.get("equalized_odds_difference")), "num"),
+                         (fmt(gap.get("value")), "num"), fmt(gap.get("best_slice")),
+                         fmt(gap.get("worst_slice"))))
+    blocks = []
+    for column, nested in ev.slices.items():
+        slices = [_flat(r) for r in nested]
+        keys = list(dict.fromkeys(k for r in slices for k in r
+                                  if k not in ("value", "n", "share", "skipped")))
+        body = [_row(str(r["value"]), (fmt(r["n"]), "num"), (fmt(r["share"], "share"), "num"),
+                     *((fmt(r.get(k), k) if not r["skipped"] else "too few rows", "num")
+                       for k in keys)) for r in slices]
+        blocks.append({"column": column, "plot": html(plots.slices(ev, column)),
+                       **_table(["slice", ("rows", "num"), ("share", "num"),
+                                 *((k, "num") for k in keys)], body)})
+    headers = ["sensitive column", ("slices scored", "num"), ("demographic parity diff", "num"),
+               ("equalized odds diff", "num"), (f"largest {ev.metric} gap", "num"),
+               "best slice", "worst slice"]
+    return {"fairness": _table(headers, rows), "slice_blocks": blocks}
+
+
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(TEMPLATE)
+
+
+def render_report(path: Path, *, title: str, evaluation: Evaluation,
+                  summary: Mapping[str, Any], data: Mapping[str, Any] | None = None,
+                  findings: Sequence[Finding] = (), trials: Sequence[Mapping[str, Any]] = (),
+                  baseline: Mapping[str, float] | None = None) -> Path:
+    """Write the HTML report of one model to ``path`` (replaced atomically).
+
+    Args:
+        path: Where to write the ``.html`` file; its folder is created.
+        title: The page title (escaped).
+        evaluation: The test-split evaluation.
+        summary: Run facts for the header: ``name``, ``version``, ``model_type``, ``run_id``,
+            ``dataset``, ``rows``, ``time``, ``code_version``, ... (matched leniently, see
+            :mod:`forgeline.reports._summary`; any other key is shown as given).
+        data: Dataset facts: ``columns`` (column -> {kind, dtype, missing_share, n_unique,
+            ...}), ``class_balance`` (class -> rows) and any scalar facts (name, digest).
+        findings: Validation and leakage findings.
+        trials: Tuning trials, each {number, model, score, params, state}.
+        baseline: Metric -> score of a model to compare with (e.g. the champion).
+
+    Returns:
+        ``path``.
+    """
+    ev = evaluation
+    html = _Figures()
+    known, extra = split_summary(summary)
+    shown = [(label, fmt(known[k])) for k, label in LABELS.items() if k in known]
+    model = " v".join(fmt(known[k]) for k in ("name", "version") if known.get(k) is not None)
+    context = {
+        "title": title, "css": Markup(CSS), "plotlyjs": Markup(get_plotlyjs()),
+        "sections": _SECTIONS, "n_rows": ev.n_rows, "metric": ev.metric,
+        "max_features": plots.MAX_FEATURES, "min_rows": MIN_SLICE_ROWS,
+        "subtitle": " · ".join(p for p in (model, f"{ev.task} task", known.get("run_id") and
+                                           f"run {known['run_id']}") if p),
+        "kpis": [(ev.metric, fmt(ev.score)), ("task", ev.task), ("test rows", f"{ev.n_rows:,}")]
+        + ([("model", model)] if model else []),
+        "summary": shown + [(k, fmt(v)) for k, v in extra],
+        "plots": [p for p in map(html, (plots.confusion(ev), plots.roc(ev),
+                                        plots.precision_recall(ev), plots.calibration(ev)))
+                  if p is not None],
+        "residuals_plot": html(plots.residuals(ev)),
+        "importance_plot": html(plots.importance(ev)),
+        "generated": dt.datetime.now(dt.UTC).isoformat(sep=" ", timespec="seconds"),
+        **_data_context(data, html), **_findings_context(findings),
+        **_tuning_context(trials, ev, html), **_metrics_context(ev, baseline),
+        **_fairness_context(ev, html),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(_template().render(context), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
