@@ -1,0 +1,229 @@
+"""Leakage checks between the training and the test split, and their enforcement.
+
+Each check's severity comes from the spec's ``leakage:`` policy (fail → FAIL, warn → WARN,
+ignore → the check does not run). A check that finds nothing adds no finding.
+
+- ``target_leak``: a feature (numeric, boolean or categorical; not the time or group column)
+  that alone predicts the target at or above ``target_leak_threshold`` on held-out folds
+  (see :mod:`forgeline.data.target_leak`).
+- ``train_test_overlap``: test rows identical to a training row on every non-id column and
+  the target. Identical rows are copies when chance cannot explain them: with the training
+  split's value frequencies, a training row would match that row by chance fewer than
+  0.01 times (assuming independent columns). Copies in over 1% of the test rows (and at least
+  3) get the policy's severity; fewer copies, or matches that common value combinations
+  explain, are info.
+- ``time_travel``: with a time column, test rows older than the newest training row.
+- ``group_overlap``: with a group column, groups on both sides of the split.
+- ``id_columns``: columns used as features that look like identifiers: the heuristic says
+  ID but the kind was overridden, or the name says id and nearly every value is distinct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from forgeline.data import _values as v
+from forgeline.data.findings import Finding, Severity
+from forgeline.data.inference import infer_kind
+from forgeline.data.schema import ColumnKind, Schema
+from forgeline.data.target_leak import METRICS, feature_scores
+from forgeline.errors import LeakageDetected
+from forgeline.training.spec import LeakageSpec, Policy, Task
+
+__all__ = ["check_leakage", "enforce"]
+
+_SEVERITY = {Policy.FAIL: Severity.FAIL, Policy.WARN: Severity.WARN}
+COPY_SHARE = 0.01  # copies of training rows in more of the test split than this: leakage
+MIN_COPIES = 3  # and at least this many: one coincidence in a small test split is not a leak
+CHANCE = 0.01  # expected chance matches below this: an identical row is a copy
+_LEARNABLE = (ColumnKind.NUMERIC, ColumnKind.BOOLEAN, ColumnKind.CATEGORICAL)
+
+
+def _quoted(names: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(str(n)) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _target_leak(train: pd.DataFrame, schema: Schema, task: Task, policy: LeakageSpec,
+                 skip: set[str], seed: int) -> list[Finding]:
+    columns = [c.name for c in schema.columns
+               if c.kind in _LEARNABLE and c.name in train.columns and c.name not in skip]
+    scores, rows = feature_scores(train, schema, task, columns, seed=seed)
+    threshold = policy.target_leak_threshold
+    leaking = sorted((n for n, s in scores.items() if s >= threshold), key=lambda n: -scores[n])
+    if not leaking:
+        return []
+    metric = METRICS[task]
+    listed = ", ".join(f"{n!r} ({metric} {scores[n]:.3f})" for n in leaking[:5])
+    return [Finding(
+        "target_leak", _SEVERITY[policy.target_leak],
+        f"Target leak: {listed} alone predict(s) {schema.target.name!r} almost perfectly "
+        f"(>= {threshold} on held-out folds), so it is probably derived from the target or "
+        "only known after it. Drop it with data.drop; if it really is known when predicting, "
+        "set leakage.target_leak: warn.", tuple(leaking),
+        {"metric": metric, "threshold": threshold, "rows": rows,
+         "scores": {n: round(s, 4) for n, s in scores.items()}})]
+
+
+def _hashes(frame: pd.DataFrame) -> np.ndarray:
+    try:
+        return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    except TypeError:  # unhashable cells: compare their text
+        return pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
+
+
+def _chance_matches(train: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """Per row of ``rows``: how many training rows would equal it by chance, were the
+    columns independent (n_train times the product of each value's training frequency)."""
+    log_expected = np.full(len(rows), np.log(max(len(train), 1)))
+    for name in rows.columns:
+        both = pd.concat([train[name], rows[name]], ignore_index=True)
+        try:
+            codes, _ = pd.factorize(both, use_na_sentinel=False)
+        except TypeError:  # unhashable cells: their text
+            codes, _ = pd.factorize(both.astype(str), use_na_sentinel=False)
+        counts = np.bincount(codes[:len(train)], minlength=int(codes.max()) + 1)
+        seen = counts[codes[len(train):]] / max(len(train), 1)
+        log_expected += np.log(np.maximum(seen, 1e-300))
+    return np.exp(log_expected)
+
+
+def _overlap(train: pd.DataFrame, test: pd.DataFrame, schema: Schema, policy: Policy
+             ) -> list[Finding]:
+    names = [c.name for c in schema.columns if c.kind is not ColumnKind.ID
+             and c.name in train.columns and c.name in test.columns]
+    names.append(schema.target.name)
+    identical = np.isin(_hashes(test[names]), _hashes(train[names]))
+    n_identical = int(identical.sum())
+    if not n_identical:
+        return []
+    rows = test.loc[identical, names]
+    copies = _chance_matches(train[names], rows) < CHANCE
+    n_copies = int(copies.sum())
+    share = n_copies / len(test)
+    details = {"columns": names, "identical_rows": n_identical,
+               "identical_share": n_identical / len(test), "copies": n_copies,
+               "copies_share": share, "examples": [str(i) for i in rows.index[copies][:5]]}
+    if share > COPY_SHARE and n_copies >= MIN_COPIES:
+        return [Finding(
+            "train_test_overlap", _SEVERITY[policy],
+            f"{n_copies} test rows ({share:.1%}) are copies of training rows: the model is "
+            "scored on rows it has learned, and the test score overstates it. Remove "
+            "duplicate rows from the data (or split by group if they are repeats of one "
+            "case); set leakage.train_test_overlap: warn to keep them.", (), details)]
+    why = (f"{n_copies} look like copies, too few to matter (under {COPY_SHARE:.0%} of the "
+           f"test rows or under {MIN_COPIES})" if n_copies
+           else "common combinations of values explain them")
+    return [Finding(
+        "train_test_overlap", Severity.INFO,
+        f"{n_identical} test rows ({n_identical / len(test):.1%}) equal a training row; "
+        f"{why}, so this is not treated as leakage.", (), details)]
+
+
+def _time_travel(train: pd.DataFrame, test: pd.DataFrame, column: str, policy: Policy
+                 ) -> list[Finding]:
+    train_times = v.time_values(train[column]).dropna()
+    test_times = v.time_values(test[column])
+    if train_times.empty or test_times.dropna().empty:
+        return []
+    newest = train_times.max()
+    older = test_times < newest
+    count = int(older.sum())
+    if not count:
+        return []
+    oldest = test_times.min()
+    return [Finding(
+        "time_travel", _SEVERITY[policy],
+        f"{count} test rows ({count / len(test):.1%}) are older than the newest training "
+        f"row (training data reaches {newest}, the test data starts at {oldest}): the model "
+        "learns from the future of the rows it is tested on. Use split.strategy: time, or "
+        "set leakage.time_travel: warn.", (column,),
+        {"rows": count, "share": count / len(test), "newest_train": str(newest),
+         "oldest_test": str(oldest)})]
+
+
+def _group_overlap(train: pd.DataFrame, test: pd.DataFrame, column: str, policy: Policy
+                   ) -> list[Finding]:
+    shared = pd.Index(train[column].dropna().unique()).intersection(
+        pd.Index(test[column].dropna().unique()))
+    if shared.empty:
+        return []
+    examples = sorted(str(g) for g in shared[:200])[:5]
+    rows = int(test[column].isin(shared).sum())
+    return [Finding(
+        "group_overlap", _SEVERITY[policy],
+        f"{len(shared)} groups of {column!r} are on both sides of the split (e.g. "
+        f"{_quoted(examples)}; {rows} test rows): the model is tested on cases it has seen. "
+        "Use split.strategy: group, or set leakage.group_overlap: warn.", (column,),
+        {"groups": len(shared), "test_rows": rows, "examples": examples})]
+
+
+def _id_columns(train: pd.DataFrame, schema: Schema, policy: Policy, skip: set[str]
+                ) -> list[Finding]:
+    flagged = []
+    for info in schema.columns:
+        name = info.name
+        if info.kind is ColumnKind.ID or name in skip or name not in train.columns:
+            continue
+        present = train[name].dropna()
+        near_unique = len(present) >= 20 and v.nunique(present) >= 0.9 * len(present)
+        if (near_unique and v.looks_like_id_name(name)) or (
+                info.kind is not ColumnKind.DATETIME and infer_kind(train[name], name)
+                is ColumnKind.ID):
+            flagged.append(name)
+    if not flagged:
+        return []
+    return [Finding(
+        "id_columns", _SEVERITY[policy],
+        f"{_quoted(flagged)} look(s) like identifiers (a different value on nearly every row) "
+        "but are used as features: a model memorises them and does not generalise. Declare "
+        "them in features.id or drop them with data.drop; set leakage.id_columns: ignore to "
+        "keep them.", tuple(flagged))]
+
+
+def check_leakage(train: pd.DataFrame, test: pd.DataFrame, schema: Schema, task: Task,
+                  policy: LeakageSpec, *, time_column: str | None, group_column: str | None,
+                  seed: int) -> list[Finding]:
+    """Run the leakage checks the policy enables (see the module docstring).
+
+    Args:
+        train: the training split (feature columns and the target).
+        test: the test split, same columns.
+        schema: the column kinds; ID columns are never compared or scored.
+        task: the learning task, which picks the target_leak score.
+        policy: the spec's ``leakage:`` section.
+        time_column: the time column, if any (time_travel; excluded from target_leak).
+        group_column: the group column, if any (group_overlap; excluded from target_leak).
+        seed: for the target_leak sample and folds.
+    """
+    skip = {c for c in (time_column, group_column) if c}
+    findings: list[Finding] = []
+    if policy.target_leak is not Policy.IGNORE:
+        findings += _target_leak(train, schema, task, policy, skip, seed)
+    if policy.train_test_overlap is not Policy.IGNORE and len(test):
+        findings += _overlap(train, test, schema, policy.train_test_overlap)
+    if (policy.time_travel is not Policy.IGNORE and time_column
+            and time_column in train.columns and time_column in test.columns):
+        findings += _time_travel(train, test, time_column, policy.time_travel)
+    if (policy.group_overlap is not Policy.IGNORE and group_column
+            and group_column in train.columns and group_column in test.columns):
+        findings += _group_overlap(train, test, group_column, policy.group_overlap)
+    if policy.id_columns is not Policy.IGNORE:
+        findings += _id_columns(train, schema, policy.id_columns, skip)
+    return findings
+
+
+def enforce(findings: Sequence[Finding]) -> None:
+    """Raise LeakageDetected listing every FAIL finding; do nothing when there is none."""
+    failed = [f for f in findings if f.severity is Severity.FAIL]
+    if not failed:
+        return
+    listed = " ".join(f"({i}) [{f.check}] {f.message}" for i, f in enumerate(failed, 1))
+    raise LeakageDetected(
+        f"{len(failed)} leakage check(s) failed: {listed}",
+        hint="Fix the data or the split as each says (drop the column, remove duplicates, "
+             "split by time or group); to train anyway, set the check to warn in the spec's "
+             "leakage: section, e.g. leakage.target_leak: warn.")
