@@ -24,7 +24,7 @@ test: install sysdeps lint
 	$(BIN)/python -m pytest
 
 demo: install
-	$(BIN)/python examples/tracking_demo.py
+	$(BIN)/python examples/demo.py
 
 # Reference tools (MLflow) go in their own virtualenv so their pins never touch ours.
 bench: install sysdeps

@@ -8,16 +8,19 @@ run; a failure marks it FAILED and registers nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from forgeline.data.findings import Finding
 from forgeline.data.inference import infer_schema, infer_task
@@ -35,12 +38,20 @@ from forgeline.packaging.package import save_package
 from forgeline.packaging.signature import Signature
 from forgeline.reports import render_card, render_report
 from forgeline.tracking.client import Client
+from forgeline.tracking.context import GIT_COMMIT, GIT_DIRTY
 from forgeline.tracking.run import ActiveRun
 from forgeline.training.evaluate import Evaluation, evaluate
-from forgeline.training.metrics import get_metric
+from forgeline.training.metrics import METRICS, get_metric
 from forgeline.training.progress import TrialProgress
-from forgeline.training.spec import Task, TrainSpec, load_spec
-from forgeline.training.tuning import ModelPlan, TrialOutcome, TuningResult, cv_folds, tune
+from forgeline.training.spec import Policy, Task, TrainSpec, load_spec
+from forgeline.training.tuning import (
+    ModelPlan,
+    TrialOutcome,
+    TuningResult,
+    cv_folds,
+    score_model,
+    tune,
+)
 from forgeline.training.zoo import resolve_models
 
 __all__ = ["REPORT_PATH", "TrainResult", "report_path", "train"]
@@ -144,8 +155,12 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
             task=task, time_column=d.time_column, group_column=d.group_column,
             allow_random_on_time=spec.split.allow_random_on_time)
         train_frame, test_frame = frame.loc[train_index], frame.loc[test_index]
+        policy = spec.leakage
+        if spec.split.allow_random_on_time and policy.time_travel is Policy.FAIL:
+            # The user asked for a random split of time-ordered data: report, don't refuse.
+            policy = policy.model_copy(update={"time_travel": Policy.WARN})
         findings = list(report.findings) + check_leakage(
-            train_frame, test_frame, schema, task, spec.leakage, time_column=d.time_column,
+            train_frame, test_frame, schema, task, policy, time_column=d.time_column,
             group_column=d.group_column, seed=spec.seed)
         _log_json(run, {"validation": report.to_dict(),
                         "findings": [_finding(f) for f in findings]}, "report/checks.json")
@@ -192,13 +207,24 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, console: Console,
     run.log_params({"model": best.model, **{f"model.{k}": v for k, v in best.params.items()}})
     run.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
     run.log_metric(f"cv_{plan.metric}", best.score or float("nan"))
+    tags = client.get_run(run.run_id).tags
     summary = {"model name": spec.name, "run id": run.run_id, "task": plan.task.value,
                "model": best.model, f"test {plan.metric}": round(evaluation.score, 4),
                f"cv {plan.metric}": round(best.score or float("nan"), 4),
                "dataset": f"{dataset.name} ({dataset.digest[:12]})",
-               "rows (train / test)": f"{len(train_frame)} / {len(test_frame)}"}
+               "rows (train / test)": f"{len(train_frame)} / {len(test_frame)}",
+               "time": datetime.now(UTC).isoformat(timespec="seconds"),
+               "code version": tags.get(GIT_COMMIT, "not in a git repository")
+               + (" (uncommitted changes)" if tags.get(GIT_DIRTY) == "true" else "")}
+    data = {"name": dataset.name, "digest": dataset.digest,
+            **{k: v for k, v in report.to_dict().items() if k != "findings"}}
+    if plan.task is not Task.REGRESSION:  # the report wants rows per class, not shares
+        labelled = pd.concat([train_frame[d.target], test_frame[d.target]])
+        data["class_balance"] = {str(k): int(v) for k, v in labelled.value_counts().items()}
+    baseline = _baseline(plan, train_frame[features], train_frame[d.target],
+                         test_frame[features], test_frame[d.target])
     card = render_card(name=spec.name, version=None, evaluation=evaluation, summary=summary,
-                       data=report.to_dict(), findings=findings)
+                       data=data, findings=findings)
     classes = getattr(model, "classes_", None)
     signature = Signature.from_frame(train_frame[features], schema, plan.task.value,
                                      None if classes is None else list(classes))
@@ -208,8 +234,9 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, console: Console,
                                metrics=evaluation.to_dict()["metrics"], card=card)
         run.log_artifact(package, "model")
         html = render_report(Path(tmp) / "report.html", title=f"{spec.name}: training report",
-                             evaluation=evaluation, summary=summary, data=report.to_dict(),
-                             findings=findings, trials=[_trial(t) for t in tuned.trials])
+                             evaluation=evaluation, summary=summary, data=data,
+                             findings=findings, trials=[_trial(t) for t in tuned.trials],
+                             baseline=baseline)
         run.log_artifact(html, "report")
         (Path(tmp) / "card.md").write_text(card)
         run.log_artifact(Path(tmp) / "card.md", "report")
@@ -239,6 +266,19 @@ def report_path(client: Client, run_id: str) -> Path:
                        hint="Reports belong to training runs (forgeline train).")
     return client.download_artifacts(run.run_id, REPORT_PATH,
                                      client.settings.home.absolute() / "reports" / run.run_id)
+
+
+def _baseline(plan: ModelPlan, X: pd.DataFrame, y: pd.Series, X_test: pd.DataFrame,
+              y_test: pd.Series) -> dict[str, float]:
+    """Test metrics of a model that knows only the training target's distribution."""
+    dummy = (DummyRegressor() if plan.task is Task.REGRESSION
+             else DummyClassifier(strategy="prior")).fit(X, y)
+    scores = {}
+    for name, metric in METRICS.items():
+        if plan.task in metric.tasks:
+            with contextlib.suppress(ValueError):  # undefined for a constant prediction
+                scores[name] = score_model(dummy, X_test, y_test, metric)
+    return scores
 
 
 def _finding(f: Finding) -> dict[str, Any]:
