@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -20,6 +21,18 @@ T = TypeVar("T")
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_statement(dialect: str, table: sa.Table, keys: tuple[str, ...],
+                      update: tuple[str, ...], where: Callable[[Any, Any], Any] | None) -> Any:
+    # Building the statement costs more than running it for a small batch: build it once.
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    if not update:
+        return insert.on_conflict_do_nothing(index_elements=list(keys))
+    return insert.on_conflict_do_update(
+        index_elements=list(keys), set_={c: insert.excluded[c] for c in update},
+        where=where(table.c, insert.excluded) if where else None)
 
 
 class SqlBase:
@@ -59,21 +72,15 @@ class SqlBase:
 
     @staticmethod
     def _upsert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
-                keys: Sequence[str], update: Sequence[str] = (),
+                keys: tuple[str, ...], update: tuple[str, ...] = (),
                 where: Callable[[Any, Any], Any] | None = None) -> None:
-        """INSERT ... ON CONFLICT (keys) DO UPDATE SET update [WHERE where(table, excluded)]."""
-        if not rows:
-            return
-        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-        if update:
-            stmt = insert.on_conflict_do_update(
-                index_elements=list(keys),
-                set_={c: insert.excluded[c] for c in update},
-                where=where(table.c, insert.excluded) if where else None,
-            )
-        else:
-            stmt = insert.on_conflict_do_nothing(index_elements=list(keys))
-        conn.execute(stmt, list(rows))
+        """INSERT ... ON CONFLICT (keys) DO UPDATE SET update [WHERE where(table, excluded)].
+
+        ``where`` must be a module-level function: statements are built once and cached.
+        """
+        if rows:
+            conn.execute(_upsert_statement(conn.dialect.name, table, keys, update, where),
+                         list(rows))
 
     @staticmethod
     def _require_run(conn: Connection, run_id: str) -> None:

@@ -6,6 +6,7 @@ import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -27,6 +28,11 @@ def _as_number(value: str) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def _newer(old: Any, new: Any) -> Any:
+    """A point replaces the latest one when its step is later (or equal and it is newer)."""
+    return (new.step > old.step) | ((new.step == old.step) & (new.timestamp >= old.timestamp))
 
 
 def _experiment_id(experiment_id: str | int) -> int:
@@ -167,9 +173,7 @@ class RunsMixin(SqlBase):
             conn, t.latest_metrics,
             [{"run_id": run_id, "key": k, "value": v if v == v else None, "step": s,
               "timestamp": ts} for k, (v, s, ts) in latest.items()],
-            keys=("run_id", "key"), update=("value", "step", "timestamp"),
-            where=lambda old, new: (new.step > old.step)
-            | ((new.step == old.step) & (new.timestamp >= old.timestamp)))
+            keys=("run_id", "key"), update=("value", "step", "timestamp"), where=_newer)
         lm = t.latest_metrics.c
         series = dict(conn.execute(sa.select(lm.key, lm.series_id).where(
             lm.run_id == run_id, lm.key.in_(list(latest)))).all())
