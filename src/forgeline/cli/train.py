@@ -19,9 +19,12 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train, evaluate and register a model from a data file and a spec."""
+    from forgeline.training.spec import load_spec
+
+    checked = load_spec(spec, tuple(overrides or ()))  # a typo answers before the imports
     from forgeline.training.train import train  # scikit-learn and Optuna load only here
 
-    result = train(spec, overrides or (), client=get_client(ctx))
+    result = train(checked, client=get_client(ctx))
     if as_json:
         print_json(result)
         return
@@ -40,7 +43,7 @@ def report_command(
     run_id: str = typer.Argument(..., metavar="RUN_ID", help="A training run id or prefix."),
 ) -> None:
     """Print the path of a training run's HTML report (copied out of the artifact store)."""
-    from forgeline.training.train import report_path
+    from forgeline.training.layout import report_path
 
     typer.echo(str(report_path(get_client(ctx), run_id)))
 

@@ -33,7 +33,7 @@ from forgeline.data.validation import validate
 from forgeline.data.versioning import dataset_version
 from forgeline.engines import get_engine
 from forgeline.entities import ModelVersion
-from forgeline.errors import InvalidInput, NotFound
+from forgeline.errors import InvalidInput
 from forgeline.packaging.package import save_package
 from forgeline.packaging.signature import Signature
 from forgeline.reports import render_card, render_report
@@ -41,6 +41,13 @@ from forgeline.tracking.client import Client
 from forgeline.tracking.context import GIT_COMMIT, GIT_DIRTY
 from forgeline.tracking.run import ActiveRun
 from forgeline.training.evaluate import Evaluation, evaluate
+from forgeline.training.layout import (
+    CHECKS_PATH,
+    EVALUATION_PATH,
+    MODEL_PATH,
+    REPORT_PATH,
+    report_path,
+)
 from forgeline.training.metrics import METRICS, get_metric
 from forgeline.training.progress import TrialProgress
 from forgeline.training.spec import Policy, Task, TrainSpec, load_spec
@@ -54,9 +61,7 @@ from forgeline.training.tuning import (
 )
 from forgeline.training.zoo import resolve_models
 
-__all__ = ["REPORT_PATH", "TrainResult", "report_path", "train"]
-
-REPORT_PATH = "report/report.html"  # where a training run keeps its report
+__all__ = ["TrainResult", "train"]
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
             train_frame, test_frame, schema, task, policy, time_column=d.time_column,
             group_column=d.group_column, seed=spec.seed)
         _log_json(run, {"validation": report.to_dict(),
-                        "findings": [_finding(f) for f in findings]}, "report/checks.json")
+                        "findings": [_finding(f) for f in findings]}, CHECKS_PATH)
         enforce(findings)
         for part, rows in (("train", train_frame), ("test", test_frame)):
             run.log_dataset(dataset_version(rows, f"{d.path.stem}-{part}", str(d.path)), part)
@@ -232,21 +237,21 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, console: Console,
     with tempfile.TemporaryDirectory() as tmp:
         package = save_package(Path(tmp) / "model", model, signature, profile=profile,
                                metrics=evaluation.to_dict()["metrics"], card=card)
-        run.log_artifact(package, "model")
+        run.log_artifact(package, MODEL_PATH)
         html = render_report(Path(tmp) / "report.html", title=f"{spec.name}: training report",
                              evaluation=evaluation, summary=summary, data=data,
                              findings=findings, trials=[_trial(t) for t in tuned.trials],
                              baseline=baseline)
-        run.log_artifact(html, "report")
+        run.log_artifact(html, str(Path(REPORT_PATH).parent))
         (Path(tmp) / "card.md").write_text(card)
-        run.log_artifact(Path(tmp) / "card.md", "report")
-    _log_json(run, evaluation.to_dict(), "report/evaluation.json")
+        run.log_artifact(Path(tmp) / "card.md", str(Path(REPORT_PATH).parent))
+    _log_json(run, evaluation.to_dict(), EVALUATION_PATH)
     ok, reason = _passes(spec, evaluation, plan.scorer.greater_is_better)
     version = None
     run.flush()
     if ok:
         alias = spec.registration.alias
-        version = client.register_model(spec.name, run.run_id, "model",
+        version = client.register_model(spec.name, run.run_id, MODEL_PATH,
                                         description=f"{best.model}, test {plan.metric} "
                                                     f"{evaluation.score:.4f}",
                                         aliases=[alias] if alias else [])
@@ -256,16 +261,6 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, console: Console,
     return TrainResult(run.run_id, plan.task, plan.metric, evaluation.score,
                        best.score or float("nan"), best.model, best.params, version, reason,
                        local)
-
-
-def report_path(client: Client, run_id: str) -> Path:
-    """A local copy of a training run's HTML report (``<home>/reports/<run id>/``)."""
-    run = client.get_run(run_id)
-    if not client.list_artifacts(run.run_id, REPORT_PATH):
-        raise NotFound(f"Run {run.run_id} has no report.",
-                       hint="Reports belong to training runs (forgeline train).")
-    return client.download_artifacts(run.run_id, REPORT_PATH,
-                                     client.settings.home.absolute() / "reports" / run.run_id)
 
 
 def _baseline(plan: ModelPlan, X: pd.DataFrame, y: pd.Series, X_test: pd.DataFrame,
