@@ -1,0 +1,1 @@
+"""Serving: the real-time HTTP API, the prediction log, and batch scoring."""
