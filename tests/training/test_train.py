@@ -33,6 +33,7 @@ def test_fraud_end_to_end(fraud_spec: Path, fraud_frame: pd.DataFrame) -> None:
     assert contexts == ["source", "test", "train"]
     artifacts = {a.path for a in client.list_artifacts(run.run_id)}
     assert {REPORT_PATH, "report/card.md", "report/checks.json", "report/evaluation.json",
+            "spec.json",
             "model/MANIFEST.json", "model/signature.json", "model/profile.json"} <= artifacts
     assert result.report.is_file() and result.report.read_text().count("<html") == 1
     lineage = client.get_lineage("fraud@champion")

@@ -46,6 +46,7 @@ from forgeline.training.layout import (
     EVALUATION_PATH,
     MODEL_PATH,
     REPORT_PATH,
+    SPEC_PATH,
     report_path,
 )
 from forgeline.training.metrics import METRICS, get_metric
@@ -138,17 +139,21 @@ def _log_trial(parent: ActiveRun, experiment: str, outcome: TrialOutcome, metric
 
 
 def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str] = (), *,
-          client: Client | None = None, console: Console | None = None) -> TrainResult:
-    """Train, evaluate and (when it passes) register a model described by ``spec``."""
+          client: Client | None = None, console: Console | None = None,
+          parent_run_id: str | None = None) -> TrainResult:
+    """Train, evaluate and (when it passes) register a model described by ``spec``.
+
+    ``parent_run_id`` makes the training run a child (e.g. of a retraining cycle).
+    """
     spec = load_spec(spec, tuple(overrides))
     client = client or Client()
     console = console or Console(stderr=True)
     d = spec.data
     with console.status("Loading data"):
         frame = load_table(d.path)
-    with client.start_run(spec.name, name="train", tags={"forgeline.kind": "train"}) as run:
-        run.log_params({"spec": json.dumps(spec.model_dump(mode="json", by_alias=True),
-                                           sort_keys=True)[:6000]})
+    with client.start_run(spec.name, name="train", tags={"forgeline.kind": "train"},
+                          parent_run_id=parent_run_id) as run:
+        _log_json(run, spec.model_dump(mode="json", by_alias=True), SPEC_PATH)
         dataset = dataset_version(frame, d.path.stem, str(d.path))
         run.log_dataset(dataset, "source")
         schema = infer_schema(frame, d.target, _overrides(spec), d.drop)
@@ -290,4 +295,5 @@ def _log_json(run: ActiveRun, payload: Any, artifact: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(artifact).name
         path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-        run.log_artifact(path, str(Path(artifact).parent))
+        parent = str(Path(artifact).parent)
+        run.log_artifact(path, None if parent == "." else parent)
