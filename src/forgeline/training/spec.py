@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from forgeline.errors import ForgelineError, InvalidSpec
 from forgeline.names import check_alias, check_model_name
 
-__all__ = ["Policy", "SplitStrategy", "Task", "TrainSpec", "load_spec", "parse_overrides"]
+__all__ = ["GateSpec", "Policy", "RetrainSpec", "SplitStrategy", "Task", "TrainSpec",
+           "load_spec", "parse_overrides"]
 
 
 class Task(StrEnum):
@@ -107,6 +108,32 @@ class RegisterSpec(_Strict):
         return None if value is None else _checked(check_alias, value)
 
 
+class GateSpec(_Strict):
+    """The challenger must beat the champion on the most recent labelled production rows."""
+
+    margin: float = Field(0.0, ge=0.0)  # by at least this much on the spec's metric
+    recent_rows: int = Field(2000, ge=20)  # the gate's test set, held out of retraining
+    min_labelled: int = Field(100, ge=10)  # fewer labelled rows: no decision, keep champion
+
+
+class RetrainSpec(_Strict):
+    """``forgeline retrain``: when to retrain, on what, and when to promote."""
+
+    triggers: tuple[str, ...] = ()  # monitor rules such as "dataset_drift > 0.3"; none: always
+    window_days: float | None = Field(30.0, gt=0)  # labelled production data joining training
+    include_original: bool = True  # keep the original training data in the training set
+    monitor_rows: int = Field(5000, ge=10)  # recent predictions the triggers are checked on
+    gate: GateSpec = GateSpec()
+    champion: str = "champion"
+    challenger: str = "challenger"
+    every: str | None = None  # schedule for `forgeline loop`, e.g. "1h"
+
+    @field_validator("champion", "challenger")
+    @classmethod
+    def _aliases(cls, value: str) -> str:
+        return _checked(check_alias, value)
+
+
 class TrainSpec(_Strict):
     name: str
     data: DataSpec
@@ -118,6 +145,7 @@ class TrainSpec(_Strict):
     metric: str | None = None  # None: roc_auc (binary), f1_macro (multiclass), rmse
     leakage: LeakageSpec = LeakageSpec()
     registration: RegisterSpec = Field(RegisterSpec(), alias="register")
+    retrain: RetrainSpec = RetrainSpec()
     seed: int = 42
 
     @field_validator("name")
