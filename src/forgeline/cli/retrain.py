@@ -1,0 +1,86 @@
+"""``forgeline feedback``, ``forgeline retrain`` and ``forgeline loop``."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import typer
+
+from forgeline.cli.output import console, fmt_value, key_value_table
+from forgeline.cli.state import get_client
+from forgeline.errors import InvalidInput
+
+__all__ = ["register"]
+
+_EVERY = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def feedback_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., metavar="MODEL", help="The registered model's name."),
+    labels: Path = typer.Argument(..., metavar="FILE", help="CSV or Parquet of labels."),
+    id_column: str = typer.Option("request_id", "--id", help="The request id column."),
+    label_column: str = typer.Option(..., "--label", help="The true label column."),
+) -> None:
+    """Attach ground-truth labels to logged predictions by request id."""
+    from forgeline.data.io import load_table
+    from forgeline.monitoring.labels import record_feedback
+
+    client = get_client(ctx)
+    stats = record_feedback(client.settings, model, load_table(labels), id_column=id_column,
+                            label_column=label_column)
+    typer.echo(f"stored {stats.matched} labels for {model}"
+               + (f"; {stats.message}" if stats.message else ""))
+
+
+def retrain_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., metavar="MODEL", help="The registered model's name."),
+    overrides: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                               help="Override a field of the spec."),
+    force: bool = typer.Option(False, "--force", help="Retrain even if no trigger fired."),
+) -> None:
+    """One champion/challenger cycle: retrain, compare on recent labels, promote or keep."""
+    from forgeline.monitoring.retrain import retrain
+
+    decision = retrain(model, tuple(overrides or ()), force=force, client=get_client(ctx))
+    rows = [("decision", decision.action), ("why", decision.reason),
+            ("champion", f"{model}/{decision.champion}"),
+            ("challenger", f"{model}/{decision.challenger}" if decision.challenger else "-"),
+            (f"champion {decision.metric or ''}", fmt_value(decision.champion_score)),
+            (f"challenger {decision.metric or ''}", fmt_value(decision.challenger_score)),
+            ("triggers fired", ", ".join(decision.triggers_fired) or "-"),
+            ("retrain run", decision.run_id)]
+    console().print(key_value_table(rows, title="Retraining cycle"))
+
+
+def loop_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., metavar="MODEL"),
+    every: str = typer.Option(..., "--every", help="How often, e.g. 30m, 1h, 1d."),
+    cycles: int | None = typer.Option(None, "--cycles", help="Stop after this many cycles."),
+) -> None:
+    """Run the retraining cycle on a schedule until stopped (Ctrl-C)."""
+    from forgeline.monitoring.retrain import retrain
+
+    match = _EVERY.match(every.strip())
+    if not match:
+        raise InvalidInput(f"Invalid --every {every!r}.", hint="Use a number and s, m, h or "
+                                                             "d, such as 1h or 30m.")
+    seconds = float(match.group(1)) * _SECONDS[match.group(2)]
+    done = 0
+    while cycles is None or done < cycles:
+        decision = retrain(model, client=get_client(ctx))
+        typer.echo(f"{time.strftime('%H:%M:%S')} {decision.action}: {decision.reason}")
+        done += 1
+        if cycles is None or done < cycles:
+            time.sleep(seconds)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("feedback")(feedback_command)
+    app.command("retrain")(retrain_command)
+    app.command("loop")(loop_command)

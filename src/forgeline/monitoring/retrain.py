@@ -1,0 +1,171 @@
+"""One champion/challenger cycle: ``forgeline retrain fraud``.
+
+check the triggers on recent predictions → train a challenger on the original data plus
+labelled production data (the most recent labelled rows held out) → score champion and
+challenger on those held-out rows → move the champion alias only when the challenger is
+better by the margin. The decision, its evidence and the lineage are recorded in a
+``retrain`` run whose child is the challenger's training run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+
+from forgeline.data.io import load_table
+from forgeline.entities import ModelVersion
+from forgeline.errors import InvalidInput
+from forgeline.monitoring.labels import LABEL, labelled_predictions
+from forgeline.packaging import load_model
+from forgeline.serving.predlog import prediction_log_root, read_predictions
+from forgeline.tracking.client import Client
+from forgeline.training.layout import SPEC_PATH
+from forgeline.training.metrics import get_metric
+from forgeline.training.spec import TrainSpec, load_spec
+from forgeline.training.tuning import score_model
+
+__all__ = ["RetrainDecision", "champion_spec", "retrain"]
+
+
+@dataclass
+class RetrainDecision:
+    action: str  # promoted | kept | skipped
+    reason: str
+    run_id: str
+    champion: int
+    challenger: int | None = None
+    metric: str | None = None
+    champion_score: float | None = None
+    challenger_score: float | None = None
+    triggers_fired: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def champion_spec(client: Client, champion: ModelVersion,
+                  overrides: Sequence[str] = ()) -> TrainSpec:
+    """The spec that trained the champion, from its run, with ``--set`` overrides."""
+    if champion.run_id is None or not client.list_artifacts(champion.run_id, SPEC_PATH):
+        raise InvalidInput(f"{champion.ref} was not trained by `forgeline train`: its spec is "
+                           "unknown.", hint="Train it with forgeline train first.")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(champion.run_id, SPEC_PATH, tmp)
+        raw = json.loads(path.read_text())
+    return load_spec(raw, tuple(overrides))
+
+
+def _training_rows(spec: TrainSpec, labelled: pd.DataFrame, inputs: list[str]) -> pd.DataFrame:
+    """Production rows in the shape of the original data: inputs, target, time column."""
+    rows = labelled[inputs].copy()
+    rows[spec.data.target] = labelled[LABEL].to_numpy()
+    if spec.data.time_column:
+        rows[spec.data.time_column] = pd.to_datetime(labelled["ts"]).to_numpy()
+    return rows
+
+
+def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
+            client: Client | None = None, console: Console | None = None) -> RetrainDecision:
+    """Run one cycle for model ``name``; returns what was decided and why."""
+    from forgeline.monitoring import MonitorConfig, monitor
+    from forgeline.training.train import train
+
+    client = client or Client()
+    console = console or Console(stderr=True)
+    settings = client.settings
+    champion = client.get_model_version(f"{name}@champion")
+    spec = champion_spec(client, champion, overrides)
+    rt, gate = spec.retrain, spec.retrain.gate
+    if rt.champion != "champion":
+        champion = client.get_model_version(f"{name}@{rt.champion}")
+    with client.start_run(name, name="retrain", tags={"forgeline.kind": "retrain"}) as run:
+        decision = RetrainDecision("kept", "", run.run_id, champion.version)
+        recent = read_predictions(prediction_log_root(settings), name, last=rt.monitor_rows)
+        if rt.triggers and not force:
+            if recent.empty:
+                decision.action, decision.reason = "skipped", "no predictions logged yet"
+                return _record(run, decision)
+            result = monitor(f"{name}/{champion.version}", recent,
+                             config=MonitorConfig(rules=rt.triggers))
+            decision.triggers_fired = [a.rule for a in result.fired]
+            if not decision.triggers_fired:
+                decision.action, decision.reason = "skipped", "no trigger fired"
+                return _record(run, decision)
+        since = (dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                 - dt.timedelta(days=rt.window_days)) if rt.window_days else None
+        labelled = labelled_predictions(settings, name, since)
+        held_out = labelled.tail(gate.recent_rows)
+        decision.rows = {"labelled": len(labelled), "gate": len(held_out)}
+        if len(held_out) < gate.min_labelled:
+            decision.reason = (f"only {len(held_out)} labelled production rows; the gate "
+                               f"needs {gate.min_labelled} to compare the models")
+            return _record(run, decision)
+        inputs = load_model(f"{name}/{champion.version}").signature.names
+        parts = [_training_rows(spec, labelled.iloc[: len(labelled) - len(held_out)], inputs)]
+        if rt.include_original:
+            parts.insert(0, load_table(spec.data.path))
+        data = pd.concat(parts, ignore_index=True)
+        decision.rows["training"] = len(data)
+        folder = settings.home.absolute() / "retrain" / name / run.run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        data.to_parquet(folder / "training.parquet", index=False)
+        console.print(f"Training a challenger on {len(data):,} rows "
+                      f"({len(data) - (len(parts[0]) if rt.include_original else 0):,} "
+                      "from production)")
+        present = set(data.columns)  # production rows carry only the model's inputs
+        d = spec.data
+        group = d.group_column if d.group_column in present else "null"
+        result = train(spec, [f"data.path={folder / 'training.parquet'}",
+                              f"data.drop={[c for c in d.drop if c in present]}",
+                              f"data.sensitive={[c for c in d.sensitive if c in present]}",
+                              f"data.group_column={group}",
+                              f"register.alias={rt.challenger}", "register.min_score=null"],
+                       client=client, console=console, parent_run_id=run.run_id)
+        if result.model_version is None:
+            decision.reason = f"the challenger was not registered: {result.registered_reason}"
+            return _record(run, decision)
+        decision.challenger, decision.metric = result.model_version.version, result.metric
+        metric = get_metric(result.metric, result.task)
+        y = held_out[LABEL]
+        scores = {}
+        for role, version in (("champion", champion.version),
+                              ("challenger", result.model_version.version)):
+            predictor = load_model(f"{name}/{version}")
+            frame = predictor.signature.validate(held_out[predictor.signature.names])
+            scores[role] = score_model(predictor.model, frame, y.astype(
+                pd.Series(predictor.signature.classes or [0.0]).dtype), metric)
+        decision.champion_score, decision.challenger_score = scores["champion"], scores[
+            "challenger"]
+        gain = scores["challenger"] - scores["champion"]
+        gain = gain if metric.greater_is_better else -gain
+        if gain > gate.margin:
+            client.set_alias(name, rt.champion, result.model_version.version)
+            decision.action = "promoted"
+            decision.reason = (f"challenger {metric.name} {scores['challenger']:.4f} beats "
+                               f"champion {scores['champion']:.4f} by more than {gate.margin}")
+        else:
+            decision.reason = (f"challenger {metric.name} {scores['challenger']:.4f} does not "
+                               f"beat champion {scores['champion']:.4f} by more than "
+                               f"{gate.margin}")
+        return _record(run, decision)
+
+
+def _record(run: Any, decision: RetrainDecision) -> RetrainDecision:
+    run.set_tags({"forgeline.retrain.action": decision.action,
+                  "forgeline.retrain.reason": decision.reason[:500]})
+    run.log_params({"champion": decision.champion, "challenger": decision.challenger})
+    for key in ("champion_score", "challenger_score"):
+        value = getattr(decision, key)
+        if value is not None:
+            run.log_metric(key, value)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "decision.json"
+        path.write_text(json.dumps(asdict(decision), indent=2, default=str))
+        run.log_artifact(path)
+    return decision

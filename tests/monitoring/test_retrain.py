@@ -1,0 +1,100 @@
+"""The champion/challenger gate end to end: real training, a real prediction log, labels."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import forgeline as fl
+from forgeline.errors import InvalidInput
+from forgeline.monitoring.labels import record_feedback
+from forgeline.monitoring.retrain import retrain
+from forgeline.serving.predlog import PredictionLog, prediction_log_root
+from forgeline.serving.runtime import NativeRuntime, Prediction
+from forgeline.training.train import train
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "examples" / "fraud"))
+from generate import generate
+
+# The traffic is timestamped in 2025: take every labelled row, not just the last 30 days.
+OVERRIDES = ["retrain.include_original=false", "retrain.window_days=null"]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> tuple[fl.Client, pd.DataFrame]:
+    """A champion trained on the first period; the later, drifted period served and logged."""
+    frame = generate(9000, customers=900, merchants=120, days=90, drift=1.0,
+                     fraud_rate=0.06, seed=5)
+    early, late = frame.iloc[:4000], frame.iloc[4000:].reset_index(drop=True)
+    early.to_parquet(tmp_path / "early.parquet", index=False)
+    spec = {"name": "fraud", "data": {"path": "early.parquet", "target": "is_fraud",
+                                      "time_column": "ts", "drop": ["txn_id", "customer_id"]},
+            "models": ["logistic_regression"], "tuning": {"trials": 2, "cv_folds": 3},
+            "register": {"alias": "champion"},
+            "retrain": {"gate": {"recent_rows": 1500, "min_labelled": 200}}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    train(tmp_path / "spec.yaml")
+    client = fl.Client()
+    predictor = fl.load_model("fraud@champion")
+    log = PredictionLog(prediction_log_root(client.settings), "fraud",
+                        classes=predictor.signature.classes)
+    late = late.assign(request_id=[f"r{i}" for i in range(len(late))])
+    inputs = predictor.signature.validate(late[predictor.signature.names])
+    scored = NativeRuntime(predictor).predict(inputs)
+    for i in range(len(late)):  # one request per transaction, as the server logs them
+        log.append(late["request_id"].iat[i], inputs.iloc[i:i + 1],
+                   Prediction(scored.labels[i:i + 1], scored.proba[i:i + 1]), version=1,
+                   runtime="native", ts=late["ts"].iat[i].timestamp())
+    assert log.close(timeout_s=180)
+    return client, late
+
+
+def test_no_labels_no_decision(served: tuple[fl.Client, pd.DataFrame]) -> None:
+    decision = retrain("fraud", force=True)
+    assert decision.action == "kept" and "0 labelled production rows" in decision.reason
+    assert fl.Client().get_model_version("fraud@champion").version == 1
+
+
+def test_labels_that_match_nothing(served: tuple[fl.Client, pd.DataFrame]) -> None:
+    client, _ = served
+    with pytest.raises(InvalidInput, match="match"):
+        record_feedback(client.settings, "fraud",
+                        pd.DataFrame({"request_id": ["nope"], "is_fraud": [1]}),
+                        label_column="is_fraud")
+
+
+def test_a_challenger_trained_on_corrupted_labels_is_not_promoted(
+        served: tuple[fl.Client, pd.DataFrame]) -> None:
+    client, late = served
+    labels = late[["request_id", "is_fraud"]].copy()
+    older = labels.index < len(labels) - 1500  # what the challenger trains on
+    labels.loc[older, "is_fraud"] = np.random.default_rng(0).integers(0, 2, older.sum())
+    stats = record_feedback(client.settings, "fraud", labels, label_column="is_fraud")
+    assert stats.matched == len(labels)
+    decision = retrain("fraud", OVERRIDES, force=True)
+    assert decision.action == "kept", decision.reason
+    assert decision.challenger == 2 and decision.challenger_score < decision.champion_score
+    assert client.get_model_version("fraud@champion").version == 1
+    assert client.get_model_version("fraud@challenger").version == 2
+    run = client.get_run(decision.run_id)
+    assert run.tags["forgeline.retrain.action"] == "kept"
+    children = client.search_runs("fraud", f"attributes.parent_run_id = '{run.run_id}'")
+    assert [c.name for c in children] == ["train"]
+
+
+def test_a_better_challenger_is_promoted(served: tuple[fl.Client, pd.DataFrame]) -> None:
+    client, late = served
+    record_feedback(client.settings, "fraud", late[["request_id", "is_fraud"]],
+                    label_column="is_fraud")
+    decision = retrain("fraud", OVERRIDES, force=True)
+    assert decision.challenger == 2
+    if decision.challenger_score > decision.champion_score:
+        assert decision.action == "promoted"
+        assert client.get_model_version("fraud@champion").version == 2
+    else:  # the drifted period did not help this time: the gate must then keep it
+        assert decision.action == "kept"
