@@ -305,7 +305,7 @@ def _check(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str,
 
 def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
              metric: str | None = None, sensitive: pd.DataFrame | None = None, seed: int = 0,
-             importance_rows: int = 5000, importance_repeats: int = 5,
+             importance_rows: int = 2000, importance_repeats: int = 3,
              threshold: float = 0.5) -> Evaluation:
     """Evaluate a fitted model on a held-out split.
 
