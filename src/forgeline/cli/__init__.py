@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from forgeline.cli import experiments, models, runs, train
+from forgeline.cli import experiments, models, monitor, predict, retrain, runs, serve, train
 from forgeline.cli.output import error_line
 from forgeline.cli.state import State
 from forgeline.errors import ForgelineError, exit_code
@@ -56,6 +56,10 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 train.register(app)
+monitor.register(app)
+serve.register(app)
+predict.register(app)
+retrain.register(app)
 
 
 @app.callback()

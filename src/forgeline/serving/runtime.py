@@ -2,22 +2,39 @@
 
 A runtime takes a frame already validated against the signature and returns labels and,
 for classifiers, class probabilities, in one call for the whole batch. ``NativeRuntime``
-calls the scikit-learn pipeline; faster runtimes (ONNX Runtime) implement the same class
-and are chosen by :func:`select_runtime` only after they match the native predictions.
+calls the scikit-learn pipeline; :class:`~forgeline.serving.onnx.OnnxRuntime` runs the
+same pipeline converted to ONNX and is chosen by :func:`select_runtime` only after it
+reproduces the native predictions on a sample synthesised from the signature:
+
+- classifiers: the same labels (rows whose two best native probabilities are within the
+  tolerance are ties and may go either way) and every probability within 1e-4;
+- regression: every value within 1e-4 relative, ``|onnx - native| <= 1e-4 * max(|native|,
+  mean |native| over the sample)`` (so values near zero are compared at the sample's scale).
 """
 
 from __future__ import annotations
 
 import abc
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from forgeline.errors import InvalidInput
 from forgeline.packaging.predictor import Predictor
 from forgeline.packaging.signature import Signature
 
-__all__ = ["NativeRuntime", "Prediction", "Runtime", "select_runtime"]
+__all__ = ["PREFERENCES", "TOLERANCE", "NativeRuntime", "Prediction", "Runtime", "compare",
+           "sample_frame", "select_runtime"]
+
+log = logging.getLogger("forgeline.serving")
+
+PREFERENCES = ("auto", "onnx", "native")
+TOLERANCE = 1e-4
+SAMPLE_ROWS = 256
+_HOUR_NS = 3_600_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +44,16 @@ class Prediction:
 
 
 class Runtime(abc.ABC):
-    """Predictions for validated frames; safe to call from one thread at a time."""
+    """Predictions for validated frames; safe to call from one thread at a time.
+
+    Attributes:
+        name: ``"native"`` or ``"onnxruntime"``.
+        detail: why this runtime serves (set by :func:`select_runtime`).
+    """
 
     name: str
     signature: Signature
+    detail: str = ""
 
     @abc.abstractmethod
     def predict(self, frame: pd.DataFrame) -> Prediction: ...
@@ -54,6 +77,179 @@ class NativeRuntime(Runtime):
 def select_runtime(predictor: Predictor, prefer: str = "auto") -> Runtime:
     """The fastest runtime that reproduces the native predictions ("auto"), or the one named.
 
-    Only the native runtime exists so far; ONNX Runtime plugs in here.
+    Args:
+        predictor: the loaded model.
+        prefer: ``"auto"`` (ONNX Runtime when the model converts and passes the parity
+            check, else native), ``"onnx"`` (ONNX Runtime or an error) or ``"native"``.
+
+    Returns:
+        The runtime; its ``name`` says which it is and ``detail`` why.
+
+    Raises:
+        InvalidInput: an unknown ``prefer``, or ``"onnx"`` for a model that cannot be
+            converted or does not match the native predictions (the message says which).
     """
-    return NativeRuntime(predictor)
+    if prefer not in PREFERENCES:
+        raise InvalidInput(f"Unknown runtime {prefer!r}.",
+                           hint=f"Use one of {', '.join(PREFERENCES)}.")
+    native = NativeRuntime(predictor)
+    if prefer == "native":
+        native.detail = "native: asked for"
+        return native
+    problem = _check_onnx(predictor, native)
+    candidate = problem if isinstance(problem, Runtime) else None
+    problem = None if candidate is not None else problem
+    if candidate is not None:
+        candidate.detail = (f"onnxruntime: matches the native model on {SAMPLE_ROWS} "
+                            f"sampled rows within {TOLERANCE:g}")
+        log.info("serving %s with %s", _source(predictor), candidate.detail)
+        return candidate
+    if prefer == "onnx":
+        raise InvalidInput(f"The model cannot be served with ONNX Runtime: {problem}",
+                           hint="Use --runtime auto or native.")
+    native.detail = f"native: ONNX Runtime not used ({problem})"
+    log.info("serving %s with the native model; ONNX Runtime not used: %s",
+             _source(predictor), problem)
+    return native
+
+
+def _check_onnx(predictor: Predictor, native: Runtime) -> Runtime | str:
+    """The ONNX runtime when it converts and matches ``native`` on a sample; else why not."""
+    try:
+        from forgeline.serving.onnx import load_onnx_runtime
+
+        candidate = load_onnx_runtime(predictor)
+    except InvalidInput as e:  # NotConvertible, or the converters are not installed
+        return str(e)
+    try:
+        sample = sample_frame(predictor.signature, model=predictor.model,
+                              profile=predictor.profile)
+        reference = native.predict(sample)
+    except Exception as e:  # the sample is outside what the model accepts
+        return (f"no parity check possible: the native model cannot score the sample "
+                f"({type(e).__name__}: {e})")
+    try:
+        got = candidate.predict(sample)
+    except Exception as e:  # ONNX Runtime failing on the sample: never serve it
+        return f"ONNX Runtime failed on the parity sample: {type(e).__name__}: {e}"
+    problem = compare(reference, got, predictor.signature.is_classifier)
+    return candidate if problem is None else problem
+
+
+def compare(reference: Prediction, candidate: Prediction, classifier: bool) -> str | None:
+    """None when ``candidate`` reproduces ``reference`` (see the module docstring), else
+    what differs.
+    """
+    if classifier:
+        if reference.proba is None or candidate.proba is None or (
+                reference.proba.shape != candidate.proba.shape):
+            return "its class probabilities have another shape than the native model's"
+        delta = np.abs(reference.proba - candidate.proba)
+        worst = float(np.nanmax(delta)) if delta.size else 0.0
+        if not np.isfinite(delta).all() or worst > TOLERANCE:
+            return (f"class probabilities differ from the native model's by up to "
+                    f"{worst:.3g} (tolerance {TOLERANCE:g})")
+        top2 = np.sort(reference.proba, axis=1)[:, -2:] if reference.proba.shape[1] > 1 else (
+            np.zeros((len(reference.proba), 2)))
+        tie = (top2[:, 1] - top2[:, 0]) <= TOLERANCE
+        differ = (np.asarray(reference.labels) != np.asarray(candidate.labels)) & ~tie
+        if differ.any():
+            return f"{int(differ.sum())} of {len(differ)} labels differ from the native model's"
+        return None
+    want = np.asarray(reference.labels, dtype=np.float64).ravel()
+    got = np.asarray(candidate.labels, dtype=np.float64).ravel()
+    if want.shape != got.shape:
+        return "it returns another number of values than the native model"
+    scale = np.maximum(np.abs(want), np.mean(np.abs(want)) if want.size else 0.0)
+    bad = ~(np.abs(got - want) <= TOLERANCE * scale)
+    if bad.any():
+        worst = float(np.nanmax(np.abs(got - want) / np.where(scale > 0, scale, 1)))
+        return (f"{int(bad.sum())} of {len(bad)} values differ from the native model's "
+                f"(relative difference up to {worst:.3g}, tolerance {TOLERANCE:g})")
+    return None
+
+
+def sample_frame(signature: Signature, rows: int = SAMPLE_ROWS, seed: int = 0, *,
+                 model: Any = None, profile: dict | None = None) -> pd.DataFrame:
+    """A validated frame of ``rows`` synthetic inputs that exercise every column.
+
+    Numbers: the training range's ends, the profile's quantiles (values trees split
+    near), and uniform draws in between, as integers for integer columns; categories: the
+    ones seen in training and one unseen value; dates: the profile's range; text: words of
+    the model's vocabulary. Nullable columns get missing values too.
+    """
+    rng = np.random.default_rng(seed)
+    stats = (profile or {}).get("columns", {}) if isinstance(profile, dict) else {}
+    words = _vocabulary(model) or ["alpha", "beta", "gamma", "delta"]
+    data = {}
+    for column in signature.inputs:
+        info = stats.get(column.name) or {}
+        if column.kind == "numeric":
+            values: Any = _numbers(column, info, rows, rng)
+        elif column.kind in ("categorical", "boolean"):
+            values = _categories(column, rows, rng, signature.unseen_categories == "allow")
+        elif column.kind == "datetime":
+            values = _datetimes(info, rows, rng)
+        else:
+            values = np.array([" ".join(rng.choice(words, rng.integers(1, 8)))
+                               for _ in range(rows)], dtype=object)
+        if column.nullable or column.kind in ("categorical", "datetime", "text"):
+            values = pd.Series(values, dtype=None if column.kind == "numeric" else object)
+            values[rng.random(rows) < 0.08] = None
+        data[column.name] = values
+    return signature.validate(pd.DataFrame(data))
+
+
+def _numbers(column: Any, info: dict, rows: int, rng: np.random.Generator) -> np.ndarray:
+    low = column.minimum if column.minimum is not None else -1.0
+    high = column.maximum if column.maximum is not None else 1.0
+    anchors = [low, high, *[q for q in (info.get("quantiles") or {}).values()
+                            if q is not None]]
+    values = rng.uniform(low, high, rows)
+    pick = rng.random(rows) < 0.4
+    values[pick] = rng.choice(np.asarray(anchors, dtype=np.float64), int(pick.sum()))
+    values[:2] = low, high
+    return np.round(values) if "int" in column.dtype else values
+
+
+def _categories(column: Any, rows: int, rng: np.random.Generator,
+                unseen: bool) -> np.ndarray:
+    seen = list(column.categories or ("a", "b"))
+    values = np.asarray(rng.choice([*seen, "__unseen__"] if unseen and column.kind ==
+                                   "categorical" else seen, rows), dtype=object)
+    if column.dtype == "bool" or column.kind == "boolean":
+        return np.asarray([v == "True" if v in ("True", "False") else v for v in values],
+                          dtype=object)
+    if "int" in column.dtype or "float" in column.dtype:  # numeric codes used as categories
+        return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
+    return values
+
+
+def _datetimes(info: dict, rows: int, rng: np.random.Generator) -> np.ndarray:
+    try:
+        low = pd.Timestamp(info["min"]).value
+        high = pd.Timestamp(info["max"]).value
+    except (KeyError, TypeError, ValueError):
+        low, high = pd.Timestamp("2020-01-01").value, pd.Timestamp("2026-01-01").value
+    stamps = rng.integers(low, max(high, low + 1), rows, dtype=np.int64)
+    whole = rng.random(rows) < 0.3  # on the hour: where one day part ends
+    stamps[whole] = stamps[whole] // _HOUR_NS * _HOUR_NS
+    return np.asarray(pd.to_datetime(stamps, utc=True).astype(str), dtype=object)
+
+
+def _vocabulary(model: Any) -> list[str]:
+    """Single words known to the model's text vectorisers (empty without any)."""
+    found: list[str] = []
+    todo = [model]
+    while todo:
+        part = todo.pop()
+        vocabulary = getattr(part, "vocabulary_", None)
+        if isinstance(vocabulary, dict):
+            found += [w for w in vocabulary if isinstance(w, str) and " " not in w][:500]
+        todo += [step for _, step in getattr(part, "steps", ())]
+        todo += [step for _, step, _ in getattr(part, "transformers_", ())]
+    return found
+
+
+def _source(predictor: Predictor) -> str:
+    return predictor.model_version.ref if predictor.model_version else str(predictor.path)

@@ -1,0 +1,202 @@
+"""``forgeline monitor MODEL``: drift, data quality and performance of production data.
+
+The current data is a file (``--current``) or the model's prediction log over a window
+(``--since 24h``, ``--last 50000``; the last 24 hours when neither is given). Drift found
+is printed, not an error: the exit code is 0 unless ``--fail-on-alert`` is given and a
+rule fired (then 1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from forgeline.cli.output import console, error_line, fmt_value, print_json, table
+from forgeline.cli.state import get_client
+from forgeline.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forgeline.monitoring.result import MonitorResult
+
+__all__ = ["parse_duration", "register"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "sec": "seconds", "m": "minutes", "min": "minutes", "h": "hours",
+          "d": "days", "w": "weeks"}
+_FAILED_ALERT = 1
+_SHOWN = 15
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``30m``, ``24h``, ``7d``, ``2w``, ``90s`` as a timedelta; InvalidInput otherwise."""
+    match = _DURATION.match(text or "")
+    if not match or float(match.group(1)) <= 0:
+        raise InvalidInput(f"Invalid duration {text!r} for --since.",
+                           hint="Use a number and a unit, such as 30m, 24h or 7d.")
+    unit = _UNITS[match.group(2).lower()]
+    return dt.timedelta(**{unit: float(match.group(1))})
+
+
+def _window(text: str | None) -> str | int | None:
+    if text is None or text == "auto":
+        return "auto"
+    if text.lower() == "none":
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def _from_log(ctx: typer.Context, name: str, since: str | None, last: int | None,
+              include_shadow: bool) -> pd.DataFrame:
+    try:
+        from forgeline.serving.predlog import read_predictions
+    except ImportError:
+        raise InvalidInput("This installation has no prediction log reader.",
+                           hint="Pass the production rows with --current FILE.") from None
+    if since is None and last is None:
+        since = "24h"
+    start = None
+    if since is not None:
+        import pandas as pd
+
+        start = pd.Timestamp.now(tz="UTC") - parse_duration(since)
+    root = Path(get_client(ctx).settings.home) / "predictions"
+    where = f" in the last {since}" if since else ""
+    try:
+        frame = read_predictions(root, name, since=start, last=last,
+                                 include_shadow=include_shadow)
+    except NotFound:
+        frame = None
+    if frame is None or len(frame) == 0:
+        raise NotFound(f"no predictions logged for {name}{where}",
+                       hint=f"Check the model name and the window, or that the server logs "
+                            f"predictions under {root}.")
+    return frame
+
+
+def _print_summary(result: MonitorResult, report: Path, err: bool) -> None:
+    out = console()
+    if err:
+        out.stderr = True
+    d = result.dataset
+    head = f"{result.model}" + (f" v{result.version}" if result.version else "")
+    period = " to ".join(x for x in (result.period.get("start"), result.period.get("end")) if x)
+    out.print(f"[bold]{head}[/bold]: {result.rows:,} rows"
+              + (f" ({period})" if period else "") + f", against the {result.reference}")
+    verdict = "[red]DRIFTED[/red]" if d.drifted else "not drifted"
+    out.print(f"Dataset drift: {d.n_drifted} of {d.n_features} features ({d.share:.0%}), "
+              f"{verdict} (threshold {d.threshold:.0%})")
+    if result.prediction is not None:
+        p = result.prediction
+        out.print(f"Prediction drift: {p.method} {fmt_value(p.score)}"
+                  + (" [red]drifted[/red]" if p.drifted else ", no drift"))
+    if result.multivariate is not None and result.multivariate.error is not None:
+        m = result.multivariate
+        out.print(f"Multivariate drift: reconstruction error {m.error:.4g} (reference "
+                  f"{m.reference_mean:.4g})" + (" [red]drifted[/red]" if m.drifted else
+                                                 ", no drift"))
+    drifted = [f for f in result.features.values() if f.drifted]
+    if drifted:
+        t = table("feature", "kind", "method", "score", "PSI", title="Drifted features")
+        for f in sorted(drifted, key=lambda f: -(f.stats.get("psi") or 0.0))[:_SHOWN]:
+            t.add_row(f.column, f.kind, f.method, fmt_value(f.score),
+                      fmt_value(f.stats.get("psi")))
+        out.print(t)
+    issues = [i for i in result.quality.issues if str(i.severity) != "info"]
+    if issues:
+        t = table("severity", "check", "message", title="Data quality issues")
+        for i in issues[:_SHOWN]:
+            t.add_row(str(i.severity), i.check, i.message)
+        out.print(t)
+    perf = result.performance
+    if perf is not None and (perf.realized or perf.estimated):
+        t = table("metric", "test", "realised", "estimated",
+                  title=f"Performance ({perf.labelled:,} labelled rows)")
+        for name in dict.fromkeys([*perf.realized, *perf.estimated]):
+            t.add_row(name, fmt_value(perf.reference.get(name)),
+                      fmt_value(perf.realized.get(name)), fmt_value(perf.estimated.get(name)))
+        out.print(t)
+    for alert in result.fired:
+        shown = ", ".join(f"{k} = {v:.4g}" for k, v in list(alert.matches.items())[:5])
+        out.print(f"[red]alert fired[/red]: {alert.rule} ({shown})")
+    for warning in result.warnings:
+        out.print(f"[yellow]warning[/yellow]: {warning}")
+    out.print(f"Report: {report}")
+
+
+def monitor_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., metavar="MODEL",
+                                help="fraud@champion, fraud/3, fraud, or a package folder."),
+    current: Path | None = typer.Option(None, "--current", metavar="FILE",
+                                        help="Production rows, CSV or Parquet."),
+    since: str | None = typer.Option(None, "--since", metavar="DURATION",
+                                     help="Logged predictions of the last DURATION (24h)."),
+    last: int | None = typer.Option(None, "--last", metavar="N", min=1,
+                                    help="The last N logged predictions."),
+    reference: Path | None = typer.Option(
+        None, "--reference", metavar="FILE",
+        help="Compare with this data instead of the model's training profile."),
+    labels: Path | None = typer.Option(None, "--labels", metavar="FILE",
+                                       help="Feedback table: ids and true labels."),
+    id_column: str = typer.Option("request_id", "--id-column",
+                                  help="Id column shared by the data and --labels."),
+    label_column: str | None = typer.Option(None, "--label-column",
+                                            help="Label column of --labels (the target)."),
+    rules: list[str] | None = typer.Option(None, "--rule", metavar="RULE",
+                                           help="Alert rule, e.g. 'psi.amount > 0.25'."),
+    webhook: str | None = typer.Option(None, "--webhook", metavar="URL",
+                                       help="POST the alert payload here when a rule fires."),
+    command: str | None = typer.Option(None, "--command", metavar="CMD",
+                                       help="Run CMD with the alert payload on stdin."),
+    window: str | None = typer.Option(None, "--window",
+                                      help="auto, a frequency (1D, 6h), rows, or none."),
+    score: bool = typer.Option(False, "--score",
+                               help="Predict on --current rows that have no predictions."),
+    include_shadow: bool = typer.Option(False, "--include-shadow",
+                                        help="Include shadow predictions from the log."),
+    output: Path | None = typer.Option(None, "-o", "--output", metavar="FILE",
+                                       help="The HTML report (default MODEL-monitor.html)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    fail_on_alert: bool = typer.Option(False, "--fail-on-alert",
+                                       help="Exit 1 when an alert rule fired."),
+) -> None:
+    """Compare production data with the model's training profile: drift, quality, metrics."""
+    from forgeline.monitoring.config import MonitorConfig
+
+    if current is not None and (since is not None or last is not None):
+        raise InvalidInput("Give either --current FILE or a prediction log window "
+                           "(--since, --last), not both.")
+    config = MonitorConfig(rules=tuple(rules or ()), webhook=webhook, command=command,
+                           window=_window(window))  # a bad rule fails before any loading
+    from forgeline.data.io import load_table
+    from forgeline.monitoring.orchestrator import monitor
+    from forgeline.packaging.predictor import load_model
+
+    local = Path(model).expanduser()
+    predictor = load_model(local if local.is_dir() else model,
+                           client=None if local.is_dir() else get_client(ctx))
+    name = predictor.model_version.name if predictor.model_version else local.name
+    frame = (load_table(current) if current is not None
+             else _from_log(ctx, name, since, last, include_shadow))
+    result = monitor(predictor, frame, config=config, score=score,
+                     reference=None if reference is None else load_table(reference),
+                     labels=None if labels is None else load_table(labels),
+                     id_column=id_column, label_column=label_column)
+    report = result.write_html(output or Path(f"{name}-monitor.html"))
+    if as_json:
+        print_json(result.to_dict() | {"report": str(report)})
+    _print_summary(result, report, err=as_json)
+    if fail_on_alert and result.fired:
+        error_line(f"{len(result.fired)} alert rule(s) fired: "
+                   + "; ".join(a.rule for a in result.fired))
+        raise typer.Exit(_FAILED_ALERT)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("monitor", no_args_is_help=True)(monitor_command)

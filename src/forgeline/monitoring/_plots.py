@@ -1,0 +1,171 @@
+"""Plotly figures of a monitoring result, in the training report's theme (colours, fonts).
+
+Figures are plain dicts in plotly's JSON schema, rendered without building ``go.Figure``
+objects: a report has one figure per feature, and plotly's object layer costs about 60 ms
+a figure against 0.2 ms for the dict. Each function returns None when there is nothing to
+draw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+from forgeline.monitoring.drift import FeatureDrift
+from forgeline.monitoring.multivariate import MultivariateResult
+from forgeline.monitoring.perf import PerformanceResult
+from forgeline.reports.plots import BLUE, GREY, HEIGHT, ORANGE, RED, TEMPLATE
+
+Figure = dict[str, Any]
+
+__all__ = ["distribution", "drift_heatmap", "drift_over_time", "multivariate",
+           "performance_over_time"]
+
+MAX_HEATMAP_FEATURES = 20
+_LABEL_CHARS = 28
+
+
+@cache
+def _template() -> dict[str, Any]:
+    return TEMPLATE.to_plotly_json()
+
+
+class _Fig(dict):
+    """A figure dict with the few helpers the functions below use."""
+
+    def __init__(self, title: str, height: int = HEIGHT, **layout: Any) -> None:
+        super().__init__(data=[], layout={"template": _template(), "height": height,
+                                          "title": {"text": title, "x": 0.02}, **layout})
+
+    def add(self, trace_type: str, **trace: Any) -> None:
+        self["data"].append({"type": trace_type, **trace})
+
+    def axes(self, x: dict[str, Any] | None = None, y: dict[str, Any] | None = None) -> None:
+        for key, value in (("xaxis", x), ("yaxis", y)):
+            if value:
+                self["layout"][key] = {**self["layout"].get(key, {}), **value}
+
+
+def _title(text: str) -> dict[str, str]:
+    return {"text": text}
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= _LABEL_CHARS else label[:_LABEL_CHARS - 1] + "…"
+
+
+def distribution(f: FeatureDrift, title: str | None = None) -> Figure | None:
+    """Reference and current shares per bin (categories: the reference's top ones)."""
+    if not f.bins:
+        return None
+    score = "—" if f.score is None else f"{f.score:.3g}"
+    verdict = "drifted" if f.drifted else "no drift"
+    fig = _Fig(title or f"{f.column}: {f.method} {score} ({verdict})", height=300,
+               barmode="group", bargap=0.15,
+               legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
+    labels = [_short(x) for x in f.bins["labels"]]
+    fig.add("bar", x=labels, y=f.bins["reference"], name="reference",
+            marker={"color": GREY}, hovertemplate="%{x}<br>%{y:.1%}<extra>reference</extra>")
+    fig.add("bar", x=labels, y=f.bins["current"], name="current",
+            marker={"color": RED if f.drifted else BLUE},
+            hovertemplate="%{x}<br>%{y:.1%}<extra>current</extra>")
+    fig.axes({"type": "category", "tickangle": -40 if len(labels) > 6 else 0},
+             {"title": _title("share of rows"), "tickformat": ".0%"})
+    return fig
+
+
+def drift_over_time(windows: Sequence[dict[str, Any]], threshold: float) -> Figure | None:
+    """Share of drifted features per window (and the prediction's drift verdicts)."""
+    scored = [w for w in windows if w.get("dataset_drift_share") is not None]
+    if not scored:
+        return None
+    fig = _Fig("Dataset drift by window: share of drifted features")
+    x = [w["window"] for w in scored]
+    fig.add("scatter", x=x, y=[w["dataset_drift_share"] for w in scored],
+            mode="lines+markers", name="drifted share", line={"color": BLUE, "width": 2},
+            text=[", ".join(w["drifted"][:5]) or "none" for w in scored],
+            hovertemplate="%{x}<br>%{y:.0%} drifted<br>%{text}<extra></extra>")
+    fig.add("scatter", x=x, y=[threshold] * len(x), mode="lines", name="threshold",
+            line={"dash": "dash", "color": RED}, hoverinfo="skip")
+    flagged = [w for w in scored if (w.get("prediction") or {}).get("drifted")]
+    if flagged:
+        fig.add("scatter", x=[w["window"] for w in flagged],
+                y=[w["dataset_drift_share"] for w in flagged], mode="markers",
+                name="prediction drifted",
+                marker={"symbol": "x", "size": 11, "color": ORANGE})
+    fig.axes({"type": "category", "title": _title("window")},
+             {"title": _title("share of features"), "tickformat": ".0%", "range": [0, 1.05]})
+    return fig
+
+
+def drift_heatmap(windows: Sequence[dict[str, Any]]) -> Figure | None:
+    """PSI per feature and window, for the features with the highest PSI."""
+    scored = [w for w in windows if w.get("features")]
+    if not scored:
+        return None
+    peak: dict[str, float] = {}
+    for w in scored:
+        for name, s in w["features"].items():
+            if s.get("psi") is not None:
+                peak[name] = max(peak.get(name, 0.0), s["psi"])
+    top = sorted(peak, key=lambda n: -peak[n])[:MAX_HEATMAP_FEATURES]
+    if not top:
+        return None
+    z = [[(w["features"].get(n) or {}).get("psi") for w in scored] for n in top]
+    marks = [["drifted" if (w["features"].get(n) or {}).get("drifted") else "" for w in scored]
+             for n in top]
+    fig = _Fig(f"PSI by window (top {len(top)} features)",
+               height=max(300, 80 + 24 * len(top)))
+    fig.add("heatmap", z=z, x=[w["window"] for w in scored], y=[_short(n) for n in top],
+            text=marks, colorscale="Reds", zmin=0, zmax=max(0.25, max(peak[n] for n in top)),
+            colorbar={"title": {"text": "PSI"}},
+            hovertemplate="%{y}<br>%{x}<br>PSI %{z:.3f} %{text}<extra></extra>")
+    fig.axes({"type": "category", "title": _title("window")},
+             {"type": "category", "autorange": "reversed"})
+    return fig
+
+
+def multivariate(result: MultivariateResult) -> Figure | None:
+    """Reconstruction error by window, inside or outside its reference band."""
+    rows = [w for w in result.windows if w.get("error") is not None]
+    if not rows:
+        return None
+    fig = _Fig("Multivariate drift: PCA reconstruction error by window")
+    x = [w["window"] for w in rows]
+    fig.add("scatter", x=x + x[::-1],
+            y=[w["upper"] for w in rows] + [w["lower"] for w in rows][::-1], fill="toself",
+            fillcolor="rgba(156,163,175,0.25)", line={"width": 0}, name="reference band",
+            hoverinfo="skip")
+    fig.add("scatter", x=x, y=[w["error"] for w in rows], mode="lines+markers",
+            name="error", line={"color": BLUE, "width": 2},
+            marker={"color": [RED if w["drifted"] else BLUE for w in rows], "size": 8})
+    fig.axes({"type": "category", "title": _title("window")},
+             {"title": _title("mean reconstruction error")})
+    return fig
+
+
+def performance_over_time(perf: PerformanceResult, metric: str) -> Figure | None:
+    """One metric by window: realised, estimated, and the test value as a line."""
+    real = [(w["window"], (w.get("realized") or {}).get(metric)) for w in perf.windows]
+    est = [(w["window"], (w.get("estimated") or {}).get(metric)) for w in perf.windows]
+    real = [(x, y) for x, y in real if y is not None and math.isfinite(y)]
+    est = [(x, y) for x, y in est if y is not None and math.isfinite(y)]
+    if not real and not est:
+        return None
+    fig = _Fig(f"{metric} by window")
+    if real:
+        fig.add("scatter", x=[x for x, _ in real], y=[y for _, y in real],
+                mode="lines+markers", name="realised", line={"color": BLUE, "width": 2})
+    if est:
+        fig.add("scatter", x=[x for x, _ in est], y=[y for _, y in est],
+                mode="lines+markers", name="estimated (CBPE)",
+                line={"color": ORANGE, "dash": "dot", "width": 2})
+    test = perf.reference.get(metric)
+    windows = [w["window"] for w in perf.windows]
+    if test is not None and windows:
+        fig.add("scatter", x=windows, y=[test] * len(windows), mode="lines", name="test",
+                line={"dash": "dash", "color": GREY}, hoverinfo="skip")
+    fig.axes({"type": "category", "title": _title("window")}, {"title": _title(metric)})
+    return fig

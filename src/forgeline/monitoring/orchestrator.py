@@ -1,0 +1,302 @@
+"""``monitor(model, current)``: drift, data quality, performance and alerts in one run.
+
+The reference is the model's training profile (``profile.json``) unless another is given;
+the training data is never needed. The current data is a frame of model inputs: a file of
+production rows, or the prediction log (its ``ts``, ``prediction`` and ``proba_<class>``
+columns add the over-time views, prediction drift and performance).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forgeline.data.profile import category_strings
+from forgeline.errors import InvalidInput
+from forgeline.monitoring.alerts import deliver, evaluate_rules
+from forgeline.monitoring.binning import Binned, bin_column
+from forgeline.monitoring.config import MonitorConfig
+from forgeline.monitoring.drift import FeatureDrift, dataset_drift, feature_drift, window_drift
+from forgeline.monitoring.extras import proba_column_name
+from forgeline.monitoring.feedback import join_feedback
+from forgeline.monitoring.multivariate import multivariate_drift, reconstruction_errors
+from forgeline.monitoring.perf import performance
+from forgeline.monitoring.quality import quality
+from forgeline.monitoring.reference import Reference, build_reference
+from forgeline.monitoring.result import MonitorResult
+from forgeline.monitoring.windows import Windows, split_windows
+from forgeline.packaging.predictor import Predictor, load_model
+
+__all__ = ["LOG_COLUMNS", "monitor"]
+
+# The prediction log's own columns (besides the inputs and proba_<class>).
+LOG_COLUMNS = ("request_id", "ts", "model_version", "runtime", "shadow", "row", "prediction")
+_PREDICTION = "prediction"
+_PASSIVE_LOG_COLUMNS = ("row", "runtime", "shadow", "model_version")  # not read here
+_THREAD_ROWS = 100_000  # below this, threads cost more than they save
+_MAX_THREADS = 8
+
+
+def _parallel(fn: Callable[[Any], Any], items: list[Any], rows: int) -> list[Any]:
+    """``[fn(x) for x in items]``, on threads for large frames: the numpy and Arrow work
+    inside releases the GIL, so columns are binned side by side on every core."""
+    workers = min(len(items), os.cpu_count() or 1, _MAX_THREADS)
+    if rows < _THREAD_ROWS or workers < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def _bin_inputs(current: pd.DataFrame, inputs: list[Any], ref: Reference, windows: Windows
+                ) -> tuple[dict[str, Binned], dict[str, Any], dict[str, str]]:
+    """Each signature input on its reference bins, with its counts (overall, per window);
+    the inputs left out, with the reason. Columns are done side by side on threads: the
+    numpy and Arrow work of one overlaps with another's ``bincount``."""
+    skipped: dict[str, str] = {}
+    jobs = []
+    profile_columns = ref.profile.get("columns") or {}
+    means = ref.profile.get("bin_means") or {}
+    for column in inputs:
+        stats = profile_columns.get(column.name)
+        if stats is not None and means.get(column.name) is not None:
+            stats = {**stats, "bin_means": means[column.name]}
+        if column.name not in current.columns:
+            skipped[column.name] = "missing from the current data"
+        elif stats is None:
+            skipped[column.name] = "not in the reference profile"
+        else:
+            jobs.append((column.name, stats))
+    def one(job: tuple[str, Any]) -> tuple[Binned | None, Any]:
+        b = bin_column(job[0], current[job[0]], job[1], ref.categories.get(job[0]))
+        return b, None if b is None else b.counts(windows)
+
+    done = _parallel(one, jobs, len(current))
+    binned, counts = {}, {}
+    for (name, stats), (b, tally) in zip(jobs, done, strict=True):
+        if b is None:
+            skipped[name] = f"{stats.get('kind')} columns have no drift check"
+        else:
+            binned[name], counts[name] = b, tally
+    return binned, counts, skipped
+
+
+def _predictor(model: str | Path | Predictor) -> Predictor:
+    if isinstance(model, Predictor):
+        return model
+    return load_model(model)
+
+
+def _labels(current: pd.DataFrame, labels: pd.Series | pd.DataFrame | None, id_column: str,
+            label_column: str, warnings: list[str]) -> tuple[pd.Series | None, Any]:
+    if labels is None:
+        return None, None
+    if isinstance(labels, pd.DataFrame):
+        joined, stats = join_feedback(current, labels, id_column, label_column)
+        if stats.message:
+            warnings.append(f"labels: {stats.message}")
+        return joined[label_column].reset_index(drop=True), stats
+    if len(labels) != len(current):
+        raise InvalidInput(f"labels has {len(labels)} values and the current data "
+                           f"{len(current)} rows: they must align row by row.",
+                           hint="Or pass a feedback table (a DataFrame with ids).")
+    return pd.Series(np.asarray(labels, dtype=object)), None
+
+
+def _score(predictor: Predictor, current: pd.DataFrame) -> pd.DataFrame:
+    """The current data with the model's predictions added (``prediction``, ``proba_*``)."""
+    extra: dict[str, Any] = {"prediction": predictor.predict(current)}
+    if predictor.signature.is_classifier and hasattr(predictor.model, "predict_proba"):
+        proba = predictor.predict_proba(current)
+        extra.update({proba_column_name(c): proba[c].to_numpy() for c in proba.columns})
+    return current.assign(**extra)
+
+
+def _prediction_binned(section: Mapping[str, Any] | None, current: pd.DataFrame,
+                       classes: tuple[Any, ...] | None) -> Binned | None:
+    if not section:
+        return None
+    column = section.get("column", "prediction")
+    if section.get("proba") and column in current.columns:
+        return bin_column("prediction", current[column], section["proba"])
+    if "prediction" not in current.columns:
+        return None
+    stats = section.get("labels") or section.get("values")
+    if not stats:
+        return None
+    known = None
+    if classes is not None and "categories" in stats:
+        known = frozenset(str(x) for x in category_strings(pd.Series(list(classes),
+                                                                      dtype=object)))
+    return bin_column("prediction", current["prediction"], stats, known)
+
+
+def _multivariate(ref: Reference, binned: Mapping[str, Binned], config: MonitorConfig,
+                  windows: Windows, warnings: list[str]) -> Any:
+    section = ref.profile.get("multivariate")
+    if not section:
+        return None
+    numbers = {n: b.numbers for n, b in binned.items() if b.numbers is not None}
+    absent = [c for c in section["columns"] if c not in numbers]
+    if absent:
+        warnings.append(f"multivariate drift skipped: column(s) {', '.join(absent)} of its "
+                        "reference are not in the current data")
+        return None
+    errors = reconstruction_errors(section, numbers)
+    return multivariate_drift(section, errors, config.multivariate_sigma, windows,
+                              config.min_window_rows)
+
+
+def _log_inputs(current: pd.DataFrame, sig: Any) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Inputs the prediction log stored as ``input_<name>`` (their name clashes with one of
+    its own columns) back under their signature names, and the clashing inputs that
+    cannot be: those named like a column monitoring reads itself (``ts``, ``prediction``,
+    ``request_id``, ``proba_*``)."""
+    if "request_id" not in current.columns or "shadow" not in current.columns:
+        return current, {}  # not a prediction log
+    try:
+        from forgeline.serving.predlog import stored_name
+    except ImportError:
+        return current, {}
+    renames, unmonitored = {}, {}
+    for name in sig.names:
+        stored = stored_name(name)
+        if stored == name or stored not in current.columns:
+            continue
+        if name in _PASSIVE_LOG_COLUMNS:
+            renames[stored] = name
+        else:
+            unmonitored[name] = (f"stored as {stored!r} by the prediction log, whose own "
+                                 f"{name!r} column monitoring reads")
+    kept = current.drop(columns=[n for n in renames.values() if n in current.columns])
+    return kept.rename(columns=renames), unmonitored
+
+
+def _period(current: pd.DataFrame, column: str) -> dict[str, str | None]:
+    if column not in current.columns:
+        return {"start": None, "end": None}
+    times = pd.to_datetime(current[column], errors="coerce", utc=True)
+    if times.notna().sum() == 0:
+        return {"start": None, "end": None}
+    return {"start": times.min().isoformat(), "end": times.max().isoformat()}
+
+
+def _versions(current: pd.DataFrame, predictor: Predictor, warnings: list[str]) -> None:
+    mv = predictor.model_version
+    if mv is None or "model_version" not in current.columns:
+        return
+    seen = sorted({str(x) for x in current["model_version"].dropna().unique()})
+    others = [x for x in seen if x != str(mv.version)]
+    if others:
+        warnings.append(f"the data holds predictions of version(s) {', '.join(seen)}; it is "
+                        f"compared with the reference of version {mv.version}")
+
+
+def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
+            reference: Mapping[str, Any] | pd.DataFrame | None = None,
+            config: MonitorConfig | None = None,
+            labels: pd.Series | pd.DataFrame | None = None, id_column: str = "request_id",
+            label_column: str | None = None, score: bool = False) -> MonitorResult:
+    """Compare production data with the model's reference: drift, quality, performance.
+
+    Args:
+        ref_or_predictor: a model reference (``fraud@champion``, ``fraud/3``, a package
+            directory) or a loaded :class:`~forgeline.packaging.Predictor`.
+        current: the production rows: model inputs, optionally the prediction log's
+            columns (``ts``, ``prediction``, ``proba_<class>``, ``request_id``).
+        reference: a profile dict or a DataFrame instead of the model's training profile.
+        config: thresholds, methods, windows, alert rules and delivery.
+        labels: true labels: a Series aligned with ``current`` row by row, or a feedback
+            table (DataFrame) joined on ``id_column``.
+        id_column: the id shared by ``current`` and a feedback table.
+        label_column: the label column of a feedback table (the model's target by default).
+        score: predict on ``current`` first when it has no ``prediction`` column.
+
+    Raises:
+        InvalidInput: ``current`` is not a DataFrame or has no rows; a malformed reference;
+            labels that do not align.
+        InvalidSpec: a bad rule or config.
+    """
+    config = config or MonitorConfig()
+    if not isinstance(current, pd.DataFrame):
+        raise InvalidInput(f"The current data must be a pandas DataFrame, not "
+                           f"{type(current).__name__}.")
+    if len(current) == 0:
+        raise InvalidInput("The current data has no rows: nothing to monitor.")
+    predictor = _predictor(ref_or_predictor)
+    sig = predictor.signature
+    ref = build_reference(predictor.profile, sig, reference)
+    warnings: list[str] = []
+    _versions(current, predictor, warnings)  # before the log's own columns may be replaced
+    current, unmonitored = _log_inputs(current.reset_index(drop=True), sig)
+    label_name = label_column or sig.target
+    label_values, feedback = _labels(current, labels, id_column, label_name, warnings)
+    if score and "prediction" not in current.columns:
+        if all(n in current.columns for n in sig.names):
+            current = _score(predictor, current)
+        else:
+            warnings.append("not scored: the current data lacks signature columns")
+    windows = split_windows(current, config)
+    inputs = [c for c in sig.inputs if c.name not in unmonitored]
+    binned, counts, skipped = _bin_inputs(current, inputs, ref, windows)
+    skipped.update(unmonitored)
+    features = {name: feature_drift(b, config, counts[name][0]) for name, b in binned.items()}
+    pred_binned = _prediction_binned(ref.profile.get("prediction"), current, sig.classes)
+    prediction: FeatureDrift | None = None
+    per_window = {name: (b, counts[name][1]) for name, b in binned.items()}
+    if pred_binned is not None:
+        pred_counts = pred_binned.counts(windows)
+        prediction = feature_drift(pred_binned, config, pred_counts[0])
+        per_window[_PREDICTION] = (pred_binned, pred_counts[1])
+    missing = [c.name for c in inputs if c.name not in current.columns]
+    if missing:
+        warnings.append(f"{len(missing)} signature column(s) missing from the current data: "
+                        f"{', '.join(missing)}; the report covers the columns present")
+    ignore = {*LOG_COLUMNS, label_name, id_column, config.time_column}
+    ignore |= {f"input_{n}" for n in unmonitored}
+    checked = quality(current, [(c.name, c.kind, c.dtype) for c in inputs], ref.profile,
+                      binned, config, ignore)
+    pred_section = ref.profile.get("prediction") or {}
+    perf = performance(current, label_values, sig.task, sig.classes, predictor.metrics or {},
+                       config=config, windows=windows,
+                       calibration=pred_section.get("calibration"))
+    if perf is not None:
+        perf.feedback = feedback
+        if label_values is not None and perf.labelled == 0 and feedback is None:
+            warnings.append("labels: none of the given labels is usable")
+    mv = predictor.model_version
+    result = MonitorResult(
+        model=mv.name if mv is not None else str(predictor.path),
+        version=None if mv is None else str(mv.version), task=sig.task, rows=len(current),
+        period=_period(current, config.time_column), reference=ref.source,
+        reference_rows=ref.profile.get("rows"), config=config, features=features,
+        dataset=dataset_drift(features, config), skipped=skipped, prediction=prediction,
+        multivariate=_multivariate(ref, binned, config, windows, warnings), quality=checked,
+        performance=perf, windows=window_drift(per_window, windows, config, _PREDICTION),
+        windows_by=windows.by, generated=dt.datetime.now(dt.UTC).isoformat(
+            timespec="seconds"), warnings=warnings)
+    result.alerts = evaluate_rules(config.rules, result.values())
+    if result.fired and (config.webhook or config.command):
+        result.warnings.extend(deliver(_payload(result), config))
+    return result
+
+
+def _payload(result: MonitorResult) -> dict[str, Any]:
+    """The JSON an alert delivers: which rules fired and the headline numbers."""
+    return {
+        "model": result.model, "version": result.version, "generated": result.generated,
+        "rows": result.rows, "period": result.period,
+        "fired": [{"rule": a.rule, "values": a.matches} for a in result.fired],
+        "dataset_drift": {"share": result.dataset.share, "drifted": result.dataset.drifted,
+                          "features": result.dataset.drifted_features},
+        "prediction_drift": None if result.prediction is None else {
+            "method": result.prediction.method, "score": result.prediction.score,
+            "drifted": result.prediction.drifted},
+        "quality_issues": [i.message for i in result.quality.issues],
+    }

@@ -1,0 +1,195 @@
+"""Data quality of the current data against the reference profile and the signature.
+
+Per column: the missing share and its change, values outside the training range (the
+profile's min/max), categories never seen in training (see :mod:`.binning` for when that
+is knowable), values that do not parse as the training type. Per frame: signature columns
+that are missing, new columns, and the share of duplicated input rows. Problems are
+:class:`~forgeline.data.findings.Finding` objects, as the training checks report them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forgeline.data import _values as v
+from forgeline.data.findings import Finding, Severity
+from forgeline.monitoring.binning import Binned
+from forgeline.monitoring.config import MonitorConfig
+
+__all__ = ["QualityResult", "duplicate_share", "quality"]
+
+_PRIME = np.uint64(1_000_003)
+
+
+@dataclass
+class QualityResult:
+    columns: dict[str, dict[str, Any]]
+    missing_columns: list[str]
+    new_columns: list[str]
+    duplicate_share: float | None
+    reference_duplicate_share: float | None
+    issues: list[Finding] = field(default_factory=list)
+
+
+def _exact_duplicates(frame: pd.DataFrame) -> int:
+    try:
+        return int(frame.duplicated().sum())
+    except TypeError:  # unhashable cells (lists from Parquet): compare their text
+        return int(frame.astype(str).where(frame.notna()).duplicated().sum())
+
+
+def duplicate_share(frame: pd.DataFrame, columns: Iterable[str],
+                    binned: Mapping[str, Binned] | None = None) -> float | None:
+    """Share of rows that repeat an earlier row over ``columns`` (None without columns).
+
+    Two equal rows fall in the same bucket of every binned column, so rows whose bucket
+    combination is unique cannot be duplicates; only the others (with continuous columns,
+    usually none) are compared value by value. The result is exact.
+    """
+    columns = [c for c in columns if c in frame.columns]
+    if not columns or not len(frame):
+        return None
+    keys = [b.buckets for name, b in (binned or {}).items() if name in columns]
+    rows = frame[columns]
+    if keys:
+        key = np.zeros(len(frame), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for buckets in keys:  # collisions only add candidates: no mixing needed
+                key *= _PRIME
+                key += buckets.astype(np.uint64)
+        ordered = np.sort(key)
+        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+        if not len(repeated):
+            return 0.0
+        rows = rows.iloc[np.flatnonzero(np.isin(key, np.unique(repeated)))]
+    return _exact_duplicates(rows) / len(frame)
+
+
+def _type_issue(name: str, expected_kind: str, expected_dtype: str, series: pd.Series,
+                binned: Binned | None) -> Finding | None:
+    found = str(series.dtype)
+    if expected_kind == "numeric" and binned is not None and binned.not_parsed:
+        share = binned.not_parsed / max(len(series), 1)
+        shown = ", ".join(repr(x) for x in binned.not_parsed_examples)
+        return Finding("type_change", Severity.WARN,
+                       f"{name}: expected numbers ({expected_dtype}), found {found} with "
+                       f"{binned.not_parsed} value(s) ({share:.1%}) that are not numbers, "
+                       f"e.g. {shown}; they are left out of drift.", (name,),
+                       {"expected": expected_dtype, "found": found,
+                        "not_parsed": binned.not_parsed})
+    if expected_kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(series):
+        present = v.sample(series.dropna())
+        bad = int(v.parse_datetimes(present).isna().sum())
+        if bad:
+            return Finding("type_change", Severity.WARN,
+                           f"{name}: expected datetimes ({expected_dtype}), found {found}; "
+                           f"{bad} of {len(present)} sampled values do not parse as dates.",
+                           (name,), {"expected": expected_dtype, "found": found})
+    if expected_kind == "numeric" and not v.is_number_dtype(series) and len(series):
+        return Finding("type_change", Severity.INFO,
+                       f"{name}: dtype changed from {expected_dtype} to {found}; the values "
+                       "still read as numbers.", (name,),
+                       {"expected": expected_dtype, "found": found})
+    return None
+
+
+def _column_quality(name: str, series: pd.Series, binned: Binned | None,
+                    reference: Mapping[str, Any], config: MonitorConfig
+                    ) -> tuple[dict[str, Any], list[Finding]]:
+    n = len(series)
+    missing = binned.missing if binned is not None else int(series.isna().sum())
+    share = missing / n if n else 0.0
+    ref_share = reference.get("missing_share")
+    change = share - ref_share if ref_share is not None else None
+    row: dict[str, Any] = {"kind": reference.get("kind"), "missing_share": share,
+                           "reference_missing_share": ref_share,
+                           "missing_share_change": change}
+    issues = []
+    if change is not None and abs(change) >= config.missing_share_change:
+        severity = Severity.FAIL if share == 1.0 else Severity.WARN
+        issues.append(Finding("missing_share", severity,
+                              f"{name}: {share:.1%} missing, {ref_share:.1%} in training "
+                              f"({change:+.1%}).", (name,), {"change": change}))
+    if binned is None:
+        return row, issues
+    present = max(n - missing - binned.not_parsed, 0)
+    if binned.out_of_range is not None:
+        oor = binned.out_of_range / present if present else 0.0
+        row.update(out_of_range=binned.out_of_range, out_of_range_share=oor)
+        if oor > config.out_of_range_share:
+            issues.append(Finding(
+                "out_of_range", Severity.WARN,
+                f"{name}: {binned.out_of_range} value(s) ({oor:.1%}) outside the training "
+                f"range [{reference.get('min'):.4g}, {reference.get('max'):.4g}].", (name,),
+                {"count": binned.out_of_range, "share": oor}))
+    if binned.categorical:
+        unseen_share = None if binned.unseen is None else (
+            binned.unseen / present if present else 0.0)
+        row.update(unseen=binned.unseen, unseen_share=unseen_share,
+                   unseen_examples=binned.unseen_examples)
+        if unseen_share is not None and unseen_share > config.unseen_share:
+            shown = ", ".join(repr(x) for x in binned.unseen_examples)
+            issues.append(Finding(
+                "unseen_categories", Severity.WARN,
+                f"{name}: {binned.unseen} value(s) ({unseen_share:.1%}) in categories never "
+                f"seen in training, e.g. {shown}.", (name,),
+                {"count": binned.unseen, "share": unseen_share}))
+    row["not_parsed"] = binned.not_parsed
+    return row, issues
+
+
+def quality(frame: pd.DataFrame, inputs: list[tuple[str, str, str]],
+            profile: Mapping[str, Any], binned: Mapping[str, Binned], config: MonitorConfig,
+            ignore: Iterable[str] = ()) -> QualityResult:
+    """Quality of ``frame`` against the signature ``inputs`` and the reference ``profile``.
+
+    Args:
+        frame: the current data.
+        inputs: (name, kind, dtype) of every signature input.
+        profile: the reference profile (``columns``; optionally ``quality``).
+        binned: the current columns on the reference bins.
+        config: the thresholds.
+        ignore: columns that are expected besides the inputs (the prediction log's own).
+    """
+    names = {name for name, _, _ in inputs}
+    missing = [name for name, _, _ in inputs if name not in frame.columns]
+    ignored = set(ignore)
+    new = [str(c) for c in frame.columns if c not in names and c not in ignored
+           and not str(c).startswith("proba_")]
+    issues: list[Finding] = []
+    if missing:
+        issues.append(Finding(
+            "missing_columns", Severity.FAIL,
+            f"{len(missing)} signature column(s) missing from the current data: "
+            f"{', '.join(missing)}; the checks cover the {len(names) - len(missing)} present.",
+            tuple(missing)))
+    if new:
+        issues.append(Finding("new_columns", Severity.INFO,
+                              f"{len(new)} column(s) not in the signature: {', '.join(new)}.",
+                              tuple(new)))
+    columns: dict[str, dict[str, Any]] = {}
+    ref_columns = profile.get("columns") or {}
+    for name, kind, dtype in inputs:
+        if name not in frame.columns:
+            continue
+        series = frame[name]
+        row, found = _column_quality(name, series, binned.get(name),
+                                     ref_columns.get(name) or {"kind": kind}, config)
+        columns[name] = row
+        issues.extend(found)
+        typed = _type_issue(name, kind, dtype, series, binned.get(name))
+        if typed is not None:
+            issues.append(typed)
+    dup = duplicate_share(frame, [n for n, _, _ in inputs], binned)
+    ref_dup = (profile.get("quality") or {}).get("duplicate_share")
+    if dup is not None and dup - (ref_dup or 0.0) >= config.duplicate_share_change:
+        base = f", {ref_dup:.1%} in training" if ref_dup is not None else ""
+        issues.append(Finding("duplicates", Severity.WARN,
+                              f"{dup:.1%} of the rows repeat an earlier row{base}.",
+                              details={"share": dup, "reference": ref_dup}))
+    return QualityResult(columns, missing, new, dup, ref_dup, issues)

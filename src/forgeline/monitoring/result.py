@@ -1,0 +1,136 @@
+"""The result of a monitoring run: its parts, a flat view for alerts and gauges, and JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forgeline.monitoring.alerts import AlertResult
+from forgeline.monitoring.config import MonitorConfig
+from forgeline.monitoring.drift import DatasetDrift, FeatureDrift
+from forgeline.monitoring.multivariate import MultivariateResult
+from forgeline.monitoring.perf import PerformanceResult
+from forgeline.monitoring.quality import QualityResult
+
+__all__ = ["MonitorResult", "jsonable"]
+
+_STATS = ("psi", "ks", "ks_pvalue", "wasserstein", "jensenshannon", "chisquare_pvalue")
+_QUALITY = ("missing_share", "missing_share_change", "out_of_range_share", "unseen_share")
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: dataclasses as dicts, numpy scalars as numbers, NaN/inf as None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(x) for k, x in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(x) for x in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _put(out: dict[str, float], key: str, value: Any) -> None:
+    if isinstance(value, int | float) and math.isfinite(value):  # bool is an int
+        out[key] = float(value)
+
+
+@dataclass
+class MonitorResult:
+    """Everything one monitoring run found. ``to_dict()`` is its JSON form.
+
+    Attributes:
+        model: the model reference (or package path) and ``version``, ``task``.
+        rows: current rows monitored; ``period``: first and last ``ts`` when known.
+        reference: where the reference came from; ``reference_rows`` its row count.
+        features: drift per feature; ``dataset``: the share of drifted features.
+        skipped: columns not checked for drift, and why.
+        prediction: drift of the predictions (None without a prediction reference).
+        multivariate: PCA reconstruction drift (None without a PCA reference).
+        quality: data quality; ``performance``: realised/estimated metrics (or None).
+        windows: drift per time window; ``windows_by`` how they were cut.
+        alerts: each rule and whether it fired; ``warnings``: what people should know.
+    """
+
+    model: str
+    version: str | None
+    task: str
+    rows: int
+    period: dict[str, str | None]
+    reference: str
+    reference_rows: int | None
+    config: MonitorConfig
+    features: dict[str, FeatureDrift]
+    dataset: DatasetDrift
+    skipped: dict[str, str]
+    prediction: FeatureDrift | None
+    multivariate: MultivariateResult | None
+    quality: QualityResult
+    performance: PerformanceResult | None
+    windows: list[dict[str, Any]]
+    windows_by: str
+    generated: str
+    alerts: list[AlertResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fired(self) -> list[AlertResult]:
+        """The rules that fired."""
+        return [a for a in self.alerts if a.fired]
+
+    def values(self) -> dict[str, float]:
+        """Every number a rule can name (see :mod:`.rules`), finite values only."""
+        out: dict[str, float] = {}
+        _put(out, "rows", self.rows)
+        _put(out, "dataset_drift", self.dataset.share)
+        _put(out, "dataset_drifted", self.dataset.drifted)
+        _put(out, "drifted_features", self.dataset.n_drifted)
+        for name, f in self.features.items():
+            _put(out, f"drift.{name}", f.score)
+            _put(out, f"drifted.{name}", f.drifted)
+            for key in _STATS:
+                _put(out, f"{key}.{name}", f.stats.get(key))
+        for name, row in self.quality.columns.items():
+            for key in _QUALITY:
+                _put(out, f"{key}.{name}", row.get(key))
+        _put(out, "duplicate_share", self.quality.duplicate_share)
+        if self.prediction is not None:
+            _put(out, "prediction_drift", self.prediction.score)
+            _put(out, "prediction_drifted", self.prediction.drifted)
+            _put(out, "prediction_psi", self.prediction.stats.get("psi"))
+        if self.multivariate is not None:
+            _put(out, "multivariate_error", self.multivariate.error)
+            _put(out, "multivariate_drifted", self.multivariate.drifted)
+        if self.performance is not None:
+            for name, value in self.performance.realized.items():
+                _put(out, name, value)
+            for name, value in self.performance.estimated.items():
+                _put(out, f"estimated_{name}", value)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (NaN and infinity as null)."""
+        data = jsonable(self)
+        data["fired"] = [a.rule for a in self.fired]
+        return data
+
+    def write_html(self, path: str | Path, *, title: str | None = None) -> Path:
+        """Write the self-contained HTML report to ``path`` (see :mod:`.report`)."""
+        from forgeline.monitoring.report import render_monitor_report
+
+        return render_monitor_report(self, Path(path), title=title)

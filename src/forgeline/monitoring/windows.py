@@ -1,0 +1,149 @@
+"""Time windows of the current data, for the over-time views (drift, error, metrics).
+
+Rows are put into windows by their time column when it exists (the prediction log's
+``ts``), else by their order. ``auto`` picks days when the data spans 2 to ``max_windows``
+days, else 10 windows of equal rows; a pandas frequency (``1D``, ``6h``) cuts by the clock
+(widened to ``max_windows`` equal spans when it would give more); a number cuts every N
+rows. Rows without a time stay outside every window (id -1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forgeline.data import _values as v
+from forgeline.errors import InvalidSpec
+from forgeline.monitoring.config import MonitorConfig
+
+__all__ = ["Windows", "split_windows"]
+
+_AUTO_WINDOWS = 10
+
+
+@dataclass
+class Windows:
+    """Window id per row (-1: none) and a label, start and end per window."""
+
+    ids: np.ndarray
+    labels: list[str]
+    starts: list[str | None]
+    ends: list[str | None]
+    by: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def base(self, width: int) -> np.ndarray:
+        """``slot * width`` per row, where a row's slot is its window id, or one extra last
+        slot for rows outside every window: add a bucket index below ``width`` to count
+        buckets per window with one ``bincount``. Cached per width."""
+        cache = self.__dict__.setdefault("_bases", {})
+        if width not in cache:
+            slots = np.where(self.ids < 0, len(self), self.ids)
+            cache[width] = slots * width
+        return cache[width]
+
+    def counts(self) -> np.ndarray:
+        """Rows per window."""
+        inside = self.ids >= 0
+        return np.bincount(self.ids[inside], minlength=len(self))
+
+    def means(self, values: np.ndarray) -> np.ndarray:
+        """Mean of ``values`` per window (NaN values skipped; NaN for an empty window)."""
+        ok = (self.ids >= 0) & ~np.isnan(values)
+        total = np.bincount(self.ids[ok], weights=values[ok], minlength=len(self))
+        count = np.bincount(self.ids[ok], minlength=len(self))
+        return np.divide(total, count, out=np.full(len(self), np.nan), where=count > 0)
+
+
+def _none(n: int) -> Windows:
+    return Windows(np.zeros(0, dtype=np.int64) if n == 0 else np.full(n, -1), [], [], [],
+                   "none")
+
+
+def _by_order(order: np.ndarray, size: int, n: int, times: pd.Series | None, by: str
+              ) -> Windows:
+    """Consecutive runs of ``size`` rows in ``order`` (positions into the frame)."""
+    ids = np.full(n, -1, dtype=np.int64)
+    ids[order] = np.arange(len(order)) // size
+    count = int(ids.max()) + 1 if len(order) else 0
+    labels, starts, ends = [], [], []
+    for w in range(count):
+        part = order[w * size:(w + 1) * size]
+        if times is not None:
+            first, last = times.iloc[part[0]], times.iloc[part[-1]]
+            starts.append(str(first))
+            ends.append(str(last))
+            labels.append(f"{first:%Y-%m-%d %H:%M}" if hasattr(first, "strftime")
+                          else str(first))
+        else:
+            starts.append(None)
+            ends.append(None)
+            labels.append(f"rows {part[0] + 1}-{part[-1] + 1}")
+    return Windows(ids, labels, starts, ends, by)
+
+
+def _by_clock(times: pd.Series, freq: str, max_windows: int) -> Windows:
+    try:
+        floored = times.dt.floor(freq)
+    except (ValueError, TypeError) as e:
+        raise InvalidSpec(f"Invalid window frequency {freq!r}: {e}.",
+                          hint="Use a pandas frequency such as 1D, 6h or 15min.") from None
+    present = floored.notna().to_numpy()
+    if floored[present].nunique() > max_windows:
+        low, high = times.min(), times.max()
+        edges = pd.date_range(low, high, periods=max_windows + 1)
+        ids = np.searchsorted(edges.to_numpy()[1:-1], times.to_numpy(), side="right")
+        starts_ts, ends_ts = list(edges[:-1]), list(edges[1:])
+        by = f"{max_windows} equal spans"
+    else:
+        uniques = np.sort(floored[present].unique())
+        ids = np.searchsorted(uniques, floored.to_numpy())
+        starts_ts = list(pd.DatetimeIndex(uniques))
+        ends_ts = [s + pd.tseries.frequencies.to_offset(freq) for s in starts_ts]
+        by = freq
+    ids = np.where(present, ids, -1).astype(np.int64)
+    day = all(s == s.normalize() for s in starts_ts) and by == freq
+    labels = [f"{s:%Y-%m-%d}" if day else f"{s:%Y-%m-%d %H:%M}" for s in starts_ts]
+    return Windows(ids, labels, [str(s) for s in starts_ts], [str(e) for e in ends_ts], by)
+
+
+def _times(frame: pd.DataFrame, column: str) -> pd.Series | None:
+    if column not in frame.columns:
+        return None
+    times = v.time_values(frame[column])
+    if not pd.api.types.is_datetime64_any_dtype(times.dtype) or times.notna().sum() == 0:
+        return None
+    return times.reset_index(drop=True)
+
+
+def split_windows(frame: pd.DataFrame, config: MonitorConfig) -> Windows:
+    """The windows of ``frame`` as ``config.window`` asks (see the module docstring)."""
+    n, window = len(frame), config.window
+    if window is None or n == 0:
+        return _none(n)
+    times = _times(frame, config.time_column)
+    if times is not None:
+        present = np.flatnonzero(times.notna().to_numpy())
+        order = present[np.argsort(times.to_numpy()[present], kind="stable")]
+    else:
+        order = np.arange(n)
+    if isinstance(window, int):
+        return _by_order(order, window, n, times, f"{window} rows")
+    if window == "auto":
+        if times is not None:
+            days = (times.max() - times.min()) / pd.Timedelta(days=1)
+            if 2 <= days <= config.max_windows:
+                return _by_clock(times, "1D", config.max_windows)
+        if len(order) < 2 * config.min_window_rows:
+            return _none(n)
+        size = -(-len(order) // _AUTO_WINDOWS)
+        return _by_order(order, size, n, times, f"{_AUTO_WINDOWS} equal windows")
+    if times is None:
+        raise InvalidSpec(f"Window {window!r} needs a time column, and the data has no "
+                          f"{config.time_column!r} column with times.",
+                          hint="Use a number of rows per window, or 'auto'.")
+    return _by_clock(times, window, config.max_windows)

@@ -1,0 +1,184 @@
+"""The FastAPI app of ``forgeline serve``: ``/predict``, OIP v2, ``/metrics``, the docs.
+
+    app = create_app(ServeConfig("fraud@champion"))  # loads the model(s) now
+    uvicorn.run(app)
+
+``create_app_from_env`` builds the same app from ``FORGELINE_SERVE_CONFIG``; uvicorn calls
+it in each worker process when ``--workers > 1``.
+
+Start-up (the lifespan) starts one micro-batcher per model and the registry watcher;
+shutdown (after uvicorn has stopped accepting and finished the requests in flight) lets
+queued batches and shadow predictions finish, then flushes the prediction log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+import forgeline
+from forgeline.serving.config import ServeConfig
+from forgeline.serving.http import (
+    RequestMiddleware,
+    check_auth,
+    error_response,
+    json_response,
+    read_json,
+    request_id,
+)
+from forgeline.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics, value_buckets
+from forgeline.serving.models import Deployment, ServedModel
+from forgeline.serving.oip import oip_router
+from forgeline.serving.openapi import ErrorBody, PredictResponse, install_openapi
+from forgeline.serving.payload import predict_rows
+from forgeline.serving.scoring import PredictionSink, Scorer, json_array
+
+if TYPE_CHECKING:
+    from forgeline.tracking.client import Client
+
+__all__ = ["ServingState", "create_app", "create_app_from_env"]
+
+log = logging.getLogger("forgeline.serving")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in (
+        (400, "The body or a value is wrong; the message names the field."),
+        (401, "A bearer token is required (--token)."),
+        (413, "The body is larger than --max-body-bytes."),
+        (500, "The model failed unexpectedly; the server stays up."))}
+
+
+@dataclass
+class ServingState:
+    """Everything one app holds; ``app.state.forgeline``."""
+
+    config: ServeConfig
+    deployment: Deployment
+    metrics: ServingMetrics
+    scorer: Scorer
+    prediction_log: PredictionSink | None = None
+    ready: bool = False
+    watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+def create_app(config: ServeConfig, *, client: Client | None = None,
+               prediction_log: PredictionSink | None = None) -> FastAPI:
+    """The server app for ``config``; loads the models before returning.
+
+    Args:
+        config: what to serve and how.
+        client: the registry; ``Client(config.store_uri)`` when None.
+        prediction_log: receives one record per prediction (see :class:`PredictionSink`).
+
+    Raises:
+        ForgelineError: a model reference cannot be resolved or loaded.
+    """
+    deployment = Deployment(config, client)
+    metrics = ServingMetrics(value_buckets(deployment.primary.predictor.profile))
+    scorer = Scorer(deployment, metrics, prediction_log)
+    state = ServingState(config, deployment, metrics, scorer, prediction_log)
+    primary = deployment.primary
+    app = FastAPI(title=f"{primary.name} - Forgeline model server",
+                  version=forgeline.__version__, lifespan=partial(_lifespan, state=state))
+    app.state.forgeline = state
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+
+    @app.get("/", summary="What this server serves", include_in_schema=False)
+    async def index() -> Response:
+        return json_response({"models": {ref: m.label for ref, m in deployment.models.items()},
+                              "predict": "/predict", "docs": "/docs", "metrics": "/metrics",
+                              "oip": f"/v2/models/{deployment.primary.name}"})
+
+    @app.post("/predict", summary="Predict", response_model=None,
+              responses={200: {"model": PredictResponse}, **_ERRORS})
+    async def predict(request: Request) -> Response:
+        """Predict for records or columnar rows (the body schema is the model's signature)."""
+        rid = request_id(request)
+        try:
+            check_auth(request, config.token)
+            rows = predict_rows(await read_json(request, config.max_body_bytes))
+            scored = await scorer.score(rows, rid)
+        except Exception as e:
+            return error_response(e, request_id=rid)
+        model, prediction = scored.model, scored.prediction
+        payload: dict[str, Any] = {"model": model.name, "version": model.version,
+                                   "runtime": model.runtime.name, "request_id": rid,
+                                   "predictions": json_array(prediction.labels)}
+        if prediction.proba is not None:
+            payload["probabilities"] = json_array(prediction.proba)
+            payload["classes"] = list(model.signature.classes
+                                      or range(prediction.proba.shape[1]))
+        return json_response(payload)
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        await metrics.settle()
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(oip_router(scorer, config, lambda: state.ready))
+    install_openapi(app, deployment)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """:func:`create_app` for the settings in ``FORGELINE_SERVE_CONFIG`` (worker processes)."""
+    return create_app(ServeConfig.from_env())
+
+
+# -- start-up and shutdown ------------------------------------------------------------------
+def _model_labels(model: ServedModel) -> tuple[str, int | None, str]:
+    return model.name, model.version, model.runtime.name
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI, state: ServingState) -> AsyncIterator[None]:
+    deployment, metrics = state.deployment, state.metrics
+
+    def on_batch(model: ServedModel) -> Any:
+        return partial(metrics.submit_batch, model.name, model.version, model.signature)
+
+    def on_swap(ref: str, old: ServedModel, new: ServedModel) -> None:
+        metrics.switches.labels(ref).inc()
+        metrics.set_model(*_model_labels(new), loaded=True)
+        if all(_model_labels(m) != _model_labels(old) for m in deployment.models.values()):
+            metrics.set_model(*_model_labels(old), loaded=False)
+
+    deployment.start(on_batch)
+    deployment.on_swap(on_swap)
+    for model in deployment.models.values():
+        metrics.set_model(*_model_labels(model), loaded=True)
+    if state.config.watch:
+        state.watcher = asyncio.get_running_loop().create_task(
+            deployment.watch(state.config.watch_interval_s), name="forgeline-watch")
+    state.ready = True
+    try:
+        yield
+    finally:
+        state.ready = False
+        await _shutdown(state)
+
+
+async def _shutdown(state: ServingState) -> None:
+    if state.watcher is not None:
+        state.watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await state.watcher
+    await state.scorer.drain(max(state.config.graceful_timeout_s, 1.0))
+    await state.deployment.stop()
+    flush = getattr(state.prediction_log, "flush", None)
+    if callable(flush):
+        try:
+            await asyncio.to_thread(flush)
+        except Exception:
+            log.exception("flushing the prediction log failed")
+    state.metrics.close()
+    state.metrics.process_exit()
+    log.info("stopped serving %s", state.config.model)

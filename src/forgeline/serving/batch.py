@@ -1,0 +1,431 @@
+"""Batch scoring: a Parquet or CSV file in, its key columns and the predictions out.
+
+The input streams through in chunks (Parquet row-group batches, CSV chunks), so memory
+holds one chunk at a time whatever the file's size. The schema is checked before the
+first row is scored; the output is written under a temporary name and renamed into place
+when complete. With ``engine="ray"`` (Parquet input), ranges of row groups go to Ray
+tasks that each read, score and write a part; the driver then joins the parts in order.
+
+Output columns: the key columns (by default every input column that is not a model
+input), ``prediction``, and ``proba_<class>`` per class for classifiers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from forgeline.errors import InvalidInput
+from forgeline.packaging.predictor import Predictor, load_model
+from forgeline.serving.runtime import Runtime, select_runtime
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from forgeline.tracking.client import Client
+
+__all__ = ["ScoreSummary", "score_file"]
+
+_PARQUET = (".parquet", ".pq")
+_CSV = (".csv",)
+_CSV_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreSummary:
+    """What a batch scoring did: rows scored, the scoring time (model loading excluded),
+    throughput, the output file and the runtime that scored."""
+
+    rows: int
+    seconds: float
+    rows_per_s: float
+    output: Path
+    runtime: str = "native"
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What every chunk needs: the model, the columns to keep, the output names."""
+
+    predictor: Predictor
+    runtime: Runtime
+    keys: tuple[str, ...]
+    proba_names: tuple[str, ...]
+
+
+def score_file(ref_or_predictor: str | Path | Predictor, input: Path, output: Path, *,
+               keys: Sequence[str] | None = None, chunk_rows: int = 100_000,
+               engine: str = "local", runtime: str = "auto", progress: bool = True,
+               client: Client | None = None, ray_address: str | None = None
+               ) -> ScoreSummary:
+    """Score every row of ``input`` and write ``output`` (Parquet, or CSV by its suffix).
+
+    Args:
+        ref_or_predictor: a loaded Predictor, a package directory or a model reference.
+        input: a ``.parquet``/``.pq`` or ``.csv`` file.
+        output: where the scores go; ``.csv`` writes CSV, anything else Parquet.
+        keys: input columns copied next to the predictions (default: every input column
+            that is not a model input).
+        chunk_rows: rows scored at a time (Parquet); CSV is read in chunks of this size.
+        engine: ``"local"`` (this process) or ``"ray"`` (Parquet input only).
+        runtime: ``"auto"``, ``"onnx"`` or ``"native"`` (see ``select_runtime``).
+        progress: show a progress bar on stderr.
+        client: the registry to resolve a model reference in.
+        ray_address: the Ray cluster for ``engine="ray"`` (None: local or RAY_ADDRESS).
+
+    Raises:
+        InvalidInput: an unknown format or engine, ``output`` equal to ``input``, model
+            columns missing from the input, unknown keys, or values that do not convert
+            (naming the rows), all before anything is written.
+        NotFound: no such input file or model.
+    """
+    input, output = Path(input), Path(output)
+    kind = _format(input, "input")
+    if not input.is_file():
+        from forgeline.errors import NotFound
+
+        raise NotFound(f"No input file {input}.")
+    if output.resolve() == input.resolve():
+        raise InvalidInput(f"The output {output} is the input file.",
+                           hint="Write the scores to another file.")
+    if chunk_rows < 1:
+        raise InvalidInput(f"chunk_rows must be at least 1, got {chunk_rows}.")
+    if engine not in ("local", "ray"):
+        raise InvalidInput(f"Unknown engine {engine!r}.", hint="Use local or ray.")
+    if engine == "ray" and kind != "parquet":
+        raise InvalidInput("--engine ray reads Parquet input (split by row groups).",
+                           hint="Convert the CSV to Parquet, or use --engine local.")
+    predictor = ref_or_predictor if isinstance(ref_or_predictor, Predictor) else (
+        load_model(ref_or_predictor, client))
+    columns = _columns(input, kind)
+    key_names = _check_columns(predictor, columns, keys, input)
+    plan = _Plan(predictor, select_runtime(predictor, runtime), key_names,
+                 _proba_names(predictor))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
+    writer = _Writer(tmp, "csv" if output.suffix.lower() in _CSV else "parquet")
+    started = time.monotonic()
+    try:
+        rows = (_score_local(plan, input, kind, writer, chunk_rows, progress)
+                if engine == "local" else
+                _score_ray(plan, input, writer, chunk_rows, progress, ray_address))
+        writer.close(_empty_schema(plan, input, kind))
+        os.replace(tmp, output)
+    finally:
+        writer.abort()
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    seconds = time.monotonic() - started
+    return ScoreSummary(rows, seconds, rows / seconds if seconds > 0 else float("inf"),
+                        output, plan.runtime.name)
+
+
+# -- checking up front ------------------------------------------------------------------
+def _format(path: Path, what: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix in _PARQUET:
+        return "parquet"
+    if suffix in _CSV:
+        return "csv"
+    raise InvalidInput(f"Cannot read {path}: the {what} must be a Parquet (.parquet, .pq) "
+                       "or CSV (.csv) file.")
+
+
+def _columns(path: Path, kind: str) -> list[str]:
+    """The input's column names, from its schema or header alone."""
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(path).names)
+        except Exception as e:  # ArrowInvalid and OSError: not a Parquet file
+            raise InvalidInput(f"Cannot read {path} as Parquet: {e}") from e
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f), None)
+    if not header:
+        raise InvalidInput(f"{path} is empty: a CSV file needs a header line.")
+    return header
+
+
+def _check_columns(predictor: Predictor, columns: list[str], keys: Sequence[str] | None,
+                   path: Path) -> tuple[str, ...]:
+    names = predictor.signature.names
+    present = set(columns)
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise InvalidInput(f"{path} lacks {len(missing)} of the model's columns: "
+                           f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}.",
+                           hint=f"The model takes {', '.join(names[:20])}.")
+    if keys is None:
+        chosen = [c for c in columns if c not in set(names)]
+    else:
+        chosen = list(dict.fromkeys(keys))
+        unknown = [k for k in chosen if k not in present]
+        if unknown:
+            raise InvalidInput(f"Key column{'s' if len(unknown) > 1 else ''} "
+                               f"{', '.join(map(repr, unknown))} not in {path}.",
+                               hint=f"Its columns: {', '.join(columns[:30])}.")
+    clash = [k for k in chosen if k == "prediction" or k.startswith("proba_")]
+    if clash:
+        raise InvalidInput(f"Key column {clash[0]!r} would clash with the output's "
+                           "prediction columns.", hint="Choose the keys with --keys.")
+    return tuple(chosen)
+
+
+def _proba_names(predictor: Predictor) -> tuple[str, ...]:
+    signature = predictor.signature
+    if not signature.is_classifier:
+        return ()
+    classes = signature.classes or tuple(getattr(predictor.model, "classes_", ()))
+    return tuple(f"proba_{c}" for c in classes)
+
+
+# -- scoring ------------------------------------------------------------------------------
+def _score_chunk(plan: _Plan, inputs: pd.DataFrame, keys: pa.Table, first_row: int
+                 ) -> pa.Table:
+    import pyarrow as pa
+
+    try:
+        frame = plan.predictor.signature.validate(inputs)
+    except InvalidInput as e:
+        raise InvalidInput(f"Rows {first_row}-{first_row + len(inputs) - 1}: {e.message}",
+                           hint=e.hint) from None
+    prediction = plan.runtime.predict(frame)
+    table = keys.append_column("prediction", pa.array(_plain(prediction.labels)))
+    if prediction.proba is not None:
+        for j, name in enumerate(plan.proba_names):
+            table = table.append_column(name, pa.array(prediction.proba[:, j],
+                                                       type=pa.float64()))
+    return table
+
+
+def _plain(values: np.ndarray) -> np.ndarray | list[Any]:
+    return values.tolist() if values.dtype == object else values
+
+
+def _parquet_chunks(plan: _Plan, path: Path, chunk_rows: int,
+                    row_groups: Sequence[int] | None = None
+                    ) -> Iterator[tuple[pd.DataFrame, pa.Table]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = plan.predictor.signature.names
+    wanted = list(dict.fromkeys([*names, *plan.keys]))
+    with pq.ParquetFile(path) as parquet:
+        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted,
+                                          row_groups=row_groups):
+            table = pa.Table.from_batches([batch])
+            yield table.select(names).to_pandas(), table.select(list(plan.keys))
+
+
+def _csv_chunks(plan: _Plan, path: Path, chunk_rows: int, advance: Any
+                ) -> Iterator[tuple[pd.DataFrame, pa.Table]]:
+    """CSV in chunks of ``chunk_rows``; key columns as text, as written in the file."""
+    import pyarrow as pa
+
+    names = plan.predictor.signature.names
+    wanted = list(dict.fromkeys([*names, *plan.keys]))
+    with open(path, "rb") as f:
+        reader = pd.read_csv(f, chunksize=chunk_rows, usecols=wanted,
+                             dtype={k: str for k in plan.keys if k not in names},
+                             encoding="utf-8-sig")
+        position = 0
+        for chunk in reader:
+            keys = pa.table({k: pa.array(chunk[k], type=pa.string(), from_pandas=True)
+                             if k not in names else pa.array(chunk[k], from_pandas=True)
+                             for k in plan.keys})
+            yield chunk[names], keys
+            advance(f.tell() - position)
+            position = f.tell()
+
+
+class _Writer:
+    """Parquet (or CSV) written table by table, every table cast to the first's schema."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path, self.kind, self._writer, self.schema = path, kind, None, None
+
+    def write(self, table: pa.Table) -> None:
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self.schema = table.schema
+            self._writer = (pcsv.CSVWriter(str(self.path), table.schema) if self.kind == "csv"
+                            else pq.ParquetWriter(str(self.path), table.schema,
+                                                  compression="zstd"))
+        elif table.schema != self.schema:
+            table = table.cast(self.schema)
+        self._writer.write_table(table)
+
+    def close(self, empty_schema: pa.Schema) -> None:
+        if self._writer is None:  # no rows at all: still a valid, empty file
+            self.write(empty_schema.empty_table())
+        self._writer.close()
+        self._writer = None
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+
+
+def _empty_schema(plan: _Plan, path: Path, kind: str) -> pa.Schema:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.read_schema(path) if kind == "parquet" else None
+    fields = [source.field(k) if source is not None else pa.field(k, pa.string())
+              for k in plan.keys]
+    classes = plan.predictor.signature.classes
+    label = (pa.array(list(classes)).type if classes else pa.float64())
+    fields.append(pa.field("prediction", label))
+    fields += [pa.field(n, pa.float64()) for n in plan.proba_names]
+    return pa.schema(fields)
+
+
+def _progress(enabled: bool, unit: str) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    amount = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+    return Progress(TextColumn("[bold]scoring[/bold]"), BarColumn(), amount,
+                    TextColumn("rows" if unit == "rows" else ""), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True),
+                    disable=not enabled)
+
+
+def _score_local(plan: _Plan, path: Path, kind: str, writer: _Writer, chunk_rows: int,
+                 progress: bool) -> int:
+    import pyarrow.parquet as pq
+
+    total = pq.ParquetFile(path).metadata.num_rows if kind == "parquet" else (
+        path.stat().st_size)
+    rows = 0
+    with _progress(progress, "rows" if kind == "parquet" else "bytes") as bar:
+        task = bar.add_task("scoring", total=total)
+        chunks = _parquet_chunks(plan, path, chunk_rows) if kind == "parquet" else (
+            _csv_chunks(plan, path, chunk_rows, lambda n: bar.advance(task, n)))
+        for inputs, keys in chunks:
+            writer.write(_score_chunk(plan, inputs, keys, rows))
+            rows += len(inputs)
+            if kind == "parquet":
+                bar.advance(task, len(inputs))
+    return rows
+
+
+# -- Ray: row-group ranges as tasks -------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One task: score some row groups of ``source`` into the Parquet file ``target``."""
+
+    package: str
+    runtime: str
+    source: str
+    row_groups: tuple[int, ...]
+    keys: tuple[str, ...]
+    chunk_rows: int
+    target: str
+    first_row: int
+
+
+_WORKER_PLANS: dict[tuple[str, str, tuple[str, ...]], _Plan] = {}  # per worker process
+
+
+def _score_part(part: _Part) -> int:
+    """Score one part (runs in a Ray worker); the number of rows written."""
+    import pyarrow.parquet as pq
+
+    key = (part.package, part.runtime, part.keys)
+    plan = _WORKER_PLANS.get(key)
+    if plan is None:
+        predictor = load_model(Path(part.package))
+        plan = _Plan(predictor, select_runtime(predictor, part.runtime), part.keys,
+                     _proba_names(predictor))
+        _WORKER_PLANS[key] = plan
+    rows, writer = 0, None
+    tmp = Path(part.target).with_name(f".{Path(part.target).name}.tmp")
+    for inputs, keys in _parquet_chunks(plan, Path(part.source), part.chunk_rows,
+                                        part.row_groups):
+        table = _score_chunk(plan, inputs, keys, part.first_row + rows)
+        if writer is None:
+            writer = pq.ParquetWriter(str(tmp), table.schema)
+        writer.write_table(table.cast(writer.schema))
+        rows += len(inputs)
+    if writer is not None:
+        writer.close()
+        os.replace(tmp, part.target)
+    return rows
+
+
+def _parts(plan: _Plan, path: Path, chunk_rows: int, directory: Path, runtime: str
+           ) -> list[_Part]:
+    """Consecutive row groups, about ``chunk_rows`` rows (at least one group) per part."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    parts, groups, rows, first = [], [], 0, 0
+    for g in range(meta.num_row_groups):
+        groups.append(g)
+        rows += meta.row_group(g).num_rows
+        if rows >= chunk_rows or g == meta.num_row_groups - 1:
+            parts.append(_Part(str(plan.predictor.path.absolute()), runtime,
+                               str(path.absolute()), tuple(groups), plan.keys, chunk_rows,
+                               str(directory / f"part-{len(parts):05d}.parquet"), first))
+            first += rows
+            groups, rows = [], 0
+    return parts
+
+
+def _score_ray(plan: _Plan, path: Path, writer: _Writer, chunk_rows: int, progress: bool,
+               address: str | None) -> int:
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from forgeline.engines import get_engine
+
+    if plan.predictor.path is None or not Path(plan.predictor.path).is_dir():
+        raise InvalidInput("--engine ray needs the model as a package directory the "
+                           "workers can read.")
+    # the workers serve what the driver chose, and check it again where they run
+    chosen = "onnx" if plan.runtime.name == "onnxruntime" else "native"
+    directory = writer.path.with_name(writer.path.name + ".parts")
+    directory.mkdir()
+    try:
+        parts = _parts(plan, path, chunk_rows, directory, chosen)
+        total = pq.ParquetFile(path).metadata.num_rows
+        with _progress(progress, "rows") as bar:
+            task = bar.add_task("scoring", total=total)
+            counts = get_engine("ray", address=address).map(
+                _score_part, parts, on_done=lambda _, n: bar.advance(task, n))
+        for part, count in zip(parts, counts, strict=True):
+            if count:
+                with pq.ParquetFile(part.target) as source:
+                    for batch in source.iter_batches(batch_size=chunk_rows):
+                        writer.write(pa.Table.from_batches([batch]))
+        return int(sum(counts))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+

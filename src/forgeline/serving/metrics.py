@@ -1,0 +1,199 @@
+"""Prometheus metrics of the server: requests, batches, predictions, models.
+
+Every metric lives in a registry of its own (two apps in one process never collide).
+With ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus_client is imported (the CLI does
+so for ``--workers > 1``), each worker writes its values to files there and ``/metrics``
+adds up the files of all workers, whichever worker answers the scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from forgeline.serving.runtime import Prediction
+
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "ServingMetrics", "value_buckets"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            10.0)
+_ROWS = tuple(float(2 ** i) for i in range(13))  # 1 .. 4096 rows
+_MODEL = ["name", "version"]
+
+log = logging.getLogger("forgeline.serving")
+
+
+def _nothing() -> None:
+    pass
+
+
+def value_buckets(profile: dict[str, Any] | None) -> tuple[float, ...]:
+    """Histogram buckets for regression predictions: the target's training quantile edges.
+
+    Monitoring compares prediction histograms with the training target, so the same edges
+    make the two directly comparable. Falls back to prometheus' default buckets.
+    """
+    target = (profile or {}).get("target") or {}
+    edges = ((target.get("bins") or {}).get("edges") or []) if target.get(
+        "kind") == "numeric" else []
+    inner = sorted({float(e) for e in edges
+                    if isinstance(e, int | float) and math.isfinite(float(e))})
+    return tuple(inner) if len(inner) >= 2 else Histogram.DEFAULT_BUCKETS[:-1]
+
+
+def version_label(version: int | None) -> str:
+    return "" if version is None else str(version)
+
+
+class ServingMetrics:
+    """The metrics of one app; safe to update from the batchers' worker threads.
+
+    Args:
+        value_buckets: histogram buckets for regression predictions.
+    """
+
+    def __init__(self, value_buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS[:-1]) -> None:
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("forgeline_requests", "HTTP requests answered, by route and "
+                                "status.", ["route", "method", "status"], registry=r)
+        self.latency = Histogram("forgeline_request_duration_seconds", "Time to answer an "
+                                 "HTTP request, by route and status.",
+                                 ["route", "method", "status"], buckets=_LATENCY, registry=r)
+        self.in_flight = Gauge("forgeline_requests_in_flight", "HTTP requests being answered.",
+                               registry=r, multiprocess_mode="livesum")
+        self.batch_size = Histogram("forgeline_batch_size_rows", "Rows per model call (one "
+                                    "micro-batch).", _MODEL, buckets=_ROWS, registry=r)
+        self.predictions = Counter("forgeline_predictions", "Rows predicted, by class "
+                                   "(classifiers).", [*_MODEL, "class"], registry=r)
+        self.values = Histogram("forgeline_prediction_value", "Predicted values (regression).",
+                                _MODEL, buckets=tuple(value_buckets), registry=r)
+        self.model_info = Gauge("forgeline_model_info", "1 for each model version loaded to "
+                                "answer or shadow requests.", ["name", "version", "runtime"],
+                                registry=r, multiprocess_mode="livemax")
+        self.model_requests = Counter("forgeline_model_requests", "Requests answered, by model "
+                                      "version and role (primary or canary).",
+                                      [*_MODEL, "role"], registry=r)
+        self.shadow_predictions = Counter("forgeline_shadow_predictions", "Rows scored by the "
+                                          "shadow model.", _MODEL, registry=r)
+        self.shadow_errors = Counter("forgeline_shadow_errors", "Requests the shadow model "
+                                     "failed to score.", _MODEL, registry=r)
+        self.shadow_skipped = Counter("forgeline_shadow_skipped", "Requests not shadow-scored "
+                                      "because the shadow model was too far behind.",
+                                      registry=r)
+        self.log_dropped = Counter("forgeline_prediction_log_dropped", "Prediction-log records "
+                                   "dropped because the log could not keep up.", registry=r)
+        self.out_of_range = Counter("forgeline_input_out_of_range", "Input values outside the "
+                                    "range seen in training, by column.", ["name", "column"],
+                                    registry=r)
+        self.unseen = Counter("forgeline_input_unseen_categories", "Input categories not seen "
+                              "in training, by column.", ["name", "column"], registry=r)
+        self.switches = Counter("forgeline_model_switches", "Times a watched reference moved "
+                                "and its new version was swapped in.", ["ref"], registry=r)
+        self._lock = threading.Lock()
+        self._log_dropped_seen = 0
+        # Batch statistics are computed off the event loop, in one thread of their own.
+        self._observer = ThreadPoolExecutor(1, thread_name_prefix="forgeline-metrics")
+
+    # -- recording ----------------------------------------------------------------------
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        code = str(status)
+        self.requests.labels(route, method, code).inc()
+        self.latency.labels(route, method, code).observe(seconds)
+
+    def submit_batch(self, name: str, version: int | None, signature: Any,
+                     frame: pd.DataFrame, prediction: Prediction) -> None:
+        """:meth:`observe_batch` in the metrics thread; returns at once."""
+        self._observer.submit(self._observe_safely, name, version, signature, frame,
+                              prediction)
+
+    async def settle(self) -> None:
+        """Wait until every batch submitted so far is recorded (a scrape sees them all)."""
+        await asyncio.get_running_loop().run_in_executor(self._observer, _nothing)
+
+    def close(self) -> None:
+        self._observer.shutdown(wait=True)
+
+    def _observe_safely(self, *args: Any) -> None:
+        try:
+            self.observe_batch(*args)
+        except Exception:
+            log.exception("recording a batch failed")
+
+    def observe_batch(self, name: str, version: int | None, signature: Any,
+                      frame: pd.DataFrame, prediction: Prediction) -> None:
+        """Record one model call: its size, the predictions, unusual inputs."""
+        v = version_label(version)
+        self.batch_size.labels(name, v).observe(len(frame))
+        labels = prediction.labels
+        if signature.is_classifier:
+            classes, counts = np.unique(np.asarray(labels, dtype=object).astype(str),
+                                        return_counts=True)
+            for cls, count in zip(classes.tolist(), counts.tolist(), strict=True):
+                self.predictions.labels(name, v, cls).inc(count)
+        else:
+            child = self.values.labels(name, v)
+            for value in np.asarray(labels, dtype=np.float64).tolist():
+                if math.isfinite(value):
+                    child.observe(value)
+        for column, count in signature.out_of_range(frame).items():
+            self.out_of_range.labels(name, column).inc(count)
+        if signature.unseen_categories == "allow":
+            for column, count in signature.unseen(frame).items():
+                self.unseen.labels(name, column).inc(count)
+
+    def set_model(self, name: str, version: int | None, runtime: str, *, loaded: bool) -> None:
+        """Mark a model version as loaded (1) or no longer loaded."""
+        labels = (name, version_label(version), runtime)
+        if loaded:
+            self.model_info.labels(*labels).set(1)
+        elif self.multiprocess_dir:
+            self.model_info.labels(*labels).set(0)  # files keep every label ever written
+        else:
+            with contextlib.suppress(KeyError):
+                self.model_info.remove(*labels)
+
+    def sync_log_dropped(self, dropped: int) -> None:
+        """Carry a prediction log's cumulative ``dropped`` count into the counter."""
+        with self._lock:
+            delta = dropped - self._log_dropped_seen
+            if delta > 0:
+                self._log_dropped_seen = dropped
+                self.log_dropped.inc(delta)
+
+    # -- exposition ---------------------------------------------------------------------
+    def exposition(self) -> bytes:
+        """The text format for ``/metrics``: this process, or every worker's files."""
+        if self.multiprocess_dir:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    def process_exit(self) -> None:
+        """Tell the multiprocess files this worker is gone (its live gauges disappear)."""
+        if self.multiprocess_dir:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)

@@ -1,0 +1,68 @@
+"""The Ray engine on a real local Ray instance (started once for this module), and batch
+scoring spread over it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgeline.data.inference import infer_schema
+from forgeline.errors import InvalidInput
+from forgeline.names import check_model_name
+from forgeline.packaging import Signature, load_model, save_package
+from forgeline.serving.batch import score_file
+from forgeline.training.spec import Task
+from forgeline.training.tuning import ModelPlan
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ray() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_map_keeps_order_reports_progress_and_raises_the_tasks_error() -> None:
+    from forgeline.engines.ray import RayEngine
+
+    engine = RayEngine()
+    seen: list[int] = []
+    assert engine.map(math.factorial, [6, 2, 3], on_done=lambda i, _: seen.append(i)) == [
+        720, 2, 6]
+    assert sorted(seen) == [0, 1, 2] and engine.n_jobs == 2
+    assert engine.map(math.factorial, []) == []
+    with pytest.raises(InvalidInput, match="Invalid model name 'bad/name'"):
+        engine.map(check_model_name, ["fine", "bad/name"])
+
+
+def test_batch_scoring_on_ray_matches_local_scoring(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 3_000
+    data = pd.DataFrame({"id": np.arange(n), "amount": rng.gamma(2, 40, n),
+                         "country": rng.choice(["FR", "DE", "US"], n)})
+    data["label"] = (data.amount / 80 + (data.country == "US") > 1.5).astype(int)
+    schema = infer_schema(data.drop(columns=["id"]), "label")
+    plan = ModelPlan(Task.BINARY, schema, ("amount", "country"), "roc_auc", 0, False)
+    pipeline = plan.pipeline("logistic_regression", {}).fit(data[["amount", "country"]],
+                                                            data.label)
+    signature = Signature.from_frame(data[["amount", "country"]], schema, "binary",
+                                     list(pipeline.classes_))
+    save_package(tmp_path / "model", pipeline, signature, profile={}, metrics={}, card="")
+    predictor = load_model(tmp_path / "model")
+    data.to_parquet(tmp_path / "in.parquet", row_group_size=500)
+    local = score_file(predictor, tmp_path / "in.parquet", tmp_path / "local.parquet",
+                       runtime="native", progress=False)
+    spread = score_file(predictor, tmp_path / "in.parquet", tmp_path / "ray.parquet",
+                        engine="ray", chunk_rows=1_000, runtime="native", progress=False)
+    assert spread.rows == local.rows == n
+    pd.testing.assert_frame_equal(pd.read_parquet(spread.output),
+                                  pd.read_parquet(local.output))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "local.parquet",
+                                                          "model", "ray.parquet"]

@@ -1,0 +1,48 @@
+"""The HTML report: one offline file, every section, every user string escaped."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+from plotly.offline import get_plotlyjs
+
+from forgeline.monitoring import MonitorConfig, monitor
+from tests.monitoring.conftest import FEATURES, Model, log_frame, make_frame
+
+EVIL = "<script>alert(1)</script>"
+SECTIONS = ["Summary", "Alerts", "Data drift", "Drift over time", "Prediction drift",
+            "Multivariate drift", "Data quality", "Performance"]
+
+
+def test_the_report_is_offline_complete_and_escaped(model: Model, tmp_path: Path) -> None:
+    log, y = log_frame(model, 4_000, 81, shifted=True, days=4)
+    log.loc[:99, "c2"] = EVIL  # an unseen category: in a finding and the quality table
+    reference = make_frame(3_000, 82)[FEATURES]
+    reference.loc[:599, "c0"] = EVIL  # a reference category: in the bins of a plot
+    labels = pd.DataFrame({"request_id": [*log["request_id"][:1000], EVIL],
+                           "y": [*y[:1000], 1]})
+    config = MonitorConfig(rules=(f'psi."{EVIL}" > 1', "dataset_drift > 0.1"))
+    result = monitor(model.predictor, log, labels=labels, config=config)
+    path = result.write_html(tmp_path / "out" / "monitor.html", title=f"{EVIL} report")
+    html = path.read_text(encoding="utf-8")
+    assert not list(path.parent.glob(".*.tmp"))
+    assert not re.search(r"<script[^>]*\bsrc\s*=", html, re.I) and "<link" not in html
+    assert html.count(get_plotlyjs()[:300]) == 1
+    for heading in SECTIONS:
+        assert f"<h2>{heading}</h2>" in html
+    assert EVIL not in html  # title, category, rule, label id in a warning
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; report" in html
+    assert html.count('class="plotly-graph-div"') >= 25 + 2 + 1 + 1
+    assert len(html) < len(get_plotlyjs()) + 1_000_000
+
+
+def test_a_plain_file_without_times_or_predictions_still_renders(model: Model,
+                                                                 tmp_path: Path) -> None:
+    result = monitor(model.predictor, make_frame(300, 83)[FEATURES].drop(columns=["n1"]),
+                     config=MonitorConfig(window=None))
+    html = result.write_html(tmp_path / "plain.html").read_text(encoding="utf-8")
+    assert "No time windows" in html and "No prediction drift" in html
+    assert "No performance: the data has no predictions" in html
+    assert "n1" in html and "missing from the current data" in html
