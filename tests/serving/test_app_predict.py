@@ -192,3 +192,20 @@ def test_openapi_describes_the_signature(serve: Any) -> None:
     assert set(example) == set(FEATURES) and example["country"] in {"DE", "FR", "US"}
     columns = schema["components"]["schemas"]["fraud_columns_request"]
     assert columns["properties"]["columns"]["items"]["enum"] == FEATURES
+
+
+def test_served_predictions_reach_the_prediction_log(serve: Any, trained: TrainedStore) -> None:
+    import httpx
+
+    import forgeline as fl
+    from forgeline.serving.predlog import prediction_log_root, read_predictions
+
+    server = serve()
+    answer = httpx.post(f"{server.url}/predict", json={"records": trained.rows[:3]},
+                        headers={"X-Request-ID": "req-42"}, timeout=30)
+    assert answer.status_code == 200
+    server.__exit__(None, None, None)  # shutdown flushes the log
+    logged = read_predictions(prediction_log_root(fl.Client().settings), "fraud")
+    assert list(logged["request_id"]) == ["req-42"] * 3
+    assert list(logged["prediction"]) == answer.json()["predictions"]
+    assert set(logged["model_version"]) == {1}

@@ -47,6 +47,9 @@ def serve_command(
                                            min=0.0, help="How long shutdown waits for requests "
                                                          "in flight."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+    log_predictions: bool = typer.Option(
+        True, "--log/--no-log", help="Keep every prediction in the prediction log that "
+                                     "monitoring and retraining read."),
 ) -> None:
     """Serve a model over HTTP: /predict, Open Inference Protocol v2, /metrics, /docs."""
     from forgeline.serving.config import ServeConfig, parse_canary
@@ -61,7 +64,8 @@ def serve_command(
         max_wait_ms=max_wait_ms, max_body_bytes=max_body_bytes, shadow=shadow,
         canary=canary_ref, canary_percent=canary_percent, watch=watch,
         watch_interval_s=watch_interval, token=token or None, runtime=runtime,
-        graceful_timeout_s=graceful_timeout, access_log=access_log)
+        graceful_timeout_s=graceful_timeout, access_log=access_log,
+        log_predictions=log_predictions)
     launch = prepare(config, client)
     console().print(key_value_table(launch.summary, title="Forgeline serving"))
     sys.stdout.flush()

@@ -82,6 +82,11 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
         ForgelineError: a model reference cannot be resolved or loaded.
     """
     deployment = Deployment(config, client)
+    if prediction_log is None and config.log_predictions and deployment.primary.version:
+        from forgeline.serving.predlog import PredictionLog, prediction_log_root
+
+        prediction_log = PredictionLog(prediction_log_root(deployment.client.settings),
+                                       deployment.primary.name)
     metrics = ServingMetrics(value_buckets(deployment.primary.predictor.profile))
     scorer = Scorer(deployment, metrics, prediction_log)
     state = ServingState(config, deployment, metrics, scorer, prediction_log)

@@ -45,6 +45,8 @@ class ServeConfig:
         runtime: ``auto``, ``native`` or ``onnx``, passed to ``select_runtime``.
         graceful_timeout_s: how long shutdown waits for requests in flight.
         access_log: log one line per request (uvicorn's access log).
+        log_predictions: append every prediction to the prediction log that monitoring
+            and retraining read (``<home>/predictions/<model>``).
     """
 
     model: str
@@ -65,6 +67,7 @@ class ServeConfig:
     runtime: str = "auto"
     graceful_timeout_s: float = 30.0
     access_log: bool = False
+    log_predictions: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
