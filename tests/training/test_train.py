@@ -40,6 +40,7 @@ def test_fraud_end_to_end(fraud_spec: Path, fraud_frame: pd.DataFrame) -> None:
     assert lineage.run.run_id == run.run_id
 
     model = fl.load_model("fraud@champion")
+    assert {"columns", "target", "prediction", "multivariate"} <= set(model.profile)
     rows = fraud_frame.tail(50)
     proba = model.predict_proba(rows)
     assert proba.shape == (50, 2) and np.allclose(proba.sum(axis=1), 1)

@@ -34,6 +34,7 @@ from forgeline.data.versioning import dataset_version
 from forgeline.engines import get_engine
 from forgeline.entities import ModelVersion
 from forgeline.errors import InvalidInput
+from forgeline.monitoring.extras import reference_extras
 from forgeline.packaging.package import save_package
 from forgeline.packaging.signature import Signature
 from forgeline.reports import render_card, render_report
@@ -239,6 +240,11 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, console: Console,
     signature = Signature.from_frame(train_frame[features], schema, plan.task.value,
                                      None if classes is None else list(classes))
     profile = build_profile(train_frame[[*features, d.target]], schema)
+    # What monitoring compares production with beyond the columns: the test predictions'
+    # distribution and a PCA reference for multivariate drift.
+    profile.update(reference_extras(model, train_frame[features], test_frame[features], schema,
+                                    plan.task.value, classes, y_test=test_frame[d.target],
+                                    profile=profile, seed=spec.seed))
     with tempfile.TemporaryDirectory() as tmp:
         package = save_package(Path(tmp) / "model", model, signature, profile=profile,
                                metrics=evaluation.to_dict()["metrics"], card=card)
