@@ -77,8 +77,8 @@ class DatetimeParts(BaseEstimator, TransformerMixin):
         for column in frame.columns:
             values = pd.to_datetime(frame[column], errors="coerce", utc=True, format="mixed")
             dt = values.dt
-            parts += [dt.year, dt.month, dt.day, dt.dayofweek, dt.hour,
-                      (dt.dayofweek >= 5).where(values.notna())]
+            parts += [dt.year, dt.month, dt.day, dt.day_of_week, dt.hour,
+                      (dt.day_of_week >= 5).where(values.notna())]
         return np.column_stack([np.asarray(p, dtype=float) for p in parts])
 
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
