@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from forgeline.monitoring import MonitorConfig, monitor
 from forgeline.monitoring.multivariate import fit_reference, multivariate_drift
@@ -42,6 +43,17 @@ def test_a_correlation_change_no_univariate_test_sees(model: Model) -> None:
     assert all(w["drifted"] for w in broken.multivariate.windows)
     assert not any(w["drifted"] for w in same.multivariate.windows)
     assert broken.values()["multivariate_drifted"] == 1.0
+
+
+def test_large_data_is_measured_on_evenly_spaced_rows(model: Model,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("forgeline.monitoring.multivariate.MAX_ERROR_ROWS", 2_500)
+    reference = _frame(20_000, 1, correlated=True)
+    result = monitor(model.predictor, _frame(10_000, 8, correlated=False),
+                     reference=reference, config=MonitorConfig(window=2_000))
+    assert result.multivariate.step == 4 and result.multivariate.rows == 2_500
+    assert result.multivariate.drifted
+    assert [w["rows"] for w in result.multivariate.windows] == [500] * 5
 
 
 def test_the_reference_section_is_small_json_and_bounded() -> None:

@@ -26,7 +26,11 @@ from forgeline.monitoring.config import MonitorConfig
 from forgeline.monitoring.drift import FeatureDrift, dataset_drift, feature_drift, window_drift
 from forgeline.monitoring.extras import proba_column_name
 from forgeline.monitoring.feedback import join_feedback
-from forgeline.monitoring.multivariate import multivariate_drift, reconstruction_errors
+from forgeline.monitoring.multivariate import (
+    multivariate_drift,
+    reconstruction_errors,
+    sample_step,
+)
 from forgeline.monitoring.perf import performance
 from forgeline.monitoring.quality import quality
 from forgeline.monitoring.reference import Reference, build_reference
@@ -148,9 +152,12 @@ def _multivariate(ref: Reference, binned: Mapping[str, Binned], config: MonitorC
         warnings.append(f"multivariate drift skipped: column(s) {', '.join(absent)} of its "
                         "reference are not in the current data")
         return None
-    errors = reconstruction_errors(section, numbers)
-    return multivariate_drift(section, errors, config.multivariate_sigma, windows,
-                              config.min_window_rows)
+    step = sample_step(len(next(iter(numbers.values()))))
+    errors = reconstruction_errors(section, {n: a[::step] for n, a in numbers.items()})
+    result = multivariate_drift(section, errors, config.multivariate_sigma,
+                                windows.every(step), max(1, config.min_window_rows // step))
+    result.step = step
+    return result
 
 
 def _log_inputs(current: pd.DataFrame, sig: Any) -> tuple[pd.DataFrame, dict[str, str]]:

@@ -134,7 +134,9 @@ def _multivariate(r: MonitorResult, html: _Figures) -> dict[str, Any]:
             ("Reference error", fmt(m.reference_mean)),
             ("Band", f"{fmt(m.lower)} to {fmt(m.upper)}"),
             ("Components", f"{m.components} of {len(m.columns)} features "
-                           f"({m.explained_variance:.0%} of the variance)")]
+                           f"({m.explained_variance:.0%} of the variance)"),
+            ("Rows measured", f"{m.rows:,}" + (f" (every {m.step}th row)" if m.step > 1
+                                               else ""))]
     return {"multivariate_info": info, "multivariate_plot": html(plots.multivariate(m)),
             "sigma": fmt(r.config.multivariate_sigma), "multivariate_note": ""}
 

@@ -36,6 +36,10 @@ class Windows:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def every(self, step: int) -> Windows:
+        """The same windows over every ``step``-th row."""
+        return Windows(self.ids[::step], self.labels, self.starts, self.ends, self.by)
+
     def base(self, width: int) -> np.ndarray:
         """``slot * width`` per row, where a row's slot is its window id, or one extra last
         slot for rows outside every window: add a bucket index below ``width`` to count
