@@ -60,7 +60,10 @@ def evaluate_rules(rules: Sequence[str], values: Mapping[str, float]) -> list[Al
 
 def _post(url: str, body: bytes, config: MonitorConfig) -> str | None:
     """POST with retries; None when delivered, else the reason of the last failure."""
-    import httpx
+    try:
+        import httpx
+    except ImportError:  # only in the test extras so far
+        return "httpx is not installed (pip install httpx)"
 
     reason = "not attempted"
     for attempt in range(config.delivery_retries + 1):
