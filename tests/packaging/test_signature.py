@@ -224,3 +224,36 @@ def test_records_and_frames_agree(records: list[dict]) -> None:
     sig = Signature.from_frame(frame, make_schema(frame), "regression", None)
     pd.testing.assert_frame_equal(sig.validate_records(records),
                                   sig.validate(pd.DataFrame(records)))
+
+
+_NUMBERS = Signature(tuple(InputColumn(f"x{i}", "numeric", "float64", True, None, 0.0, 1.0)
+                           for i in range(3)), "regression", "y", None)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.fixed_dictionaries({f"x{i}": st.one_of(
+    st.none(), st.floats(allow_nan=True), st.integers(-10**6, 10**6), st.booleans(),
+    st.sampled_from(["1.5", "", "abc", "nan"]), st.integers(10**400, 10**401))
+    for i in range(3)}))
+def test_one_numeric_record_takes_the_fast_path_with_the_same_outcome(record: dict) -> None:
+    try:
+        fast = _NUMBERS.frame(_NUMBERS.coerce_records(record))
+    except InvalidInput as e:  # the same error the frame path gives
+        with pytest.raises(InvalidInput) as slow:
+            _NUMBERS.validate(pd.DataFrame([record]))
+        assert str(slow.value) == str(e)
+        return
+    pd.testing.assert_frame_equal(fast, _NUMBERS.validate(pd.DataFrame([record])))
+
+
+def test_combine_joins_columns_and_frames_in_order(sig: Signature) -> None:
+    records = [{"amount": a, "count": 2, "country": "FR", "online": True,
+                "when": "2024-01-01T10:00:00", "note": None} for a in (1.0, 2.0, 3.0)]
+    parts = [sig.coerce_records(records[:1]), sig.validate_records(records[1:2]),
+             sig.coerce_records(records[2:])]
+    expected = sig.validate_records(records)
+    pd.testing.assert_frame_equal(sig.combine(parts), expected)
+    pd.testing.assert_frame_equal(sig.combine([parts[0], parts[2]]),
+                                  expected.iloc[[0, 2]].reset_index(drop=True))
+    with pytest.raises(InvalidInput, match="missing column 'x2'"):
+        _NUMBERS.coerce_records({"x0": 1, "x1": 2})

@@ -118,13 +118,23 @@ class MemoryLog:
         self.dropped = 0
         self.flushed = False
 
-    def append(self, request_id: str, frame: pd.DataFrame, prediction: Any, *,
-               version: int | None, runtime: str, shadow: bool = False,
-               ts: float | None = None, classes: Any = None) -> bool:
-        self.records.append({"request_id": request_id, "inputs": frame, "version": version,
-                             "runtime": runtime, "shadow": shadow, "classes": classes,
-                             "predictions": prediction.labels,
-                             "probabilities": prediction.proba})
+    def append(self, request_id: Any, frame: pd.DataFrame, prediction: Any, *,
+               version: int | None, runtime: str, shadow: Any = False,
+               rows: Any = None, ts: float | None = None, classes: Any = None) -> bool:
+        """One record per request, split out of the model call the server hands over."""
+        ids = [request_id] if rows is None else list(request_id)
+        counts = [len(frame)] if rows is None else list(rows)
+        flags = [shadow] * len(ids) if isinstance(shadow, bool) else list(shadow)
+        assert sum(counts) == len(frame)
+        start = 0
+        for rid, n, flag in zip(ids, counts, flags, strict=True):
+            part = slice(start, start + n)
+            start += n
+            self.records.append({
+                "request_id": rid, "inputs": frame.iloc[part], "version": version,
+                "runtime": runtime, "shadow": bool(flag), "classes": classes,
+                "predictions": prediction.labels[part],
+                "probabilities": None if prediction.proba is None else prediction.proba[part]})
         return True
 
     def flush(self) -> None:

@@ -132,6 +132,23 @@ def test_files_go_to_date_partitions_and_reads_open_only_the_needed_ones(
     assert read_predictions(tmp_path, "nobody").empty
 
 
+def test_one_model_call_for_several_requests_is_one_record(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, "fraud", flush_rows=10_000, flush_interval_s=60)
+    frame, prediction = request(6)
+    assert log.append(["a", "b", "c"], frame, prediction, version=2, runtime="onnxruntime",
+                      rows=[1, 3, 2], shadow=[False, True, False], ts=T0)
+    with pytest.raises(InvalidInput, match="3 request ids"):  # counts that do not add up
+        log.append(["a", "b", "c"], frame, prediction, version=2, runtime="native",
+                   rows=[1, 1, 1])
+    assert log.close() and log.written == 6
+    out = read_predictions(tmp_path, "fraud", include_shadow=True)
+    assert out["request_id"].tolist() == ["a", "b", "b", "b", "c", "c"]
+    assert out["row"].tolist() == [0, 0, 1, 2, 0, 1]
+    assert out["shadow"].tolist() == [False, True, True, True, False, False]
+    assert np.allclose(out["amount"], frame["amount"])
+    assert read_predictions(tmp_path, "fraud")["request_id"].tolist() == ["a", "c", "c"]
+
+
 def test_input_names_that_clash_with_the_log_columns_are_prefixed(tmp_path: Path) -> None:
     assert [stored_name(c) for c in ("ts", "row", "proba_x", "amount", "input_ts")] == [
         "input_ts", "input_row", "input_proba_x", "amount", "input_ts"]

@@ -114,7 +114,7 @@ class ColumnPlan:
             if values.dtype == object:
                 try:  # numbers, numeric strings and None: numpy reads them all
                     return values.astype(target), None
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     pass
         if pdt.is_datetime64_any_dtype(values.dtype):
             return values, f"expected {expected}, got datetime values"
@@ -124,10 +124,14 @@ class ColumnPlan:
         obj = _blank_to_nan(_as_object(values))
         try:
             return obj.astype(target), None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             pass
-        parsed = pd.to_numeric(pd.Series(obj, copy=False), errors="coerce").to_numpy(
-            dtype=_FLOAT64, na_value=np.nan)
+        try:
+            parsed = pd.to_numeric(pd.Series(obj, copy=False), errors="coerce").to_numpy(
+                dtype=_FLOAT64, na_value=np.nan)
+        except OverflowError:  # an integer beyond float64: one value at a time
+            parsed = np.fromiter((_number_or_nan(v) for v in obj), dtype=_FLOAT64,
+                                 count=len(obj))
         bad = np.isnan(parsed) & ~pd.isna(obj)
         if not bad.any():  # pd.NA and friends, which numpy cannot cast
             return parsed.astype(target), None
@@ -265,6 +269,13 @@ def column_values(df: pd.DataFrame, position: int) -> Any:
         return df._get_column_array(position)
     except AttributeError:  # pragma: no cover - a pandas without it
         return df.iloc[:, position].array
+
+
+def _number_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return np.nan
 
 
 def frame_from_arrays(arrays: list[Any], columns: pd.Index, index: pd.Index,

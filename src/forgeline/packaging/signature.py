@@ -70,6 +70,7 @@ class Signature:
     _names: pd.Index = field(default=None, init=False, repr=False, compare=False)
     _name_list: list[str] = field(default_factory=list, init=False, repr=False,
                                   compare=False)
+    _all_float64: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.unseen_categories not in _UNSEEN_POLICIES:
@@ -90,6 +91,8 @@ class Signature:
         names = [c.name for c in self.inputs]
         object.__setattr__(self, "_name_list", names)
         object.__setattr__(self, "_names", pd.Index(names))
+        object.__setattr__(self, "_all_float64", all(
+            p.family == "float" and p.dtype == np.float64 for p in self._plans))
 
     @property
     def names(self) -> list[str]:
@@ -181,6 +184,17 @@ class Signature:
         columns are built straight from the records, in the training dtypes. A key absent
         from some records is a missing value there; absent from all, a missing column.
         """
+        columns = self.coerce_records(records)
+        return columns if isinstance(columns, pd.DataFrame) else self.frame(columns)
+
+    def coerce_records(self, records: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+                       ) -> list[Any] | pd.DataFrame:
+        """:meth:`validate_records` without building the frame (the server's hot path).
+
+        Returns:
+            For a few records, their columns in the signature's order and training dtypes
+            (:meth:`frame` or :meth:`combine` make frames of them); for many, the frame.
+        """
         rows = [records] if isinstance(records, Mapping) else records
         if not isinstance(rows, Sequence) or isinstance(rows, str) or not all(
                 isinstance(r, Mapping) for r in rows):
@@ -192,12 +206,36 @@ class Signature:
                                hint="Send at least one record.")
         if len(rows) > _FEW_RECORDS:  # pandas' C loop over records wins from here on
             return self.validate(pd.DataFrame(rows))
+        if len(rows) == 1 and self._all_float64:  # one numpy call, ~20x cheaper
+            try:
+                values = np.array([rows[0][n] for n in self._name_list], dtype=np.float64)
+            except (KeyError, TypeError, ValueError, OverflowError):
+                pass  # the general path below names what is wrong
+            else:
+                return [values[i:i + 1] for i in range(len(values))]
         present = set(rows[0]) if len(rows) == 1 else set().union(*rows)
         arrays, _ = self._coerce([
             np.fromiter((r.get(name) for r in rows), dtype=object, count=len(rows))
             if name in present else None for name in self._name_list])
-        return frame_from_arrays(arrays, self._names, pd.RangeIndex(len(rows)),
+        return arrays
+
+    def frame(self, columns: list[Any]) -> pd.DataFrame:
+        """The model's input frame of columns from :meth:`coerce_records`."""
+        return frame_from_arrays(columns, self._names, pd.RangeIndex(len(columns[0])),
                                  self._plans)
+
+    def combine(self, parts: Sequence[list[Any] | pd.DataFrame]) -> pd.DataFrame:
+        """One input frame of several validated parts (columns or frames), rows in order.
+
+        Columns are joined column by column, far cheaper than concatenating frames.
+        """
+        if all(isinstance(p, list) for p in parts):
+            joined = [np.concatenate(c) if all(isinstance(a, np.ndarray) for a in c)
+                      else None for c in zip(*parts, strict=True)]
+            if all(a is not None for a in joined):
+                return self.frame(joined)
+        frames = [p if isinstance(p, pd.DataFrame) else self.frame(p) for p in parts]
+        return pd.concat(frames, ignore_index=True)
 
     def _coerce(self, columns: list[Any]) -> tuple[list[Any], bool]:
         """Coerce each column's values (None: absent); raise one error naming every problem.

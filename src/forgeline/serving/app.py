@@ -147,16 +147,13 @@ def _model_labels(model: ServedModel) -> tuple[str, int | None, str]:
 async def _lifespan(app: FastAPI, state: ServingState) -> AsyncIterator[None]:
     deployment, metrics = state.deployment, state.metrics
 
-    def on_batch(model: ServedModel) -> Any:
-        return partial(metrics.submit_batch, model.name, model.version, model.signature)
-
     def on_swap(ref: str, old: ServedModel, new: ServedModel) -> None:
         metrics.switches.labels(ref).inc()
         metrics.set_model(*_model_labels(new), loaded=True)
         if all(_model_labels(m) != _model_labels(old) for m in deployment.models.values()):
             metrics.set_model(*_model_labels(old), loaded=False)
 
-    deployment.start(on_batch)
+    deployment.start(state.scorer.on_batch)
     deployment.on_swap(on_swap)
     for model in deployment.models.values():
         metrics.set_model(*_model_labels(model), loaded=True)

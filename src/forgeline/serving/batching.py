@@ -1,7 +1,9 @@
 """Adaptive micro-batching: concurrent requests share one model call.
 
-Each request puts its validated frame on the batcher's queue and awaits a future. One
-task per model forms batches and hands each to a single worker thread, one call at a time:
+Each request puts its validated input (a frame, or the columns the signature coerced
+it to) on the batcher's queue and awaits a future. One task per model forms batches and
+hands each to a single worker thread, one call at a time; the thread joins the inputs
+into one frame (column by column: far cheaper than a frame per request) and scores it:
 
 - the first request of a batch waits at most ``max_wait_s`` for others to join;
 - while the model is busy with the previous batch the next one keeps filling (the wait
@@ -18,44 +20,63 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from forgeline.serving.runtime import Prediction
 
-__all__ = ["MicroBatcher"]
+__all__ = ["BatchHook", "MicroBatcher", "Part", "rows_of"]
 
 log = logging.getLogger("forgeline.serving")
 
-BatchHook = Callable[[pd.DataFrame, Prediction], None]
+Part = pd.DataFrame | list[Any]  # a frame, or its columns (Signature.coerce_records)
+#: ``hook(frame, prediction, tags, rows)``: one model call, with each request's tag and
+#: row count in the frame's order
+BatchHook = Callable[[pd.DataFrame, Prediction, list[Any], list[int]], None]
+
+
+def rows_of(part: Part) -> int:
+    """The number of rows of a frame or of a list of columns."""
+    return len(part) if isinstance(part, pd.DataFrame) else len(part[0])
+
+
+def _concat(parts: Sequence[Part]) -> pd.DataFrame:
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 @dataclass(slots=True)
 class _Item:
-    frame: pd.DataFrame
+    part: Part
+    rows: int
+    tag: Any
     future: asyncio.Future[Prediction]
 
 
 class MicroBatcher:
-    """Groups the frames of concurrent requests into one call of ``predict``.
+    """Groups the inputs of concurrent requests into one call of ``predict``.
 
     Args:
         predict: scores a frame; called from one worker thread, one call at a time.
+        combine: joins the parts of a batch into one frame (``Signature.combine``);
+            frames are concatenated when None.
         max_batch_size: the most rows in one call (a larger request is scored alone).
         max_wait_s: how long the first request of a batch waits for more.
-        on_batch: called on the event loop with the frame and prediction of each
-            successful model call, after the requests have their answers; it must not
-            block (metrics hand the work to a thread); its errors are logged.
+        on_batch: a :data:`BatchHook` called on the event loop for each successful model
+            call, after the requests have their answers; it must not block (metrics and
+            the prediction log hand the work to a thread); its errors are logged.
         name: names the worker thread.
     """
 
     def __init__(self, predict: Callable[[pd.DataFrame], Prediction], *, max_batch_size: int,
                  max_wait_s: float, on_batch: BatchHook | None = None,
+                 combine: Callable[[Sequence[Part]], pd.DataFrame] | None = None,
                  name: str = "model") -> None:
         self._predict = predict
+        self._combine = combine or _concat
         self._max_rows = max_batch_size
         self._max_wait = max_wait_s
         self._on_batch = on_batch
@@ -81,18 +102,21 @@ class MicroBatcher:
         self._task = asyncio.get_running_loop().create_task(self._loop(),
                                                             name=f"batcher-{self._name}")
 
-    async def predict(self, frame: pd.DataFrame) -> Prediction:
-        """The prediction for ``frame`` (rows in order), scored with whatever else is queued.
+    async def predict(self, part: Part, tag: Any = None) -> Prediction:
+        """The prediction for ``part`` (rows in order), scored with whatever else is queued.
+
+        ``tag`` (a request id) is handed to ``on_batch`` with the rows.
 
         Raises:
             RuntimeError: the batcher is not running.
-            Exception: whatever the model raised for this frame.
+            Exception: whatever the model raised for these rows.
         """
         if self._task is None or self._task.done() or self._wakeup is None:
             raise RuntimeError(f"the batcher of {self._name} is not running")
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Item(frame, future))
-        self._pending_rows += len(frame)
+        rows = rows_of(part)
+        self._pending.append(_Item(part, rows, tag, future))
+        self._pending_rows += rows
         self._wakeup.set()
         return await future
 
@@ -145,7 +169,7 @@ class MicroBatcher:
         items: list[_Item] = []
         rows = 0
         while self._pending:
-            size = len(self._pending[0].frame)
+            size = self._pending[0].rows
             if items and rows + size > self._max_rows:
                 break
             item = self._pending.popleft()
@@ -162,10 +186,9 @@ class MicroBatcher:
         if not items:
             return
         loop = asyncio.get_running_loop()
-        scored: list[tuple[pd.DataFrame, Prediction]] = []
+        scored: list[tuple[pd.DataFrame, Prediction, list[_Item]]] = []
         try:
-            results = await loop.run_in_executor(self._executor, self._compute,
-                                                 [i.frame for i in items], scored)
+            results = await loop.run_in_executor(self._executor, self._compute, items, scored)
         except Exception as e:  # the executor itself failed
             results = [e] * len(items)
         for item, result in zip(items, results, strict=True):
@@ -175,37 +198,40 @@ class MicroBatcher:
                 item.future.set_exception(result)
             else:
                 item.future.set_result(result)
-        if self._on_batch is not None:  # after the answers: metrics never delay one
-            for frame, prediction in scored:
+        if self._on_batch is not None:  # after the answers: never delays one
+            for frame, prediction, group in scored:
                 try:
-                    self._on_batch(frame, prediction)
+                    self._on_batch(frame, prediction, [i.tag for i in group],
+                                   [i.rows for i in group])
                 except Exception:
                     log.exception("recording a batch of %s failed", self._name)
 
     # -- in the worker thread -----------------------------------------------------------
-    def _compute(self, frames: list[pd.DataFrame], scored: list[tuple[pd.DataFrame, Prediction]]
+    def _compute(self, items: list[_Item],
+                 scored: list[tuple[pd.DataFrame, Prediction, list[_Item]]]
                  ) -> list[Prediction | Exception]:
-        """Score the frames as one batch; ``scored`` collects each successful model call."""
-        if len(frames) == 1:
-            return [self._score(frames[0], scored)]
-        frame = pd.concat(frames, ignore_index=True)
-        result = self._score(frame, scored)
+        """Score the items as one batch; ``scored`` collects each successful model call."""
+        if len(items) == 1:
+            return [self._score(items, scored)]
+        result = self._score(items, scored)
         if isinstance(result, Exception):
-            return [self._score(f, scored) for f in frames]  # so only the bad request fails
+            return [self._score([i], scored) for i in items]  # so only the bad one fails
         out: list[Prediction | Exception] = []
         start = 0
-        for f in frames:
-            stop = start + len(f)
+        for item in items:
+            stop = start + item.rows
             proba = None if result.proba is None else result.proba[start:stop]
             out.append(Prediction(result.labels[start:stop], proba))
             start = stop
         return out
 
-    def _score(self, frame: pd.DataFrame, scored: list[tuple[pd.DataFrame, Prediction]]
+    def _score(self, items: list[_Item],
+               scored: list[tuple[pd.DataFrame, Prediction, list[_Item]]]
                ) -> Prediction | Exception:
         try:
+            frame = self._combine([i.part for i in items])
             prediction = self._predict(frame)
         except Exception as e:
             return e
-        scored.append((frame, prediction))
+        scored.append((frame, prediction, items))
         return prediction

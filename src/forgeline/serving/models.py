@@ -23,7 +23,7 @@ import pandas as pd
 from forgeline.errors import InvalidInput
 from forgeline.names import parse_model_ref
 from forgeline.packaging import Predictor, load_model
-from forgeline.serving.batching import BatchHook, MicroBatcher
+from forgeline.serving.batching import BatchHook, MicroBatcher, Part
 from forgeline.serving.config import ServeConfig
 from forgeline.serving.runtime import Prediction, select_runtime
 
@@ -77,21 +77,23 @@ class ServedModel:
         """``fraud/2`` (or the directory name for a package served from a folder)."""
         return self.name if self.version is None else f"{self.name}/{self.version}"
 
-    def validate(self, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
-        """The model's input frame; InvalidInput naming every problem otherwise."""
+    def validate(self, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> Part:
+        """The model's input (a frame, or its columns for a few records); InvalidInput
+        naming every problem otherwise."""
         if isinstance(rows, pd.DataFrame):
             return self.signature.validate(rows)
-        return self.signature.validate_records(rows)
+        return self.signature.coerce_records(rows)
 
     def start(self, config: ServeConfig, on_batch: BatchHook | None) -> None:
         self.batcher = MicroBatcher(self.runtime.predict, max_batch_size=config.max_batch_size,
                                     max_wait_s=config.max_wait_s, on_batch=on_batch,
+                                    combine=self.signature.combine,
                                     name=self.label.replace("/", "-"))
         self.batcher.start()
 
-    async def predict(self, frame: pd.DataFrame) -> Prediction:
+    async def predict(self, part: Part, tag: Any = None) -> Prediction:
         assert self.batcher is not None, "start() the model first"
-        return await self.batcher.predict(frame)
+        return await self.batcher.predict(part, tag)
 
     # -- lifetime: a model is retired only after its last request -----------------------
     def acquire(self) -> None:

@@ -121,32 +121,47 @@ class PredictionLog:
         atexit.register(_close_at_exit, weakref.ref(self))
 
     # -- the request side ---------------------------------------------------------------
-    def append(self, request_id: str, frame: pd.DataFrame, prediction: Prediction, *,
-               version: int | None, runtime: str, shadow: bool = False,
+    def append(self, request_id: str | Sequence[str], frame: pd.DataFrame,
+               prediction: Prediction, *, version: int | None, runtime: str,
+               shadow: bool | Sequence[bool] = False, rows: Sequence[int] | None = None,
                ts: float | None = None, classes: Sequence[Any] | None = None) -> bool:
-        """Queue one request's rows; False (and counted in ``dropped``) when the queue is
-        full or the log closed. Never blocks on I/O, never raises for it.
+        """Queue the rows of one request, or of one model call that served several; False
+        (and counted in ``dropped``) when the queue is full or the log closed. Never
+        blocks on I/O, never raises for it.
 
         Args:
-            request_id: the request's id.
+            request_id: the request's id, or one id per request when ``rows`` is given.
             frame: the validated inputs (not modified afterwards by the caller).
             prediction: what the model answered for them.
             version: the model version (None: not from the registry).
             runtime: the runtime's name.
-            shadow: whether the shadow model made this prediction.
+            shadow: whether the shadow model made this prediction (one flag, or one per
+                request with ``rows``).
+            rows: how many of the frame's rows each request holds, in order (their sum is
+                ``len(frame)``); None: one request holds them all.
             ts: seconds since the epoch; now when None.
             classes: overrides the constructor's ``classes`` for this record.
         """
-        rows = len(frame)
-        record = (str(request_id), frame, prediction, -1 if version is None else int(version),
-                  str(runtime), bool(shadow), time.time() if ts is None else float(ts),
-                  classes)
+        total = len(frame)
+        if rows is None:
+            ids: tuple[str, ...] = (str(request_id),)
+            counts = np.array([total], dtype=np.int64)
+        else:
+            ids = (request_id,) if isinstance(request_id, str) else tuple(request_id)
+            counts = np.asarray(rows, dtype=np.int64)
+            if len(ids) != len(counts) or int(counts.sum()) != total:
+                raise InvalidInput(f"{len(ids)} request ids with {len(counts)} row counts "
+                                   f"summing to {int(counts.sum())} for {total} rows.")
+        flags = np.broadcast_to(np.asarray(shadow, dtype=bool), counts.shape)
+        record = (ids, counts, flags, frame, prediction,
+                  -1 if version is None else int(version), str(runtime),
+                  time.time() if ts is None else float(ts), classes)
         with self._cond:
-            if self._closed or self._queued_rows + rows > self.max_queue_records:
-                self.dropped += rows
+            if self._closed or self._queued_rows + total > self.max_queue_records:
+                self.dropped += total
                 return False
             self._queue.append(record)
-            self._queued_rows += rows
+            self._queued_rows += total
             if self._queued_rows >= self.flush_rows:
                 self._cond.notify()
         return True
@@ -223,25 +238,27 @@ class PredictionLog:
 
     def _frame(self, batch: list[tuple[Any, ...]]) -> pd.DataFrame:
         """One frame for the whole batch, built column-wise (not record by record)."""
-        ids, frames, predictions, versions, runtimes, shadows, stamps, classes = zip(
+        ids, counts, shadows, frames, predictions, versions, runtimes, stamps, classes = zip(
             *batch, strict=True)
-        counts = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
-        starts = np.repeat(np.cumsum(counts) - counts, counts)
+        per_request = np.concatenate(counts)
+        rows = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
+        starts = np.repeat(np.cumsum(per_request) - per_request, per_request)
         inputs = pd.concat([f.reset_index(drop=True) for f in frames], ignore_index=True)
         inputs.columns = [stored_name(c) for c in inputs.columns]
         stamps_us = (np.asarray(stamps, dtype=np.float64) * 1e6).astype(np.int64)
         table = pd.DataFrame({
-            "request_id": np.repeat(np.asarray(ids, dtype=object), counts),
-            "row": (np.arange(counts.sum()) - starts).astype(np.int32),
-            "ts": pd.to_datetime(np.repeat(stamps_us, counts), unit="us", utc=True),
-            "model_version": np.repeat(np.asarray(versions, dtype=np.int64), counts),
-            "runtime": np.repeat(np.asarray(runtimes, dtype=object), counts),
-            "shadow": np.repeat(np.asarray(shadows, dtype=bool), counts)})
+            "request_id": np.repeat(np.asarray([i for r in ids for i in r], dtype=object),
+                                    per_request),
+            "row": (np.arange(per_request.sum()) - starts).astype(np.int32),
+            "ts": pd.to_datetime(np.repeat(stamps_us, rows), unit="us", utc=True),
+            "model_version": np.repeat(np.asarray(versions, dtype=np.int64), rows),
+            "runtime": np.repeat(np.asarray(runtimes, dtype=object), rows),
+            "shadow": np.repeat(np.concatenate(shadows), per_request)})
         labels = np.concatenate([np.asarray(p.labels).ravel() for p in predictions])
         outputs = [pd.DataFrame({"prediction": labels})]
         if any(p.proba is not None for p in predictions):
             outputs.append(pd.concat([self._proba(p, c, n) for p, c, n in zip(
-                predictions, classes, counts, strict=True)], ignore_index=True))
+                predictions, classes, rows, strict=True)], ignore_index=True))
         return pd.concat([table, _arrow_ready(inputs), *outputs], axis=1)
 
     def _proba(self, prediction: Prediction, classes: Sequence[Any] | None,

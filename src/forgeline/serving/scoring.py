@@ -13,14 +13,16 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from forgeline.errors import ForgelineError, InvalidInput
+from forgeline.serving.batching import BatchHook, Part, rows_of
 from forgeline.serving.metrics import ServingMetrics, version_label
-from forgeline.serving.models import PRIMARY, SHADOW, Deployment, ServedModel
+from forgeline.serving.models import PRIMARY, Deployment, ServedModel
 from forgeline.serving.runtime import Prediction
 
 __all__ = ["PredictionSink", "Scored", "Scorer", "json_array"]
@@ -35,25 +37,27 @@ _SHADOW_BACKLOG_BATCHES = 8  # skip shadowing when this many batches wait alread
 class PredictionSink(Protocol):
     """What the server needs of a prediction log: ``serving.predlog.PredictionLog``.
 
-    ``append`` must not block: a log that cannot keep up drops records and counts them
-    in ``dropped`` (cumulative, in rows), which ``/metrics`` reports. ``flush()``, when
-    the log has it, is called at shutdown.
+    ``append`` takes one model call: the requests' ids (or one id for all rows), their
+    row counts and whether each was a shadow prediction. It must not block: a log that
+    cannot keep up drops records and counts them in ``dropped`` (cumulative, in rows),
+    which ``/metrics`` reports. ``flush()``, when the log has it, is called at shutdown.
     """
 
     dropped: int
 
-    def append(self, request_id: str, frame: pd.DataFrame, prediction: Prediction, *,
-               version: int | None, runtime: str, shadow: bool = False,
+    def append(self, request_id: str | Sequence[str], frame: pd.DataFrame,
+               prediction: Prediction, *, version: int | None, runtime: str,
+               shadow: bool | Sequence[bool] = False, rows: Sequence[int] | None = None,
                ts: float | None = None, classes: Sequence[Any] | None = None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """What a request got: the model (and its role), the validated frame, the prediction."""
+    """What a request got: the model (and its role), the validated input, the prediction."""
 
     model: ServedModel
     role: str
-    frame: pd.DataFrame
+    part: Part
     prediction: Prediction
 
 
@@ -68,6 +72,9 @@ def json_array(values: np.ndarray | None) -> Any:
 
 class Scorer:
     """Scores requests against a deployment, shadows them, and logs them.
+
+    Logging and batch metrics happen once per model call (the hook :meth:`on_batch`
+    gives each model's batcher), not once per request.
 
     Args:
         deployment: the served models.
@@ -95,9 +102,9 @@ class Scorer:
             model, role = self.deployment.route(request_id)
         model.acquire()  # keeps this version alive through a swap until we are done
         try:
-            frame = await self._validate(model, rows)
+            part = await self._validate(model, rows)
             try:
-                prediction = await model.predict(frame)
+                prediction = await model.predict(part, (request_id, False))
             except ValueError as e:  # how estimators refuse input they cannot score
                 raise InvalidInput(f"The model could not score the input: {e}",
                                    hint="Check the values against the model signature.") from e
@@ -105,11 +112,24 @@ class Scorer:
             model.release()
         self.metrics.model_requests.labels(model.name, version_label(model.version),
                                            role).inc()
-        self._log(model, role, frame, prediction, request_id)
-        self._shadow(model, frame, request_id)
-        return Scored(model, role, frame, prediction)
+        self._shadow(model, part, request_id)
+        return Scored(model, role, part, prediction)
 
-    async def _validate(self, model: ServedModel, rows: Rows) -> pd.DataFrame:
+    def on_batch(self, model: ServedModel) -> BatchHook:
+        """The hook of ``model``'s batcher: batch metrics and the prediction log."""
+        submit = partial(self.metrics.submit_batch, model.name, model.version,
+                         model.signature)
+
+        def record(frame: pd.DataFrame, prediction: Prediction, tags: list[Any],
+                   rows: list[int]) -> None:
+            submit(frame, prediction)
+            if self.prediction_log is not None:
+                ids, shadows = zip(*tags, strict=True)
+                self._log(model, frame, prediction, ids, shadows, rows)
+
+        return record
+
+    async def _validate(self, model: ServedModel, rows: Rows) -> Part:
         try:
             if len(rows) <= _INLINE_ROWS:
                 return model.validate(rows)
@@ -122,7 +142,7 @@ class Scorer:
                                ) from None
 
     # -- shadow -------------------------------------------------------------------------
-    def _shadow(self, served_by: ServedModel, frame: pd.DataFrame, request_id: str) -> None:
+    def _shadow(self, served_by: ServedModel, part: Part, request_id: str) -> None:
         shadow = self.deployment.shadow
         if shadow is None or shadow is served_by or shadow.batcher is None:
             return
@@ -132,16 +152,16 @@ class Scorer:
             return
         shadow.acquire()
         task = asyncio.get_running_loop().create_task(
-            self._score_shadow(shadow, served_by, frame, request_id))
+            self._score_shadow(shadow, served_by, part, request_id))
         self._shadow_tasks.add(task)
         task.add_done_callback(self._shadow_tasks.discard)
 
     async def _score_shadow(self, shadow: ServedModel, served_by: ServedModel,
-                            frame: pd.DataFrame, request_id: str) -> None:
+                            part: Part, request_id: str) -> None:
         try:
             if shadow.signature.inputs != served_by.signature.inputs:
-                frame = shadow.signature.validate(frame)
-            prediction = await shadow.predict(frame)
+                part = shadow.signature.validate(served_by.signature.combine([part]))
+            await shadow.predict(part, (request_id, True))
         except Exception as e:
             self.metrics.shadow_errors.labels(shadow.name, version_label(shadow.version)).inc()
             log.warning("shadow %s failed on request %s: %s", shadow.label, request_id, e)
@@ -149,8 +169,7 @@ class Scorer:
         finally:
             shadow.release()
         self.metrics.shadow_predictions.labels(shadow.name, version_label(shadow.version)
-                                               ).inc(len(frame))
-        self._log(shadow, SHADOW, frame, prediction, request_id)
+                                               ).inc(rows_of(part))
 
     async def drain(self, timeout_s: float) -> None:
         """Wait (at most ``timeout_s``) for the shadow predictions still running."""
@@ -158,15 +177,15 @@ class Scorer:
             await asyncio.wait(set(self._shadow_tasks), timeout=timeout_s)
 
     # -- the prediction log -------------------------------------------------------------
-    def _log(self, model: ServedModel, role: str, frame: pd.DataFrame,
-             prediction: Prediction, request_id: str) -> None:
+    def _log(self, model: ServedModel, frame: pd.DataFrame, prediction: Prediction,
+             ids: Sequence[str], shadows: Sequence[bool], rows: Sequence[int]) -> None:
         sink = self.prediction_log
         if sink is None:
             return
         try:
-            sink.append(request_id, frame, prediction, version=model.version,
-                        runtime=model.runtime.name, shadow=role == SHADOW, ts=time.time(),
-                        classes=model.signature.classes)
+            sink.append(ids, frame, prediction, version=model.version,
+                        runtime=model.runtime.name, shadow=shadows, rows=rows,
+                        ts=time.time(), classes=model.signature.classes)
             self.metrics.sync_log_dropped(int(sink.dropped))
         except Exception:  # the log must never fail a request
             if not self._log_failed:
