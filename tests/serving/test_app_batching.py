@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -20,13 +21,19 @@ from tests.serving.conftest import MemoryLog, TrainedStore, metric
 class _Doubler:
     """A stand-in model: doubles ``x``; records each call's size; refuses x == -1."""
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float = 0.0) -> None:
         self.calls: list[int] = []
-        self.threads: set[str] = set()
+        self.threads: list[str] = []
+        self.seconds = seconds
+        self.active = self.most_active = 0
 
     def __call__(self, frame: pd.DataFrame) -> Prediction:
-        self.threads.add(threading.current_thread().name)
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        self.threads.append(threading.current_thread().name)
         self.calls.append(len(frame))
+        time.sleep(self.seconds)
+        self.active -= 1
         if (frame["x"] == -1).any():
             raise ValueError("x = -1")
         return Prediction(frame["x"].to_numpy() * 2, None)
@@ -59,7 +66,18 @@ def test_the_batcher_groups_slices_and_isolates() -> None:
     assert 20 in model.calls  # bigger than max_batch_size: scored alone
     assert model.calls[0] == 8  # 1+2+1+3+1 waited for each other, then 3 failed them...
     assert sorted(model.calls[1:6]) == [1, 1, 1, 2, 3]  # ...so they were retried one by one
-    assert len(model.threads) == 1  # one worker thread, one call at a time
+    assert model.most_active == 1  # one call at a time
+    # a model this fast is called on the event loop once a call has timed it: the failed
+    # batch and its retries ran on the worker thread, the 20-row and last calls inline
+    assert {t[:11] for t in model.threads[:6]} == {"forgeline-t"}
+    assert set(model.threads[6:]) == {threading.main_thread().name}
+
+
+def test_a_slow_model_stays_on_the_worker_thread() -> None:
+    model = _Doubler(seconds=0.003)
+    results = _run(model, [1] * 6, max_batch_size=2, max_wait_s=0.0)
+    assert all(np.array_equal(*r) for r in results)
+    assert model.most_active == 1 and {t[:11] for t in model.threads} == {"forgeline-t"}
 
 
 def test_no_wait_still_scores_everything() -> None:
