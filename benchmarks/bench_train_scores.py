@@ -8,7 +8,9 @@ written by ``examples/sklearn/export.py``), wine, iris and digits (multiclass), 
 the task (logistic/linear, random forest, LightGBM), default metric (ROC AUC for binary,
 macro F1 for multiclass, RMSE for regression, lower is better), default split (stratified
 for classification, random for regression; 20% test, seed 42), pruning on; everything
-else as Forgeline decides.
+else as Forgeline decides, including the choice of model family after tuning (the
+one-standard-error rule, ``tuning.select: one_se``; ``--select best`` takes the best mean
+CV score instead).
 
 The baselines are trained on the same training rows and scored on the same test rows:
 the split is reproduced with ``forgeline.data.split.split_frame`` and the spec's seed, and
@@ -26,7 +28,7 @@ by its test score). The test splits are small (30 to 360 rows), so the script al
 a paired bootstrap 95% interval of Forgeline minus the best baseline over the test rows.
 
     .venv/bin/python benchmarks/bench_train_scores.py [--trials 15] [--folds 5]
-        [--datasets breast_cancer wine iris digits diabetes]
+        [--datasets breast_cancer wine iris digits diabetes] [--select one_se|best]
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ def cv_by_model(experiment: str, run_id: str, metric: Any) -> dict[str, float]:
     return best
 
 
-def run_dataset(name: str, root: Path, trials: int, folds: int) -> dict[str, Any]:
+def run_dataset(name: str, root: Path, trials: int, folds: int,
+                select: str | None = None) -> dict[str, Any]:
     from forgeline import load_model
     from forgeline.data.split import split_frame
     from forgeline.training.metrics import get_metric
@@ -154,8 +157,9 @@ def run_dataset(name: str, root: Path, trials: int, folds: int) -> dict[str, Any
     target = DATASETS[name](csv)
     spec = root / f"{name}.yaml"
     model_name = name.replace("_", "-")
+    rule = f", select: {select}" if select else ""
     spec.write_text(f"name: {model_name}\ndata: {{path: {csv.name}, target: {target}}}\n"
-                    f"tuning: {{trials: {trials}, cv_folds: {folds}}}\n")
+                    f"tuning: {{trials: {trials}, cv_folds: {folds}{rule}}}\n")
     start = time.perf_counter()
     result = train(spec)
     seconds = time.perf_counter() - start
@@ -205,6 +209,7 @@ def run_dataset(name: str, root: Path, trials: int, folds: int) -> dict[str, Any
             "features": len(features), "forgeline": result.score, "cv": result.cv_score,
             "model": result.model, "params": result.params, "seconds": seconds,
             "cv_by_model": cv_by_model(model_name, result.run_id, metric),
+            "selection": result.selection,
             "baselines": scores, "baseline_seconds": fit_seconds, "best_baseline": best,
             "baseline": scores[best], "verdict": ok,
             "advantage_ci95": sorted((sign * low, sign * high))}
@@ -268,13 +273,21 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, command: str)
             f"{_fmt(r['baseline'])} ({short[r['best_baseline']]}) | {_fmt(first)} | "
             f"{_fmt(b['forest'])} | {_fmt(b['HGB'])} | {diff:+.4f} "
             f"[{low:+.4f}, {high:+.4f}] | {'≥ baseline' if r['verdict'] else 'BELOW'} |")
+    rules = sorted({r["selection"].get("rule", "?") for r in rows})
     lines += ["", "What the search chose between (best cross-validated score of each model "
-              "family among complete trials):", ""]
+              "family among complete trials, ± the standard error of its fold scores) and "
+              f"what the selection rule ({', '.join(rules)}) chose:", ""]
     for r in rows:
-        cv = ", ".join(f"{k} {v:.4f}" for k, v in sorted(
-            r["cv_by_model"].items(), key=lambda kv: -kv[1] if r["greater_is_better"]
-            else kv[1]))
-        lines.append(f"- {r['dataset']}: {cv} -> {r['model']}")
+        candidates = r["selection"].get("candidates") or [
+            {"model": k, "score": v, "se": None} for k, v in r["cv_by_model"].items()]
+        cv = ", ".join(
+            f"{c['model']} {c['score']:.4f}" + (f" ± {c['se']:.4f}" if c["se"] is not None
+                                                else "")
+            for c in sorted(candidates, key=lambda c: -c["score"] if r["greater_is_better"]
+                            else c["score"]))
+        best = r["selection"].get("best_by_score")
+        note = f" (best by CV: {best})" if best and best != r["model"] else ""
+        lines.append(f"- {r['dataset']}: {cv} -> {r['model']}{note}")
     lines += ["", f"**{met} of {len(rows)} datasets at or above the best default baseline.** "
               "Advantage = Forgeline's score minus the best baseline's, sign flipped for RMSE so "
               "that positive always means Forgeline is better; the interval is from "
@@ -293,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=list(DATASETS))
     parser.add_argument("--json", default=str(OUT / "bench_train_scores.json"))
     parser.add_argument("--no-markdown", action="store_true")
+    parser.add_argument("--select", choices=["one_se", "best"], default=None,
+                        help="tuning.select in the spec (default: Forgeline's default)")
     args = parser.parse_args(argv)
     print_machine()
     check_quiet()
@@ -303,12 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(root)
         try:
             for name in args.datasets:
-                rows.append(run_dataset(name, root, args.trials, args.folds))
+                rows.append(run_dataset(name, root, args.trials, args.folds, args.select))
                 r = rows[-1]
                 print(f"{name}: forgeline {r['metric']} {r['forgeline']:.4f} "
                       f"({r['model']}, {r['seconds']:.1f} s); baselines "
-                      + ", ".join(f"{k} {v:.4f}" for k, v in r["baselines"].items()),
-                      flush=True)
+                      + ", ".join(f"{k} {v:.4f}" for k, v in r["baselines"].items())
+                      + f"; selection: {r['selection'].get('reason', '?')}", flush=True)
         finally:
             os.chdir(old_cwd)
             if old_home is None:
@@ -331,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{met} of {len(rows)} datasets at or above the best default baseline")
     OUT.mkdir(parents=True, exist_ok=True)
     write_json(args.json, "train_scores", {"trials": args.trials, "folds": args.folds,
+                                           "select": args.select or "default",
                                            "rows": rows, "met": met, "of": len(rows)})
     command = ".venv/bin/python benchmarks/bench_train_scores.py " + " ".join(
         argv if argv is not None else sys.argv[1:])

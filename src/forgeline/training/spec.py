@@ -86,6 +86,10 @@ class TuningSpec(_Strict):
     cv_folds: int = Field(5, ge=2, le=20)
     n_jobs: int = Field(1, ge=-1)  # parallel trials; -1: one per core
     pruning: bool = True
+    # How the model family is chosen after tuning: "one_se" takes the simplest family whose
+    # best mean CV score is within one standard error of the best (training/selection.py);
+    # "best" takes the best mean CV score.
+    select: Literal["one_se", "best"] = "one_se"
 
 
 class LeakageSpec(_Strict):

@@ -1,7 +1,8 @@
 """``fl.train(spec)``: from a data file and a spec to a tuned, checked, registered model.
 
 load → version → infer schema and task → validate → split → leakage checks → tune (each
-trial a child run) → refit on the whole training split → evaluate on the untouched test
+trial a child run) → choose the model family (the one-standard-error rule by default,
+see selection.py) → refit on the whole training split → evaluate on the untouched test
 split → package → register when the score passes the gate. Everything is recorded in one
 run; a failure marks it FAILED and registers nothing.
 """
@@ -13,7 +14,7 @@ import json
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from forgeline.training.layout import (
     EVALUATION_PATH,
     MODEL_PATH,
     REPORT_PATH,
+    SELECTION_PATH,
     SPEC_PATH,
     report_path,
 )
@@ -78,6 +80,8 @@ class TrainResult:
     model_version: ModelVersion | None
     registered_reason: str  # why it was, or was not, registered
     report: Path  # a local copy of the HTML report
+    # how the model family was chosen: rule, chosen, best_by_score, reason, candidates
+    selection: dict[str, Any] = field(default_factory=dict)
 
 
 def _overrides(spec: TrainSpec) -> dict[str, ColumnKind]:
@@ -200,6 +204,7 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
             tuned = tune(plan, kinds, X, y, folds, spec.tuning,
                          get_engine(None, spec.tuning.n_jobs), on_trial)
         run.log_metric("tuning_seconds", time.monotonic() - started)
+        _log_selection(run, console, tuned, plan.metric)
         return _finish(spec, client, run, console, plan, tuned, train_frame, test_frame,
                        schema, dataset, report, findings)
 
@@ -208,7 +213,7 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, console: Console,
             plan: ModelPlan, tuned: TuningResult, train_frame: pd.DataFrame,
             test_frame: pd.DataFrame, schema: Schema, dataset: Any, report: Any,
             findings: list[Finding]) -> TrainResult:
-    d, best, features = spec.data, tuned.best, list(plan.features)
+    d, best, features = spec.data, tuned.chosen, list(plan.features)
     with console.status(f"Refitting {best.model} on the training split and evaluating"):
         model = plan.pipeline(best.model, best.params).fit(train_frame[features],
                                                             train_frame[d.target])
@@ -222,6 +227,7 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, console: Console,
     summary = {"model name": spec.name, "run id": run.run_id, "task": plan.task.value,
                "model": best.model, f"test {plan.metric}": round(evaluation.score, 4),
                f"cv {plan.metric}": round(best.score or float("nan"), 4),
+               "model selection": tuned.selection.reason,
                "dataset": f"{dataset.name} ({dataset.digest[:12]})",
                "rows (train / test)": f"{len(train_frame)} / {len(test_frame)}",
                "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -271,7 +277,26 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, console: Console,
     local = report_path(client, run.run_id)
     return TrainResult(run.run_id, plan.task, plan.metric, evaluation.score,
                        best.score or float("nan"), best.model, best.params, version, reason,
-                       local)
+                       local, tuned.selection.to_dict())
+
+
+def _log_selection(run: ActiveRun, console: Console, tuned: TuningResult, metric: str) -> None:
+    """Record which family won by raw CV score, which was chosen, and why."""
+    selection = tuned.selection
+    chosen = next((c for c in selection.candidates if c.trial == selection.chosen.number),
+                  None)
+    run.log_params({"select": selection.rule})
+    run.set_tags({"forgeline.selection.rule": selection.rule,
+                  "forgeline.selection.chosen": selection.chosen.model,
+                  "forgeline.selection.chosen_trial": str(selection.chosen.number),
+                  "forgeline.selection.best_by_score": selection.best.model,
+                  "forgeline.selection.best_trial": str(selection.best.number),
+                  "forgeline.selection.reason": selection.reason[:500]})
+    if chosen is not None:
+        run.log_metric(f"cv_{metric}_se", chosen.se)
+    _log_json(run, selection.to_dict(), SELECTION_PATH)
+    console.print(f"Chose [bold]{selection.chosen.model}[/] (trial {selection.chosen.number}): "
+                  f"{selection.reason}.", highlight=False)
 
 
 def _baseline(plan: ModelPlan, X: pd.DataFrame, y: pd.Series, X_test: pd.DataFrame,

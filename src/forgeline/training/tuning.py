@@ -33,6 +33,7 @@ from forgeline.engines import Engine
 from forgeline.errors import ForgelineError
 from forgeline.training.features import build_preprocessor
 from forgeline.training.metrics import Metric, get_metric
+from forgeline.training.selection import Selection, select_model
 from forgeline.training.spec import SplitStrategy, Task, TuningSpec
 from forgeline.training.zoo import ZOO, ModelKind
 
@@ -112,8 +113,13 @@ class TrialOutcome:
 
 @dataclass
 class TuningResult:
-    best: TrialOutcome
+    best: TrialOutcome  # the best mean CV score
     trials: list[TrialOutcome]
+    selection: Selection  # the trial to refit (``selection.chosen``) and why
+
+    @property
+    def chosen(self) -> TrialOutcome:
+        return self.selection.chosen
 
 
 @dataclass(frozen=True)
@@ -169,7 +175,8 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
          folds: Folds, spec: TuningSpec, engine: Engine,
          on_trial: Callable[[TrialOutcome, TrialOutcome | None], None] | None = None
          ) -> TuningResult:
-    """Search ``spec.trials`` trials (or until ``spec.timeout_s``); return the best.
+    """Search ``spec.trials`` trials (or until ``spec.timeout_s``); choose the model to
+    refit by ``spec.select`` (see :mod:`forgeline.training.selection`).
 
     ``on_trial(outcome, best_so_far)`` is called in trial order, in this process.
     """
@@ -217,4 +224,9 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
         first = next((t.error for t in done if t.error), "no trial finished")
         raise ForgelineError(f"Tuning failed: every trial failed ({first}).",
                              hint="Check the data and the models in the spec.")
-    return TuningResult(best, done)
+    try:
+        selection = select_model(done, metric, spec.select)
+    except ValueError:  # no complete trial has a finite score: keep the first complete one
+        selection = Selection(spec.select, best, best, (), None,
+                              f"no complete trial has a finite cv {metric.name}")
+    return TuningResult(best, done, selection)

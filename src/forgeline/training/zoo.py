@@ -37,6 +37,9 @@ class ModelKind:
     space: Callable[[optuna.Trial], dict[str, Any]]
     dense: bool = False  # needs a dense feature matrix
     needs: str | None = None  # the importable package it needs
+    # Simplicity order for the one-standard-error rule (selection.py): 0 linear, 1 bagged
+    # trees, 2 boosted trees. Lower is simpler.
+    complexity: int = 2
 
     @property
     def installed(self) -> bool:
@@ -147,13 +150,14 @@ def _xgboost_space(trial: optuna.Trial) -> dict[str, Any]:
 
 ZOO: dict[str, ModelKind] = {m.name: m for m in [
     ModelKind("logistic_regression", _CLS, _linear,
-              lambda t: {"C": t.suggest_float("C", 1e-3, 1e2, log=True)}),
+              lambda t: {"C": t.suggest_float("C", 1e-3, 1e2, log=True)}, complexity=0),
     ModelKind("linear", frozenset({Task.REGRESSION}), _linear,
-              lambda t: {"alpha": t.suggest_float("alpha", 1e-3, 1e2, log=True)}),
-    ModelKind("random_forest", _ALL, _forest, _forest_space),
-    ModelKind("hist_gradient_boosting", _ALL, _hgb, _hgb_space, dense=True),
-    ModelKind("lightgbm", _ALL, _lightgbm, _lightgbm_space, needs="lightgbm"),
-    ModelKind("xgboost", _ALL, _xgboost, _xgboost_space, needs="xgboost"),
+              lambda t: {"alpha": t.suggest_float("alpha", 1e-3, 1e2, log=True)},
+              complexity=0),
+    ModelKind("random_forest", _ALL, _forest, _forest_space, complexity=1),
+    ModelKind("hist_gradient_boosting", _ALL, _hgb, _hgb_space, dense=True, complexity=2),
+    ModelKind("lightgbm", _ALL, _lightgbm, _lightgbm_space, needs="lightgbm", complexity=2),
+    ModelKind("xgboost", _ALL, _xgboost, _xgboost_space, needs="xgboost", complexity=2),
 ]}
 
 DEFAULT_MODELS = {

@@ -1,0 +1,153 @@
+"""Choosing the model family after tuning: the best score, or the one-standard-error rule.
+
+Tuning tries many settings of each family on the same folds, so the top mean CV score is
+an optimistic estimate (the winner of many noisy comparisons), and a flexible family with a
+large search space wins by margins far smaller than the noise of the folds. The
+one-standard-error rule (Breiman et al. 1984; Hastie, Tibshirani & Friedman, *The Elements
+of Statistical Learning*, 7.10) takes the best complete trial of each family and, among the
+families whose mean CV score is within one standard error of the overall best (the standard
+error of the best trial's fold scores, in the metric's direction), chooses the simplest.
+
+Simplicity is a fixed order of families (``ModelKind.complexity`` in the zoo):
+
+0. ``linear`` / ``logistic_regression``: one regularisation hyperparameter, smooth in its
+   inputs, the cheapest to serve and to explain.
+1. ``random_forest``: averaged, independently grown trees; few hyperparameters that matter
+   and little to overfit in the search.
+2. ``hist_gradient_boosting``, ``lightgbm``, ``xgboost``: sequentially fitted boosted trees,
+   the most flexible families with the largest search spaces.
+
+Within one level the better mean score wins, then the earlier trial, so the choice depends
+on the trial outcomes alone (the same spec, data and seed give the same model). Only
+complete trials count: a pruned trial has not run every fold, a failed one has no score.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from forgeline.training.metrics import Metric
+
+if TYPE_CHECKING:
+    from forgeline.training.tuning import TrialOutcome
+
+__all__ = ["RULES", "Candidate", "Selection", "fold_se", "select_model"]
+
+RULES: tuple[str, ...] = ("one_se", "best")
+
+
+def fold_se(scores: Sequence[float]) -> float:
+    """Standard error of the mean of fold scores: sample sd / sqrt(folds); 0 for one fold."""
+    if len(scores) < 2:
+        return 0.0
+    # statistics.stdev sums exactly: equal fold scores give exactly 0, not float noise
+    return statistics.stdev(float(s) for s in scores) / math.sqrt(len(scores))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """The best complete trial of one model family."""
+
+    model: str
+    trial: int
+    score: float  # mean CV score
+    se: float  # standard error of its fold scores
+    complexity: int
+    within: bool = False  # within one SE of the overall best (always True for the best)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "trial": self.trial, "score": self.score, "se": self.se,
+                "complexity": self.complexity, "within_one_se": self.within}
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which trial was chosen, the best by raw score, and why."""
+
+    rule: str
+    chosen: TrialOutcome  # the trial refitted and evaluated
+    best: TrialOutcome  # the trial with the best mean CV score
+    candidates: tuple[Candidate, ...]  # one per family with a complete trial, best first
+    bound: float | None  # the score a family had to reach (one_se), else None
+    reason: str
+
+    @property
+    def overridden(self) -> bool:
+        """True when the rule chose another family than the best by raw score."""
+        return self.chosen.number != self.best.number
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "chosen": self.chosen.model,
+                "chosen_trial": self.chosen.number, "best_by_score": self.best.model,
+                "best_trial": self.best.number, "bound": self.bound, "reason": self.reason,
+                "candidates": [c.to_dict() for c in self.candidates]}
+
+
+def _complexity(name: str) -> int:
+    from forgeline.training.zoo import ZOO
+
+    kind = ZOO.get(name)
+    return kind.complexity if kind is not None else max(k.complexity for k in ZOO.values())
+
+
+def select_model(trials: Sequence[TrialOutcome], metric: Metric, rule: str = "one_se", *,
+                 complexity: Mapping[str, int] | Callable[[str], int] | None = None
+                 ) -> Selection:
+    """Choose the trial to refit among tuning's ``trials``.
+
+    Args:
+        trials: Tuning's outcomes (only complete trials with a finite score count).
+        metric: The tuning metric (its direction decides "better" and "within").
+        rule: ``"one_se"`` (the simplest family within one SE of the best) or ``"best"``.
+        complexity: Family -> level (lower is simpler); default: the zoo's order.
+
+    Raises:
+        ValueError: no complete trial with a finite score, or an unknown rule.
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown selection rule {rule!r}; expected one of {RULES}")
+    level: Callable[[str], int] = (
+        _complexity if complexity is None
+        else complexity.__getitem__ if isinstance(complexity, Mapping) else complexity)
+    sign = 1.0 if metric.greater_is_better else -1.0
+    per_family: dict[str, tuple[float, TrialOutcome]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        score = t.score
+        if t.state != "complete" or score is None or not math.isfinite(score):
+            continue
+        held = per_family.get(t.model)
+        if held is None or metric.better(score, held[0]):  # a tie keeps the earlier trial
+            per_family[t.model] = (score, t)
+    if not per_family:
+        raise ValueError("no complete trial with a finite score to choose from")
+    # best first: by score in the metric's direction, then the earlier trial
+    ranked = sorted(per_family.values(), key=lambda st: (-sign * st[0], st[1].number))
+    top, best = ranked[0]
+    best_se = fold_se(best.fold_scores)
+    bound = top - sign * best_se
+    candidates = tuple(
+        Candidate(t.model, t.number, score, fold_se(t.fold_scores), level(t.model),
+                  within=sign * (score - bound) >= 0)
+        for score, t in ranked)
+    name = metric.name
+    if rule == "best":
+        return Selection(rule, best, best, candidates, None,
+                         f"{best.model} has the best cv {name} ({top:.4f}) "
+                         "(tuning.select: best)")
+    pick = min((c for c in candidates if c.within),
+               key=lambda c: (c.complexity, -sign * c.score, c.trial))
+    chosen = per_family[pick.model][1]
+    if chosen is best:
+        simpler = [c.model for c in candidates if c.complexity < pick.complexity]
+        reason = (f"{best.model} has the best cv {name} ({top:.4f} ± {best_se:.4f} SE)"
+                  + ("; no simpler family is within one standard error" if simpler
+                     else "; it is the simplest family within one standard error"))
+    else:
+        reason = (f"{chosen.model} (cv {name} {pick.score:.4f}) is within one standard "
+                  f"error of the best, {best.model} ({top:.4f} ± {best_se:.4f} SE), "
+                  "and simpler")
+    return Selection(rule, chosen, best, candidates, bound, reason)
