@@ -30,6 +30,7 @@ def train_command(
         return
     version = result.model_version
     rows = [("run id", result.run_id), ("task", result.task.value), ("model", result.model),
+            ("chosen because", str(result.selection.get("reason", ""))),
             (f"cv {result.metric}", fmt_value(result.cv_score)),
             (f"test {result.metric}", fmt_value(result.score)),
             ("registered", (f"{version.ref}" + "".join(f" @{a}" for a in version.aliases))
