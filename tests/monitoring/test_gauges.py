@@ -37,3 +37,30 @@ def test_gauges_follow_the_latest_result(model: Model) -> None:
                   method="ks") == clean.features["n0"].stats["ks"]
     assert _value(registry, "forgeline_estimated_metric", model=m, metric="roc_auc") is None
     assert b"forgeline_dataset_drift_share" in generate_latest(registry)
+
+
+def test_gauges_exist_before_the_first_result_and_multiprocess_files_get_nan(
+        model: Model, monkeypatch, tmp_path) -> None:
+    import math
+
+    from forgeline.monitoring.gauges import GAUGES, ensure_gauges
+
+    registry = CollectorRegistry()
+    gauges = ensure_gauges(registry)
+    assert set(gauges) == set(GAUGES) and ensure_gauges(registry) == gauges  # created once
+    text = generate_latest(registry).decode()
+    assert "# TYPE forgeline_dataset_drift_share gauge" in text
+    assert "forgeline_dataset_drift_share{" not in text  # no sample yet
+
+    full = monitor(model.predictor, make_frame(600, 53)[FEATURES],
+                   config=MonitorConfig(window=None))
+    register_gauges(full, registry)
+    # Several server workers share prometheus_client's files, which cannot forget a label
+    # set: a feature the next result lacks reads NaN there instead of disappearing.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    fewer = monitor(model.predictor, make_frame(600, 54)[FEATURES].drop(columns=["c0"]),
+                    config=MonitorConfig(window=None))
+    register_gauges(fewer, registry)
+    assert math.isnan(_value(registry, "forgeline_feature_drifted", model=full.model,
+                             feature="c0"))
+    assert _value(registry, "forgeline_feature_drifted", model=full.model, feature="n0") == 0.0

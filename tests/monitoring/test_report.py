@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from plotly.offline import get_plotlyjs
 
 from forgeline.monitoring import MonitorConfig, monitor
@@ -46,3 +47,34 @@ def test_a_plain_file_without_times_or_predictions_still_renders(model: Model,
     assert "No time windows" in html and "No prediction drift" in html
     assert "No performance: the data has no predictions" in html
     assert "n1" in html and "missing from the current data" in html
+
+
+def test_a_high_cardinality_column_draws_both_other_bars(model: Model, tmp_path: Path) -> None:
+    from forgeline.monitoring import _plots
+    from forgeline.monitoring.binning import OTHER
+
+    result = monitor(model.predictor, make_frame(2_000, 84)[FEATURES],
+                     config=MonitorConfig(window=None))
+    c3 = result.features["c3"]  # 60 levels: the profile keeps 50, the rest in other_count
+    assert len(c3.bins["labels"]) == 51 and c3.bins["reference"][-1] > 0
+    reference, current = _plots.distribution(c3)["data"]
+    assert reference["x"] == current["x"] and len(reference["x"]) == _plots.MAX_CATEGORIES + 1
+    assert reference["x"][-1] == OTHER and reference["y"][-1] > 0 and current["y"][-1] > 0
+    assert sum(reference["y"]) == pytest.approx(1.0) and sum(current["y"]) == pytest.approx(1.0)
+    assert reference["x"][:3] == ["m00", "m01", "m02"]  # the largest categories are drawn
+    assert "38 smaller ones not drawn" in reference["customdata"][-1]
+    # every category of c2 is in the profile: no empty (other) bar
+    reference, _ = _plots.distribution(result.features["c2"])["data"]
+    assert reference["x"] == ["x", "y", "z"]
+
+
+def test_plot_titles_are_html_headings_and_the_mode_bar_stays_out_of_the_way(
+        model: Model, tmp_path: Path) -> None:
+    log, _ = log_frame(model, 2_000, 85, shifted=True, days=4)
+    html = monitor(model.predictor, log).write_html(tmp_path / "m.html").read_text("utf-8")
+    assert '<h4>c0 <span class="sub bad">' in html and '<h4>n2 <span class="sub">' in html
+    assert '<h4>Predictions <span class="sub' in html
+    assert "<h4>Dataset drift by window: share of drifted features</h4>" in html
+    assert html.count("Dataset drift by window: share of drifted features") == 1  # not in the plot
+    assert '"displayModeBar": "hover"' in html and '"showSendToCloud": false' in html
+    assert '"sendChartToCloud"' in html  # in the buttons removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from plotly.offline import get_plotlyjs
 
 from forgeline.reports import render_report
@@ -79,3 +80,26 @@ def test_summary_keys_are_matched_leniently(tmp_path, binary_eval) -> None:
     assert "<th>Model</th><td>cancer</td>" in html and "<th>Run</th><td>r9</td>" in html
     assert "<th>test roc_auc</th><td>0.9912</td>" in html
     assert "cancer · binary task · run r9" in html
+
+
+def test_plot_titles_are_headings_above_the_plots(tmp_path, binary_eval, summary) -> None:
+    html = _render(tmp_path, binary_eval, summary=summary, trials=TRIALS)
+    for title in ("Confusion matrix", "ROC curve", "Calibration", "Tuning: roc_auc by trial"):
+        assert f'<div class="plot"><h4>{title}</h4>' in html
+        assert html.count(title) == 1  # not also inside the figure, under the mode bar
+    assert "<h4>roc_auc by sex</h4>" in html
+    assert '"displayModeBar": "hover"' in html and '"showSendToCloud": false' in html
+
+
+def test_the_page_is_written_atomically(tmp_path) -> None:
+    from forgeline.reports._page import write_html
+
+    path = write_html(tmp_path / "a" / "page.html", "<p>one</p>")
+    assert path.read_text(encoding="utf-8") == "<p>one</p>"
+    write_html(path, "<p>two</p>")
+    assert path.read_text(encoding="utf-8") == "<p>two</p>"
+    (tmp_path / "dir.html").mkdir()
+    with pytest.raises(OSError):  # a folder is in the way: nothing is left half-done
+        write_html(tmp_path / "dir.html", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "dir.html"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["page.html"]

@@ -58,7 +58,8 @@ def _run(model: _Doubler, sizes: list[int], bad: int | None = None, **settings: 
 
 def test_the_batcher_groups_slices_and_isolates() -> None:
     model = _Doubler()
-    results = _run(model, [1, 2, 1, 3, 1, 20, 1], bad=3, max_batch_size=8, max_wait_s=0.05)
+    results = _run(model, [1, 2, 1, 3, 1, 20, 1], bad=3, max_batch_size=8, max_wait_s=0.05,
+                   inline_s=0.5)  # far above a call of this model, even on a busy machine
     assert isinstance(results[3], ValueError)  # the bad request fails alone...
     for i, result in enumerate(results):
         if i != 3:  # ...and every other one gets its own rows back, in order
@@ -75,7 +76,7 @@ def test_the_batcher_groups_slices_and_isolates() -> None:
 
 def test_a_slow_model_stays_on_the_worker_thread() -> None:
     model = _Doubler(seconds=0.003)
-    results = _run(model, [1] * 6, max_batch_size=2, max_wait_s=0.0)
+    results = _run(model, [1] * 6, max_batch_size=2, max_wait_s=0.0, inline_s=0.001)
     assert all(np.array_equal(*r) for r in results)
     assert model.most_active == 1 and {t[:11] for t in model.threads} == {"forgeline-t"}
 

@@ -1,4 +1,8 @@
-"""``forgeline serve MODEL``: the real-time HTTP API of a registered model."""
+"""``forgeline serve MODEL``: the real-time HTTP API of a registered model.
+
+``--monitor-every 5m`` also runs the monitor on the prediction log in the background and
+exports its gauges on ``/metrics`` (see :mod:`forgeline.serving.monitoring_task`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import typer
 
 from forgeline.cli.output import console, key_value_table
 from forgeline.cli.state import get_client
+from forgeline.errors import InvalidInput
 
 __all__ = ["register"]
 
@@ -50,9 +55,26 @@ def serve_command(
     log_predictions: bool = typer.Option(
         True, "--log/--no-log", help="Keep every prediction in the prediction log that "
                                      "monitoring and retraining read."),
+    monitor_every: str | None = typer.Option(
+        None, "--monitor-every", metavar="DURATION",
+        help="Monitor the prediction log every DURATION (30s, 5m, 1h) in the background; "
+             "its gauges go to /metrics."),
+    monitor_window: str | None = typer.Option(
+        None, "--monitor-window", metavar="DURATION",
+        help="Monitor the predictions of the last DURATION (default 24h)."),
+    monitor_last: int | None = typer.Option(
+        None, "--monitor-last", metavar="N", min=1,
+        help="Monitor the last N predictions (of the window, when both are given)."),
+    rules: list[str] | None = typer.Option(
+        None, "--rule", metavar="RULE",
+        help="Alert rule, e.g. 'dataset_drift > 0.3' (repeatable)."),
+    webhook: str | None = typer.Option(
+        None, "--webhook", metavar="URL",
+        help="POST the alert payload here when a rule starts firing."),
 ) -> None:
     """Serve a model over HTTP: /predict, Open Inference Protocol v2, /metrics, /docs."""
-    from forgeline.serving.config import ServeConfig, parse_canary
+    from forgeline.serving.config import ServeConfig, parse_canary, parse_duration
+    from forgeline.serving.monitoring_task import describe
     from forgeline.serving.server import prepare
 
     canary_ref, canary_percent = parse_canary(canary) if canary else (None, 0.0)
@@ -65,9 +87,21 @@ def serve_command(
         canary=canary_ref, canary_percent=canary_percent, watch=watch,
         watch_interval_s=watch_interval, token=token or None, runtime=runtime,
         graceful_timeout_s=graceful_timeout, access_log=access_log,
-        log_predictions=log_predictions)
+        log_predictions=log_predictions,
+        monitor_every_s=None if monitor_every is None else parse_duration(monitor_every,
+                                                                          "--monitor-every"),
+        monitor_window_s=None if monitor_window is None else parse_duration(
+            monitor_window, "--monitor-window"),
+        monitor_last=monitor_last, monitor_rules=tuple(rules or ()), monitor_webhook=webhook)
+    if config.monitor_every_s is not None and Path(model).expanduser().is_dir():
+        raise InvalidInput("--monitor-every reads the prediction log, which is kept for "
+                           "registered models only, not for a package folder.",
+                           hint="Serve name@alias or name/N, or use forgeline monitor "
+                                "MODEL --current FILE.")
     launch = prepare(config, client)
-    console().print(key_value_table(launch.summary, title="Forgeline serving"))
+    monitoring = describe(config)
+    summary = launch.summary + ([("monitor", monitoring)] if monitoring else [])
+    console().print(key_value_table(summary, title="Forgeline serving"))
     sys.stdout.flush()
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server stops: no error
         launch.run()

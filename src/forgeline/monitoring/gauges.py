@@ -3,7 +3,8 @@
 ``register_gauges(result, registry)`` creates the gauges in ``registry`` on first use and
 sets them from ``result``; calling it again (periodically) updates the same gauges, and
 removes label sets that the new result no longer has (a dropped feature). Every gauge has
-a ``model`` label, so one registry can carry several models.
+a ``model`` label, so one registry can carry several models. ``ensure_gauges(registry)``
+creates them without values (a server that exports them before the first run).
 
     forgeline_drift_score{model,feature,method}   score of each statistic of a feature
     forgeline_feature_drifted{model,feature}      1 when the feature drifted
@@ -18,11 +19,17 @@ a ``model`` label, so one registry can carry several models.
     forgeline_alerts_fired{model}                 rules that fired
     forgeline_monitor_rows{model}                 rows in the last run
     forgeline_monitor_timestamp_seconds{model}    when the last run finished
+
+In prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, a server with
+several workers) the gauges keep the most recent value written by any live process, with
+no ``pid`` label; the files cannot forget a label set, so one the new result lacks is set
+to NaN instead of removed.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import weakref
@@ -30,7 +37,7 @@ from typing import Any
 
 from forgeline.monitoring.result import MonitorResult
 
-__all__ = ["GAUGES", "register_gauges"]
+__all__ = ["GAUGES", "ensure_gauges", "register_gauges"]
 
 GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "forgeline_drift_score": ("Drift statistic of a feature against the reference.",
@@ -63,7 +70,8 @@ def _gauges(registry: Any) -> tuple[dict[str, Any], dict[tuple[str, str], set]]:
 
     state = _STATE.get(registry)
     if state is None:
-        state = ({name: Gauge(name, doc, labels, registry=registry)
+        state = ({name: Gauge(name, doc, labels, registry=registry,
+                              multiprocess_mode="livemostrecent")
                   for name, (doc, labels) in GAUGES.items()}, {})
         _STATE[registry] = state
     return state
@@ -99,6 +107,19 @@ def _samples(result: MonitorResult) -> dict[str, dict[tuple[str, ...], float]]:
             for name, samples in out.items()}
 
 
+def _multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def ensure_gauges(registry: Any = None) -> dict[str, Any]:
+    """The monitoring gauges of ``registry`` (the default one when None), created empty on
+    first use: a scrape lists them (without samples) before the first result."""
+    if registry is None:
+        from prometheus_client import REGISTRY as registry
+    with _LOCK:
+        return dict(_gauges(registry)[0])
+
+
 def register_gauges(result: MonitorResult, registry: Any = None) -> dict[str, Any]:
     """Set the monitoring gauges of ``result.model`` in ``registry`` (created on first use).
 
@@ -117,7 +138,10 @@ def register_gauges(result: MonitorResult, registry: Any = None) -> dict[str, An
             gauge = gauges[name]
             key = (name, result.model)
             for labels in previous.get(key, set()) - set(samples):
-                gauge.remove(*labels)
+                if _multiprocess():
+                    gauge.labels(*labels).set(math.nan)
+                else:
+                    gauge.remove(*labels)
             for labels, value in samples.items():
                 gauge.labels(*labels).set(value)
             previous[key] = set(samples)

@@ -38,7 +38,7 @@ from forgeline.monitoring.result import MonitorResult
 from forgeline.monitoring.windows import Windows, split_windows
 from forgeline.packaging.predictor import Predictor, load_model
 
-__all__ = ["LOG_COLUMNS", "monitor"]
+__all__ = ["LOG_COLUMNS", "alert_payload", "monitor"]
 
 # The prediction log's own columns (besides the inputs and proba_<class>).
 LOG_COLUMNS = ("request_id", "ts", "model_version", "runtime", "shadow", "row", "prediction")
@@ -290,11 +290,11 @@ def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
             timespec="seconds"), warnings=warnings)
     result.alerts = evaluate_rules(config.rules, result.values())
     if result.fired and (config.webhook or config.command):
-        result.warnings.extend(deliver(_payload(result), config))
+        result.warnings.extend(deliver(alert_payload(result), config))
     return result
 
 
-def _payload(result: MonitorResult) -> dict[str, Any]:
+def alert_payload(result: MonitorResult) -> dict[str, Any]:
     """The JSON an alert delivers: which rules fired and the headline numbers."""
     return {
         "model": result.model, "version": result.version, "generated": result.generated,

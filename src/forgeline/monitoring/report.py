@@ -1,29 +1,24 @@
 """One self-contained HTML report of a monitoring run; it opens offline, from one file.
 
-Built like the training report (:mod:`forgeline.reports.html`): the same stylesheet and
-plot theme, plotly.js embedded once in the head, every user string (column names,
-categories, rules, messages) escaped by Jinja2's autoescaping.
+Built like the training report (:mod:`forgeline.reports.html`), on the same page frame,
+stylesheet, figure rendering and atomic write (:mod:`forgeline.reports._page`): plotly.js
+embedded once in the head, every user string (column names, categories, rules, messages)
+escaped by Jinja2's autoescaping.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-import plotly.io as pio
 from markupsafe import Markup
-from plotly.offline import get_plotlyjs
 
 from forgeline.data.findings import Severity
 from forgeline.monitoring import _plots as plots
-from forgeline.monitoring._report_template import CSS, TEMPLATE
 from forgeline.monitoring.config import TESTS
+from forgeline.reports._page import Figures, render_page, write_html
 from forgeline.reports.html import fmt
-from forgeline.reports.plots import HEIGHT
 
 if TYPE_CHECKING:
     from forgeline.monitoring.result import MonitorResult
@@ -31,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_DISTRIBUTIONS", "render_monitor_report"]
 
 MAX_DISTRIBUTIONS = 30
-_CONFIG = {"displaylogo": False, "responsive": True}
 _SECTIONS = [("summary", "Summary"), ("alerts", "Alerts"), ("drift", "Data drift"),
              ("time", "Drift over time"), ("prediction", "Prediction drift"),
              ("multivariate", "Multivariate"), ("quality", "Data quality"),
@@ -52,28 +46,11 @@ def _badge(text: str, cls: str) -> Markup:
     return Markup('<span class="badge {}">{}</span>').format(cls, text)
 
 
-class _Figures:
-    """Figure -> HTML snippet; plotly.js itself sits once in the page head."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, fig: dict[str, Any] | None) -> Markup | None:
-        if fig is None:
-            return None
-        self.count += 1
-        height = fig["layout"].get("height") or HEIGHT
-        return Markup(pio.to_html(fig, full_html=False, include_plotlyjs=False,
-                                  config=_CONFIG, div_id=f"plot-{self.count}",
-                                  default_width="100%", default_height=f"{height}px",
-                                  validate=False))
-
-
 def _num(value: Any, key: str = "") -> tuple[str, str]:
     return fmt(value, key), "num"
 
 
-def _drift(r: MonitorResult, html: _Figures) -> dict[str, Any]:
+def _drift(r: MonitorResult, html: Figures) -> dict[str, Any]:
     ranked = sorted(r.features.values(),
                     key=lambda f: (not f.drifted, -(f.stats.get("psi") or 0.0)))
     rows = [_row(f.column, f.kind, f.method, _num(f.score),
@@ -97,7 +74,7 @@ def _drift(r: MonitorResult, html: _Figures) -> dict[str, Any]:
                                   "quantile bins."}
 
 
-def _time(r: MonitorResult, html: _Figures) -> dict[str, Any]:
+def _time(r: MonitorResult, html: Figures) -> dict[str, Any]:
     plots_ = [p for p in (html(plots.drift_over_time(r.windows, r.dataset.threshold)),
                           html(plots.drift_heatmap(r.windows))) if p is not None]
     rows = [_row(w["window"], _num(w["rows"]),
@@ -111,19 +88,18 @@ def _time(r: MonitorResult, html: _Figures) -> dict[str, Any]:
                                "drifted features"], rows)}
 
 
-def _prediction(r: MonitorResult, html: _Figures) -> dict[str, Any]:
+def _prediction(r: MonitorResult, html: Figures) -> dict[str, Any]:
     f = r.prediction
     if f is None:
         return {"prediction_plot": None, "prediction_note": "No prediction drift: the data "
                 "has no predictions, or the profile no prediction reference."}
-    verdict = "drifted" if f.drifted else "no drift"
-    return {"prediction_plot": html(plots.distribution(f, f"Predictions: {verdict}")),
+    return {"prediction_plot": html(plots.distribution(f, "Predictions")),
             "prediction_note": f"{f.method} {fmt(f.score)} (threshold {fmt(f.threshold)}), "
                                f"PSI {fmt(f.stats.get('psi'))}, against the model's "
                                "predictions on its test split."}
 
 
-def _multivariate(r: MonitorResult, html: _Figures) -> dict[str, Any]:
+def _multivariate(r: MonitorResult, html: Figures) -> dict[str, Any]:
     m = r.multivariate
     if m is None:
         return {"multivariate_info": [], "multivariate_plot": None, "sigma": "",
@@ -164,7 +140,7 @@ def _quality(r: MonitorResult) -> dict[str, Any]:
             "quality_note": note}
 
 
-def _performance(r: MonitorResult, html: _Figures) -> dict[str, Any]:
+def _performance(r: MonitorResult, html: Figures) -> dict[str, Any]:
     p = r.performance
     if p is None:
         return {"performance": _table([], []), "performance_plots": [],
@@ -197,12 +173,6 @@ def _alerts(r: MonitorResult) -> dict[str, Any]:
                  ", ".join(f"{k} = {fmt(x)}" for k, x in (a.matches or a.values).items())
                  or (a.note or "—"), cls="drifted" if a.fired else "") for a in r.alerts]
     return {"alerts": _table(["rule", "state", "values"], rows)}
-
-
-@cache
-def _template() -> jinja2.Template:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(TEMPLATE)
 
 
 def _kpis(r: MonitorResult) -> list[tuple[str, str, str]]:
@@ -243,7 +213,7 @@ def render_monitor_report(result: MonitorResult, path: Path, *, title: str | Non
         ``path``.
     """
     r = result
-    html = _Figures()
+    html = Figures()
     model = r.model + (f" v{r.version}" if r.version else "")
     period = " to ".join(x for x in (r.period.get("start"), r.period.get("end")) if x)
     summary = [("Model", model), ("Task", r.task), ("Rows", f"{r.rows:,}"),
@@ -251,17 +221,11 @@ def render_monitor_report(result: MonitorResult, path: Path, *, title: str | Non
                                            f"({fmt(r.reference_rows)} rows)"),
                ("Windows", r.windows_by)]
     context = {
-        "title": title or f"{r.model}: monitoring report", "css": Markup(CSS),
-        "plotlyjs": Markup(get_plotlyjs()), "sections": _SECTIONS,
+        "title": title or f"{r.model}: monitoring report", "sections": _SECTIONS,
         "subtitle": " · ".join(x for x in (model, f"{r.task} task", period) if x),
         "kpis": _kpis(r), "summary": summary, "warnings": r.warnings,
         "generated": r.generated,
         **_alerts(r), **_drift(r, html), **_time(r, html), **_prediction(r, html),
         **_multivariate(r, html), **_quality(r), **_performance(r, html),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(_template().render(context), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_html(path, render_page("monitoring.html", context))

@@ -1,4 +1,9 @@
-"""The report's Jinja2 template and stylesheet, kept as strings so they ship as code.
+"""The HTML reports' Jinja2 templates and stylesheet, kept as strings so they ship as code.
+
+One page frame (``base.html``: head with the stylesheet and plotly.js, the header with its
+navigation, the footer) and the shared macros (``macros.html``: tables, figures, the
+summary block) serve both reports; ``training.html`` (:mod:`forgeline.reports.html`) and
+``monitoring.html`` (:mod:`forgeline.monitoring.report`) only fill in their sections.
 
 Autoescaping is on: every value is escaped unless it is marked safe in Python (the
 plotly.js bundle, the stylesheet and the figure snippets plotly writes).
@@ -6,7 +11,11 @@ plotly.js bundle, the stylesheet and the figure snippets plotly writes).
 
 from __future__ import annotations
 
-__all__ = ["CSS", "TEMPLATE"]
+from functools import cache
+
+import jinja2
+
+__all__ = ["CSS", "TEMPLATES", "template"]
 
 CSS = """
 :root { --fg: #1f2937; --muted: #6b7280; --line: #e5e7eb; --bg: #f8fafc; --card: #fff;
@@ -31,6 +40,7 @@ h3 { margin: 20px 0 8px; font-size: 15px; font-weight: 600; }
 .kpi .label { color: var(--muted); font-size: 12px; text-transform: uppercase;
   letter-spacing: .04em; }
 .kpi .value { font-size: 22px; font-weight: 600; overflow-wrap: anywhere; }
+.kpi.bad .value { color: var(--fail); } .kpi.good .value { color: var(--good); }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line);
   vertical-align: top; overflow-wrap: break-word; }
@@ -46,26 +56,51 @@ tr.best td { background: #f0fdf4; }
   font-weight: 600; color: #fff; text-transform: uppercase; }
 .badge.fail { background: var(--fail); } .badge.warn { background: var(--warn); }
 .badge.info { background: var(--info); }
+.badge.ok { background: var(--good); } .badge.drift { background: var(--fail); }
 tr.sev-fail td:first-child { border-left: 4px solid var(--fail); }
 tr.sev-warn td:first-child { border-left: 4px solid var(--warn); }
 tr.sev-info td:first-child { border-left: 4px solid var(--info); }
+tr.drifted td:first-child { border-left: 4px solid var(--fail); }
+ul.warnings { margin: 0; padding-left: 20px; color: var(--warn); }
 .grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 16px; }
 @media (max-width: 1100px) { .grid { grid-template-columns: minmax(0, 1fr); } }
+.grid3 { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 12px; }
+@media (max-width: 1300px) { .grid3 { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
+@media (max-width: 900px) { .grid3 { grid-template-columns: minmax(0, 1fr); } }
 .plot { border: 1px solid var(--line); border-radius: 8px; padding: 4px; min-width: 0; }
+.plot + .plot { margin-top: 12px; } .grid > .plot + .plot, .grid3 > .plot + .plot { margin-top: 0; }
+.plot h4 { margin: 6px 10px 0; font-size: 14px; font-weight: 600; overflow-wrap: anywhere; }
+.plot h4 .sub { color: var(--muted); font-weight: 400; }
+.plot h4 .sub.bad { color: var(--fail); font-weight: 600; }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 footer { color: var(--muted); text-align: center; padding: 0 0 32px; font-size: 12px; }
 """
 
-TEMPLATE = """<!DOCTYPE html>
-{%- macro table(headers, rows, cls="") -%}
+MACROS = """
+{%- macro table(t, cls="") -%}
 <div class="scroll"><table class="{{ cls }}"><thead><tr>
-{%- for h in headers %}<th class="{{ h[1] }}">{{ h[0] }}</th>{% endfor -%}
+{%- for h in t.headers %}<th class="{{ h[1] }}">{{ h[0] }}</th>{% endfor -%}
 </tr></thead><tbody>
-{%- for row in rows %}<tr class="{{ row.cls }}">
+{%- for row in t.rows %}<tr class="{{ row.cls }}">
 {%- for cell in row.cells %}<td class="{{ cell[1] }}">{{ cell[0] }}</td>{% endfor -%}
 </tr>{% endfor -%}
 </tbody></table></div>
 {%- endmacro %}
+
+{%- macro kv(pairs) -%}
+<table class="kv">{% for label, value in pairs %}<tr><th>{{ label }}</th><td>{{ value }}</td>
+</tr>{% endfor %}</table>
+{%- endmacro %}
+
+{%- macro kpis(items) -%}
+<div class="kpis">{% for label, value, mood in items %}
+<div class="kpi {{ mood }}"><div class="label">{{ label }}</div>
+<div class="value">{{ value }}</div></div>
+{%- endfor %}</div>
+{%- endmacro %}
+"""
+
+BASE = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -81,65 +116,7 @@ TEMPLATE = """<!DOCTYPE html>
 <nav>{% for id, name in sections %}<a href="#{{ id }}">{{ name }}</a>{% endfor %}</nav>
 </header>
 <main>
-<section id="summary"><h2>Summary</h2>
-<div class="kpis">{% for label, value in kpis %}
-<div class="kpi"><div class="label">{{ label }}</div><div class="value">{{ value }}</div></div>
-{%- endfor %}</div>
-<table class="kv">{% for label, value in summary %}<tr><th>{{ label }}</th><td>{{ value }}</td>
-</tr>{% endfor %}</table>
-</section>
-
-<section id="data"><h2>Data</h2>
-{% if data_info %}<table class="kv">{% for label, value in data_info %}<tr><th>{{ label }}</th>
-<td>{{ value }}</td></tr>{% endfor %}</table>{% endif %}
-{% if columns.rows %}<h3>Columns</h3>{{ table(columns.headers, columns.rows) }}
-{% else %}<p class="empty">No per-column statistics were recorded.</p>{% endif %}
-{% if balance.rows %}<h3>Class balance</h3>
-<div class="grid"><div>{{ table(balance.headers, balance.rows) }}</div>
-{% if balance_plot %}<div class="plot">{{ balance_plot }}</div>{% endif %}</div>{% endif %}
-</section>
-
-<section id="findings"><h2>Findings</h2>
-{% if findings.rows %}<p>{{ findings_summary }}</p>{{ table(findings.headers, findings.rows) }}
-{% else %}<p class="empty">No validation or leakage findings.</p>{% endif %}
-</section>
-
-<section id="tuning"><h2>Tuning</h2>
-{% if tuning_plot %}<div class="plot">{{ tuning_plot }}</div>{% endif %}
-{% if trials.rows %}<h3>Trials</h3>{{ table(trials.headers, trials.rows) }}
-{% else %}<p class="empty">No tuning trials were recorded.</p>{% endif %}
-</section>
-
-<section id="metrics"><h2>Test metrics</h2>
-<p class="note">On {{ n_rows }} held-out rows. The primary metric is highlighted.</p>
-{{ table(metrics.headers, metrics.rows) }}
-</section>
-
-<section id="plots"><h2>Diagnostic plots</h2>
-{% if plots %}<div class="grid">{% for plot in plots %}<div class="plot">{{ plot }}</div>
-{% endfor %}</div>{% endif %}
-{% if residuals_plot %}<div class="plot">{{ residuals_plot }}</div>{% endif %}
-{% if not plots and not residuals_plot %}<p class="empty">No plots for this task.</p>{% endif %}
-</section>
-
-<section id="importance"><h2>Feature importance</h2>
-{% if importance_plot %}<p class="note">Permutation importance on the test split: how much
-{{ metric }} worsens when one input column is shuffled (mean and standard deviation over
-repeats; top {{ max_features }}).</p><div class="plot">{{ importance_plot }}</div>
-{% else %}<p class="empty">Permutation importance was not computed.</p>{% endif %}
-</section>
-
-<section id="fairness"><h2>Slices and fairness</h2>
-{% if fairness.rows %}{{ table(fairness.headers, fairness.rows) }}
-<p class="note">Slices with fewer than {{ min_rows }} rows are listed but not scored.
-Demographic parity difference: the largest gap in the rate of positive (or, for multiclass,
-any one class's) predictions between slices; equalized odds difference: the larger of the
-true- and false-positive-rate gaps.</p>
-{% for s in slice_blocks %}<h3>{{ s.column }}</h3>
-{% if s.plot %}<div class="plot">{{ s.plot }}</div>{% endif %}{{ table(s.headers, s.rows) }}
-{% endfor %}
-{% else %}<p class="empty">No sensitive columns were given.</p>{% endif %}
-</section>
+{% block main %}{% endblock %}
 </main>
 <footer>Generated by Forgeline on {{ generated }}.</footer>
 <script type="text/javascript">
@@ -151,3 +128,138 @@ window.addEventListener("load", function () {
 </body>
 </html>
 """
+
+TRAINING = """{% extends "base.html" %}
+{% from "macros.html" import table, kv, kpis as kpi_cards %}
+{% block main %}
+<section id="summary"><h2>Summary</h2>
+{{ kpi_cards(kpis) }}
+{{ kv(summary) }}
+</section>
+
+<section id="data"><h2>Data</h2>
+{% if data_info %}{{ kv(data_info) }}{% endif %}
+{% if columns.rows %}<h3>Columns</h3>{{ table(columns) }}
+{% else %}<p class="empty">No per-column statistics were recorded.</p>{% endif %}
+{% if balance.rows %}<h3>Class balance</h3>
+<div class="grid"><div>{{ table(balance) }}</div>
+{% if balance_plot %}{{ balance_plot }}{% endif %}</div>{% endif %}
+</section>
+
+<section id="findings"><h2>Findings</h2>
+{% if findings.rows %}<p>{{ findings_summary }}</p>{{ table(findings) }}
+{% else %}<p class="empty">No validation or leakage findings.</p>{% endif %}
+</section>
+
+<section id="tuning"><h2>Tuning</h2>
+{% if tuning_plot %}{{ tuning_plot }}{% endif %}
+{% if trials.rows %}<h3>Trials</h3>{{ table(trials) }}
+{% else %}<p class="empty">No tuning trials were recorded.</p>{% endif %}
+</section>
+
+<section id="metrics"><h2>Test metrics</h2>
+<p class="note">On {{ n_rows }} held-out rows. The primary metric is highlighted.</p>
+{{ table(metrics) }}
+</section>
+
+<section id="plots"><h2>Diagnostic plots</h2>
+{% if plots %}<div class="grid">{% for plot in plots %}{{ plot }}
+{% endfor %}</div>{% endif %}
+{% if residuals_plot %}{{ residuals_plot }}{% endif %}
+{% if not plots and not residuals_plot %}<p class="empty">No plots for this task.</p>{% endif %}
+</section>
+
+<section id="importance"><h2>Feature importance</h2>
+{% if importance_plot %}<p class="note">Permutation importance on the test split: how much
+{{ metric }} worsens when one input column is shuffled (mean and standard deviation over
+repeats; top {{ max_features }}).</p>{{ importance_plot }}
+{% else %}<p class="empty">Permutation importance was not computed.</p>{% endif %}
+</section>
+
+<section id="fairness"><h2>Slices and fairness</h2>
+{% if fairness.rows %}{{ table(fairness) }}
+<p class="note">Slices with fewer than {{ min_rows }} rows are listed but not scored.
+Demographic parity difference: the largest gap in the rate of positive (or, for multiclass,
+any one class's) predictions between slices; equalized odds difference: the larger of the
+true- and false-positive-rate gaps.</p>
+{% for s in slice_blocks %}<h3>{{ s.column }}</h3>
+{% if s.plot %}{{ s.plot }}{% endif %}{{ table(s) }}
+{% endfor %}
+{% else %}<p class="empty">No sensitive columns were given.</p>{% endif %}
+</section>
+{% endblock %}
+"""
+
+MONITORING = """{% extends "base.html" %}
+{% from "macros.html" import table, kv, kpis as kpi_cards %}
+{% block main %}
+<section id="summary"><h2>Summary</h2>
+{{ kpi_cards(kpis) }}
+{{ kv(summary) }}
+{% if warnings %}<h3>Warnings</h3><ul class="warnings">{% for w in warnings %}<li>{{ w }}</li>
+{% endfor %}</ul>{% endif %}
+</section>
+
+<section id="alerts"><h2>Alerts</h2>
+{% if alerts.rows %}{{ table(alerts) }}
+{% else %}<p class="empty">No alert rules were given.</p>{% endif %}
+</section>
+
+<section id="drift"><h2>Data drift</h2>
+<p class="note">{{ drift_note }}</p>
+{% if drift.rows %}{{ table(drift) }}
+{% else %}<p class="empty">No feature could be compared.</p>{% endif %}
+{% if skipped.rows %}<h3>Not checked for drift</h3>{{ table(skipped) }}{% endif %}
+{% if distributions %}<h3>Distributions: reference and current</h3>
+<p class="note">{{ distributions_note }}</p>
+<div class="grid3">{% for plot in distributions %}{{ plot }}
+{% endfor %}</div>{% endif %}
+</section>
+
+<section id="time"><h2>Drift over time</h2>
+{% if time_plots %}<p class="note">{{ windows_note }}</p>
+{% for plot in time_plots %}{{ plot }}{% endfor %}
+{{ table(windows) }}
+{% else %}<p class="empty">{{ windows_note }}</p>{% endif %}
+</section>
+
+<section id="prediction"><h2>Prediction drift</h2>
+{% if prediction_plot %}<p class="note">{{ prediction_note }}</p>
+{{ prediction_plot }}
+{% else %}<p class="empty">{{ prediction_note }}</p>{% endif %}
+</section>
+
+<section id="multivariate"><h2>Multivariate drift</h2>
+{% if multivariate_info %}{{ kv(multivariate_info) }}
+{% if multivariate_plot %}{{ multivariate_plot }}{% endif %}
+<p class="note">A PCA of the numeric training features reconstructs each row; when features
+stop moving together as they did in training the error rises, even if no single column
+drifted. The band is the reference error +- {{ sigma }} standard errors for the window's size.</p>
+{% else %}<p class="empty">{{ multivariate_note }}</p>{% endif %}
+</section>
+
+<section id="quality"><h2>Data quality</h2>
+{% if issues.rows %}{{ table(issues) }}
+{% else %}<p class="empty">No data quality issues.</p>{% endif %}
+<h3>Columns</h3>{{ table(quality) }}
+<p class="note">{{ quality_note }}</p>
+</section>
+
+<section id="performance"><h2>Performance</h2>
+{% if performance.rows %}<p class="note">{{ performance_note }}</p>{{ table(performance) }}
+{% for plot in performance_plots %}{{ plot }}{% endfor %}
+{% else %}<p class="empty">{{ performance_note }}</p>{% endif %}
+</section>
+{% endblock %}
+"""
+
+TEMPLATES = {"base.html": BASE, "macros.html": MACROS, "training.html": TRAINING,
+             "monitoring.html": MONITORING}
+
+
+@cache
+def template(name: str) -> jinja2.Template:
+    """``training.html`` or ``monitoring.html``, compiled once."""
+    env = jinja2.Environment(loader=jinja2.DictLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template(name)

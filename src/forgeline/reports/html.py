@@ -2,7 +2,9 @@
 
 plotly.js is embedded once, in the head; every figure after it is a ``<div>`` and a small
 script that calls it. Nothing is fetched from the network. Every user string (title,
-column names, messages, parameters) is escaped by Jinja2's autoescaping.
+column names, messages, parameters) is escaped by Jinja2's autoescaping. The page frame,
+the figures and the write are shared with the monitoring report (:mod:`._page`,
+:mod:`._template`).
 """
 
 from __future__ import annotations
@@ -10,20 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
-from plotly.offline import get_plotlyjs
 
 from forgeline.data.findings import Finding, Severity
 from forgeline.reports import plots
+from forgeline.reports._page import Figures, render_page, write_html
 from forgeline.reports._summary import LABELS, split_summary
-from forgeline.reports._template import CSS, TEMPLATE
 from forgeline.training.evaluate import MIN_SLICE_ROWS, Evaluation
 from forgeline.training.metrics import METRICS
 
@@ -31,7 +29,6 @@ __all__ = ["render_report"]
 
 _SEVERITY_ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2}
 _FIRST_STATS = ("kind", "dtype", "missing_share", "n_unique")
-_CONFIG = {"displaylogo": False, "responsive": True}
 _SECTIONS = [("summary", "Summary"), ("data", "Data"), ("findings", "Findings"),
              ("tuning", "Tuning"), ("metrics", "Test metrics"), ("plots", "Diagnostic plots"),
              ("importance", "Feature importance"), ("fairness", "Slices and fairness")]
@@ -65,22 +62,7 @@ def _table(headers: Sequence[str | tuple[str, str]], rows: list[dict[str, Any]]
     return {"headers": [h if isinstance(h, tuple) else (h, "") for h in headers], "rows": rows}
 
 
-class _Figures:
-    """Figure -> HTML snippet; plotly.js itself sits once in the page head."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, fig: Any) -> Markup | None:
-        if fig is None:
-            return None
-        self.count += 1
-        return Markup(fig.to_html(full_html=False, include_plotlyjs=False, config=_CONFIG,
-                                  div_id=f"plot-{self.count}", default_width="100%",
-                                  default_height=f"{fig.layout.height or plots.HEIGHT}px"))
-
-
-def _data_context(data: Mapping[str, Any] | None, html: _Figures) -> dict[str, Any]:
+def _data_context(data: Mapping[str, Any] | None, html: Figures) -> dict[str, Any]:
     data = data or {}
     columns: Mapping[str, Mapping[str, Any]] = data.get("columns") or {}
     keys = [k for k in _FIRST_STATS if any(k in s for s in columns.values())]
@@ -110,7 +92,7 @@ def _findings_context(findings: Sequence[Finding]) -> dict[str, Any]:
             "findings_summary": f"{len(findings)} finding(s): {summary}."}
 
 
-def _tuning_context(trials: Sequence[Mapping[str, Any]], ev: Evaluation, html: _Figures
+def _tuning_context(trials: Sequence[Mapping[str, Any]], ev: Evaluation, html: Figures
                     ) -> dict[str, Any]:
     scored = [t.get("score") for t in trials if plots._finite(t.get("score"))]
     best = (max if ev.greater_is_better else min)(scored) if scored else None
@@ -159,7 +141,7 @@ def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _fairness_context(ev: Evaluation, html: _Figures) -> dict[str, Any]:
+def _fairness_context(ev: Evaluation, html: Figures) -> dict[str, Any]:
     rows = []
     for column, fair in ev.fairness.items():
         gap = fair.get("largest_gap") or {}
@@ -185,12 +167,6 @@ def _fairness_context(ev: Evaluation, html: _Figures) -> dict[str, Any]:
     return {"fairness": _table(headers, rows), "slice_blocks": blocks}
 
 
-@cache
-def _template() -> jinja2.Template:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(TEMPLATE)
-
-
 def render_report(path: Path, *, title: str, evaluation: Evaluation,
                   summary: Mapping[str, Any], data: Mapping[str, Any] | None = None,
                   findings: Sequence[Finding] = (), trials: Sequence[Mapping[str, Any]] = (),
@@ -214,32 +190,25 @@ def render_report(path: Path, *, title: str, evaluation: Evaluation,
         ``path``.
     """
     ev = evaluation
-    html = _Figures()
+    html = Figures()
     known, extra = split_summary(summary)
     shown = [(label, fmt(known[k])) for k, label in LABELS.items() if k in known]
     model = " v".join(fmt(known[k]) for k in ("name", "version") if known.get(k) is not None)
     context = {
-        "title": title, "css": Markup(CSS), "plotlyjs": Markup(get_plotlyjs()),
-        "sections": _SECTIONS, "n_rows": ev.n_rows, "metric": ev.metric,
+        "title": title, "sections": _SECTIONS, "n_rows": ev.n_rows, "metric": ev.metric,
         "max_features": plots.MAX_FEATURES, "min_rows": MIN_SLICE_ROWS,
         "subtitle": " · ".join(p for p in (model, f"{ev.task} task", known.get("run_id") and
                                            f"run {known['run_id']}") if p),
-        "kpis": [(ev.metric, fmt(ev.score)), ("task", ev.task), ("test rows", f"{ev.n_rows:,}")]
-        + ([("model", model)] if model else []),
+        "kpis": [(ev.metric, fmt(ev.score), ""), ("task", ev.task, ""),
+                 ("test rows", f"{ev.n_rows:,}", "")] + ([("model", model, "")] if model else []),
         "summary": shown + [(k, fmt(v)) for k, v in extra],
         "plots": [p for p in map(html, (plots.confusion(ev), plots.roc(ev),
                                         plots.precision_recall(ev), plots.calibration(ev)))
                   if p is not None],
         "residuals_plot": html(plots.residuals(ev)),
         "importance_plot": html(plots.importance(ev)),
-        "generated": dt.datetime.now(dt.UTC).isoformat(sep=" ", timespec="seconds"),
         **_data_context(data, html), **_findings_context(findings),
         **_tuning_context(trials, ev, html), **_metrics_context(ev, baseline),
         **_fairness_context(ev, html),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(_template().render(context), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_html(path, render_page("training.html", context))

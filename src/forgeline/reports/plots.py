@@ -1,5 +1,10 @@
 """Plotly figures of an Evaluation, one function per plot; each returns None when the
-evaluation has nothing to draw for it (e.g. no ROC curve for a regression)."""
+evaluation has nothing to draw for it (e.g. no ROC curve for a regression).
+
+Each figure has a title, for when it is shown on its own; the HTML reports write it as a
+heading above the plot instead (:class:`forgeline.reports._page.Figures`), so the top
+margin only leaves room for the mode bar.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ TEMPLATE = go.layout.Template(layout={
              "size": 12, "color": "#1f2937"},
     "colorway": [BLUE, ORANGE, GREEN, "#9333ea", RED, "#0891b2", "#ca8a04", "#db2777"],
     "paper_bgcolor": "white", "plot_bgcolor": "white", "hovermode": "closest",
-    "xaxis": _AXIS, "yaxis": _AXIS, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+    "xaxis": _AXIS, "yaxis": _AXIS, "margin": {"l": 60, "r": 20, "t": 36, "b": 50},
     "legend": {"bgcolor": "rgba(255,255,255,0.8)"},
 })
 HEIGHT = 380
@@ -131,7 +136,7 @@ def residuals(ev: Evaluation) -> go.Figure | None:
                         subplot_titles=("Residual vs predicted", "Residual histogram"))
     fig.update_layout(template=TEMPLATE, title={"text": "Residuals (true - predicted)",
                                                 "x": 0.02}, height=HEIGHT + 40, showlegend=False,
-                      margin={"t": 90})
+                      margin={"t": 60})
     # svg, not scattergl: WebGL is missing in some offline viewers and headless browsers.
     fig.add_trace(go.Scatter(x=res["y_pred"], y=res["residual"], mode="markers",
                              marker={"size": 5, "opacity": 0.5, "color": BLUE}), row=1, col=1)

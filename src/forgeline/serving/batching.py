@@ -32,11 +32,11 @@ import pandas as pd
 
 from forgeline.serving.runtime import Prediction
 
-__all__ = ["BatchHook", "MicroBatcher", "Part", "rows_of"]
+__all__ = ["INLINE_S", "BatchHook", "MicroBatcher", "Part", "rows_of"]
 
 log = logging.getLogger("forgeline.serving")
 
-_INLINE_S = 0.001  # model calls faster than this (on average) run on the event loop
+INLINE_S = 0.001  # model calls faster than this (on average) run on the event loop
 
 Part = pd.DataFrame | list[Any]  # a frame, or its columns (Signature.coerce_records)
 #: ``hook(frame, prediction, tags, rows)``: one model call, with each request's tag and
@@ -68,6 +68,7 @@ class MicroBatcher:
         predict: scores a frame; called from one worker thread, one call at a time.
         combine: joins the parts of a batch into one frame (``Signature.combine``);
             frames are concatenated when None.
+        inline_s: model calls that take less than this on average run on the event loop.
         max_batch_size: the most rows in one call (a larger request is scored alone).
         max_wait_s: how long the first request of a batch waits for more.
         on_batch: a :data:`BatchHook` called on the event loop for each successful model
@@ -79,9 +80,10 @@ class MicroBatcher:
     def __init__(self, predict: Callable[[pd.DataFrame], Prediction], *, max_batch_size: int,
                  max_wait_s: float, on_batch: BatchHook | None = None,
                  combine: Callable[[Sequence[Part]], pd.DataFrame] | None = None,
-                 name: str = "model") -> None:
+                 inline_s: float = INLINE_S, name: str = "model") -> None:
         self._predict = predict
         self._combine = combine or _concat
+        self._inline_s = inline_s
         self._max_rows = max_batch_size
         self._max_wait = max_wait_s
         self._on_batch = on_batch
@@ -194,7 +196,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         scored: list[tuple[pd.DataFrame, Prediction, list[_Item]]] = []
         try:
-            if self._call_s is not None and self._call_s < _INLINE_S:
+            if self._call_s is not None and self._call_s < self._inline_s:
                 results = self._compute(items, scored)
             else:
                 results = await loop.run_in_executor(self._executor, self._compute, items,

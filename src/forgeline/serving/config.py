@@ -3,6 +3,10 @@
 With ``--workers > 1`` uvicorn starts each worker from an import string, so a worker can
 only learn its settings from the environment: :meth:`ServeConfig.to_env` writes them as
 JSON into ``FORGELINE_SERVE_CONFIG`` and :meth:`ServeConfig.from_env` reads them back.
+
+The ``monitor_*`` settings turn on the periodic monitor
+(:mod:`forgeline.serving.monitoring_task`): ``--monitor-every 5m`` and its window, alert
+rules and webhook.
 """
 
 from __future__ import annotations
@@ -11,17 +15,24 @@ import dataclasses
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from forgeline.errors import InvalidInput
 
-__all__ = ["ENV_CONFIG", "ENV_TOKEN", "RUNTIMES", "ServeConfig", "parse_canary"]
+__all__ = ["ENV_CONFIG", "ENV_TOKEN", "RUNTIMES", "ServeConfig", "parse_canary",
+           "parse_duration"]
 
 ENV_CONFIG = "FORGELINE_SERVE_CONFIG"  # the JSON settings handed to worker processes
 ENV_TOKEN = "FORGELINE_SERVE_TOKEN"  # the bearer token when --token is not given
 RUNTIMES = ("auto", "native", "onnx")
 _MAX_PORT = 65535
+_DAY_S = 86_400.0
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|d|w)?\s*$",
+                       re.IGNORECASE)
+_UNIT_S = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
+           "d": _DAY_S, "w": 7 * _DAY_S}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,15 @@ class ServeConfig:
         access_log: log one line per request (uvicorn's access log).
         log_predictions: append every prediction to the prediction log that monitoring
             and retraining read (``<home>/predictions/<model>``).
+        monitor_every_s: run the monitor on the prediction log every this many seconds, in
+            a background thread, and export its gauges on ``/metrics``; None: never.
+        monitor_window_s: the monitor reads the predictions of the last this many seconds
+            (24 hours when neither this nor ``monitor_last`` is given).
+        monitor_last: ...or the most recent this many predictions (of that window, when
+            both are given).
+        monitor_rules: alert rules such as ``dataset_drift > 0.3`` (see
+            :mod:`forgeline.monitoring.rules`).
+        monitor_webhook: the URL a JSON alert is POSTed to when a rule starts firing.
     """
 
     model: str
@@ -68,6 +88,11 @@ class ServeConfig:
     graceful_timeout_s: float = 30.0
     access_log: bool = False
     log_predictions: bool = True
+    monitor_every_s: float | None = None
+    monitor_window_s: float | None = None
+    monitor_last: int | None = None
+    monitor_rules: tuple[str, ...] = ()
+    monitor_webhook: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -86,6 +111,39 @@ class ServeConfig:
                                hint=f"Use one of {', '.join(RUNTIMES)}.")
         if self.token is not None and (not self.token or self.token != self.token.strip()):
             raise InvalidInput("The bearer token must be non-empty, without spaces around it.")
+        self._check_monitor()
+
+    def _check_monitor(self) -> None:
+        rules = self.monitor_rules  # a list when read back from JSON
+        if not isinstance(rules, tuple):
+            object.__setattr__(self, "monitor_rules",
+                               (rules,) if isinstance(rules, str) else tuple(rules))
+        if self.monitor_every_s is None:
+            given = [option for option, value in (
+                ("--monitor-window", self.monitor_window_s),
+                ("--monitor-last", self.monitor_last), ("--rule", self.monitor_rules or None),
+                ("--webhook", self.monitor_webhook)) if value is not None]
+            if given:
+                raise InvalidInput(f"{given[0]} needs --monitor-every: it configures the "
+                                   "periodic monitor.", hint="For example --monitor-every 5m.")
+            return
+        _check_number("--monitor-every", self.monitor_every_s, 0.1, 30 * _DAY_S)
+        if self.monitor_window_s is not None:
+            _check_number("--monitor-window", self.monitor_window_s, 1.0, 366 * _DAY_S)
+        if self.monitor_last is not None:
+            _check_int("--monitor-last", self.monitor_last, 1, 1 << 40)
+        if not self.log_predictions:
+            raise InvalidInput("--monitor-every reads the prediction log, and --no-log turns "
+                               "it off.", hint="Drop --no-log, or --monitor-every.")
+        if self.monitor_webhook is not None and not re.match(
+                r"https?://[^\s/]", self.monitor_webhook):
+            raise InvalidInput(f"Invalid --webhook {self.monitor_webhook!r}: expected an "
+                               "http:// or https:// URL.")
+        if self.monitor_rules:
+            from forgeline.monitoring.rules import parse_rule
+
+            for rule in self.monitor_rules:
+                parse_rule(rule)  # InvalidSpec naming the rule and the position
 
     @property
     def max_wait_s(self) -> float:
@@ -136,6 +194,21 @@ def parse_canary(text: str) -> tuple[str, float]:
         raise InvalidInput(f"Invalid canary {text!r}: expected MODEL:PERCENT with a percentage "
                            "above 0 and at most 100.", hint="For example fraud@challenger:10.")
     return ref, value
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``"5m"`` -> 300.0 seconds: a number and a unit (ms, s, m, h, d, w; seconds without).
+
+    Raises:
+        InvalidInput: naming ``option`` when ``text`` is not such a positive duration.
+    """
+    match = _DURATION.match(text or "")
+    seconds = float(match.group(1)) * _UNIT_S[(match.group(2) or "s").lower()] if match \
+        else 0.0
+    if not seconds > 0:
+        raise InvalidInput(f"Invalid duration {text!r} for {option}.",
+                           hint="Use a number and a unit, such as 30s, 5m, 24h or 7d.")
+    return seconds
 
 
 def _check_int(what: str, value: Any, low: int, high: int) -> None:

@@ -112,6 +112,8 @@ class PredictionLog:
         self._queue: deque[tuple[Any, ...]] = deque()
         self._queued_rows = 0
         self._in_flight = 0
+        self._accepted = 0  # rows ever queued
+        self._settled = 0  # of those, rows written or dropped by the writer
         self._closed = False
         self._flush_now = False
         self._cond = threading.Condition()
@@ -162,6 +164,7 @@ class PredictionLog:
                 return False
             self._queue.append(record)
             self._queued_rows += total
+            self._accepted += total
             if self._queued_rows >= self.flush_rows:
                 self._cond.notify()
         return True
@@ -172,12 +175,14 @@ class PredictionLog:
         return self._queued_rows
 
     def flush(self, timeout_s: float = 10.0) -> bool:
-        """Write everything queued so far; True when done within ``timeout_s``."""
+        """Write everything queued before this call (not what arrives meanwhile); True when
+        done within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
+            target = self._accepted  # rows queued after this call need not wait
             self._flush_now = True
             self._cond.notify()
-            while (self._queued_rows or self._in_flight) and self._thread.is_alive():
+            while self._settled < target and self._thread.is_alive():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -216,6 +221,7 @@ class PredictionLog:
             if batch:
                 self._write(batch, rows)
             with self._cond:
+                self._settled += self._in_flight
                 self._in_flight = 0
                 self._cond.notify_all()
             if closed and not self._queue:

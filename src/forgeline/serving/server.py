@@ -87,7 +87,7 @@ def prepare(config: ServeConfig, client: Client | None = None) -> Launch:
         os.environ.update(config.to_env())
         uv_config = uvicorn.Config(APP_FACTORY, factory=True, workers=config.workers, **common)
     else:
-        app = create_app(config, client=client)
+        app = create_app(config, client=client, own_process=True)
         models = dict(app.state.forgeline.deployment.models)
         uv_config = uvicorn.Config(app, **common)
     sock = _bind(config.host, config.port)
