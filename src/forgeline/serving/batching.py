@@ -11,7 +11,7 @@ into one frame (column by column: far cheaper than a frame per request) and scor
   batch grows to ``max_batch_size`` rows and throughput approaches the model's batch
   throughput, while a lone request pays at most ``max_wait_s`` extra;
 - a request with more rows than ``max_batch_size`` is scored alone;
-- a model whose calls take well under a millisecond (ONNX Runtime on a tree ensemble) is
+- a model whose calls take a millisecond or two (ONNX Runtime on a tree ensemble) is
   called on the event loop itself: handing it to the thread would cost more than the call;
 - when a batch call fails, its requests are scored one by one, so one bad request
   fails alone and the others still get their answers.
@@ -36,7 +36,7 @@ __all__ = ["INLINE_S", "BatchHook", "MicroBatcher", "Part", "rows_of"]
 
 log = logging.getLogger("forgeline.serving")
 
-INLINE_S = 0.001  # model calls faster than this (on average) run on the event loop
+INLINE_S = 0.002  # model calls faster than this (on average) run on the event loop
 
 Part = pd.DataFrame | list[Any]  # a frame, or its columns (Signature.coerce_records)
 #: ``hook(frame, prediction, tags, rows)``: one model call, with each request's tag and

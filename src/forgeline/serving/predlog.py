@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from forgeline.errors import InvalidInput
+from forgeline.packaging._coerce import column_values
 from forgeline.serving.runtime import Prediction
 
 if TYPE_CHECKING:
@@ -249,7 +250,7 @@ class PredictionLog:
         per_request = np.concatenate(counts)
         rows = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
         starts = np.repeat(np.cumsum(per_request) - per_request, per_request)
-        inputs = pd.concat([f.reset_index(drop=True) for f in frames], ignore_index=True)
+        inputs = _concat_inputs(frames)
         inputs.columns = [stored_name(c) for c in inputs.columns]
         stamps_us = (np.asarray(stamps, dtype=np.float64) * 1e6).astype(np.int64)
         table = pd.DataFrame({
@@ -262,20 +263,41 @@ class PredictionLog:
             "shadow": np.repeat(np.concatenate(shadows), per_request)})
         labels = np.concatenate([np.asarray(p.labels).ravel() for p in predictions])
         outputs = [pd.DataFrame({"prediction": labels})]
-        if any(p.proba is not None for p in predictions):
-            outputs.append(pd.concat([self._proba(p, c, n) for p, c, n in zip(
-                predictions, classes, rows, strict=True)], ignore_index=True))
+        names = [self._proba_names(p, c) for p, c in zip(predictions, classes, strict=True)]
+        if all(n is not None and n == names[0] for n in names):  # one model: one block
+            proba = np.concatenate([np.asarray(p.proba, dtype=np.float64)
+                                    for p in predictions])
+            outputs.append(pd.DataFrame(proba, columns=names[0]))
+        elif any(n is not None for n in names):
+            outputs.append(pd.concat([
+                pd.DataFrame(index=range(r)) if n is None else
+                pd.DataFrame(np.asarray(p.proba, dtype=np.float64), columns=n)
+                for p, n, r in zip(predictions, names, rows, strict=True)], ignore_index=True))
         return pd.concat([table, _arrow_ready(inputs), *outputs], axis=1)
 
-    def _proba(self, prediction: Prediction, classes: Sequence[Any] | None,
-               rows: int) -> pd.DataFrame:
+    def _proba_names(self, prediction: Prediction, classes: Sequence[Any] | None
+                     ) -> list[str] | None:
+        """The ``proba_<class>`` column names of a record; None without probabilities."""
         if prediction.proba is None:
-            return pd.DataFrame(index=range(rows))
-        proba = np.asarray(prediction.proba, dtype=np.float64)
+            return None
+        width = np.shape(prediction.proba)[1]
         names = classes if classes is not None else self.classes
-        if names is None or len(names) != proba.shape[1]:
-            names = range(proba.shape[1])
-        return pd.DataFrame(proba, columns=[f"proba_{c}" for c in names])
+        if names is None or len(names) != width:
+            names = range(width)
+        return [f"proba_{c}" for c in names]
+
+
+def _concat_inputs(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The records' input frames one under the other; column by column when they share
+    their columns and numpy dtypes (one model's batches), far cheaper than ``pd.concat``."""
+    first = frames[0]
+    columns = list(first.columns)
+    dtypes = list(first.dtypes)
+    if all(isinstance(d, np.dtype) for d in dtypes) and all(
+            list(f.columns) == columns and list(f.dtypes) == dtypes for f in frames[1:]):
+        return pd.DataFrame({c: np.concatenate([column_values(f, i) for f in frames])
+                             for i, c in enumerate(columns)})
+    return pd.concat(frames, ignore_index=True)
 
 
 def _arrow_ready(inputs: pd.DataFrame) -> pd.DataFrame:
