@@ -23,8 +23,9 @@ lint: install
 test: install sysdeps lint
 	$(BIN)/python -m pytest
 
+# The whole story (see `forgeline demo --help`); options in DEMO_ARGS, e.g. DEMO_ARGS="--home /tmp/d".
 demo: install
-	$(BIN)/python examples/demo.py
+	$(BIN)/forgeline demo $(DEMO_ARGS)
 
 # Reference tools (MLflow) go in their own virtualenv so their pins never touch ours.
 bench: install sysdeps

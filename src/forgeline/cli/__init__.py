@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from forgeline.cli import experiments, models, monitor, predict, retrain, runs, serve, train
+from forgeline.cli import demo, experiments, models, monitor, predict, retrain, runs, serve, train
 from forgeline.cli.output import error_line
 from forgeline.cli.state import State
 from forgeline.errors import ForgelineError, exit_code
@@ -60,6 +60,7 @@ monitor.register(app)
 serve.register(app)
 predict.register(app)
 retrain.register(app)
+demo.register(app)
 
 
 @app.callback()

@@ -29,7 +29,7 @@ from forgeline.serving.predlog import prediction_log_root, read_predictions
 from forgeline.tracking.client import Client
 from forgeline.training.layout import SPEC_PATH
 from forgeline.training.metrics import get_metric
-from forgeline.training.spec import TrainSpec, load_spec
+from forgeline.training.spec import SplitStrategy, TrainSpec, load_spec
 from forgeline.training.tuning import score_model
 
 __all__ = ["RetrainDecision", "champion_spec", "retrain"]
@@ -91,7 +91,7 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
             if recent.empty:
                 decision.action, decision.reason = "skipped", "no predictions logged yet"
                 return _record(run, decision)
-            result = monitor(f"{name}/{champion.version}", recent,
+            result = monitor(load_model(f"{name}/{champion.version}", client), recent,
                              config=MonitorConfig(rules=rt.triggers))
             decision.triggers_fired = [a.rule for a in result.fired]
             if not decision.triggers_fired:
@@ -106,18 +106,30 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
             decision.reason = (f"only {len(held_out)} labelled production rows; the gate "
                                f"needs {gate.min_labelled} to compare the models")
             return _record(run, decision)
-        inputs = load_model(f"{name}/{champion.version}").signature.names
+        inputs = load_model(f"{name}/{champion.version}", client).signature.names
         parts = [_training_rows(spec, labelled.iloc[: len(labelled) - len(held_out)], inputs)]
         if rt.include_original:
             parts.insert(0, load_table(spec.data.path))
+        split: list[str] = []
+        if spec.data.time_column and spec.split.strategy in (None, SplitStrategy.TIME):
+            # Production rows are the newest, so a time split would make them all the
+            # challenger's test rows and it would never learn from them. Its test rows are
+            # the gate's instead (the newest), and it trains on everything older.
+            gate_rows = _training_rows(spec, held_out, inputs)
+            test_size = (len(gate_rows) - 0.5) / (sum(map(len, parts)) + len(gate_rows))
+            if test_size < 0.9:
+                parts.append(gate_rows)
+                split = ["split.strategy=time", f"split.test_size={test_size}"]
         data = pd.concat(parts, ignore_index=True)
-        decision.rows["training"] = len(data)
+        decision.rows["training"] = len(data) - (len(held_out) if split else 0)
         folder = settings.home.absolute() / "retrain" / name / run.run_id
         folder.mkdir(parents=True, exist_ok=True)
         data.to_parquet(folder / "training.parquet", index=False)
-        console.print(f"Training a challenger on {len(data):,} rows "
-                      f"({len(data) - (len(parts[0]) if rt.include_original else 0):,} "
-                      "from production)")
+        training = decision.rows["training"]
+        console.print(f"Training a challenger on {training:,} rows "
+                      f"({training - (len(parts[0]) if rt.include_original else 0):,} "
+                      "from production)" + (f", tested on the gate's {len(held_out):,}"
+                                            if split else ""))
         present = set(data.columns)  # production rows carry only the model's inputs
         d = spec.data
         group = d.group_column if d.group_column in present else "null"
@@ -125,7 +137,8 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
                               f"data.drop={[c for c in d.drop if c in present]}",
                               f"data.sensitive={[c for c in d.sensitive if c in present]}",
                               f"data.group_column={group}",
-                              f"register.alias={rt.challenger}", "register.min_score=null"],
+                              f"register.alias={rt.challenger}", "register.min_score=null",
+                              *split],
                        client=client, console=console, parent_run_id=run.run_id)
         if result.model_version is None:
             decision.reason = f"the challenger was not registered: {result.registered_reason}"
@@ -136,7 +149,7 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
         scores = {}
         for role, version in (("champion", champion.version),
                               ("challenger", result.model_version.version)):
-            predictor = load_model(f"{name}/{version}")
+            predictor = load_model(f"{name}/{version}", client)
             frame = predictor.signature.validate(held_out[predictor.signature.names])
             scores[role] = score_model(predictor.model, frame, y.astype(
                 pd.Series(predictor.signature.classes or [0.0]).dtype), metric)

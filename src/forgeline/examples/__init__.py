@@ -1,0 +1,1 @@
+"""Example scenarios shipped with Forgeline (``forgeline demo`` uses :mod:`.fraud`)."""
