@@ -10,6 +10,7 @@ import pytest
 
 from forgeline.store import close_stores
 from tests.pgserver import PostgresServer
+from tests.webhook import Webhook, webhook_server
 
 
 @pytest.fixture(autouse=True)
@@ -46,3 +47,10 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store' / 'forgeline.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.new_database()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A webhook receiver on loopback (``.url``; what it got in ``.received``)."""
+    with webhook_server() as hook:
+        yield hook

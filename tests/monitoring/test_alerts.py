@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -18,6 +14,7 @@ from forgeline.monitoring import MonitorConfig, monitor
 from forgeline.monitoring.alerts import deliver, evaluate_rules
 from forgeline.monitoring.rules import parse_rule
 from tests.monitoring.conftest import FEATURES, Model, make_frame
+from tests.webhook import Webhook
 
 
 @pytest.mark.parametrize(("text", "subject", "op", "threshold"), [
@@ -62,50 +59,25 @@ def test_rules_evaluate_with_wildcards_and_missing_values() -> None:
     assert fired[3].note.startswith("no value for psi.zz")
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        _Hook.received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[str]:
-    _Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook"
-    server.shutdown()
-    server.server_close()
-
-
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_a_fired_rule_posts_to_the_webhook_and_runs_the_command(model: Model, webhook: str,
+def test_a_fired_rule_posts_to_the_webhook_and_runs_the_command(model: Model, webhook: Webhook,
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "payload.json"
     command = f"{sys.executable} -c \"import sys; open(sys.argv[1], 'w').write(" \
               f"sys.stdin.read())\" {out}"
     config = MonitorConfig(window=None, rules=("dataset_drift > 0.1", "psi.* > 0.2",
                                                "roc_auc < 0.5"),
-                           webhook=webhook, command=command)
+                           webhook=webhook.url, command=command)
     result = monitor(model.predictor, make_frame(3_000, 41, shifted=True)[FEATURES],
                      config=config)
     assert [a.rule for a in result.fired] == ["dataset_drift > 0.1", "psi.* > 0.2"]
     assert result.warnings == []
-    (payload,) = _Hook.received
+    (payload,) = webhook.received
     assert payload == json.loads(out.read_text())
     assert [f["rule"] for f in payload["fired"]] == ["dataset_drift > 0.1", "psi.* > 0.2"]
     assert payload["fired"][0]["values"] == {"dataset_drift": pytest.approx(0.28)}
@@ -113,10 +85,10 @@ def test_a_fired_rule_posts_to_the_webhook_and_runs_the_command(model: Model, we
     assert payload["dataset_drift"]["features"] and payload["rows"] == 3_000
 
 
-def test_nothing_is_sent_when_no_rule_fires(model: Model, webhook: str) -> None:
-    config = MonitorConfig(window=None, rules=("dataset_drift > 0.9",), webhook=webhook)
+def test_nothing_is_sent_when_no_rule_fires(model: Model, webhook: Webhook) -> None:
+    config = MonitorConfig(window=None, rules=("dataset_drift > 0.9",), webhook=webhook.url)
     monitor(model.predictor, make_frame(500, 42)[FEATURES], config=config)
-    assert _Hook.received == []
+    assert webhook.received == []
 
 
 def test_an_unreachable_webhook_or_failing_command_is_a_warning(

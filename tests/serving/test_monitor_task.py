@@ -6,14 +6,11 @@ monitor runs every few tenths of a second so a test sees several runs.
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +20,7 @@ from forgeline.errors import InvalidInput, InvalidSpec
 from forgeline.serving.config import ServeConfig, parse_duration
 from forgeline.serving.monitoring_task import _WorkerLock, describe
 from tests.serving.conftest import FEATURES, LiveServer, TrainedStore, make_frame
+from tests.webhook import Webhook
 
 Samples = dict[tuple[tuple[str, str], ...], float]
 
@@ -66,38 +64,13 @@ def _send(url: str, n: int, seed: int) -> None:
             assert answer.status_code == 200, answer.text
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        _Hook.received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[str]:
-    _Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook"
-    server.shutdown()
-    server.server_close()
-
-
 def test_the_server_monitors_its_predictions_exports_gauges_and_alerts(
-        serve: Callable[..., LiveServer], webhook: str,
+        serve: Callable[..., LiveServer], webhook: Webhook,
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="forgeline.serving")
     started = time.time()
     server = serve(monitor_every_s=0.3, monitor_rules=("rows >= 200", "dataset_drift > 2"),
-                   monitor_webhook=webhook)
+                   monitor_webhook=webhook.url)
     url = server.url
     # No predictions yet: runs are skipped and counted, not failures, and no gauge is set.
     _wait_for(lambda: _runs(url, "empty") >= 1, "a run on an empty log")
@@ -129,7 +102,7 @@ def test_the_server_monitors_its_predictions_exports_gauges_and_alerts(
     # The rule that started firing was delivered once, not again at every run.
     ok = _runs(url, "ok")
     _wait_for(lambda: _runs(url, "ok") >= ok + 3, "three more runs")
-    (payload,) = _Hook.received
+    (payload,) = webhook.received
     assert [f["rule"] for f in payload["fired"]] == ["rows >= 200"]
     assert payload["model"] == "fraud" and payload["version"] == "1" and payload["rows"] == 200
 
