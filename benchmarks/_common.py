@@ -6,6 +6,7 @@ Each benchmark prints its figures and writes them as JSON (``--json PATH``) so t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +267,350 @@ def cpu_index() -> float:
     for i in range(1_000_000):
         total += i * 2
     return (time.perf_counter() - start) * 1000
+
+
+# -- serving and batch scoring (bench_serve.py, bench_batch.py, bench_soak.py) ---------------
+# The model of issue 4: a 100-tree HistGradientBoostingClassifier on 20 numeric features,
+# in the pipeline Forgeline's training builds around it (median imputer + scaler, then the
+# trees). numpy, scikit-learn and forgeline are imported inside the functions: .venv-bench
+# imports this module too.
+SERVE_MODEL = "bench-hgb"
+SERVE_FEATURES = tuple(f"f{i:02d}" for i in range(20))
+SERVE_TREES = 100
+
+
+def hgb_rows(n: int, seed: int) -> tuple[Any, Any]:
+    """``n`` rows of the 20 features (float64 array) and their 0/1 label, deterministic in
+    ``seed``. Interactions and curvature, so that the trees are not trivial."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 1.0, (n, len(SERVE_FEATURES)))
+    x[:, 10:15] = x[:, 10:15] * 3 + 5  # other scales and offsets
+    x[:, 15:] = rng.exponential(2.0, (n, 5))
+    logit = (x[:, 0] - 0.8 * x[:, 1] * x[:, 2] + 0.5 * x[:, 3] ** 2 - 1.0
+             + 0.3 * (x[:, 10] - 5) - 0.4 * np.log1p(x[:, 15]) + np.sin(2 * x[:, 4]))
+    y = (logit + rng.logistic(0.0, 1.0, n) > 0).astype(np.int64)
+    return x, y
+
+
+@dataclass(frozen=True)
+class ServeModel:
+    """The registered benchmark model: its store, its reference, the fitted pipeline."""
+
+    home: Path  # FORGELINE_HOME of the commands run against it
+    store_uri: str
+    ref: str  # bench-hgb@champion
+    pipeline: Any
+    package: Path  # the package directory as registered (in the artifact store)
+
+    def env(self) -> dict[str, str]:
+        """The environment of a ``forgeline`` command that uses this store."""
+        return {**os.environ, "FORGELINE_HOME": str(self.home),
+                "FORGELINE_STORE_URI": self.store_uri, "PYTHONWARNINGS": "ignore"}
+
+
+def build_serve_model(home: Path, rows: int = 20_000, seed: int = 0) -> ServeModel:
+    """Fit the benchmark model and register it in a new Forgeline store under ``home``,
+    as ``forgeline train`` registers a model: package (skops file, signature, profile,
+    metrics, card, manifest) logged by a run, then version 1 with alias ``champion``."""
+    import pandas as pd
+
+    from forgeline.data.inference import infer_schema
+    from forgeline.data.profile import build_profile
+    from forgeline.monitoring.extras import reference_extras
+    from forgeline.packaging import Signature, save_package
+    from forgeline.store import close_stores
+    from forgeline.tracking.client import Client
+    from forgeline.training.spec import Task
+    from forgeline.training.tuning import ModelPlan
+
+    x, y = hgb_rows(rows, seed)
+    frame = pd.DataFrame(x, columns=list(SERVE_FEATURES)).assign(y=y)
+    test = pd.DataFrame(hgb_rows(rows // 4, seed + 1)[0], columns=list(SERVE_FEATURES))
+    schema = infer_schema(frame, "y")
+    plan = ModelPlan(Task.BINARY, schema, SERVE_FEATURES, "roc_auc", seed, False)
+    pipeline = plan.pipeline("hist_gradient_boosting", {"max_iter": SERVE_TREES})
+    pipeline.fit(frame[list(SERVE_FEATURES)], frame["y"])
+    assert pipeline.named_steps["model"].n_iter_ == SERVE_TREES
+    classes = list(pipeline.classes_)
+    features = frame[list(SERVE_FEATURES)]
+    signature = Signature.from_frame(features, schema, "binary", classes)
+    profile = build_profile(frame, schema)
+    profile.update(reference_extras(pipeline, features, test, schema, "binary", classes,
+                                    profile=profile, seed=seed))
+    home.mkdir(parents=True, exist_ok=True)
+    uri = sqlite_uri(home / "forgeline.db")
+    client = Client(uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = save_package(Path(tmp) / "model", pipeline, signature, profile=profile,
+                               metrics={}, card=f"{SERVE_TREES}-tree HGB benchmark model")
+        with client.start_run("bench-serving", name="hgb-100") as run:
+            run.log_artifact(package, "model")
+        version = client.register_model(SERVE_MODEL, run.run_id, "model",
+                                        aliases=["champion"])
+    package_dir = client.download_model(version.ref, home / "package")
+    close_stores()
+    return ServeModel(home, uri, f"{SERVE_MODEL}@champion", pipeline, package_dir)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from /proc; [] when it is gone)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    if not Path(f"/proc/{pid}").exists():
+        return []
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo += children.get(p, [])
+    return found
+
+
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory (``VmRSS``) or its peak (``VmHWM``) in MiB; 0 if gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def tree_rss_mib(pid: int) -> dict[int, float]:
+    """RSS in MiB of ``pid`` and each of its descendants."""
+    return {p: rss_mib(p) for p in process_tree(pid)}
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+class Server:
+    """A server command run in its own process group, stopped (SIGTERM, then SIGKILL) on exit.
+
+        with Server("forgeline", cmd, url, body, env=env) as server:
+            server.wait_ready(); ...
+
+    Its output goes to ``log`` (a file), shown when it fails to start.
+    """
+
+    def __init__(self, name: str, command: Sequence[str], url: str, body: bytes,
+                 log: Path, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
+        self.name, self.command, self.url, self.body = name, list(command), url, body
+        self.log, self.env, self.cwd = log, env, cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.startup_s = float("nan")
+        self.answer: Any = None
+
+    def __enter__(self) -> Server:
+        self._out = open(self.log, "wb")  # closed in __exit__
+        self._t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.command, stdout=self._out, stderr=subprocess.STDOUT,
+                                     env=self.env, cwd=self.cwd, start_new_session=True)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def post(self, timeout: float = 10.0) -> tuple[int, bytes]:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(self.url, data=self.body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def wait_ready(self, timeout: float = 180.0, settle_s: float = 1.0) -> Any:
+        """Poll with the benchmark's request until it answers 200; then wait until the
+        process tree is idle (every worker done starting: imports, model loading, ONNX
+        conversion) for ``settle_s``. Returns the parsed answer."""
+        import urllib.error
+
+        deadline = self._t0 + timeout
+        status, body = 0, b""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} while "
+                                   f"starting:\n{self._tail()}")
+            try:
+                status, body = self.post(timeout=5.0)
+                if status == 200:
+                    break
+                if 400 <= status < 500:  # a wrong request: waiting will not help
+                    raise RuntimeError(f"{self.name} refuses the benchmark's request "
+                                       f"({status}): {body[:500]!r}")
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.25)
+        else:
+            raise RuntimeError(f"{self.name} did not answer 200 within {timeout:.0f} s "
+                               f"(last status {status}: {body[:300]!r}):\n{self._tail()}")
+        self.startup_s = time.monotonic() - self._t0
+        # the other workers may still be starting: wait until the tree uses little CPU
+        last = tree_cpu_s(self.pid)
+        while time.monotonic() < deadline:
+            time.sleep(settle_s)
+            now = tree_cpu_s(self.pid)
+            if now - last < 0.15 * settle_s:
+                break
+            last = now
+        self.answer = json.loads(body)
+        return self.answer
+
+    def _tail(self, lines: int = 30) -> str:
+        self._out.flush()
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._out.close()
+
+
+# -- wrk ---------------------------------------------------------------------------------------
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+
+_WRK_POST = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = {body}
+"""
+# Counting statuses costs wrk a Lua call per response: used where 5xx must be told apart.
+_WRK_STATUS = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) s2xx, s4xx, s5xx, sother = 0, 0, 0, 0 end
+function response(status, headers, body)
+  if status >= 500 then s5xx = s5xx + 1
+  elseif status >= 400 then s4xx = s4xx + 1
+  elseif status >= 200 and status < 300 then s2xx = s2xx + 1
+  else sother = sother + 1 end
+end
+function done(summary, latency, requests)
+  local t = {s2xx = 0, s4xx = 0, s5xx = 0, sother = 0}
+  for _, thread in ipairs(threads) do
+    for k, _ in pairs(t) do t[k] = t[k] + thread:get(k) end
+  end
+  io.write(string.format("STATUS 2xx=%d 4xx=%d 5xx=%d other=%d\\n",
+                         t.s2xx, t.s4xx, t.s5xx, t.sother))
+end
+"""
+
+
+def wrk_script(folder: Path, name: str, body: bytes, count_statuses: bool = False) -> Path:
+    """A wrk Lua script POSTing ``body`` as JSON (and counting statuses if asked)."""
+    path = folder / f"{name}.lua"
+    text = _WRK_POST.format(body=json.dumps(body.decode()))
+    path.write_text(text + (_WRK_STATUS if count_statuses else ""))
+    return path
+
+
+def run_wrk(url: str, script: Path, duration_s: float, connections: int = 32,
+            threads: int = 2, timeout_s: float = 10.0) -> dict[str, Any]:
+    """``wrk -tT -cC -dDs --latency --timeout`` with ``script``; its output parsed."""
+    command = [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration_s))}s",
+               "--latency", f"--timeout={max(1, round(timeout_s))}s", "-s", str(script), url]
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          timeout=duration_s + timeout_s + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    result = parse_wrk(done.stdout)
+    result["command"] = " ".join(command)
+    return result
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def _ms(text: str) -> float:
+    import re
+
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not match:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    """req/s, latency percentiles (ms), requests, non-2xx responses and socket errors
+    from wrk's ``--latency`` output (and the status counts of :func:`wrk_script`)."""
+    import re
+
+    out: dict[str, Any] = {"non_2xx": 0, "socket_errors": {"connect": 0, "read": 0,
+                                                           "write": 0, "timeout": 0}}
+    for line in text.splitlines():
+        s = line.strip()
+        if m := re.match(r"(50|75|90|99)%\s+(\S+)$", s):
+            out[f"p{m.group(1)}_ms"] = _ms(m.group(2))
+        elif m := re.match(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", s):
+            out["mean_ms"], out["max_ms"] = _ms(m.group(1)), _ms(m.group(3))
+        elif m := re.match(r"(\d+) requests in ([\d.]+\w+),", s):
+            out["requests"] = int(m.group(1))
+            out["duration_s"] = _ms(m.group(2)) / 1000
+        elif m := re.match(r"Requests/sec:\s+([\d.]+)", s):
+            out["rps"] = float(m.group(1))
+        elif m := re.match(r"Non-2xx or 3xx responses:\s+(\d+)", s):
+            out["non_2xx"] = int(m.group(1))
+        elif m := re.match(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                           r"timeout (\d+)", s):
+            out["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"),
+                                            map(int, m.groups()), strict=True))
+        elif m := re.match(r"STATUS 2xx=(\d+) 4xx=(\d+) 5xx=(\d+) other=(\d+)", s):
+            out["status"] = dict(zip(("2xx", "4xx", "5xx", "other"), map(int, m.groups()),
+                                     strict=True))
+    if "rps" not in out:
+        raise RuntimeError(f"cannot parse wrk's output:\n{text}")
+    out["errors"] = sum(out["socket_errors"].values())
+    return out
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds all CPUs spent busy since boot (not idle or waiting for I/O); 0 off Linux."""
+    stat = _proc_stat()
+    return 0.0 if stat is None else (stat[0] - stat[1]) / os.sysconf("SC_CLK_TCK")

@@ -1,5 +1,5 @@
 """Run every benchmark and print a summary: ``make bench`` (or ``.venv/bin/python
-benchmarks/run_all.py``).
+benchmarks/run_all.py``; ``--soak`` adds the 10-minute serving soak).
 
 Creates .venv-bench (MLflow, the reference) first when it is missing, through
 ``benchmarks/setup_bench_env.sh``; without it the MLflow references are skipped. Each
@@ -19,7 +19,9 @@ from typing import Any
 
 from _common import BENCH_DIR, BENCH_PYTHON, ROOT, check_quiet, print_machine
 
-SCRIPTS = ("bench_log_metric.py", "bench_search.py", "bench_concurrency.py")
+SCRIPTS = ("bench_log_metric.py", "bench_search.py", "bench_concurrency.py", "bench_serve.py",
+           "bench_batch.py")
+SOAK = "bench_soak.py"  # 10 minutes at saturation: only with --soak (or --only)
 OUT = BENCH_DIR / "out"
 
 
@@ -57,6 +59,23 @@ def summary(name: str, data: dict[str, Any]) -> list[str]:
                 who = "MLflow" if backend == "mlflow" else f"Forgeline {backend}"
                 lines.append(f"search {who:<20} {label:<13} median {q['median_ms']:6.1f} ms, "
                              f"p95 {q['p95_ms']:6.1f} ms{verdict}")
+    elif name == "bench_serve.py":
+        lines += _serve_summary(r)
+    elif name == "bench_batch.py":
+        for rows, size in r["sizes"].items():
+            best = size["best"]
+            lines.append(f"batch {int(rows):,} rows: forgeline predict {best['rows_per_s']:,.0f} "
+                         f"rows/s end to end ({size['ratio']:.2f}x raw; scoring "
+                         f"{size['scoring_ratio']:.2f}x), raw {size['raw']['rows_per_s']:,.0f} "
+                         f"rows/s; peak RSS {best['peak_rss_mib']:,.0f} MiB")
+        if "ratio_met" in r:
+            lines.append(f"  batch target >= {r['target_ratio']:.0%} of raw: "
+                         f"{'MET' if r['ratio_met'] else 'MISSED'}; peak memory growth "
+                         f"{r['peak_growth']:+.0%}: {'MET' if r['memory_met'] else 'MISSED'}")
+    elif name == SOAK:
+        lines.append(f"soak {r['minutes']:g} min: {r['requests']:,} requests, 5xx "
+                     f"{r['total_5xx']}, socket errors {r['total_socket_errors']}, RSS growth "
+                     f"{r['growth']:+.1%}: {'PASSED' if r['passed'] else 'FAILED'}")
     else:
         for label, v in r["variants"].items():
             lines.append(f"concurrency {label}: {v['wall_s']:.2f} s, {v['points_per_s']:,.0f} "
@@ -66,9 +85,30 @@ def summary(name: str, data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _serve_summary(r: dict[str, Any]) -> list[str]:
+    lines = []
+    servers = r["servers"]
+    ceiling = (servers.get("ceiling") or {}).get("median")
+    for name, entry in servers.items():
+        m = entry.get("median")
+        if not m:
+            continue
+        verdict = ""
+        if "target_met" in entry:
+            verdict = (f"  target {r['target_rps']:,.0f} req/s, p99 <= "
+                       f"{r['target_p99_ms']:g} ms: "
+                       + ("MET" if entry["target_met"] else "MISSED"))
+        share = f" ({m['rps'] / ceiling['rps']:.2f}x ceiling)" if ceiling else ""
+        lines.append(f"serve {name:<19} {m['rps']:>8,.0f} req/s{share}, p99 {m['p99_ms']:.1f} ms,"
+                     f" non-2xx {m['non_2xx']}, errors {m['errors']}{verdict}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", choices=SCRIPTS, help="run only these")
+    parser.add_argument("--only", nargs="+", choices=(*SCRIPTS, SOAK), help="run only these")
+    parser.add_argument("--soak", action="store_true",
+                        help=f"also run {SOAK} (10 minutes at saturation)")
     args = parser.parse_args(argv)
     ensure_bench_env()
     OUT.mkdir(exist_ok=True)
@@ -76,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     check_quiet()
     failures: list[str] = []
     lines: list[str] = []
-    for script in args.only or SCRIPTS:
+    for script in args.only or (*SCRIPTS, *([SOAK] if args.soak else [])):
         out = OUT / script.replace(".py", ".json")
         out.unlink(missing_ok=True)
         print(f"\n== {script} ==", flush=True)

@@ -1,8 +1,11 @@
 """Settings: argument > environment (FORGELINE_*) > project file > default.
 
-Every environment variable Forgeline reads is declared once, typed, in ``_FIELDS``.
-The project file is ``forgeline.toml`` in the working directory (keys as the field
-names below, at top level or under a ``[forgeline]`` table).
+Every environment variable Forgeline reads is declared once, here: the settings' in
+``_ENV`` (typed by their :class:`Settings` field), the others (no project-file key: a
+secret, and a hand-off from a parent process to its workers) as ``ENV_*`` constants with a
+typed reader each. :data:`ENVIRONMENT` lists them all. The project file is
+``forgeline.toml`` in the working directory (keys as the field names below, at top level
+or under a ``[forgeline]`` table).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Any
 
 from forgeline.errors import InvalidInput
 
-__all__ = ["PROJECT_FILE", "Settings", "load_settings"]
+__all__ = ["ENVIRONMENT", "ENV_SERVE_CONFIG", "ENV_SERVE_TOKEN", "PROJECT_FILE", "Settings",
+           "load_settings", "serve_config_json", "serve_token"]
 
 PROJECT_FILE = "forgeline.toml"
 
@@ -56,6 +60,30 @@ _ENV = {
 _TYPES = {"home": Path, "store_uri": str, "artifact_root": Path,
           "metric_flush_size": int, "metric_flush_interval_s": float,
           "heartbeat_s": float, "heartbeat_timeout_s": float}
+
+# Variables that are not settings: read where they are used (through the readers below),
+# never from the project file.
+ENV_SERVE_TOKEN = "FORGELINE_SERVE_TOKEN"  # forgeline serve: --token when not given
+ENV_SERVE_CONFIG = "FORGELINE_SERVE_CONFIG"  # set by forgeline serve for its workers
+
+ENVIRONMENT: dict[str, str] = {
+    **{var: f"the {name} setting" for name, var in _ENV.items()},
+    ENV_SERVE_TOKEN: "forgeline serve: the bearer token inference routes require when "
+                     "--token is not given",
+    ENV_SERVE_CONFIG: "internal: the serving settings (JSON) forgeline serve hands its "
+                      "worker processes",
+}
+"""Every environment variable Forgeline reads -> what it is."""
+
+
+def serve_token() -> str | None:
+    """``FORGELINE_SERVE_TOKEN``; None when unset or empty."""
+    return os.environ.get(ENV_SERVE_TOKEN) or None
+
+
+def serve_config_json() -> str | None:
+    """``FORGELINE_SERVE_CONFIG`` (the JSON of a ``ServeConfig``); None when unset or empty."""
+    return os.environ.get(ENV_SERVE_CONFIG) or None
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:

@@ -26,7 +26,9 @@ def predict_command(
         help="Input columns copied next to the predictions (default: every column that "
              "is not a model input)."),
     chunk_rows: int = typer.Option(100_000, "--chunk-rows", min=1,
-                                   help="Rows scored at a time; memory holds one chunk."),
+                                   help="Rows per chunk; memory holds a few chunks (one "
+                                        "per core scoring, one being read), whatever the "
+                                        "file's size."),
     engine: str = typer.Option("local", "--engine", help="local, or ray (Parquet input)."),
     ray_address: str | None = typer.Option(None, "--ray-address", metavar="ADDRESS",
                                            help="The Ray cluster (default: RAY_ADDRESS, "

@@ -14,11 +14,10 @@ import typer
 
 from forgeline.cli.output import console, key_value_table
 from forgeline.cli.state import get_client
+from forgeline.config import ENV_SERVE_TOKEN
 from forgeline.errors import InvalidInput
 
 __all__ = ["register"]
-
-_TOKEN_ENV = "FORGELINE_SERVE_TOKEN"  # forgeline.serving.config.ENV_TOKEN, kept import-free
 
 
 def serve_command(
@@ -44,7 +43,7 @@ def serve_command(
                                "served moves in the registry."),
     watch_interval: float = typer.Option(10.0, "--watch-interval", metavar="SECONDS", min=0.01,
                                          help="How often --watch polls the registry."),
-    token: str | None = typer.Option(None, "--token", envvar=_TOKEN_ENV, show_envvar=True,
+    token: str | None = typer.Option(None, "--token", envvar=ENV_SERVE_TOKEN, show_envvar=True,
                                      help="Require Authorization: Bearer TOKEN on inference "
                                           "routes."),
     runtime: str = typer.Option("auto", "--runtime", help="auto, native or onnx."),

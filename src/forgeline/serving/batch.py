@@ -1,10 +1,12 @@
 """Batch scoring: a Parquet or CSV file in, its key columns and the predictions out.
 
 The input streams through in chunks (Parquet row-group batches, CSV chunks), so memory
-holds one chunk at a time whatever the file's size. The schema is checked before the
-first row is scored; the output is written under a temporary name and renamed into place
-when complete. With ``engine="ray"`` (Parquet input), ranges of row groups go to Ray
-tasks that each read, score and write a part; the driver then joins the parts in order.
+holds a few chunks at a time whatever the file's size: worker threads score chunks (with
+ONNX Runtime, one per core) while the next is read, and the results are written in order.
+The schema is checked before the first row is scored; the output is written under a
+temporary name and renamed into place when complete. With ``engine="ray"`` (Parquet
+input), ranges of row groups go to Ray tasks that each read, score and write a part; the
+driver then joins the parts in order.
 
 Output columns: the key columns (by default every input column that is not a model
 input), ``prediction``, and ``proba_<class>`` per class for classifiers.
@@ -75,7 +77,8 @@ def score_file(ref_or_predictor: str | Path | Predictor, input: Path, output: Pa
         output: where the scores go; ``.csv`` writes CSV, anything else Parquet.
         keys: input columns copied next to the predictions (default: every input column
             that is not a model input).
-        chunk_rows: rows scored at a time (Parquet); CSV is read in chunks of this size.
+        chunk_rows: rows per chunk (Parquet batches, CSV chunks); memory holds one chunk
+            per scoring thread plus the one being read.
         engine: ``"local"`` (this process) or ``"ray"`` (Parquet input only).
         runtime: ``"auto"``, ``"onnx"`` or ``"native"`` (see ``select_runtime``).
         progress: show a progress bar on stderr.
@@ -222,7 +225,9 @@ def _parquet_chunks(plan: _Plan, path: Path, chunk_rows: int,
 
     names = plan.predictor.signature.names
     wanted = list(dict.fromkeys([*names, *plan.keys]))
-    with pq.ParquetFile(path) as parquet:
+    # pre_buffer (pyarrow's default) keeps every column chunk it has read until the file
+    # is closed: memory would grow with the file. Without it, one row group at a time.
+    with pq.ParquetFile(path, pre_buffer=False) as parquet:
         for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted,
                                           row_groups=row_groups):
             table = pa.Table.from_batches([batch])
@@ -315,22 +320,56 @@ def _progress(enabled: bool, unit: str) -> Any:
                     disable=not enabled)
 
 
+def _scoring_threads(plan: _Plan) -> int:
+    """Threads scoring chunks side by side: one per core for ONNX Runtime (each session
+    call runs on one core and releases the GIL); one for the native model, whose library
+    already spreads a call over the cores (the thread still overlaps reading and writing)."""
+    if plan.runtime.name != "onnxruntime":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
 def _score_local(plan: _Plan, path: Path, kind: str, writer: _Writer, chunk_rows: int,
                  progress: bool) -> int:
+    """Read, score and write chunk by chunk: chunks are scored in worker threads while the
+    next is read, and written in order; at most ``threads + 1`` chunks are in memory."""
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     import pyarrow.parquet as pq
 
     total = pq.ParquetFile(path).metadata.num_rows if kind == "parquet" else (
         path.stat().st_size)
+    threads = _scoring_threads(plan)
     rows = 0
-    with _progress(progress, "rows" if kind == "parquet" else "bytes") as bar:
-        task = bar.add_task("scoring", total=total)
-        chunks = _parquet_chunks(plan, path, chunk_rows) if kind == "parquet" else (
-            _csv_chunks(plan, path, chunk_rows, lambda n: bar.advance(task, n)))
-        for inputs, keys in chunks:
-            writer.write(_score_chunk(plan, inputs, keys, rows))
-            rows += len(inputs)
-            if kind == "parquet":
-                bar.advance(task, len(inputs))
+    pending: deque[tuple[Future[pa.Table], int]] = deque()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="forgeline-score")
+    try:
+        with _progress(progress, "rows" if kind == "parquet" else "bytes") as bar:
+            task = bar.add_task("scoring", total=total)
+
+            def write_done(keep: int) -> None:
+                while len(pending) > keep:
+                    future, n = pending.popleft()
+                    writer.write(future.result())
+                    if kind == "parquet":
+                        bar.advance(task, n)
+
+            chunks = _parquet_chunks(plan, path, chunk_rows) if kind == "parquet" else (
+                _csv_chunks(plan, path, chunk_rows, lambda n: bar.advance(task, n)))
+            for inputs, keys in chunks:
+                pending.append((pool.submit(_score_chunk, plan, inputs, keys, rows),
+                                len(inputs)))
+                rows += len(inputs)
+                del inputs, keys  # the worker holds the chunk until it is scored
+                write_done(threads)
+            write_done(0)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return rows
 
 
@@ -422,7 +461,7 @@ def _score_ray(plan: _Plan, path: Path, writer: _Writer, chunk_rows: int, progre
                 _score_part, parts, on_done=lambda _, n: bar.advance(task, n))
         for part, count in zip(parts, counts, strict=True):
             if count:
-                with pq.ParquetFile(part.target) as source:
+                with pq.ParquetFile(part.target, pre_buffer=False) as source:
                     for batch in source.iter_batches(batch_size=chunk_rows):
                         writer.write(pa.Table.from_batches([batch]))
         return int(sum(counts))

@@ -14,18 +14,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from forgeline.config import ENV_SERVE_CONFIG, serve_config_json
 from forgeline.errors import InvalidInput
 
-__all__ = ["ENV_CONFIG", "ENV_TOKEN", "RUNTIMES", "ServeConfig", "parse_canary",
-           "parse_duration"]
+__all__ = ["RUNTIMES", "ServeConfig", "parse_canary", "parse_duration"]
 
-ENV_CONFIG = "FORGELINE_SERVE_CONFIG"  # the JSON settings handed to worker processes
-ENV_TOKEN = "FORGELINE_SERVE_TOKEN"  # the bearer token when --token is not given
 RUNTIMES = ("auto", "native", "onnx")
 _MAX_PORT = 65535
 _DAY_S = 86_400.0
@@ -164,18 +161,20 @@ class ServeConfig:
             data: Any = json.loads(text)
             return cls(**data)
         except (ValueError, TypeError) as e:
-            raise InvalidInput(f"Invalid serving settings in {ENV_CONFIG}: {e}.") from None
+            raise InvalidInput(f"Invalid serving settings in {ENV_SERVE_CONFIG}: {e}."
+                               ) from None
 
     def to_env(self) -> dict[str, str]:
         """The environment a worker process needs to build the same app."""
-        return {ENV_CONFIG: self.to_json()}
+        return {ENV_SERVE_CONFIG: self.to_json()}
 
     @classmethod
     def from_env(cls) -> ServeConfig:
         """The settings a parent process put in ``FORGELINE_SERVE_CONFIG``."""
-        text = os.environ.get(ENV_CONFIG)
-        if not text:
-            raise InvalidInput(f"{ENV_CONFIG} is not set: start workers with forgeline serve.")
+        text = serve_config_json()
+        if text is None:
+            raise InvalidInput(f"{ENV_SERVE_CONFIG} is not set: start workers with "
+                               "forgeline serve.")
         return cls.from_json(text)
 
 
