@@ -5,7 +5,10 @@ it to) on the batcher's queue and awaits a future. One task per model forms batc
 hands each to a single worker thread, one call at a time; the thread joins the inputs
 into one frame (column by column: far cheaper than a frame per request) and scores it:
 
-- the first request of a batch waits at most ``max_wait_s`` for others to join;
+- the first request of a batch waits at most ``max_wait_s`` for others to join, and only
+  while they keep arriving: once the event loop has no request on its way to the queue,
+  waiting longer would only leave the CPU idle (a closed-loop client sends its next
+  request only after this answer);
 - while the model is busy with the previous batch the next one keeps filling (the wait
   ends only when both the deadline has passed and the model is free), so under load a
   batch grows to ``max_batch_size`` rows and throughput approaches the model's batch
@@ -156,22 +159,20 @@ class MicroBatcher:
             running = asyncio.get_running_loop().create_task(self._execute(self._take()))
 
     async def _fill(self) -> None:
-        """Wait until the batch is full, ``max_wait_s`` has passed, or we are closing."""
-        assert self._wakeup is not None
+        """Wait until the batch is full, ``max_wait_s`` has passed, we are closing, or no
+        request is on its way: two passes of the event loop (one reads the sockets with
+        data, the next runs those requests up to this queue) brought nothing new."""
         if self._max_wait <= 0:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_wait
-        while self._pending_rows < self._max_rows and not self._closing:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+        quiet = 0
+        while self._pending_rows < self._max_rows and not self._closing and quiet < 2:
+            if loop.time() >= deadline:
                 return
-            self._wakeup.clear()
-            timer = loop.call_later(remaining, self._wakeup.set)
-            try:
-                await self._wakeup.wait()
-            finally:
-                timer.cancel()
+            before = self._pending_rows
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if self._pending_rows == before else 0
 
     def _take(self) -> list[_Item]:
         items: list[_Item] = []

@@ -289,14 +289,18 @@ class PredictionLog:
 
 def _concat_inputs(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """The records' input frames one under the other; column by column when they share
-    their columns and numpy dtypes (one model's batches), far cheaper than ``pd.concat``."""
-    first = frames[0]
-    columns = list(first.columns)
-    dtypes = list(first.dtypes)
-    if all(isinstance(d, np.dtype) for d in dtypes) and all(
-            list(f.columns) == columns and list(f.dtypes) == dtypes for f in frames[1:]):
-        return pd.DataFrame({c: np.concatenate([column_values(f, i) for f in frames])
-                             for i, c in enumerate(columns)})
+    their columns and hold numpy arrays (one model's batches), far cheaper than
+    ``pd.concat``."""
+    first = frames[0].columns
+    if all(f.columns is first or f.columns.equals(first) for f in frames[1:]):
+        columns = {}
+        for i, name in enumerate(first):
+            parts = [column_values(f, i) for f in frames]
+            if not all(isinstance(p, np.ndarray) for p in parts):
+                break
+            columns[name] = np.concatenate(parts)
+        else:
+            return pd.DataFrame(columns)
     return pd.concat(frames, ignore_index=True)
 
 
