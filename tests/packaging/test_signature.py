@@ -257,3 +257,10 @@ def test_combine_joins_columns_and_frames_in_order(sig: Signature) -> None:
                                   expected.iloc[[0, 2]].reset_index(drop=True))
     with pytest.raises(InvalidInput, match="missing column 'x2'"):
         _NUMBERS.coerce_records({"x0": 1, "x1": 2})
+
+
+def test_out_of_range_of_an_all_float_frame_counts_per_column() -> None:
+    frame = pd.DataFrame({"x0": [-0.5, 0.5, 2.0, np.nan], "x1": [0.0, 1.0, 0.5, 0.2],
+                          "x2": [9.0, 9.0, -9.0, 0.5]})
+    assert _NUMBERS.out_of_range(frame) == {"x0": 2, "x2": 3}  # NaN is not out of range
+    assert _NUMBERS.out_of_range(frame[["x2", "x1", "x0"]]) == {"x0": 2, "x2": 3}

@@ -30,7 +30,8 @@ def serve_command(
     max_batch_size: int = typer.Option(64, "--max-batch-size", min=1,
                                        help="Most rows per model call (micro-batching)."),
     max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0.0,
-                                      help="How long a request waits for others to batch with."),
+                                      help="At most how long a request waits for others to batch "
+                                           "with (only while more are arriving)."),
     max_body_bytes: int = typer.Option(1 << 20, "--max-body-bytes", min=1,
                                        help="Larger request bodies get 413."),
     shadow: str | None = typer.Option(None, "--shadow", metavar="MODEL",

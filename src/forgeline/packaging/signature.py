@@ -71,6 +71,7 @@ class Signature:
     _name_list: list[str] = field(default_factory=list, init=False, repr=False,
                                   compare=False)
     _all_float64: bool = field(default=False, init=False, repr=False, compare=False)
+    _bounds: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.unseen_categories not in _UNSEEN_POLICIES:
@@ -93,6 +94,12 @@ class Signature:
         object.__setattr__(self, "_names", pd.Index(names))
         object.__setattr__(self, "_all_float64", all(
             p.family == "float" and p.dtype == np.float64 for p in self._plans))
+        numeric = [c.kind == ColumnKind.NUMERIC.value for c in self.inputs]
+        object.__setattr__(self, "_bounds", (  # the training ranges, for out_of_range
+            np.array([c.minimum if n and c.minimum is not None else -np.inf
+                      for c, n in zip(self.inputs, numeric, strict=True)], dtype=np.float64),
+            np.array([c.maximum if n and c.maximum is not None else np.inf
+                      for c, n in zip(self.inputs, numeric, strict=True)], dtype=np.float64)))
 
     @property
     def names(self) -> list[str]:
@@ -280,8 +287,16 @@ class Signature:
         Only columns with at least one such value appear. Values that cannot be read as
         numbers are not counted here (``validate`` reports them).
         """
+        positions = self._positions(df)
+        if self._all_float64 and len(df.columns) == len(positions) and bool(
+                (positions == np.arange(len(positions))).all()) and all(
+                d == np.float64 for d in df.dtypes):  # one 2-D comparison for all columns
+            low, high = self._bounds
+            values = df.to_numpy(dtype=np.float64)
+            outside = ((values < low) | (values > high)).sum(axis=0)
+            return {self._name_list[i]: int(outside[i]) for i in np.flatnonzero(outside)}
         counts: dict[str, int] = {}
-        for column, pos in zip(self.inputs, self._positions(df), strict=True):
+        for column, pos in zip(self.inputs, positions, strict=True):
             if pos < 0 or column.kind != ColumnKind.NUMERIC.value or (
                     column.minimum is None and column.maximum is None):
                 continue

@@ -159,10 +159,13 @@ class ServingMetrics:
         self.batch_size.labels(name, v).observe(len(frame))
         labels = prediction.labels
         if signature.is_classifier:
-            classes, counts = np.unique(np.asarray(labels, dtype=object).astype(str),
-                                        return_counts=True)
+            try:  # the labels of one model are of one type: no str per row
+                classes, counts = np.unique(np.asarray(labels), return_counts=True)
+            except TypeError:
+                classes, counts = np.unique(np.asarray(labels, dtype=object).astype(str),
+                                            return_counts=True)
             for cls, count in zip(classes.tolist(), counts.tolist(), strict=True):
-                self.predictions.labels(name, v, cls).inc(count)
+                self.predictions.labels(name, v, str(cls)).inc(count)
         else:
             child = self.values.labels(name, v)
             for value in np.asarray(labels, dtype=np.float64).tolist():
