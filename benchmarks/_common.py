@@ -614,3 +614,17 @@ def busy_cpu_s() -> float:
     """CPU seconds all CPUs spent busy since boot (not idle or waiting for I/O); 0 off Linux."""
     stat = _proc_stat()
     return 0.0 if stat is None else (stat[0] - stat[1]) / os.sysconf("SC_CLK_TCK")
+
+
+# -- Markdown of the training benchmarks (bench_train_overhead.py, bench_train_scores.py)
+def write_markdown(name: str, body: str) -> Path:
+    """Write this benchmark's section to benchmarks/out/bench_train_NAME.md and rebuild
+    benchmarks/out/bench_train.md from every section there (overhead runs first)."""
+    out = BENCH_DIR / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"bench_train_{name}.md").write_text(body)
+    parts = sorted(out.glob("bench_train_overhead*.md")) + sorted(
+        out.glob("bench_train_scores*.md"))
+    (out / "bench_train.md").write_text(
+        "## Training\n\n" + "\n".join(p.read_text() for p in parts))
+    return out / "bench_train.md"

@@ -79,6 +79,7 @@ from _common import (
     profile,
     scratch_dir,
     write_json,
+    write_markdown,
 )
 
 TARGET_OVERHEAD = 0.15
@@ -403,19 +404,6 @@ def same_work(hand: dict[str, Any], ours: dict[str, Any]) -> float:
     if len(a) != len(b) or any(x is None for x in b):
         return math.inf
     return max(abs(x - y) for x, y in zip(a, b, strict=True))
-
-
-# -- Markdown output (shared layout with bench_train_scores.py) ----------------------------
-def write_markdown(name: str, body: str) -> Path:
-    """Write this benchmark's section to benchmarks/out/bench_train_NAME.md and rebuild
-    benchmarks/out/bench_train.md from every section there (overhead runs first)."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"bench_train_{name}.md").write_text(body)
-    parts = sorted(OUT.glob("bench_train_overhead*.md")) + sorted(
-        OUT.glob("bench_train_scores*.md"))
-    combined = "## Training\n\n" + "\n".join(p.read_text() for p in parts)
-    (OUT / "bench_train.md").write_text(combined)
-    return OUT / "bench_train.md"
 
 
 def machine_line() -> str:

@@ -58,7 +58,16 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from _common import BENCH_DIR, ROOT, check_quiet, machine, print_machine, scratch_dir, write_json
+from _common import (
+    BENCH_DIR,
+    ROOT,
+    check_quiet,
+    machine,
+    print_machine,
+    scratch_dir,
+    write_json,
+    write_markdown,
+)
 
 OUT = BENCH_DIR / "out"
 SEED = 42  # the spec's seed (TrainSpec default)
@@ -213,19 +222,6 @@ def run_dataset(name: str, root: Path, trials: int, folds: int,
             "baselines": scores, "baseline_seconds": fit_seconds, "best_baseline": best,
             "baseline": scores[best], "verdict": ok,
             "advantage_ci95": sorted((sign * low, sign * high))}
-
-
-# -- Markdown output (shared layout with bench_train_overhead.py) --------------------------
-def write_markdown(name: str, body: str) -> Path:
-    """Write this benchmark's section to benchmarks/out/bench_train_NAME.md and rebuild
-    benchmarks/out/bench_train.md from every section there (overhead runs first)."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"bench_train_{name}.md").write_text(body)
-    parts = sorted(OUT.glob("bench_train_overhead*.md")) + sorted(
-        OUT.glob("bench_train_scores*.md"))
-    combined = "## Training\n\n" + "\n".join(p.read_text() for p in parts)
-    (OUT / "bench_train.md").write_text(combined)
-    return OUT / "bench_train.md"
 
 
 def _fmt(value: float) -> str:
