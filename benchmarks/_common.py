@@ -80,6 +80,26 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def forgeline_home(path: Path) -> Iterator[Path]:
+    """Work in ``path`` with ``FORGELINE_HOME=path/.forgeline``; restored (and the stores
+    Forgeline opened there closed) afterwards."""
+    old_cwd, old_home = Path.cwd(), os.environ.get("FORGELINE_HOME")
+    os.environ["FORGELINE_HOME"] = str(path / ".forgeline")
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(old_cwd)
+        if old_home is None:
+            os.environ.pop("FORGELINE_HOME", None)
+        else:
+            os.environ["FORGELINE_HOME"] = old_home
+        from forgeline.store import close_stores
+
+        close_stores()
+
+
 def sqlite_uri(path: Path) -> str:
     return f"sqlite:///{path.resolve()}"
 

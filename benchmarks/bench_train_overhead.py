@@ -46,7 +46,6 @@ import functools
 import gc
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -73,6 +72,7 @@ from _common import (
     ROOT,
     Neighbours,
     check_quiet,
+    forgeline_home,
     machine,
     median,
     print_machine,
@@ -342,20 +342,10 @@ def fresh_home(root: Path) -> Iterator[Path]:
     """A new FORGELINE_HOME and working directory, removed afterwards."""
     home = root / f"home-{time.monotonic_ns()}"
     home.mkdir()
-    old_cwd, old_home = Path.cwd(), os.environ.get("FORGELINE_HOME")
-    os.environ["FORGELINE_HOME"] = str(home / ".forgeline")
-    os.chdir(home)
     try:
-        yield home
+        with forgeline_home(home):
+            yield home
     finally:
-        os.chdir(old_cwd)
-        if old_home is None:
-            os.environ.pop("FORGELINE_HOME", None)
-        else:
-            os.environ["FORGELINE_HOME"] = old_home
-        from forgeline.store import close_stores
-
-        close_stores()
         shutil.rmtree(home, ignore_errors=True)
 
 

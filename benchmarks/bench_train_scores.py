@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 import time
 import warnings
@@ -62,6 +61,7 @@ from _common import (
     BENCH_DIR,
     ROOT,
     check_quiet,
+    forgeline_home,
     machine,
     print_machine,
     scratch_dir,
@@ -308,27 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     print_machine()
     check_quiet()
     rows = []
-    with scratch_dir("train-scores") as root:
-        old_cwd, old_home = Path.cwd(), os.environ.get("FORGELINE_HOME")
-        os.environ["FORGELINE_HOME"] = str(root / ".forgeline")
-        os.chdir(root)
-        try:
-            for name in args.datasets:
-                rows.append(run_dataset(name, root, args.trials, args.folds, args.select))
-                r = rows[-1]
-                print(f"{name}: forgeline {r['metric']} {r['forgeline']:.4f} "
-                      f"({r['model']}, {r['seconds']:.1f} s); baselines "
-                      + ", ".join(f"{k} {v:.4f}" for k, v in r["baselines"].items())
-                      + f"; selection: {r['selection'].get('reason', '?')}", flush=True)
-        finally:
-            os.chdir(old_cwd)
-            if old_home is None:
-                os.environ.pop("FORGELINE_HOME", None)
-            else:
-                os.environ["FORGELINE_HOME"] = old_home
-            from forgeline.store import close_stores
-
-            close_stores()
+    with scratch_dir("train-scores") as root, forgeline_home(root):
+        for name in args.datasets:
+            rows.append(run_dataset(name, root, args.trials, args.folds, args.select))
+            r = rows[-1]
+            print(f"{name}: forgeline {r['metric']} {r['forgeline']:.4f} "
+                  f"({r['model']}, {r['seconds']:.1f} s); baselines "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in r["baselines"].items())
+                  + f"; selection: {r['selection'].get('reason', '?')}", flush=True)
 
     print(f"\n{'dataset':<14}{'task':<12}{'metric':<10}{'forgeline':>10}{'baseline':>10}  "
           f"{'best baseline':<36}{'advantage 95% CI':<22}verdict")
