@@ -9,13 +9,15 @@ path validates one row per request and per-column pandas calls would dominate it
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as pdt
 
-__all__ = ["ColumnPlan", "category_key", "column_values", "count_unseen", "frame_from_arrays"]
+__all__ = ["ColumnPlan", "category_key", "column_values", "count_unseen", "frame_from_arrays",
+           "join_columns"]
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
@@ -269,6 +271,17 @@ def column_values(df: pd.DataFrame, position: int) -> Any:
         return df._get_column_array(position)
     except AttributeError:  # pragma: no cover - a pandas without it
         return df.iloc[:, position].array
+
+
+def join_columns(parts: Sequence[Sequence[Any]]) -> list[np.ndarray] | None:
+    """Each column of ``parts`` (lists of column arrays, alike) joined end to end, far
+    cheaper than concatenating frames; None when a column is not numpy arrays throughout."""
+    joined = []
+    for column in zip(*parts, strict=True):
+        if not all(isinstance(a, np.ndarray) for a in column):
+            return None
+        joined.append(np.concatenate(column))
+    return joined
 
 
 def _number_or_nan(value: Any) -> float:

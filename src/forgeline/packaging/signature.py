@@ -24,6 +24,7 @@ from forgeline.packaging._coerce import (
     column_values,
     count_unseen,
     frame_from_arrays,
+    join_columns,
 )
 from forgeline.training.spec import Task
 
@@ -237,9 +238,8 @@ class Signature:
         Columns are joined column by column, far cheaper than concatenating frames.
         """
         if all(isinstance(p, list) for p in parts):
-            joined = [np.concatenate(c) if all(isinstance(a, np.ndarray) for a in c)
-                      else None for c in zip(*parts, strict=True)]
-            if all(a is not None for a in joined):
+            joined = join_columns(parts)
+            if joined is not None:
                 return self.frame(joined)
         frames = [p if isinstance(p, pd.DataFrame) else self.frame(p) for p in parts]
         return pd.concat(frames, ignore_index=True)

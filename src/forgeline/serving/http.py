@@ -26,9 +26,8 @@ if TYPE_CHECKING:
     from forgeline.serving.metrics import ServingMetrics
 
 __all__ = ["REQUEST_ID_HEADER", "BodyTooLarge", "Endpoint", "RawRequest", "RequestMiddleware",
-           "Unauthorized",
-           "check_auth", "error_response", "json_response", "new_request_id", "read_json",
-           "request_id", "status_of"]
+           "Unauthorized", "check_auth", "error_response", "json_response", "new_request_id",
+           "read_json", "request_id", "status_of"]
 
 log = logging.getLogger("forgeline.serving")
 

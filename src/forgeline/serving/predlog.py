@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from forgeline.errors import InvalidInput
-from forgeline.packaging._coerce import column_values
+from forgeline.packaging._coerce import column_values, join_columns
 from forgeline.serving.runtime import Prediction
 
 if TYPE_CHECKING:
@@ -293,14 +293,10 @@ def _concat_inputs(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     ``pd.concat``."""
     first = frames[0].columns
     if all(f.columns is first or f.columns.equals(first) for f in frames[1:]):
-        columns = {}
-        for i, name in enumerate(first):
-            parts = [column_values(f, i) for f in frames]
-            if not all(isinstance(p, np.ndarray) for p in parts):
-                break
-            columns[name] = np.concatenate(parts)
-        else:
-            return pd.DataFrame(columns)
+        joined = join_columns([[column_values(f, i) for i in range(len(first))]
+                               for f in frames])
+        if joined is not None:
+            return pd.DataFrame(dict(zip(first, joined, strict=True)))
     return pd.concat(frames, ignore_index=True)
 
 

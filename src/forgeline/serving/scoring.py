@@ -53,11 +53,10 @@ class PredictionSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """What a request got: the model (and its role), the validated input, the prediction."""
+    """What a request got: the model (and its role) and the prediction."""
 
     model: ServedModel
     role: str
-    part: Part
     prediction: Prediction
 
 
@@ -113,7 +112,7 @@ class Scorer:
         self.metrics.model_requests.labels(model.name, version_label(model.version),
                                            role).inc()
         self._shadow(model, part, request_id)
-        return Scored(model, role, part, prediction)
+        return Scored(model, role, prediction)
 
     def on_batch(self, model: ServedModel) -> BatchHook:
         """The hook of ``model``'s batcher: batch metrics and the prediction log."""
