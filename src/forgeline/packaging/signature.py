@@ -72,7 +72,8 @@ class Signature:
     _name_list: list[str] = field(default_factory=list, init=False, repr=False,
                                   compare=False)
     _all_float64: bool = field(default=False, init=False, repr=False, compare=False)
-    _bounds: Any = field(default=None, init=False, repr=False, compare=False)
+    _bounds: tuple[np.ndarray, ...] = field(default=(), init=False, repr=False,
+                                            compare=False)
 
     def __post_init__(self) -> None:
         if self.unseen_categories not in _UNSEEN_POLICIES:
@@ -179,8 +180,7 @@ class Signature:
         positions = self._positions(df)
         arrays, changed = self._coerce([None if p < 0 else column_values(df, p)
                                         for p in positions])
-        if not changed and len(df.columns) == len(positions) and bool(
-                (positions == np.arange(len(positions))).all()):
+        if not changed and _exactly_in_order(df, positions):
             return df
         return frame_from_arrays(arrays, self._names, df.index, self._plans)
 
@@ -288,8 +288,7 @@ class Signature:
         numbers are not counted here (``validate`` reports them).
         """
         positions = self._positions(df)
-        if self._all_float64 and len(df.columns) == len(positions) and bool(
-                (positions == np.arange(len(positions))).all()) and all(
+        if self._all_float64 and _exactly_in_order(df, positions) and all(
                 d == np.float64 for d in df.dtypes):  # one 2-D comparison for all columns
             low, high = self._bounds
             values = df.to_numpy(dtype=np.float64)
@@ -347,6 +346,12 @@ class Signature:
         where = {name: i for i, name in enumerate(given)}
         return np.fromiter((where.get(name, -1) for name in names), dtype=np.intp,
                            count=len(names))
+
+
+def _exactly_in_order(df: pd.DataFrame, positions: np.ndarray) -> bool:
+    """Whether ``df`` holds exactly the signature's columns, in its order."""
+    return len(df.columns) == len(positions) and bool(
+        (positions == np.arange(len(positions))).all())
 
 
 def _input_column(name: str, values: pd.Series, kind: str | None) -> InputColumn:
