@@ -24,7 +24,7 @@ from forgeline.data.io import load_table
 from forgeline.entities import ModelVersion
 from forgeline.errors import InvalidInput
 from forgeline.monitoring.labels import LABEL, labelled_predictions
-from forgeline.packaging import load_model
+from forgeline.packaging import Predictor, load_model
 from forgeline.serving.predlog import prediction_log_root, read_predictions
 from forgeline.tracking.client import Client
 from forgeline.training.layout import SPEC_PATH
@@ -84,6 +84,13 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
     rt, gate = spec.retrain, spec.retrain.gate
     if rt.champion != "champion":
         champion = client.get_model_version(f"{name}@{rt.champion}")
+    loaded: dict[int, Predictor] = {}
+
+    def model_of(version: int) -> Predictor:  # each package loaded (and verified) once
+        if version not in loaded:
+            loaded[version] = load_model(f"{name}/{version}", client)
+        return loaded[version]
+
     with client.start_run(name, name="retrain", tags={"forgeline.kind": "retrain"}) as run:
         decision = RetrainDecision("kept", "", run.run_id, champion.version)
         recent = read_predictions(prediction_log_root(settings), name, last=rt.monitor_rows)
@@ -91,7 +98,7 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
             if recent.empty:
                 decision.action, decision.reason = "skipped", "no predictions logged yet"
                 return _record(run, decision)
-            result = monitor(load_model(f"{name}/{champion.version}", client), recent,
+            result = monitor(model_of(champion.version), recent,
                              config=MonitorConfig(rules=rt.triggers))
             decision.triggers_fired = [a.rule for a in result.fired]
             if not decision.triggers_fired:
@@ -106,7 +113,7 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
             decision.reason = (f"only {len(held_out)} labelled production rows; the gate "
                                f"needs {gate.min_labelled} to compare the models")
             return _record(run, decision)
-        inputs = load_model(f"{name}/{champion.version}", client).signature.names
+        inputs = model_of(champion.version).signature.names
         parts = [_training_rows(spec, labelled.iloc[: len(labelled) - len(held_out)], inputs)]
         if rt.include_original:
             parts.insert(0, load_table(spec.data.path))
@@ -149,7 +156,7 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
         scores = {}
         for role, version in (("champion", champion.version),
                               ("challenger", result.model_version.version)):
-            predictor = load_model(f"{name}/{version}", client)
+            predictor = model_of(version)
             frame = predictor.signature.validate(held_out[predictor.signature.names])
             scores[role] = score_model(predictor.model, frame, y.astype(
                 pd.Series(predictor.signature.classes or [0.0]).dtype), metric)
