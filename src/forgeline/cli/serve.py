@@ -74,7 +74,6 @@ def serve_command(
 ) -> None:
     """Serve a model over HTTP: /predict, Open Inference Protocol v2, /metrics, /docs."""
     from forgeline.serving.config import ServeConfig, parse_canary, parse_duration
-    from forgeline.serving.monitoring_task import describe
     from forgeline.serving.server import prepare
 
     canary_ref, canary_percent = parse_canary(canary) if canary else (None, 0.0)
@@ -99,9 +98,7 @@ def serve_command(
                            hint="Serve name@alias or name/N, or use forgeline monitor "
                                 "MODEL --current FILE.")
     launch = prepare(config, client)
-    monitoring = describe(config)
-    summary = launch.summary + ([("monitor", monitoring)] if monitoring else [])
-    console().print(key_value_table(summary, title="Forgeline serving"))
+    console().print(key_value_table(launch.summary, title="Forgeline serving"))
     sys.stdout.flush()
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server stops: no error
         launch.run()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from forgeline.errors import InvalidInput
 from forgeline.serving.config import ServeConfig
 from forgeline.serving.metrics import MULTIPROC_ENV
+from forgeline.serving.monitoring_task import describe
 
 if TYPE_CHECKING:
     import uvicorn
@@ -124,6 +125,9 @@ def _summary(config: ServeConfig, models: dict[str, Any], url: str) -> list[tupl
         rows.append(("shadow", f"{config.shadow} -> {models[config.shadow].label}"))
     if config.watch:
         rows.append(("watch", f"every {config.watch_interval_s:g}s"))
+    monitoring = describe(config)
+    if monitoring:
+        rows.append(("monitor", monitoring))
     rows += [("url", url), ("predict", f"POST {url}/predict"),
              ("oip v2", f"{url}/v2/models/{primary.name}"), ("docs", f"{url}/docs"),
              ("metrics", f"{url}/metrics"), ("workers", str(config.workers)),
