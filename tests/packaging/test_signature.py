@@ -264,3 +264,28 @@ def test_out_of_range_of_an_all_float_frame_counts_per_column() -> None:
                           "x2": [9.0, 9.0, -9.0, 0.5]})
     assert _NUMBERS.out_of_range(frame) == {"x0": 2, "x2": 3}  # NaN is not out of range
     assert _NUMBERS.out_of_range(frame[["x2", "x1", "x0"]]) == {"x0": 2, "x2": 3}
+
+
+@pytest.mark.parametrize("kind", ["float", "int", "bool", "mixed", "text", "other columns"])
+def test_stack_frames_is_concat_with_dtypes_kept(kind: str) -> None:
+    """Every path of stack_frames (one matrix, column by column, pd.concat) gives what
+    ``pd.concat(ignore_index=True)`` gives."""
+    from forgeline.packaging._coerce import stack_frames
+
+    rng = np.random.default_rng(7)
+    columns = pd.Index(["a", "b"])
+
+    def frame(n: int) -> pd.DataFrame:
+        values = {"float": lambda: rng.normal(size=n), "int": lambda: rng.integers(0, 9, n),
+                  "bool": lambda: rng.random(n) > 0.5,
+                  "text": lambda: rng.choice(["x", "y", None], n)}
+        a = values.get(kind, values["float"])()
+        b = rng.integers(0, 9, n) if kind == "mixed" else values.get(kind, values["float"])()
+        return pd.DataFrame({"a": a, "b": b}, index=range(10, 10 + n)).set_axis(columns,
+                                                                                axis=1)
+
+    frames = [frame(n) for n in (1, 3, 2)]
+    if kind == "other columns":
+        frames[1] = frames[1].rename(columns={"b": "c"})
+    stacked = stack_frames(frames)
+    pd.testing.assert_frame_equal(stacked, pd.concat(frames, ignore_index=True))

@@ -163,3 +163,29 @@ def test_the_log_gets_every_prediction(serve: Any) -> None:
     assert record["request_id"] == "r-1" and record["version"] == 1 and not record["shadow"]
     assert list(record["inputs"].columns) == ["amount", "items", "country"]
     assert record["probabilities"].shape == (2, 2) and len(record["predictions"]) == 2
+
+
+def test_batch_statistics_that_fall_behind_are_skipped_and_counted(
+        trained: TrainedStore, monkeypatch: Any) -> None:
+    """The statistics queue is bounded: a stuck statistics thread costs counted
+    statistics, never unbounded memory."""
+    from forgeline.serving import metrics as metrics_module
+
+    monkeypatch.setattr(metrics_module, "_MAX_PENDING", 2)
+    model = load_model("fraud@champion", Client(trained.uri), trained.cache)
+    frame = model.signature.validate(pd.DataFrame({"amount": [1.0, 2.0], "items": [1, 2],
+                                                   "country": ["FR", "DE"]}))
+    prediction = Prediction(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))
+    metrics = metrics_module.ServingMetrics()
+    try:
+        with metrics._drain_lock:  # the statistics thread cannot record anything
+            for _ in range(3):
+                metrics.submit_batch("fraud", 1, model.signature, frame, prediction)
+        asyncio.run(metrics.settle())
+        text = metrics.exposition().decode()
+    finally:
+        metrics.close()
+    assert metric(text, "forgeline_batch_stats_skipped_total") == 1
+    assert metric(text, "forgeline_batch_size_rows_count", name="fraud", version="1") == 2
+    assert metric(text, "forgeline_predictions_total", name="fraud", version="1",
+                  **{"class": "1"}) == 2

@@ -199,7 +199,8 @@ def test_the_predict_command(tmp_path: Path, model_dir: Path) -> None:
     assert Path(summary["output"]) == tmp_path / "in.scores.parquet"
     assert pq.read_schema(tmp_path / "in.scores.parquet").names[0] == "txn_id"
     table = runner.invoke(app, ["predict", str(model_dir), str(tmp_path / "in.parquet"),
-                                "-o", str(tmp_path / "s.csv"), "--no-progress"])
+                                "-o", str(tmp_path / "s.csv"), "--no-progress"],
+                          env={"COLUMNS": "250"})  # wide enough not to wrap the path
     assert table.exit_code == 0, table.output
     assert "rows/s" in table.stdout and str(tmp_path / "s.csv") in table.stdout
     transactions(10).drop(columns=["country"]).to_csv(tmp_path / "bad.csv", index=False)

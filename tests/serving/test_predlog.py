@@ -203,3 +203,42 @@ def test_the_default_root_and_bad_arguments(tmp_path: Path) -> None:
         PredictionLog(tmp_path, "../escape")
     with pytest.raises(InvalidInput, match="flush_rows >= 1"):
         PredictionLog(tmp_path, "m", flush_rows=0)
+
+
+def test_number_inputs_round_trip_whatever_path_joins_them(tmp_path: Path) -> None:
+    """Frames of one dtype (the common case: one matrix each), of several numeric dtypes
+    (column by column) and with text (pd.concat) all store the same values."""
+    columns = pd.Index(["a", "b", "c"])
+    rng = np.random.default_rng(3)
+    frames = [pd.DataFrame({"a": rng.normal(size=n), "b": rng.integers(0, 9, n),
+                            "c": rng.normal(size=n).astype(np.float32)}).set_axis(
+        columns, axis=1) for n in (1, 3, 2)]
+    floats = [f.astype(np.float64) for f in frames]
+    for name, given in (("floats", floats), ("m", frames)):
+        log = PredictionLog(tmp_path, name, flush_rows=10_000, flush_interval_s=60)
+        for i, frame in enumerate(given):
+            proba = rng.dirichlet([1, 1], len(frame))
+            assert log.append(f"r{i}", frame, Prediction(proba.argmax(1), proba), version=1,
+                              runtime="native", shadow=np.bool_(False), ts=T0 + i)
+        assert log.close() and log.written == 6
+    assert read_predictions(tmp_path, "floats")[list(columns)].equals(
+        pd.concat(floats, ignore_index=True))
+    out = read_predictions(tmp_path, "m")
+    joined = pd.concat(frames, ignore_index=True)
+    assert out["b"].dtype == np.float64 and out["b"].tolist() == joined["b"].tolist()
+    assert np.array_equal(out[["a", "c"]].to_numpy(), joined[["a", "c"]].to_numpy(np.float64))
+    assert out["request_id"].tolist() == ["r0", "r1", "r1", "r1", "r2", "r2"]
+
+    mixed = PredictionLog(tmp_path, "mixed", flush_rows=10_000, flush_interval_s=60)
+    text = frames[1].assign(c=["x", None, "z"])
+    for i, frame in enumerate([frames[0], text]):
+        mixed.append(f"q{i}", frame, Prediction(np.zeros(len(frame)), None), version=1,
+                     runtime="native", ts=T0 + i)
+    assert mixed.close() and mixed.written == 4
+    back = read_predictions(tmp_path, "mixed")
+    assert float(back["c"][0]) == pytest.approx(frames[0]["c"][0])  # stored as text
+    assert back["c"][1] == "x" and pd.isna(back["c"][2]) and back["c"][3] == "z"
+    assert back["a"].tolist() == pd.concat([frames[0], text])["a"].tolist()
+    with pytest.raises(InvalidInput, match="2 shadow flags for 3 requests"):
+        mixed.append(["a", "b", "c"], joined, Prediction(np.zeros(6), None), version=1,
+                     runtime="native", rows=[1, 2, 3], shadow=[True, False])

@@ -17,7 +17,7 @@ import pandas as pd
 from pandas.api import types as pdt
 
 __all__ = ["ColumnPlan", "category_key", "column_values", "count_unseen", "frame_from_arrays",
-           "join_columns"]
+           "join_columns", "stack_frames"]
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
@@ -282,6 +282,28 @@ def join_columns(parts: Sequence[Sequence[Any]]) -> list[np.ndarray] | None:
             return None
         joined.append(np.concatenate(column))
     return joined
+
+
+def stack_frames(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Frames one under the other, with a new RangeIndex and their dtypes kept.
+
+    For many small frames with the same columns (one model's requests) this is far cheaper
+    than ``pd.concat``: one matrix each when all columns share a numpy dtype, else column
+    by column; ``pd.concat`` is the fallback.
+    """
+    columns = frames[0].columns
+    if all(f.columns is columns or f.columns.equals(columns) for f in frames[1:]):
+        dtypes = set(frames[0].dtypes)
+        dtype = dtypes.pop() if len(dtypes) == 1 else None
+        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+            matrices = [f.to_numpy() for f in frames]
+            if all(m.dtype == dtype for m in matrices):
+                return pd.DataFrame(np.concatenate(matrices), columns=columns, copy=False)
+        joined = join_columns([[column_values(f, i) for i in range(len(columns))]
+                               for f in frames])
+        if joined is not None:
+            return pd.DataFrame(dict(zip(columns, joined, strict=True)))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _number_or_nan(value: Any) -> float:

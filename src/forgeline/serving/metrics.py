@@ -28,6 +28,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from forgeline.packaging._coerce import stack_frames
 from forgeline.serving.runtime import Prediction
 
 __all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "ServingMetrics", "value_buckets"]
@@ -38,6 +39,7 @@ _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 _ROWS = tuple(float(2 ** i) for i in range(13))  # 1 .. 4096 rows
 _MODEL = ["name", "version"]
 _DRAIN_S = 0.25  # how often batch statistics are recorded
+_MAX_PENDING = 20_000  # batches waiting for their statistics at most; beyond, skipped
 
 log = logging.getLogger("forgeline.serving")
 
@@ -98,6 +100,9 @@ class ServingMetrics:
                                       registry=r)
         self.log_dropped = Counter("forgeline_prediction_log_dropped", "Prediction-log records "
                                    "dropped because the log could not keep up.", registry=r)
+        self.stats_skipped = Counter("forgeline_batch_stats_skipped", "Model calls left out "
+                                     "of the prediction and input statistics because their "
+                                     "recording fell behind.", registry=r)
         self.out_of_range = Counter("forgeline_input_out_of_range", "Input values outside the "
                                     "range seen in training, by column.", ["name", "column"],
                                     registry=r)
@@ -125,9 +130,13 @@ class ServingMetrics:
 
     def submit_batch(self, name: str, version: int | None, signature: Any,
                      frame: pd.DataFrame, prediction: Prediction) -> None:
-        """:meth:`observe_batch` later, in the metrics thread; returns at once."""
+        """Record a model call later (:meth:`observe_batches`, in the metrics thread);
+        returns at once."""
         with self._pending_lock:
-            self._pending.append((name, version, signature, frame, prediction))
+            if len(self._pending) < _MAX_PENDING:
+                self._pending.append((name, version, signature, frame, prediction))
+                return
+        self.stats_skipped.inc()
 
     async def settle(self) -> None:
         """Record every batch submitted so far (a scrape sees them all)."""
@@ -146,29 +155,38 @@ class ServingMetrics:
         with self._drain_lock:
             with self._pending_lock:
                 pending, self._pending = self._pending, []
-            for args in pending:
+            calls: dict[tuple[str, int | None, int], list[tuple[Any, ...]]] = {}
+            for call in pending:  # per model version: its statistics in one pass
+                calls.setdefault((call[0], call[1], id(call[2])), []).append(call)
+            for (name, version, _), group in calls.items():
                 try:
-                    self.observe_batch(*args)
+                    self.observe_batches(name, version, group[0][2], [c[3] for c in group],
+                                         [c[4] for c in group])
                 except Exception:
-                    log.exception("recording a batch failed")
+                    log.exception("recording the batches of %s failed", name)
 
-    def observe_batch(self, name: str, version: int | None, signature: Any,
-                      frame: pd.DataFrame, prediction: Prediction) -> None:
-        """Record one model call: its size, the predictions, unusual inputs."""
+    def observe_batches(self, name: str, version: int | None, signature: Any,
+                        frames: Sequence[pd.DataFrame], predictions: Sequence[Prediction]
+                        ) -> None:
+        """Record model calls of one model version: their sizes, the predictions, unusual
+        inputs (counted over all of them at once: far cheaper than call by call)."""
         v = version_label(version)
-        self.batch_size.labels(name, v).observe(len(frame))
-        labels = prediction.labels
+        sizes = self.batch_size.labels(name, v)
+        for frame in frames:
+            sizes.observe(len(frame))
+        frame = frames[0] if len(frames) == 1 else stack_frames(frames)
+        labels = np.concatenate([np.asarray(p.labels) for p in predictions])
         if signature.is_classifier:
             try:  # the labels of one model are of one type: no str per row
-                classes, counts = np.unique(np.asarray(labels), return_counts=True)
+                classes, counts = np.unique(labels, return_counts=True)
             except TypeError:
-                classes, counts = np.unique(np.asarray(labels, dtype=object).astype(str),
+                classes, counts = np.unique(labels.astype(object).astype(str),
                                             return_counts=True)
             for cls, count in zip(classes.tolist(), counts.tolist(), strict=True):
                 self.predictions.labels(name, v, str(cls)).inc(count)
         else:
             child = self.values.labels(name, v)
-            for value in np.asarray(labels, dtype=np.float64).tolist():
+            for value in labels.astype(np.float64).tolist():
                 if math.isfinite(value):
                     child.observe(value)
         for column, count in signature.out_of_range(frame).items():

@@ -38,6 +38,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from forgeline.errors import InvalidInput
-from forgeline.packaging._coerce import column_values, join_columns
+from forgeline.packaging._coerce import stack_frames
 from forgeline.serving.runtime import Prediction
 
 if TYPE_CHECKING:
@@ -148,14 +149,17 @@ class PredictionLog:
         total = len(frame)
         if rows is None:
             ids: tuple[str, ...] = (str(request_id),)
-            counts = np.array([total], dtype=np.int64)
-        else:
+            counts: tuple[int, ...] = (total,)
+        else:  # plain Python here: numpy's per-call cost would dominate this small work
             ids = (request_id,) if isinstance(request_id, str) else tuple(request_id)
-            counts = np.asarray(rows, dtype=np.int64)
-            if len(ids) != len(counts) or int(counts.sum()) != total:
+            counts = tuple(rows)
+            if len(ids) != len(counts) or sum(counts) != total:
                 raise InvalidInput(f"{len(ids)} request ids with {len(counts)} row counts "
-                                   f"summing to {int(counts.sum())} for {total} rows.")
-        flags = np.broadcast_to(np.asarray(shadow, dtype=bool), counts.shape)
+                                   f"summing to {sum(counts)} for {total} rows.")
+        flags = ((bool(shadow),) * len(counts) if isinstance(shadow, bool | np.bool_)
+                 else tuple(shadow))
+        if len(flags) != len(counts):
+            raise InvalidInput(f"{len(flags)} shadow flags for {len(counts)} requests.")
         record = (ids, counts, flags, frame, prediction,
                   -1 if version is None else int(version), str(runtime),
                   time.time() if ts is None else float(ts), classes)
@@ -231,8 +235,9 @@ class PredictionLog:
     def _write(self, batch: list[tuple[Any, ...]], rows: int) -> None:
         try:
             table = self._frame(batch)
-            days = table["ts"].dt.strftime("%Y-%m-%d")
-            for day, part in table.groupby(days, sort=True):
+            days = table["ts"].dt.tz_convert(None).to_numpy().astype("datetime64[D]")
+            for day in np.unique(days):  # one file per day (almost always just one)
+                part = table if days[0] == days[-1] else table[days == day]
                 _write_part(self.directory / f"date={day}", part)
             with self._cond:
                 self.written += rows
@@ -247,10 +252,10 @@ class PredictionLog:
         """One frame for the whole batch, built column-wise (not record by record)."""
         ids, counts, shadows, frames, predictions, versions, runtimes, stamps, classes = zip(
             *batch, strict=True)
-        per_request = np.concatenate(counts)
+        per_request = np.fromiter(chain.from_iterable(counts), dtype=np.int64)
         rows = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
         starts = np.repeat(np.cumsum(per_request) - per_request, per_request)
-        inputs = _concat_inputs(frames)
+        inputs = stack_frames(frames)
         inputs.columns = [stored_name(c) for c in inputs.columns]
         stamps_us = (np.asarray(stamps, dtype=np.float64) * 1e6).astype(np.int64)
         table = pd.DataFrame({
@@ -260,7 +265,8 @@ class PredictionLog:
             "ts": pd.to_datetime(np.repeat(stamps_us, rows), unit="us", utc=True),
             "model_version": np.repeat(np.asarray(versions, dtype=np.int64), rows),
             "runtime": np.repeat(np.asarray(runtimes, dtype=object), rows),
-            "shadow": np.repeat(np.concatenate(shadows), per_request)})
+            "shadow": np.repeat(np.fromiter(chain.from_iterable(shadows), dtype=bool),
+                                per_request)})
         labels = np.concatenate([np.asarray(p.labels).ravel() for p in predictions])
         outputs = [pd.DataFrame({"prediction": labels})]
         names = [self._proba_names(p, c) for p, c in zip(predictions, classes, strict=True)]
@@ -285,19 +291,6 @@ class PredictionLog:
         if names is None or len(names) != width:
             names = range(width)
         return [f"proba_{c}" for c in names]
-
-
-def _concat_inputs(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """The records' input frames one under the other; column by column when they share
-    their columns and hold numpy arrays (one model's batches), far cheaper than
-    ``pd.concat``."""
-    first = frames[0].columns
-    if all(f.columns is first or f.columns.equals(first) for f in frames[1:]):
-        joined = join_columns([[column_values(f, i) for i in range(len(first))]
-                               for f in frames])
-        if joined is not None:
-            return pd.DataFrame(dict(zip(first, joined, strict=True)))
-    return pd.concat(frames, ignore_index=True)
 
 
 def _arrow_ready(inputs: pd.DataFrame) -> pd.DataFrame:
@@ -333,7 +326,7 @@ def _write_part(directory: Path, frame: pd.DataFrame) -> None:
     name = f"{_PART_PREFIX}{stamp}-{uuid.uuid4().hex[:12]}.parquet"
     tmp = directory / f".{name}.tmp"
     try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp,
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False, nthreads=1), tmp,
                        compression="zstd")
         os.replace(tmp, directory / name)
     finally:
