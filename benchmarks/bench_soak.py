@@ -52,6 +52,23 @@ def folder_mib(path: Path) -> float:
         path.exists()) else 0.0
 
 
+def unrecorded(metrics_url: str) -> dict[str, float]:
+    """What the server let go under load, from its /metrics: prediction-log rows dropped
+    and model calls left out of the batch statistics (both by design, and counted)."""
+    import urllib.request
+
+    with urllib.request.urlopen(metrics_url, timeout=30) as answer:
+        text = answer.read().decode()
+    wanted = {"forgeline_prediction_log_dropped_total": "log rows dropped",
+              "forgeline_batch_stats_skipped_total": "batch statistics skipped"}
+    found = dict.fromkeys(wanted.values(), 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            found[wanted[name]] += float(value)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the soak")
@@ -118,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 status, answer = server.post()
                 after_ok = status == 200 and check_answer("forgeline", json.loads(answer),
                                                           expected)[0]
+                results["unrecorded"] = unrecorded(f"http://127.0.0.1:{port}/metrics")
     runs = results["slices"]
     first, last = runs[0], runs[-1]
     growth = last["rss_mib"] / first["rss_mib"] - 1
@@ -136,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                    requests=sum(r["requests"] for r in runs))
     print(f"\n{results['requests']:,} requests over {len(runs)} slices; non-2xx {non_2xx}, "
           f"5xx {fivexx}, socket errors {errors}")
+    if "unrecorded" in results:
+        print("under load, by design and counted: " + ", ".join(
+            f"{name} {value:,.0f}" for name, value in results["unrecorded"].items()))
     print(f"server RSS: {first['rss_mib']:,.0f} MiB after slice 1 -> {last['rss_mib']:,.0f} "
           f"MiB after slice {last['slice']} ({growth:+.1%}); req/s "
           f"{first['rps']:,.0f} -> {last['rps']:,.0f}")
