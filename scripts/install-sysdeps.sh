@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# System packages the tests need: a PostgreSQL server (Debian's postgresql package).
+# System packages (Debian): a PostgreSQL server for the tests; with --bench, also wrk, the
+# serving benchmarks' load generator.
 set -euo pipefail
 have_postgres() {
   command -v pg_ctl >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null
 }
-if have_postgres; then
-  exit 0
+apt_install() {  # apt_install PACKAGE WHAT-FOR
+  echo "Installing $1 (Debian package $1) for $2..."
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "$1" >/dev/null
+}
+if ! have_postgres; then
+  apt_install postgresql "the store tests"
+  have_postgres || { echo "PostgreSQL install failed: pg_ctl not found" >&2; exit 1; }
 fi
-echo "Installing PostgreSQL (Debian package postgresql) for the store tests..."
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq postgresql >/dev/null
-have_postgres || { echo "PostgreSQL install failed: pg_ctl not found" >&2; exit 1; }
+if [ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null 2>&1; then
+  apt_install wrk "the serving benchmarks"
+  command -v wrk >/dev/null 2>&1 || { echo "wrk install failed: wrk not found" >&2; exit 1; }
+fi
