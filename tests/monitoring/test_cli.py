@@ -49,6 +49,13 @@ def test_an_empty_window_is_a_clear_error(registered: Path) -> None:
     assert bad.exit_code == 2 and "Invalid duration 'yesterday' for --since" in bad.output
 
 
+def test_the_retraining_loop_refuses_a_schedule_it_cannot_keep() -> None:
+    for every in ("0s", "0.0m", "soon", "5"):
+        bad = invoke("loop", "fraud", "--every", every)
+        assert bad.exit_code == 2, (every, bad.output)
+        assert f"Invalid --every '{every}'" in bad.output and "Traceback" not in bad.output
+
+
 def test_a_file_missing_columns_still_gets_a_report(model: Model, tmp_path: Path) -> None:
     make_frame(800, 92)[FEATURES].drop(columns=["n3"]).to_csv("current.csv", index=False)
     result = invoke("monitor", str(model.path), "--current", "current.csv", "--json",

@@ -67,7 +67,7 @@ def loop_command(
     from forgeline.monitoring.retrain import retrain
 
     match = _EVERY.match(every.strip())
-    if not match:
+    if not match or float(match.group(1)) <= 0:  # 0s would retrain without a pause
         raise InvalidInput(f"Invalid --every {every!r}.", hint="Use a number and s, m, h or "
                                                              "d, such as 1h or 30m.")
     seconds = float(match.group(1)) * _SECONDS[match.group(2)]
