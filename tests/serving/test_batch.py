@@ -14,15 +14,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from forgeline.cli import app
 from forgeline.data.inference import infer_schema
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.packaging import Predictor, Signature, load_model, save_package
 from forgeline.serving.batch import score_file
 from forgeline.training.spec import Task
 from forgeline.training.tuning import ModelPlan
+from tests.cli.conftest import invoke
 
 
 def transactions(n: int, seed: int = 0) -> pd.DataFrame:
@@ -190,22 +189,20 @@ def test_memory_does_not_grow_with_the_file(tmp_path: Path, model_dir: Path) -> 
 
 def test_the_predict_command(tmp_path: Path, model_dir: Path) -> None:
     transactions(300, seed=4).to_parquet(tmp_path / "in.parquet")
-    runner = CliRunner()
-    result = runner.invoke(app, ["predict", str(model_dir), str(tmp_path / "in.parquet"),
-                                 "--keys", "txn_id", "--json"])
+    result = invoke("predict", str(model_dir), str(tmp_path / "in.parquet"), "--keys",
+                    "txn_id", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["rows"] == 300
     assert Path(summary["output"]) == tmp_path / "in.scores.parquet"
     assert pq.read_schema(tmp_path / "in.scores.parquet").names[0] == "txn_id"
-    table = runner.invoke(app, ["predict", str(model_dir), str(tmp_path / "in.parquet"),
-                                "-o", str(tmp_path / "s.csv"), "--no-progress"],
-                          env={"COLUMNS": "250"})  # wide enough not to wrap the path
+    table = invoke("predict", str(model_dir), str(tmp_path / "in.parquet"), "-o",
+                   str(tmp_path / "s.csv"), "--no-progress")
     assert table.exit_code == 0, table.output
     assert "rows/s" in table.stdout and str(tmp_path / "s.csv") in table.stdout
     transactions(10).drop(columns=["country"]).to_csv(tmp_path / "bad.csv", index=False)
-    bad = runner.invoke(app, ["predict", str(model_dir), str(tmp_path / "bad.csv"), "-o",
-                              str(tmp_path / "x.parquet"), "--no-progress"])
+    bad = invoke("predict", str(model_dir), str(tmp_path / "bad.csv"), "-o",
+                 str(tmp_path / "x.parquet"), "--no-progress")
     assert bad.exit_code == 2
     assert bad.stderr.strip().startswith("error:") and "country" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
