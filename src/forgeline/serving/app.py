@@ -199,6 +199,8 @@ async def _lifespan(app: FastAPI, state: ServingState) -> AsyncIterator[None]:
             deployment.watch(state.config.watch_interval_s), name="forgeline-watch")
     if state.monitor is not None:
         state.monitor.start()  # a thread of its own; requests never wait for it
+        if state.own_process:
+            state.monitor.halt_on_stop_signals()
     if state.own_process:  # everything loaded so far lives as long as the server
         gc.collect()
         gc.freeze()

@@ -44,6 +44,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -193,6 +194,25 @@ class MonitorTask:
             self._thread = threading.Thread(target=self._loop, name="forgeline-monitor",
                                             daemon=True)
             self._thread.start()
+
+    def halt_on_stop_signals(self) -> None:
+        """No run starts once the process is told to stop (SIGTERM, SIGINT), rather than
+        once the server has drained its requests: by then the worker holding the lock may
+        have left, and a standby worker would take over only to run (and re-send the
+        alerts already delivered) while it shuts down too. The server's own handlers still
+        run after ours. Only from the main thread, where signal handlers are set."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+            if not callable(previous):  # no handler to chain: leave the default alone
+                continue
+
+            def handler(number: int, frame: Any, previous: Any = previous) -> None:
+                self._stop.set()
+                previous(number, frame)
+
+            signal.signal(signum, handler)
 
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> None:
         """Stop after the run in progress (waiting up to ``timeout_s``); release the lock."""
