@@ -338,11 +338,11 @@ def build_serve_model(home: Path, rows: int = 20_000, seed: int = 0) -> ServeMod
 
     from forgeline.data.inference import infer_schema
     from forgeline.data.profile import build_profile
+    from forgeline.entities import Task
     from forgeline.monitoring.extras import reference_extras
     from forgeline.packaging import Signature, save_package
     from forgeline.store import close_stores
     from forgeline.tracking.client import Client
-    from forgeline.training.spec import Task
     from forgeline.training.tuning import ModelPlan
 
     x, y = hgb_rows(rows, seed)

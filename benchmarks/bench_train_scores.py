@@ -158,8 +158,8 @@ def run_dataset(name: str, root: Path, trials: int, folds: int,
                 select: str | None = None) -> dict[str, Any]:
     from forgeline import load_model
     from forgeline.data.split import split_frame
-    from forgeline.training.metrics import get_metric
-    from forgeline.training.spec import Task
+    from forgeline.entities import Task
+    from forgeline.metrics import get_metric
     from forgeline.training.train import train
 
     csv = root / f"{name}.csv"

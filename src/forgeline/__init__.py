@@ -46,8 +46,7 @@ from forgeline.tracking.fluent import (
     start_run,
 )
 from forgeline.tracking.run import ActiveRun
-
-__version__ = "0.1.0"
+from forgeline.version import __version__ as __version__
 
 
 def __getattr__(name: str) -> object:

@@ -1,4 +1,5 @@
-"""The values the lifecycle records: frozen, slotted dataclasses.
+"""The shared vocabulary: the values the lifecycle records (frozen, slotted dataclasses),
+the task, split and policy enums every stage reads, and the tag names Forgeline sets.
 
 ORM rows never leave ``store/sql``; they are converted to these at the boundary.
 Times are milliseconds since the Unix epoch (int), as in the store.
@@ -11,6 +12,9 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "GIT_COMMIT",
+    "GIT_DIRTY",
+    "SYSTEM_TAG_PREFIX",
     "Artifact",
     "Dataset",
     "Experiment",
@@ -18,10 +22,44 @@ __all__ = [
     "Metric",
     "ModelVersion",
     "PagedList",
+    "Policy",
     "RegisteredModel",
     "Run",
     "RunStatus",
+    "SplitStrategy",
+    "Task",
 ]
+
+# Tags Forgeline sets on runs itself (tracking writes them; the registry reads the code
+# version back for a model's lineage).
+SYSTEM_TAG_PREFIX = "forgeline."
+GIT_COMMIT = "forgeline.git.commit"
+GIT_DIRTY = "forgeline.git.dirty"
+
+
+class Task(StrEnum):
+    """What a model predicts: the task training infers and every later stage reads."""
+
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+    REGRESSION = "regression"
+
+
+class SplitStrategy(StrEnum):
+    """How rows are split into training and test (and into cross-validation folds)."""
+
+    RANDOM = "random"
+    STRATIFIED = "stratified"
+    TIME = "time"
+    GROUP = "group"
+
+
+class Policy(StrEnum):
+    """What a check does when it finds something: stop, report, or say nothing."""
+
+    FAIL = "fail"
+    WARN = "warn"
+    IGNORE = "ignore"
 
 
 class RunStatus(StrEnum):

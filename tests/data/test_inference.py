@@ -10,8 +10,8 @@ import pytest
 
 from forgeline.data.inference import infer_kind, infer_schema, infer_task
 from forgeline.data.schema import ColumnKind
+from forgeline.entities import Task
 from forgeline.errors import InvalidInput
-from forgeline.training.spec import Task
 
 K = ColumnKind
 RNG = np.random.default_rng(7)

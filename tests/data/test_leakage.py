@@ -8,12 +8,12 @@ import pytest
 
 from forgeline.data.findings import Finding, Severity
 from forgeline.data.inference import infer_schema
-from forgeline.data.leakage import check_leakage, enforce
+from forgeline.data.leakage import LeakageSpec, check_leakage, enforce
 from forgeline.data.schema import ColumnKind, Schema
 from forgeline.data.split import split_frame
 from forgeline.data.target_leak import feature_scores
+from forgeline.entities import Policy, SplitStrategy, Task
 from forgeline.errors import LeakageDetected
-from forgeline.training.spec import LeakageSpec, Policy, SplitStrategy, Task
 from tests.data.conftest import churn_frame
 
 RNG = np.random.default_rng(5)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from forgeline.data.split import split_frame
+from forgeline.entities import SplitStrategy, Task
 from forgeline.errors import InvalidInput, LeakageDetected
-from forgeline.training.spec import SplitStrategy, Task
 
 S = SplitStrategy
 

@@ -14,8 +14,8 @@ from forgeline.data.inference import infer_schema
 from forgeline.data.io import load_table
 from forgeline.data.schema import ColumnKind
 from forgeline.data.validation import ValidationReport, validate
+from forgeline.entities import Task
 from forgeline.errors import InvalidInput
-from forgeline.training.spec import Task
 
 
 def _validate(frame: pd.DataFrame, target: str = "churned", task: Task = Task.BINARY,

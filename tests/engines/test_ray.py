@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from forgeline.data.inference import infer_schema
+from forgeline.entities import Task
 from forgeline.errors import InvalidInput
 from forgeline.names import check_model_name
 from forgeline.packaging import Signature, load_model, save_package
 from forgeline.serving.batch import score_file
-from forgeline.training.spec import Task
 from forgeline.training.tuning import ModelPlan
 
 ray = pytest.importorskip("ray")

@@ -270,7 +270,7 @@ def test_out_of_range_of_an_all_float_frame_counts_per_column() -> None:
 def test_stack_frames_is_concat_with_dtypes_kept(kind: str) -> None:
     """Every path of stack_frames (one matrix, column by column, pd.concat) gives what
     ``pd.concat(ignore_index=True)`` gives."""
-    from forgeline.packaging._coerce import stack_frames
+    from forgeline.packaging.coercion import stack_frames
 
     rng = np.random.default_rng(7)
     columns = pd.Index(["a", "b"])

@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from forgeline.data.inference import infer_schema
+from forgeline.entities import Task
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.packaging import Predictor, Signature, load_model, save_package
 from forgeline.serving.batch import score_file
-from forgeline.training.spec import Task
 from forgeline.training.tuning import ModelPlan
 from tests.cli.conftest import invoke
 

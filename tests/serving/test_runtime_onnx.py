@@ -17,8 +17,10 @@ from sklearn.preprocessing import FunctionTransformer
 from forgeline.data.inference import infer_schema
 from forgeline.data.profile import build_profile
 from forgeline.data.schema import ColumnKind
+from forgeline.entities import Task
 from forgeline.errors import InvalidInput
 from forgeline.packaging import Predictor, Signature, load_model, save_package
+from forgeline.packaging.transformers import DatetimeParts
 from forgeline.serving import onnx as fonnx
 from forgeline.serving.runtime import (
     NativeRuntime,
@@ -27,8 +29,6 @@ from forgeline.serving.runtime import (
     sample_frame,
     select_runtime,
 )
-from forgeline.training.features import DatetimeParts
-from forgeline.training.spec import Task
 from forgeline.training.tuning import ModelPlan
 
 pytest.importorskip("onnxruntime")

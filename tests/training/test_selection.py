@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 import forgeline as fl
+from forgeline.entities import Task
 from forgeline.errors import InvalidSpec
+from forgeline.metrics import get_metric
 from forgeline.training.layout import REPORT_PATH, SELECTION_PATH
-from forgeline.training.metrics import get_metric
 from forgeline.training.selection import fold_se, select_model
-from forgeline.training.spec import Task, load_spec
+from forgeline.training.spec import load_spec
 from forgeline.training.train import train
 from forgeline.training.tuning import TrialOutcome
 

@@ -23,7 +23,8 @@ from forgeline.cli.output import (
     table,
 )
 from forgeline.cli.state import get_client
-from forgeline.tracking.context import COMMAND, GIT_COMMIT, GIT_DIRTY, SYSTEM_TAG_PREFIX
+from forgeline.entities import GIT_COMMIT, GIT_DIRTY, SYSTEM_TAG_PREFIX
+from forgeline.tracking.context import COMMAND
 
 if TYPE_CHECKING:
     from forgeline.entities import Run

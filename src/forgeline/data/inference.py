@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from forgeline.data import _values as v
+from forgeline.data import values as v
 from forgeline.data.schema import ColumnInfo, ColumnKind, Schema
+from forgeline.entities import Task
 from forgeline.errors import InvalidInput
-from forgeline.training.spec import Task
 
 __all__ = ["MAX_CLASSES", "infer_kind", "infer_schema", "infer_task"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forgeline.data._values import date_share, is_textual, parse_datetimes, sample
+from forgeline.data.values import date_share, is_textual, parse_datetimes, sample
 from forgeline.errors import InvalidInput, NotFound
 
 __all__ = ["SUFFIXES", "load_table"]

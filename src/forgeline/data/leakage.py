@@ -24,22 +24,36 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
-from forgeline.data import _values as v
+from forgeline.data import values as v
 from forgeline.data.findings import Finding, Severity
 from forgeline.data.inference import infer_kind
 from forgeline.data.schema import ColumnKind, Schema
 from forgeline.data.target_leak import METRICS, feature_scores
+from forgeline.entities import Policy, Task
 from forgeline.errors import LeakageDetected
-from forgeline.training.spec import LeakageSpec, Policy, Task
 
-__all__ = ["check_leakage", "enforce"]
+__all__ = ["LeakageSpec", "check_leakage", "enforce"]
 
 _SEVERITY = {Policy.FAIL: Severity.FAIL, Policy.WARN: Severity.WARN}
 COPY_SHARE = 0.01  # copies of training rows in more of the test split than this: leakage
 MIN_COPIES = 3  # and at least this many: one coincidence in a small test split is not a leak
 CHANCE = 0.01  # expected chance matches below this: an identical row is a copy
 _LEARNABLE = (ColumnKind.NUMERIC, ColumnKind.BOOLEAN, ColumnKind.CATEGORICAL)
+
+
+class LeakageSpec(BaseModel):
+    """The spec's ``leakage:`` section: each check's policy and the target-leak threshold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target_leak: Policy = Policy.FAIL
+    train_test_overlap: Policy = Policy.FAIL
+    time_travel: Policy = Policy.FAIL
+    group_overlap: Policy = Policy.FAIL
+    id_columns: Policy = Policy.WARN
+    target_leak_threshold: float = Field(0.98, gt=0.5, le=1.0)
 
 
 def _quoted(names: Sequence[str], limit: int = 5) -> str:

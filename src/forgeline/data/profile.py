@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forgeline.data import _values as v
+from forgeline.data import values as v
 from forgeline.data.schema import ColumnKind, Schema
 from forgeline.errors import InvalidInput
 

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
 
-from forgeline.data import _values as v
+from forgeline.data import values as v
+from forgeline.entities import SplitStrategy, Task
 from forgeline.errors import InvalidInput, LeakageDetected
-from forgeline.training.spec import SplitStrategy, Task
 
 __all__ = ["choose_strategy", "split_frame"]
 

@@ -28,9 +28,9 @@ import pandas as pd
 from scipy.stats import rankdata
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from forgeline.data import _values as v
+from forgeline.data import values as v
 from forgeline.data.schema import ColumnKind, Schema
-from forgeline.training.spec import Task
+from forgeline.entities import Task
 
 __all__ = ["MAX_ROWS", "METRICS", "feature_scores"]
 

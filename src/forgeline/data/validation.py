@@ -21,11 +21,11 @@ from typing import Any
 
 import pandas as pd
 
-from forgeline.data import _values as v
+from forgeline.data import values as v
 from forgeline.data.findings import Finding, Severity
 from forgeline.data.schema import ColumnInfo, ColumnKind, Schema
+from forgeline.entities import Task
 from forgeline.errors import InvalidInput
-from forgeline.training.spec import Task
 
 __all__ = ["ValidationReport", "validate"]
 

@@ -1,6 +1,6 @@
 """Model performance in production: realised on labelled rows, estimated before labels.
 
-Realised metrics are the task's metrics from :mod:`forgeline.training.metrics` (the same
+Realised metrics are the task's metrics from :mod:`forgeline.metrics` (the same
 functions as the test metrics they are shown beside), overall and per window.
 
 Before labels arrive, a binary classifier's performance is estimated from its confidence,
@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forgeline.data import _values as v
+from forgeline.data import values as v
 from forgeline.data.profile import category_strings
+from forgeline.metrics import METRICS
 from forgeline.monitoring.config import MonitorConfig
 from forgeline.monitoring.extras import proba_column_name
 from forgeline.monitoring.feedback import FeedbackStats
 from forgeline.monitoring.windows import Windows
-from forgeline.training.metrics import METRICS
 
 __all__ = ["ESTIMATED", "PerformanceResult", "estimate_binary", "performance"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forgeline.data import _values as v
+from forgeline.data import values as v
 from forgeline.data.findings import Finding, Severity
 from forgeline.monitoring.binning import Binned
 from forgeline.monitoring.config import MonitorConfig

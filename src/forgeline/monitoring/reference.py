@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forgeline.data import _values as v
+from forgeline.data import values as v
 from forgeline.data.profile import build_profile
 from forgeline.data.schema import ColumnInfo, ColumnKind, Schema
 from forgeline.errors import InvalidInput

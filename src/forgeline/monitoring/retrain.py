@@ -21,15 +21,15 @@ import pandas as pd
 from rich.console import Console
 
 from forgeline.data.io import load_table
-from forgeline.entities import ModelVersion
+from forgeline.entities import ModelVersion, SplitStrategy
 from forgeline.errors import InvalidInput
+from forgeline.metrics import get_metric
 from forgeline.monitoring.labels import LABEL, labelled_predictions
 from forgeline.packaging import Predictor, load_model
 from forgeline.serving.predlog import prediction_log_root, read_predictions
 from forgeline.tracking.client import Client
 from forgeline.training.layout import SPEC_PATH
-from forgeline.training.metrics import get_metric
-from forgeline.training.spec import SplitStrategy, TrainSpec, load_spec
+from forgeline.training.spec import TrainSpec, load_spec
 from forgeline.training.tuning import score_model
 
 __all__ = ["RetrainDecision", "champion_spec", "retrain"]

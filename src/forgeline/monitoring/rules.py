@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from forgeline.errors import InvalidSpec
-from forgeline.training.metrics import METRICS
+from forgeline.metrics import METRICS
 
 __all__ = ["ESTIMATED", "GLOBAL", "PER_COLUMN", "Rule", "parse_rule"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forgeline.data import _values as v
+from forgeline.data import values as v
 from forgeline.errors import InvalidSpec
 from forgeline.monitoring.config import MonitorConfig
 

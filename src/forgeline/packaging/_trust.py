@@ -15,8 +15,10 @@ from forgeline.errors import IntegrityError, InvalidInput
 
 __all__ = ["is_trusted", "load_skops", "untrusted_types"]
 
+# forgeline.training.: packages written before Forgeline's transformers moved to
+# forgeline.packaging.transformers name them there (training/features.py still has them).
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "lightgbm.", "xgboost.",
-                    "forgeline.training.", "forgeline.packaging.")
+                    "forgeline.packaging.", "forgeline.training.")
 TRUSTED_NAMES = frozenset({
     *(f"builtins.{n}" for n in ("bool", "bytearray", "bytes", "complex", "dict", "float",
                                 "frozenset", "int", "list", "range", "set", "slice", "str",

@@ -17,8 +17,9 @@ import pandas as pd
 from pandas.api import types as pdt
 
 from forgeline.data.schema import ColumnKind, Schema
+from forgeline.entities import Task
 from forgeline.errors import InvalidInput
-from forgeline.packaging._coerce import (
+from forgeline.packaging.coercion import (
     ColumnPlan,
     category_key,
     column_values,
@@ -27,7 +28,6 @@ from forgeline.packaging._coerce import (
     join_columns,
     stack_frames,
 )
-from forgeline.training.spec import Task
 
 __all__ = ["MAX_CATEGORIES", "InputColumn", "Signature"]
 

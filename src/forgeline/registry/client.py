@@ -6,11 +6,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from forgeline.entities import Lineage, ModelVersion, RegisteredModel, Run
+from forgeline.entities import GIT_COMMIT, GIT_DIRTY, Lineage, ModelVersion, RegisteredModel, Run
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.names import check_alias, check_model_name
 from forgeline.store.artifacts import safe_artifact_path
-from forgeline.tracking.context import GIT_COMMIT, GIT_DIRTY
 
 if TYPE_CHECKING:
     from forgeline.store import LocalArtifactStore, Store

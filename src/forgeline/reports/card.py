@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from forgeline.data.findings import Finding, Severity
+from forgeline.metrics import METRICS
 from forgeline.reports._summary import split_summary
 from forgeline.training.evaluate import MIN_SLICE_ROWS, Evaluation
-from forgeline.training.metrics import METRICS
 
 __all__ = ["PLACEHOLDER", "render_card"]
 

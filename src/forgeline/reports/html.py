@@ -19,11 +19,11 @@ from typing import Any
 from markupsafe import Markup
 
 from forgeline.data.findings import Finding, Severity
+from forgeline.metrics import METRICS
 from forgeline.reports import plots
 from forgeline.reports._page import Figures, render_page, write_html
 from forgeline.reports._summary import LABELS, split_summary
 from forgeline.training.evaluate import MIN_SLICE_ROWS, Evaluation
-from forgeline.training.metrics import METRICS
 
 __all__ = ["render_report"]
 

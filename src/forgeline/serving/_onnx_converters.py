@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from forgeline.training.features import AsText, Categories, DatetimeParts
+from forgeline.packaging.transformers import AsText, Categories, DatetimeParts
 
 __all__ = ["register_converters"]
 

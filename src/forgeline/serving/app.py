@@ -27,7 +27,6 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-import forgeline
 from forgeline.serving.config import ServeConfig
 from forgeline.serving.http import (
     RequestMiddleware,
@@ -44,6 +43,7 @@ from forgeline.serving.oip import oip_router
 from forgeline.serving.openapi import ErrorBody, PredictResponse, install_openapi
 from forgeline.serving.payload import predict_rows
 from forgeline.serving.scoring import PredictionSink, Scorer, json_array
+from forgeline.version import __version__
 
 if TYPE_CHECKING:
     from forgeline.tracking.client import Client
@@ -124,7 +124,7 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
     state.monitor = monitor_task(config, deployment, metrics, prediction_log)
     primary = deployment.primary
     app = ServingApp(title=f"{primary.name} - Forgeline model server",
-                     version=forgeline.__version__, lifespan=partial(_lifespan, state=state))
+                     version=__version__, lifespan=partial(_lifespan, state=state))
     app.state.forgeline = state
 
     @app.get("/", summary="What this server serves", include_in_schema=False)

@@ -185,9 +185,7 @@ def _unlisted(root: Path, directory: Path, names: list[str]) -> set[str]:
 
 def _forgeline_source() -> Path | None:
     """The project root when Forgeline runs from a source checkout, else None."""
-    import forgeline
-
-    root = Path(forgeline.__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]  # src/forgeline/serving/docker.py
     pyproject = root / "pyproject.toml"
     if root.joinpath("src", "forgeline").is_dir() and pyproject.is_file() and re.search(
             r'(?m)^name\s*=\s*"forgeline"', pyproject.read_text(encoding="utf-8")):

@@ -28,7 +28,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from forgeline.packaging._coerce import stack_frames
+from forgeline.packaging.coercion import stack_frames
 from forgeline.serving.runtime import Prediction
 
 __all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "ServingMetrics", "value_buckets"]

@@ -16,7 +16,6 @@ import pandas as pd
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-import forgeline
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.serving.config import ServeConfig
 from forgeline.serving.http import check_auth, error_response, json_response, read_json
@@ -24,6 +23,7 @@ from forgeline.serving.http import request_id as header_request_id
 from forgeline.serving.models import ServedModel
 from forgeline.serving.payload import kind_of
 from forgeline.serving.scoring import Scorer, json_array
+from forgeline.version import __version__
 
 __all__ = ["column_datatype", "oip_router", "parse_inputs"]
 
@@ -179,7 +179,7 @@ def oip_router(scorer: Scorer, config: ServeConfig, is_ready: Callable[[], bool]
 
     @router.get("", summary="Server metadata")
     async def server_metadata() -> Response:
-        return json_response({"name": "forgeline", "version": forgeline.__version__,
+        return json_response({"name": "forgeline", "version": __version__,
                               "extensions": []})
 
     @router.get("/health/live", summary="Liveness")

@@ -39,12 +39,12 @@ import numpy as np
 import pandas as pd
 
 from forgeline.errors import InvalidInput
-from forgeline.packaging._coerce import column_values
+from forgeline.packaging.coercion import column_values
 from forgeline.packaging.package import MODEL_FILE
 from forgeline.packaging.predictor import Predictor
+from forgeline.packaging.transformers import MISSING, AsText, Categories, DatetimeParts
 from forgeline.serving._onnx_converters import register_converters
 from forgeline.serving.runtime import Prediction, Runtime
-from forgeline.training.features import MISSING, AsText, Categories, DatetimeParts
 
 __all__ = ["CACHE_DIR", "NotConvertible", "OnnxRuntime", "convert", "load_onnx_runtime"]
 

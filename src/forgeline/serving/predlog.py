@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from forgeline.errors import InvalidInput
-from forgeline.packaging._coerce import stack_frames
+from forgeline.packaging.coercion import stack_frames
 from forgeline.serving.runtime import Prediction
 
 if TYPE_CHECKING:

@@ -12,12 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["COMMAND", "GIT_COMMIT", "GIT_DIRTY", "SYSTEM_TAG_PREFIX", "run_context_tags"]
+from forgeline.entities import GIT_COMMIT, GIT_DIRTY
 
-SYSTEM_TAG_PREFIX = "forgeline."
+__all__ = ["COMMAND", "run_context_tags"]
+
 COMMAND = "forgeline.command"
-GIT_COMMIT = "forgeline.git.commit"
-GIT_DIRTY = "forgeline.git.dirty"
 _KEY_PACKAGES = ("forgeline", "numpy", "pandas", "scikit-learn", "lightgbm", "xgboost",
                  "optuna", "torch", "onnxruntime")
 

@@ -1,6 +1,6 @@
 """Evaluation of a fitted model on the test split: what the report and the model card show.
 
-Every score is read through :mod:`forgeline.training.metrics`, so a metric means the same
+Every score is read through :mod:`forgeline.metrics`, so a metric means the same
 here as in tuning and in the registration gate. Everything random (the residual sample, the
 rows and permutations of permutation importance) is drawn from ``seed``, so one seed gives
 one result.
@@ -20,9 +20,9 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 
+from forgeline.entities import Task
 from forgeline.errors import InvalidInput
-from forgeline.training.metrics import METRICS, Metric, get_metric
-from forgeline.training.spec import Task
+from forgeline.metrics import METRICS, Metric, get_metric
 
 __all__ = ["MIN_SLICE_ROWS", "Evaluation", "evaluate"]
 

@@ -8,17 +8,14 @@ datetime     year, month, day, day of week, hour, weekend flag; then as numeric
 text         TF-IDF of words and word pairs
 id           never a feature
 
-The transformers below hold no learned state beyond plain arrays, so the fitted pipeline
-round-trips through skops.
+Forgeline's own transformers (:mod:`forgeline.packaging.transformers`) hold no learned
+state beyond plain arrays, so the fitted pipeline round-trips through skops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
@@ -27,64 +24,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
 from forgeline.data.schema import ColumnKind, Schema
+from forgeline.packaging.transformers import AsText, Categories, DatetimeParts
 
-__all__ = ["MISSING", "AsText", "Categories", "DatetimeParts", "build_preprocessor"]
-
-MISSING = "__missing__"
-_DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour", "is_weekend")
-
-
-class Categories(BaseEstimator, TransformerMixin):
-    """Any values -> strings, missing -> ``__missing__`` (so encoders see one dtype)."""
-
-    def fit(self, X: pd.DataFrame, y: object = None) -> Categories:
-        self.n_features_in_ = np.asarray(X).shape[1]
-        return self
-
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
-        frame = pd.DataFrame(X)
-        out = frame.astype(object).where(frame.notna(), MISSING)
-        return out.astype(str).to_numpy(dtype=object)
-
-    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
-        return np.asarray(input_features, dtype=object)
-
-
-class AsText(BaseEstimator, TransformerMixin):
-    """One text column -> a 1-D array of strings, missing -> "" (what TF-IDF expects)."""
-
-    def fit(self, X: pd.Series, y: object = None) -> AsText:
-        return self
-
-    def transform(self, X: pd.Series | pd.DataFrame) -> np.ndarray:
-        series = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else pd.Series(X)
-        return series.fillna("").astype(str).to_numpy(dtype=object)
-
-    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
-        return np.asarray(input_features or ["text"], dtype=object)
-
-
-class DatetimeParts(BaseEstimator, TransformerMixin):
-    """Datetime columns -> calendar parts as floats (missing stays NaN for the imputer)."""
-
-    def fit(self, X: pd.DataFrame, y: object = None) -> DatetimeParts:
-        self.columns_ = list(pd.DataFrame(X).columns)
-        return self
-
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
-        frame = pd.DataFrame(X)
-        parts = []
-        for column in frame.columns:
-            values = pd.to_datetime(frame[column], errors="coerce", utc=True, format="mixed")
-            dt = values.dt
-            parts += [dt.year, dt.month, dt.day, dt.day_of_week, dt.hour,
-                      (dt.day_of_week >= 5).where(values.notna())]
-        return np.column_stack([np.asarray(p, dtype=float) for p in parts])
-
-    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
-        names = input_features if input_features is not None else self.columns_
-        return np.asarray([f"{c}_{p}" for c in names for p in _DATETIME_PARTS], dtype=object)
-
+# AsText, Categories and DatetimeParts are imported here too so that model packages written
+# before they moved to forgeline.packaging.transformers (whose files name them
+# forgeline.training.features.*) still load.
+__all__ = ["build_preprocessor"]
 
 def _folds(target_type: str, seed: int) -> KFold:
     """Target encoding is cross-fitted inside the training data: out-of-fold means only."""

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from forgeline.training.metrics import Metric
+from forgeline.metrics import Metric
 
 if TYPE_CHECKING:
     from forgeline.training.tuning import TrialOutcome

@@ -7,37 +7,18 @@ overrides any field (``tuning.trials=5``, ``models=[lightgbm]``).
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from forgeline.data.leakage import LeakageSpec
+from forgeline.entities import SplitStrategy, Task
 from forgeline.errors import ForgelineError, InvalidSpec
 from forgeline.names import check_alias, check_model_name
 
-__all__ = ["GateSpec", "Policy", "RetrainSpec", "SplitStrategy", "Task", "TrainSpec",
-           "load_spec", "parse_overrides"]
-
-
-class Task(StrEnum):
-    BINARY = "binary"
-    MULTICLASS = "multiclass"
-    REGRESSION = "regression"
-
-
-class SplitStrategy(StrEnum):
-    RANDOM = "random"
-    STRATIFIED = "stratified"
-    TIME = "time"
-    GROUP = "group"
-
-
-class Policy(StrEnum):
-    FAIL = "fail"
-    WARN = "warn"
-    IGNORE = "ignore"
+__all__ = ["GateSpec", "RetrainSpec", "TrainSpec", "load_spec", "parse_overrides"]
 
 
 class _Strict(BaseModel):
@@ -90,15 +71,6 @@ class TuningSpec(_Strict):
     # best mean CV score is within one standard error of the best (training/selection.py);
     # "best" takes the best mean CV score.
     select: Literal["one_se", "best"] = "one_se"
-
-
-class LeakageSpec(_Strict):
-    target_leak: Policy = Policy.FAIL
-    train_test_overlap: Policy = Policy.FAIL
-    time_travel: Policy = Policy.FAIL
-    group_overlap: Policy = Policy.FAIL
-    id_columns: Policy = Policy.WARN
-    target_leak_threshold: float = Field(0.98, gt=0.5, le=1.0)
 
 
 class RegisterSpec(_Strict):

@@ -33,14 +33,14 @@ from forgeline.data.split import split_frame
 from forgeline.data.validation import validate
 from forgeline.data.versioning import dataset_version
 from forgeline.engines import get_engine
-from forgeline.entities import ModelVersion
+from forgeline.entities import GIT_COMMIT, GIT_DIRTY, ModelVersion, Policy, Task
 from forgeline.errors import InvalidInput
+from forgeline.metrics import METRICS, get_metric
 from forgeline.monitoring.extras import reference_extras
 from forgeline.packaging.package import save_package
 from forgeline.packaging.signature import Signature
 from forgeline.reports import render_card, render_report
 from forgeline.tracking.client import Client
-from forgeline.tracking.context import GIT_COMMIT, GIT_DIRTY
 from forgeline.tracking.run import ActiveRun
 from forgeline.training.evaluate import Evaluation, evaluate
 from forgeline.training.layout import (
@@ -52,9 +52,8 @@ from forgeline.training.layout import (
     SPEC_PATH,
     report_path,
 )
-from forgeline.training.metrics import METRICS, get_metric
 from forgeline.training.progress import TrialProgress
-from forgeline.training.spec import Policy, Task, TrainSpec, load_spec
+from forgeline.training.spec import TrainSpec, load_spec
 from forgeline.training.tuning import (
     ModelPlan,
     TrialOutcome,

@@ -30,11 +30,12 @@ from sklearn.pipeline import Pipeline
 
 from forgeline.data.schema import Schema
 from forgeline.engines import Engine
+from forgeline.entities import SplitStrategy, Task
 from forgeline.errors import ForgelineError
+from forgeline.metrics import Metric, get_metric
 from forgeline.training.features import build_preprocessor
-from forgeline.training.metrics import Metric, get_metric
 from forgeline.training.selection import Selection, select_model
-from forgeline.training.spec import SplitStrategy, Task, TuningSpec
+from forgeline.training.spec import TuningSpec
 from forgeline.training.zoo import ZOO, ModelKind
 
 __all__ = ["ModelPlan", "TrialOutcome", "TuningResult", "cv_folds", "score_model", "tune"]

@@ -22,8 +22,8 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import LogisticRegression, Ridge
 
+from forgeline.entities import Task
 from forgeline.errors import InvalidSpec
-from forgeline.training.spec import Task
 
 __all__ = ["DEFAULT_MODELS", "ZOO", "ModelKind", "available_models", "resolve_models"]
 

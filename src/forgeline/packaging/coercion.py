@@ -1,4 +1,7 @@
-"""Per-column coercion behind :meth:`Signature.validate`.
+"""Coercion of input frames to a signature's dtypes, and stacking of validated frames.
+
+Behind :meth:`Signature.validate`, the serving path's batch statistics and the prediction
+log's writer.
 
 Each input column gets a :class:`ColumnPlan`, built once from the training dtype. Coercing
 a column that already has its training dtype costs a dtype comparison; the others go

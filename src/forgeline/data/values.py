@@ -1,7 +1,8 @@
-"""Value-level helpers shared by the data modules: what a column's values look like.
+"""What a column's values look like: numbers, dates, category strings, identifier names.
 
-Private: inference, validation, profiling, splitting and the leakage checks must agree on
-what counts as a number, a date, a category string or an identifier name, so they ask here.
+Inference, validation, profiling, splitting, the leakage checks and monitoring must agree
+on what counts as a number, a date, a category string or an identifier name, so they all
+ask here.
 """
 
 from __future__ import annotations

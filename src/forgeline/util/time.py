@@ -1,0 +1,55 @@
+"""Time in the forms Forgeline records and reads: epoch milliseconds and durations.
+
+One grammar for every duration a user types (``--since``, ``--every``, ``--monitor-every``,
+``--monitor-window``, the spec's ``retrain.every``): a positive number and an optional unit,
+``ms``, ``s``/``sec``, ``m``/``min``, ``h``, ``d`` or ``w``; a bare number is seconds
+(``90`` is 90 s). :func:`format_duration` writes them back the short way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+
+from forgeline.errors import InvalidInput
+
+__all__ = ["format_duration", "now_ms", "parse_duration"]
+
+_DAY_S = 86_400.0
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|d|w)?\s*$",
+                       re.IGNORECASE)
+_UNIT_S = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
+           "d": _DAY_S, "w": 7 * _DAY_S}
+
+
+def now_ms() -> int:
+    """Milliseconds since the Unix epoch: how the store records every time."""
+    return time.time_ns() // 1_000_000
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """``"5m"`` -> 300.0 seconds (see the module docstring for the grammar).
+
+    Args:
+        text: what the user typed.
+        what: what the value is, named in the error (``--since``, ``retrain.every``).
+
+    Raises:
+        InvalidInput: naming ``what`` when ``text`` is not a positive, finite duration.
+    """
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    seconds = (float(match.group(1)) * _UNIT_S[(match.group(2) or "s").lower()]
+               if match else 0.0)
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise InvalidInput(f"Invalid duration {text!r} for {what}.",
+                           hint="Use a number and a unit, such as 90s, 5m, 24h or 7d.")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """300 -> ``5m``; 0.5 -> ``0.5s``; 86400 -> ``24h``; 172800 -> ``2d``."""
+    for unit, size in (("d", _DAY_S), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and seconds % size == 0 and not (unit == "d" and seconds < 2 * _DAY_S):
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
