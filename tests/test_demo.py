@@ -20,8 +20,7 @@ from forgeline.config import load_settings
 from forgeline.demo import MARKER, DemoConfig, run_demo
 from forgeline.errors import InvalidInput
 from forgeline.examples.fraud import fraud_spec, generate
-from forgeline.monitoring.labels import labelled_predictions
-from forgeline.serving.predlog import prediction_log_root, read_predictions
+from forgeline.store.predictions import labelled_predictions, prediction_log_root, read_predictions
 from forgeline.training.spec import load_spec
 
 ROOT = Path(__file__).parents[1]

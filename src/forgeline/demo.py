@@ -297,7 +297,7 @@ class _Story:
         return frame
 
     def _wait_logged(self, expected: int, timeout_s: float = 60.0) -> int:
-        from forgeline.serving.predlog import prediction_log_root, read_predictions
+        from forgeline.store.predictions import prediction_log_root, read_predictions
 
         root = prediction_log_root(self.client.settings)
         deadline = time.monotonic() + timeout_s
@@ -310,7 +310,7 @@ class _Story:
     def monitor(self, champion: int) -> None:
         from forgeline.monitoring import MonitorConfig, monitor
         from forgeline.packaging import load_model
-        from forgeline.serving.predlog import prediction_log_root, read_predictions
+        from forgeline.store.predictions import prediction_log_root, read_predictions
         from forgeline.training.spec import load_spec
 
         # the window on which the retraining cycle checks the same rule
@@ -334,7 +334,7 @@ class _Story:
     def feedback(self, traffic: pd.DataFrame, answers: pd.DataFrame) -> None:
         from sklearn.metrics import roc_auc_score
 
-        from forgeline.monitoring.labels import record_feedback
+        from forgeline.store.predictions import record_feedback
 
         labels = pd.DataFrame({"request_id": answers["request_id"].to_numpy(),
                                TARGET: traffic[TARGET].to_numpy()})

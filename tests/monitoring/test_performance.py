@@ -8,9 +8,10 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from forgeline.errors import InvalidInput
-from forgeline.monitoring import MonitorConfig, join_feedback, monitor, performance
+from forgeline.monitoring import MonitorConfig, monitor, performance
 from forgeline.monitoring.perf import estimate_binary
 from forgeline.monitoring.windows import split_windows
+from forgeline.store.predictions import join_feedback
 from tests.monitoring.conftest import Model, log_frame
 
 

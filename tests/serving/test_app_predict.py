@@ -198,7 +198,7 @@ def test_served_predictions_reach_the_prediction_log(serve: Any, trained: Traine
     import httpx
 
     import forgeline as fl
-    from forgeline.serving.predlog import prediction_log_root, read_predictions
+    from forgeline.store.predictions import prediction_log_root, read_predictions
 
     server = serve()
     answer = httpx.post(f"{server.url}/predict", json={"records": trained.rows[:3]},

@@ -17,8 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from forgeline.errors import InvalidInput, InvalidSpec
-from forgeline.serving.config import ServeConfig, parse_duration
+from forgeline.serving.config import ServeConfig
 from forgeline.serving.monitoring_task import _WorkerLock, describe
+from forgeline.util.time import parse_duration
 from tests.serving.conftest import FEATURES, LiveServer, TrainedStore, make_frame
 from tests.webhook import Webhook
 

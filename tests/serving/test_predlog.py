@@ -19,13 +19,9 @@ import pytest
 
 from forgeline.config import load_settings
 from forgeline.errors import InvalidInput
-from forgeline.serving.predlog import (
-    PredictionLog,
-    prediction_log_root,
-    read_predictions,
-    stored_name,
-)
+from forgeline.serving.predlog import PredictionLog
 from forgeline.serving.runtime import Prediction
+from forgeline.store.predictions import prediction_log_root, read_predictions, stored_name
 
 DAY = 86400.0
 T0 = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC).timestamp()

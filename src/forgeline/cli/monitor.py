@@ -8,8 +8,6 @@ rule fired (then 1).
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,29 +16,17 @@ import typer
 from forgeline.cli.output import console, error_line, fmt_value, print_json, table
 from forgeline.cli.state import get_client
 from forgeline.errors import InvalidInput, NotFound
+from forgeline.util.time import parse_duration
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from forgeline.monitoring.result import MonitorResult
 
-__all__ = ["parse_duration", "register"]
+__all__ = ["register"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
-_UNITS = {"s": "seconds", "sec": "seconds", "m": "minutes", "min": "minutes", "h": "hours",
-          "d": "days", "w": "weeks"}
 _FAILED_ALERT = 1
 _SHOWN = 15
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """``30m``, ``24h``, ``7d``, ``2w``, ``90s`` as a timedelta; InvalidInput otherwise."""
-    match = _DURATION.match(text or "")
-    if not match or float(match.group(1)) <= 0:
-        raise InvalidInput(f"Invalid duration {text!r} for --since.",
-                           hint="Use a number and a unit, such as 30m, 24h or 7d.")
-    unit = _UNITS[match.group(2).lower()]
-    return dt.timedelta(**{unit: float(match.group(1))})
 
 
 def _window(text: str | None) -> str | int | None:
@@ -53,19 +39,17 @@ def _window(text: str | None) -> str | int | None:
 
 def _from_log(ctx: typer.Context, name: str, since: str | None, last: int | None,
               include_shadow: bool) -> pd.DataFrame:
-    try:
-        from forgeline.serving.predlog import read_predictions
-    except ImportError:
-        raise InvalidInput("This installation has no prediction log reader.",
-                           hint="Pass the production rows with --current FILE.") from None
+    from forgeline.store.predictions import prediction_log_root, read_predictions
+
     if since is None and last is None:
         since = "24h"
     start = None
     if since is not None:
         import pandas as pd
 
-        start = pd.Timestamp.now(tz="UTC") - parse_duration(since)
-    root = Path(get_client(ctx).settings.home) / "predictions"
+        start = pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=parse_duration(
+            since, "--since"))
+    root = prediction_log_root(get_client(ctx).settings)
     where = f" in the last {since}" if since else ""
     try:
         frame = read_predictions(root, name, since=start, last=last,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -10,12 +9,10 @@ import typer
 
 from forgeline.cli.output import console, fmt_value, key_value_table
 from forgeline.cli.state import get_client
-from forgeline.errors import InvalidInput
+from forgeline.util.time import parse_duration
 
 __all__ = ["register"]
 
-_EVERY = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def feedback_command(
@@ -27,7 +24,7 @@ def feedback_command(
 ) -> None:
     """Attach ground-truth labels to logged predictions by request id."""
     from forgeline.data.io import load_table
-    from forgeline.monitoring.labels import record_feedback
+    from forgeline.store.predictions import record_feedback
 
     client = get_client(ctx)
     stats = record_feedback(client.settings, model, load_table(labels), id_column=id_column,
@@ -66,11 +63,7 @@ def loop_command(
     """Run the retraining cycle on a schedule until stopped (Ctrl-C)."""
     from forgeline.monitoring.retrain import retrain
 
-    match = _EVERY.match(every.strip())
-    if not match or float(match.group(1)) <= 0:  # 0s would retrain without a pause
-        raise InvalidInput(f"Invalid --every {every!r}.", hint="Use a number and s, m, h or "
-                                                             "d, such as 1h or 30m.")
-    seconds = float(match.group(1)) * _SECONDS[match.group(2)]
+    seconds = parse_duration(every, "--every")  # 0s would retrain without a pause
     done = 0
     while cycles is None or done < cycles:
         decision = retrain(model, client=get_client(ctx))

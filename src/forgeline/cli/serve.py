@@ -73,8 +73,9 @@ def serve_command(
         help="POST the alert payload here when a rule starts firing."),
 ) -> None:
     """Serve a model over HTTP: /predict, Open Inference Protocol v2, /metrics, /docs."""
-    from forgeline.serving.config import ServeConfig, parse_canary, parse_duration
+    from forgeline.serving.config import ServeConfig, parse_canary
     from forgeline.serving.server import prepare
+    from forgeline.util.time import parse_duration
 
     canary_ref, canary_percent = parse_canary(canary) if canary else (None, 0.0)
     client = get_client(ctx)

@@ -27,17 +27,13 @@ from forgeline.data.profile import category_strings, column_profile
 from forgeline.data.schema import ColumnKind, Schema
 from forgeline.monitoring.multivariate import fit_reference
 from forgeline.monitoring.quality import duplicate_share
+from forgeline.store.predictions import proba_column
 
 __all__ = ["MAX_CALIBRATION_POINTS", "bin_means", "feature_bin_means", "prediction_section",
-           "proba_column_name", "reference_extras"]
+           "reference_extras"]
 
 MAX_CALIBRATION_POINTS = 100
 _MIN_CALIBRATION_ROWS = 100
-
-
-def proba_column_name(label: Any) -> str:
-    """The prediction log's probability column of one class: ``proba_<class>``."""
-    return f"proba_{label}"
 
 
 def bin_means(values: Any, edges: Sequence[float | None]) -> list[float | None]:
@@ -97,7 +93,7 @@ def prediction_section(task: str, classes: Sequence[Any] | None, labels: Any = N
         p = np.asarray(proba, dtype="float64")
         p = p[:, 1] if p.ndim == 2 else p
         positive = classes[1]
-        section.update(column=proba_column_name(positive), positive_class=str(positive),
+        section.update(column=proba_column(positive), positive_class=str(positive),
                        proba=_numeric_profile(p, bins))
         if y_true is not None:
             names = category_strings(pd.Series(np.asarray(y_true, dtype=object)))

@@ -24,8 +24,6 @@ from forgeline.monitoring.alerts import deliver, evaluate_rules
 from forgeline.monitoring.binning import Binned, bin_column
 from forgeline.monitoring.config import MonitorConfig
 from forgeline.monitoring.drift import FeatureDrift, dataset_drift, feature_drift, window_drift
-from forgeline.monitoring.extras import proba_column_name
-from forgeline.monitoring.feedback import join_feedback
 from forgeline.monitoring.multivariate import (
     multivariate_drift,
     reconstruction_errors,
@@ -37,11 +35,10 @@ from forgeline.monitoring.reference import Reference, build_reference
 from forgeline.monitoring.result import MonitorResult
 from forgeline.monitoring.windows import Windows, split_windows
 from forgeline.packaging.predictor import Predictor, load_model
+from forgeline.store.predictions import RESERVED_COLUMNS, join_feedback, proba_column
 
-__all__ = ["LOG_COLUMNS", "alert_payload", "monitor"]
+__all__ = ["alert_payload", "monitor"]
 
-# The prediction log's own columns (besides the inputs and proba_<class>).
-LOG_COLUMNS = ("request_id", "ts", "model_version", "runtime", "shadow", "row", "prediction")
 _PREDICTION = "prediction"
 _PASSIVE_LOG_COLUMNS = ("row", "runtime", "shadow", "model_version")  # not read here
 _THREAD_ROWS = 100_000  # below this, threads cost more than they save
@@ -118,7 +115,7 @@ def _score(predictor: Predictor, current: pd.DataFrame) -> pd.DataFrame:
     extra: dict[str, Any] = {"prediction": predictor.predict(current)}
     if predictor.signature.is_classifier and hasattr(predictor.model, "predict_proba"):
         proba = predictor.predict_proba(current)
-        extra.update({proba_column_name(c): proba[c].to_numpy() for c in proba.columns})
+        extra.update({proba_column(c): proba[c].to_numpy() for c in proba.columns})
     return current.assign(**extra)
 
 
@@ -168,7 +165,7 @@ def _log_inputs(current: pd.DataFrame, sig: Any) -> tuple[pd.DataFrame, dict[str
     if "request_id" not in current.columns or "shadow" not in current.columns:
         return current, {}  # not a prediction log
     try:
-        from forgeline.serving.predlog import stored_name
+        from forgeline.store.predictions import stored_name
     except ImportError:
         return current, {}
     renames, unmonitored = {}, {}
@@ -265,7 +262,7 @@ def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
     if missing:
         warnings.append(f"{len(missing)} signature column(s) missing from the current data: "
                         f"{', '.join(missing)}; the report covers the columns present")
-    ignore = {*LOG_COLUMNS, label_name, id_column, config.time_column}
+    ignore = {*RESERVED_COLUMNS, label_name, id_column, config.time_column}
     ignore |= {f"input_{n}" for n in unmonitored}
     checked = quality(current, [(c.name, c.kind, c.dtype) for c in inputs], ref.profile,
                       binned, config, ignore)

@@ -29,9 +29,8 @@ from forgeline.data import values as v
 from forgeline.data.profile import category_strings
 from forgeline.metrics import METRICS
 from forgeline.monitoring.config import MonitorConfig
-from forgeline.monitoring.extras import proba_column_name
-from forgeline.monitoring.feedback import FeedbackStats
 from forgeline.monitoring.windows import Windows
+from forgeline.store.predictions import FeedbackStats, proba_column
 
 __all__ = ["ESTIMATED", "PerformanceResult", "estimate_binary", "performance"]
 
@@ -116,7 +115,7 @@ def _inputs(frame: pd.DataFrame, labels: pd.Series | None, task: str,
     if "prediction" in frame.columns:
         label = _indices(frame["prediction"], names).astype("float64")
         label[label < 0] = np.nan
-    columns = [proba_column_name(c) for c in classes or ()]
+    columns = [proba_column(c) for c in classes or ()]
     if columns and all(c in frame.columns for c in columns):
         proba = np.column_stack([v.to_numbers(frame[c]).to_numpy(dtype="float64")
                                  for c in columns])

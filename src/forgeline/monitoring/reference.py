@@ -20,14 +20,11 @@ from forgeline.data import values as v
 from forgeline.data.profile import build_profile
 from forgeline.data.schema import ColumnInfo, ColumnKind, Schema
 from forgeline.errors import InvalidInput
-from forgeline.monitoring.extras import (
-    feature_bin_means,
-    prediction_section,
-    proba_column_name,
-)
+from forgeline.monitoring.extras import feature_bin_means, prediction_section
 from forgeline.monitoring.multivariate import fit_reference
 from forgeline.monitoring.quality import duplicate_share
 from forgeline.packaging.signature import Signature
+from forgeline.store.predictions import proba_column
 
 __all__ = ["Reference", "build_reference", "normalise_category"]
 
@@ -86,7 +83,7 @@ def _frame_prediction(frame: pd.DataFrame, signature: Signature) -> dict[str, An
         return prediction_section("regression", None, values=frame["prediction"])
     proba = None
     if signature.task == "binary" and classes:
-        column = proba_column_name(classes[1])
+        column = proba_column(classes[1])
         if column in frame.columns:
             proba = v.to_numbers(frame[column]).to_numpy(dtype="float64", na_value=np.nan)
     return prediction_section(signature.task, classes, labels=frame["prediction"],

@@ -24,9 +24,13 @@ from forgeline.data.io import load_table
 from forgeline.entities import ModelVersion, SplitStrategy
 from forgeline.errors import InvalidInput
 from forgeline.metrics import get_metric
-from forgeline.monitoring.labels import LABEL, labelled_predictions
 from forgeline.packaging import Predictor, load_model
-from forgeline.serving.predlog import prediction_log_root, read_predictions
+from forgeline.store.predictions import (
+    LABEL,
+    labelled_predictions,
+    prediction_log_root,
+    read_predictions,
+)
 from forgeline.tracking.client import Client
 from forgeline.training.layout import SPEC_PATH
 from forgeline.training.spec import TrainSpec, load_spec

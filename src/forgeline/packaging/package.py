@@ -16,7 +16,8 @@ skops rebuilds the whole pipeline, LightGBM and XGBoost estimators included: the
 boosters serialise through ``__getstate__`` as the libraries' own model string (LightGBM)
 or bytes (XGBoost), with no pickle involved. The native files beside it are for tools
 outside Python; loading uses ``model.skops``. A package is written into a temporary
-sibling directory and renamed into place, so nobody ever sees half of one.
+sibling directory and renamed into place (:func:`forgeline.util.files.atomic_path`), so
+nobody ever sees half of one.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import datetime as dt
 import importlib.metadata
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,6 +37,7 @@ from forgeline.errors import AlreadyExists, IntegrityError, InvalidInput, NotFou
 from forgeline.packaging._trust import load_skops, refused_message, untrusted_types
 from forgeline.packaging.signature import Signature
 from forgeline.store.artifacts import safe_artifact_path, sha256_file
+from forgeline.util.files import atomic_path
 
 __all__ = ["MANIFEST_FILE", "MODEL_FILE", "PACKAGE_FORMAT", "ModelPackage", "load_package",
            "model_flavor", "save_package", "verify_package"]
@@ -117,9 +117,7 @@ def save_package(directory: Path, model: Any, signature: Signature, *, profile: 
         raise AlreadyExists(f"Cannot write a model package to {directory}: it exists and is "
                             "not empty.", hint="Choose a new directory or remove that one.")
     extras = _check_extra_files(extra_files or {})
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with atomic_path(directory, directory=True) as tmp:  # an empty one is replaced
         flavor, libraries = _write_model(tmp, model)
         _write(tmp / SIGNATURE_FILE, _json(signature.to_dict()))
         _write(tmp / PROFILE_FILE, _json(profile))
@@ -134,12 +132,6 @@ def save_package(directory: Path, model: Any, signature: Signature, *, profile: 
                     "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     "files": files}
         _write(tmp / MANIFEST_FILE, _json(manifest))
-        if directory.exists():
-            directory.rmdir()  # empty (checked above); rename cannot replace it everywhere
-        os.rename(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 

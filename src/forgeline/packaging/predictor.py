@@ -7,8 +7,6 @@ name and version, and reused while their manifest matches the registry's.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +23,7 @@ from forgeline.packaging.package import (
     verify_package,
 )
 from forgeline.store.artifacts import sha256_file
+from forgeline.util.files import atomic_path
 
 if TYPE_CHECKING:
     from forgeline.entities import ModelVersion
@@ -183,17 +182,11 @@ def _cache_is_valid(target: Path, manifest_digest: str) -> bool:
 
 
 def _download(client: Client, mv: ModelVersion, target: Path) -> None:
-    """Download into a temporary sibling and rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    """Download into a temporary sibling and rename it into place (a stale or damaged copy
+    is replaced; a concurrent download that won the race is kept)."""
     try:
-        client.download_model(mv.ref, tmp)
-        if target.exists():  # a stale or damaged copy
-            shutil.rmtree(target)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not target.is_dir():  # not a concurrent download that won the race
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_path(target, directory=True) as tmp:
+            client.download_model(mv.ref, tmp)
+    except OSError:
+        if not target.is_dir():
+            raise

@@ -9,7 +9,6 @@ it wraps instead. The mode bar itself shows only while the pointer is over the p
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from forgeline.reports._template import CSS, template
+from forgeline.util.files import atomic_write
 
 __all__ = ["PLOT_CONFIG", "Figures", "render_page", "write_html"]
 
@@ -89,12 +89,4 @@ def render_page(name: str, context: Mapping[str, Any]) -> str:
 def write_html(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` (its folder created) atomically: a reader sees the old
     file or the new one, never part of it. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, text)

@@ -113,7 +113,8 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
     """
     deployment = Deployment(config, client)
     if prediction_log is None and config.log_predictions and deployment.primary.version:
-        from forgeline.serving.predlog import PredictionLog, prediction_log_root
+        from forgeline.serving.predlog import PredictionLog
+        from forgeline.store.predictions import prediction_log_root
 
         prediction_log = PredictionLog(prediction_log_root(deployment.client.settings),
                                        deployment.primary.name)

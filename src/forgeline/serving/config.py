@@ -21,15 +21,11 @@ from typing import Any
 from forgeline.config import ENV_SERVE_CONFIG, serve_config_json
 from forgeline.errors import InvalidInput
 
-__all__ = ["RUNTIMES", "ServeConfig", "parse_canary", "parse_duration"]
+__all__ = ["RUNTIMES", "ServeConfig", "parse_canary"]
 
 RUNTIMES = ("auto", "native", "onnx")
 _MAX_PORT = 65535
 _DAY_S = 86_400.0
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|d|w)?\s*$",
-                       re.IGNORECASE)
-_UNIT_S = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
-           "d": _DAY_S, "w": 7 * _DAY_S}
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,21 +189,6 @@ def parse_canary(text: str) -> tuple[str, float]:
         raise InvalidInput(f"Invalid canary {text!r}: expected MODEL:PERCENT with a percentage "
                            "above 0 and at most 100.", hint="For example fraud@challenger:10.")
     return ref, value
-
-
-def parse_duration(text: str, option: str) -> float:
-    """``"5m"`` -> 300.0 seconds: a number and a unit (ms, s, m, h, d, w; seconds without).
-
-    Raises:
-        InvalidInput: naming ``option`` when ``text`` is not such a positive duration.
-    """
-    match = _DURATION.match(text or "")
-    seconds = float(match.group(1)) * _UNIT_S[(match.group(2) or "s").lower()] if match \
-        else 0.0
-    if not seconds > 0:
-        raise InvalidInput(f"Invalid duration {text!r} for {option}.",
-                           hint="Use a number and a unit, such as 30s, 5m, 24h or 7d.")
-    return seconds
 
 
 def _check_int(what: str, value: Any, low: int, high: int) -> None:

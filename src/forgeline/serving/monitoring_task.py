@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeline.errors import ForgelineError, InvalidInput
+from forgeline.util.time import format_duration
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,24 +72,16 @@ _FLUSH_TIMEOUT_S = 2.0
 _LOCK_NAME = "forgeline-monitor-{}.lock"
 
 
-def _duration(seconds: float) -> str:
-    """300 -> ``5m``; 0.5 -> ``0.5s``; 86400 -> ``24h``."""
-    for unit, size in (("d", 86_400.0), ("h", 3600.0), ("m", 60.0)):
-        if seconds >= size and seconds % size == 0 and not (unit == "d" and seconds < 172_800):
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
-
-
 def describe(config: ServeConfig) -> str | None:
     """One line for the start-up summary, or None when the monitor is off."""
     if config.monitor_every_s is None:
         return None
-    parts = [f"every {_duration(config.monitor_every_s)}"]
+    parts = [f"every {format_duration(config.monitor_every_s)}"]
     window = config.monitor_window_s
     if window is None and config.monitor_last is None:
         window = DEFAULT_WINDOW_S
     if window is not None:
-        parts.append(f"last {_duration(window)} of predictions")
+        parts.append(f"last {format_duration(window)} of predictions")
     if config.monitor_last is not None:
         parts.append(f"at most {config.monitor_last:,} rows")
     if config.monitor_rules:
@@ -267,7 +260,7 @@ class MonitorTask:
             log.info("monitor %s: no predictions %s yet; skipped", model.label, self._where())
         else:
             log.warning("monitor %s: run failed (%s); next run in %s", model.label, line,
-                        _duration(self.every_s))
+                        format_duration(self.every_s))
         return outcome
 
     def _zero(self, name: str) -> None:
@@ -281,11 +274,12 @@ class MonitorTask:
         """The window in words: ``in the last 24h``, ``among the last 500 logged``."""
         if self.window_s is None:
             return f"among the last {self.last:,} logged"
-        where = f"in the last {_duration(self.window_s)}"
+        where = f"in the last {format_duration(self.window_s)}"
         return where if self.last is None else f"{where} (at most the last {self.last:,})"
 
     def _read(self, model: ServedModel) -> pd.DataFrame:
-        from forgeline.serving.predlog import PredictionLog, read_predictions
+        from forgeline.serving.predlog import PredictionLog
+        from forgeline.store.predictions import read_predictions
 
         # This worker's queued predictions reach the disk first. Under steady traffic the
         # log's flush waits for an empty queue, so it is bounded: what is not written by
@@ -380,7 +374,7 @@ def monitor_task(config: ServeConfig, deployment: Deployment, metrics: ServingMe
                               else "served without one."),
                            hint="Serve a registered model (name@alias, name/N), or monitor "
                                 "with forgeline monitor MODEL --current FILE.")
-    from forgeline.serving.predlog import prediction_log_root
+    from forgeline.store.predictions import prediction_log_root
 
     directory = getattr(prediction_log, "directory", None)
     root = (Path(directory).parent if directory is not None

@@ -31,7 +31,6 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from forgeline.packaging.predictor import Predictor
 from forgeline.packaging.transformers import MISSING, AsText, Categories, DatetimeParts
 from forgeline.serving._onnx_converters import register_converters
 from forgeline.serving.runtime import Prediction, Runtime
+from forgeline.util.files import atomic_write
 
 __all__ = ["CACHE_DIR", "NotConvertible", "OnnxRuntime", "convert", "load_onnx_runtime"]
 
@@ -336,14 +336,10 @@ def _cache_path(predictor: Predictor) -> Path | None:
 
 
 def _write_cache(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
     try:
-        path.parent.mkdir(exist_ok=True)
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        atomic_write(path, data)
     except OSError as e:  # a read-only package: keep the graph in memory only
         log.info("not caching the ONNX model at %s: %s", path, e)
-        tmp.unlink(missing_ok=True)
 
 
 # -- converters -------------------------------------------------------------------------

@@ -1,46 +1,23 @@
-"""The prediction log: every request's inputs and outputs, appended to Parquet off the
-request path, read back by monitoring and joined to ground truth by request id.
-
-Layout::
-
-    <root>/<model>/date=YYYY-MM-DD/part-<HHMMSSffffff>-<uuid>.parquet
-
-One row per predicted row, with the columns
-
-    request_id  string     the request's id (several rows when it sent several)
-    row         int32      the row's position in its request
-    ts          timestamp  when it was predicted (UTC, microseconds)
-    model_version int64    the model version (-1: a package outside the registry)
-    runtime     string     "native" or "onnxruntime"
-    shadow      bool       predicted by the shadow model (not what the client got)
-    <inputs>               one column per model input, under its signature name; a name
-                           that clashes with one of these reserved names (or starts with
-                           ``proba_``) is stored as ``input_<name>``
-    prediction             the label (classifiers) or value (regression)
-    proba_<class>  float64 one per class, for classifiers
+"""The server's write queue to the prediction log (:mod:`forgeline.store.predictions`).
 
 ``append`` never blocks and never raises: records wait in a bounded queue (counted in
-rows) that a background thread writes out every ``flush_rows`` rows or
+rows) that a background thread assembles into the log's columns and hands to
+:func:`~forgeline.store.predictions.write_predictions` every ``flush_rows`` rows or
 ``flush_interval_s`` seconds; when the queue is full the record is dropped and counted.
-Files are written under a temporary name (a leading dot, ignored by readers) and renamed
-into place, so a killed process leaves no partial file visible.
 """
 
 from __future__ import annotations
 
 import atexit
-import datetime as dt
 import logging
-import os
 import threading
 import time
-import uuid
 import weakref
 from collections import deque
 from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,39 +25,17 @@ import pandas as pd
 from forgeline.errors import InvalidInput
 from forgeline.packaging.coercion import stack_frames
 from forgeline.serving.runtime import Prediction
+from forgeline.store.predictions import proba_columns, write_predictions
 
-if TYPE_CHECKING:
-    from forgeline.config import Settings
-
-__all__ = ["RESERVED_COLUMNS", "PredictionLog", "prediction_log_root", "read_predictions",
-           "stored_name"]
+__all__ = ["PredictionLog"]
 
 log = logging.getLogger("forgeline.serving")
-
-RESERVED_COLUMNS = ("request_id", "row", "ts", "model_version", "runtime", "shadow",
-                    "prediction")
-_INPUT_PREFIX = "input_"
-_PART_PREFIX = "part-"
-
-
-def prediction_log_root(settings: Settings) -> Path:
-    """Where prediction logs live by default: ``<home>/predictions``."""
-    return (Path(settings.home) / "predictions").absolute()
-
-
-def stored_name(column: str) -> str:
-    """The column name an input is stored under (see the module docstring)."""
-    name = str(column)
-    while name in RESERVED_COLUMNS or name.startswith("proba_"):
-        name = _INPUT_PREFIX + name
-    return name
-
 
 class PredictionLog:
     """Asynchronous, bounded, append-only Parquet log of one model's predictions.
 
     Args:
-        root: the log root (see :func:`prediction_log_root`).
+        root: the log root (:func:`~forgeline.store.predictions.prediction_log_root`).
         model: the model name; its records go under ``<root>/<model>``.
         max_queue_records: rows waiting to be written at most; beyond, records drop.
         flush_rows: write as soon as this many rows wait.
@@ -103,7 +58,9 @@ class PredictionLog:
         if max_queue_records < 1 or flush_rows < 1 or flush_interval_s <= 0:
             raise InvalidInput("The prediction log needs max_queue_records >= 1, "
                                "flush_rows >= 1 and flush_interval_s > 0.")
-        self.directory = Path(root) / model
+        self.root = Path(root)
+        self.model = model
+        self.directory = self.root / model
         self.max_queue_records = max_queue_records
         self.flush_rows = flush_rows
         self.flush_interval_s = flush_interval_s
@@ -234,11 +191,7 @@ class PredictionLog:
 
     def _write(self, batch: list[tuple[Any, ...]], rows: int) -> None:
         try:
-            table = self._frame(batch)
-            days = table["ts"].dt.tz_convert(None).to_numpy().astype("datetime64[D]")
-            for day in np.unique(days):  # one file per day (almost always just one)
-                part = table if days[0] == days[-1] else table[days == day]
-                _write_part(self.directory / f"date={day}", part)
+            write_predictions(self.root, self.model, *self._frames(batch))
             with self._cond:
                 self.written += rows
         except Exception as e:  # a full disk, a permission, a value Arrow refuses
@@ -248,15 +201,16 @@ class PredictionLog:
             log.warning("prediction log %s: could not write %d rows: %s", self.directory,
                         rows, e)
 
-    def _frame(self, batch: list[tuple[Any, ...]]) -> pd.DataFrame:
-        """One frame for the whole batch, built column-wise (not record by record)."""
+    def _frames(self, batch: list[tuple[Any, ...]]
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The log's columns, the inputs and the outputs of the whole batch, built
+        column-wise (not record by record)."""
         ids, counts, shadows, frames, predictions, versions, runtimes, stamps, classes = zip(
             *batch, strict=True)
         per_request = np.fromiter(chain.from_iterable(counts), dtype=np.int64)
         rows = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
         starts = np.repeat(np.cumsum(per_request) - per_request, per_request)
         inputs = stack_frames(frames)
-        inputs.columns = [stored_name(c) for c in inputs.columns]
         stamps_us = (np.asarray(stamps, dtype=np.float64) * 1e6).astype(np.int64)
         table = pd.DataFrame({
             "request_id": np.repeat(np.asarray([i for r in ids for i in r], dtype=object),
@@ -279,7 +233,7 @@ class PredictionLog:
                 pd.DataFrame(index=range(r)) if n is None else
                 pd.DataFrame(np.asarray(p.proba, dtype=np.float64), columns=n)
                 for p, n, r in zip(predictions, names, rows, strict=True)], ignore_index=True))
-        return pd.concat([table, _arrow_ready(inputs), *outputs], axis=1)
+        return table, inputs, pd.concat(outputs, axis=1)
 
     def _proba_names(self, prediction: Prediction, classes: Sequence[Any] | None
                      ) -> list[str] | None:
@@ -290,117 +244,10 @@ class PredictionLog:
         names = classes if classes is not None else self.classes
         if names is None or len(names) != width:
             names = range(width)
-        return [f"proba_{c}" for c in names]
-
-
-def _arrow_ready(inputs: pd.DataFrame) -> pd.DataFrame:
-    """One Arrow type per input column whatever the request held: numbers as float64 (an
-    integer column with a missing value arrives as floats), true/false with missing as
-    nullable booleans, everything else that is not a date as strings."""
-    out = {}
-    for name in inputs.columns:
-        values = inputs[name]
-        kind = values.dtype.kind if isinstance(values.dtype, np.dtype) else ""
-        if kind in "iuf" and kind:
-            values = values.astype(np.float64)
-        elif kind == "b" or pd.api.types.is_datetime64_any_dtype(values.dtype):
-            pass
-        else:
-            present = values.dropna()
-            if len(present) and all(isinstance(v, bool | np.bool_) for v in present):
-                values = values.astype("boolean")
-            else:
-                values = values.astype(object).where(values.notna(), None).map(
-                    lambda v: v if v is None or isinstance(v, str) else str(v)
-                ).astype("string")
-        out[name] = values
-    return pd.DataFrame(out)
-
-
-def _write_part(directory: Path, frame: pd.DataFrame) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%H%M%S%f")
-    name = f"{_PART_PREFIX}{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-    tmp = directory / f".{name}.tmp"
-    try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False, nthreads=1), tmp,
-                       compression="zstd")
-        os.replace(tmp, directory / name)
-    finally:
-        tmp.unlink(missing_ok=True)
+        return proba_columns(names)
 
 
 def _close_at_exit(ref: weakref.ref[PredictionLog]) -> None:
     log_ = ref()
     if log_ is not None:
         log_.close(timeout_s=5.0)
-
-
-# -- reading ----------------------------------------------------------------------------
-def read_predictions(root: Path, model: str, *, since: dt.datetime | None = None,
-                     last: int | None = None, include_shadow: bool = False) -> pd.DataFrame:
-    """The logged predictions of ``model``, oldest first.
-
-    Only the date partitions that can hold matching rows are opened.
-
-    Args:
-        root: the log root.
-        model: the model name.
-        since: only rows predicted at or after this time (naive: UTC).
-        last: only the most recent ``last`` rows (after the other filters).
-        include_shadow: include the shadow model's predictions.
-
-    Returns:
-        The rows (see the module docstring for the columns); empty when none match.
-    """
-    import pyarrow.dataset as ds
-
-    directory = Path(root) / model
-    days = sorted(p for p in directory.glob("date=*") if p.is_dir()) if directory.is_dir() \
-        else []
-    start = None
-    if since is not None:
-        start = pd.Timestamp(since)
-        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
-        days = [d for d in days if d.name[len("date="):] >= start.strftime("%Y-%m-%d")]
-    condition = None
-    if start is not None:
-        condition = ds.field("ts") >= start.to_pydatetime()
-    if not include_shadow:
-        shadow = ds.field("shadow") == False  # noqa: E712 - an Arrow expression
-        condition = shadow if condition is None else condition & shadow
-    frames: list[pd.DataFrame] = []
-    found = 0
-    for day in reversed(days):  # newest first, so ``last`` stops early
-        files = sorted(str(f) for f in day.glob(f"{_PART_PREFIX}*.parquet"))
-        if not files:
-            continue
-        frame = _read_files(files, condition)
-        if len(frame):
-            frames.append(frame)
-            found += len(frame)
-        if last is not None and found >= last:
-            break
-    if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in RESERVED_COLUMNS})
-    result = pd.concat(frames[::-1], ignore_index=True)
-    result = result.sort_values(["ts", "request_id", "row"], kind="stable",
-                                ignore_index=True)
-    return result.tail(last).reset_index(drop=True) if last is not None else result
-
-
-def _read_files(files: list[str], condition: Any) -> pd.DataFrame:
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    try:
-        return ds.dataset(files, format="parquet").to_table(filter=condition).to_pandas()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        # a column typed differently in some files (say, all missing in one request):
-        # read them one by one and let pandas reconcile the types
-        parts = [ds.dataset(f, format="parquet").to_table(filter=condition).to_pandas()
-                 for f in files]
-        return pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from forgeline.errors import IntegrityError, InvalidInput, NotFound
+from forgeline.util.files import atomic_path
 
 __all__ = ["ArtifactStore", "LocalArtifactStore", "safe_artifact_path", "sha256_file"]
 
@@ -78,6 +79,8 @@ class LocalArtifactStore(ArtifactStore):
         return self.root / "objects" / digest[:2] / digest[2:]
 
     def put(self, path: Path) -> str:
+        # The bytes are hashed while they are copied, so the final name is known only at the
+        # end: the copy goes to tmp/ (same filesystem) and is renamed to its digest.
         path = Path(path)
         if not path.is_file():
             raise NotFound(f"Cannot log artifact {str(path)!r}: no such file.")
@@ -130,13 +133,5 @@ class LocalArtifactStore(ArtifactStore):
     def copy_to(self, digest: str, dest: Path) -> None:
         """Write the verified bytes to ``dest`` atomically."""
         source = self.get(digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp_name)
-            os.replace(tmp_name, dest)
-        except BaseException:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-            raise
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(source, tmp)

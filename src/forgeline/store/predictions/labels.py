@@ -1,16 +1,29 @@
-"""Delayed labels: join a feedback table (id -> true label) to the logged predictions."""
+"""Ground truth that arrives later, joined to the logged predictions by request id.
+
+``forgeline feedback`` stores labels under ``<home>/feedback/<model>/`` as Parquet files of
+(request_id, label, received_at). Only labels whose request id matches a logged prediction
+are kept; the rest are counted and named, never silently dropped. :func:`join_feedback` is
+the one join of labels to predictions, for the stored labels and for a feedback table
+given to ``forgeline monitor --labels``.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from forgeline.data.profile import category_strings
+from forgeline.config import Settings
 from forgeline.errors import InvalidInput
+from forgeline.store.predictions.format import LABEL, feedback_root, prediction_log_root
+from forgeline.store.predictions.log import read_predictions
+from forgeline.util.files import atomic_path
 
-__all__ = ["FeedbackStats", "join_feedback"]
+__all__ = ["FeedbackStats", "join_feedback", "labelled_predictions", "read_labels",
+           "record_feedback"]
 
 _EXAMPLES = 3
 
@@ -60,8 +73,12 @@ def _key(value: object) -> str:
 
 def _keys(values: pd.Series) -> pd.Series:
     """Ids compared as text: 17, 17.0 and "17" are one id (also in a mixed column)."""
-    if not pd.api.types.is_object_dtype(values.dtype):
-        return category_strings(values)
+    if pd.api.types.is_float_dtype(values.dtype):  # whole numbers lose their ".0", at once
+        numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+        whole = np.isfinite(numbers) & (np.floor(numbers) == numbers)
+        text = values.astype(object).astype(str).to_numpy()
+        text[whole] = numbers[whole].astype("int64").astype(str)
+        return pd.Series(text, index=values.index, dtype=object).where(values.notna())
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     names = np.array([_key(u) for u in uniques] + [None], dtype=object)
     return pd.Series(names[codes], index=values.index, dtype=object)
@@ -113,3 +130,57 @@ def join_feedback(predictions: pd.DataFrame, labels: pd.DataFrame, id_column: st
         missing_labels=missing_labels,
         unmatched_examples=tuple(str(x) for x in unmatched[:_EXAMPLES]))
     return joined, stats
+
+
+def record_feedback(settings: Settings, model: str, labels: pd.DataFrame, *,
+                    id_column: str = "request_id", label_column: str) -> FeedbackStats:
+    """Store the labels whose ids match logged predictions of ``model``.
+
+    Raises:
+        InvalidInput: a column is missing, nothing is logged for ``model``, or no label
+            matches a logged prediction.
+    """
+    for column in (id_column, label_column):
+        if column not in labels.columns:
+            raise InvalidInput(f"The labels have no column {column!r} (columns: "
+                               f"{', '.join(map(str, labels.columns[:10]))}).",
+                               hint="Name the columns with --id and --label.")
+    predictions = read_predictions(prediction_log_root(settings), model)
+    if predictions.empty:
+        raise InvalidInput(f"No predictions are logged for {model!r}: nothing to attach "
+                           "labels to.", hint="Serve the model first (forgeline serve).")
+    _, stats = join_feedback(predictions, labels, id_column, label_column)
+    if stats.matched == 0:
+        raise InvalidInput(stats.message or "No label matched a logged prediction.",
+                           hint=f"Check that --id names the request ids ({id_column!r}).")
+    logged = set(predictions["request_id"].astype(str))
+    keep = labels[labels[id_column].astype(str).isin(logged) & labels[label_column].notna()]
+    stored = pd.DataFrame({"request_id": keep[id_column].astype(str),
+                           LABEL: keep[label_column].to_numpy(),
+                           "received_at": pd.Timestamp.now(tz="UTC").tz_localize(None)})
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    name = f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+    with atomic_path(feedback_root(settings) / model / name) as tmp:
+        stored.to_parquet(tmp, index=False)
+    return stats
+
+
+def read_labels(settings: Settings, model: str) -> pd.DataFrame:
+    """Every stored label of ``model``; the latest wins when an id was labelled twice."""
+    files = sorted((feedback_root(settings) / model).glob("part-*.parquet"))
+    if not files:
+        return pd.DataFrame(columns=["request_id", LABEL, "received_at"])
+    labels = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    return labels.sort_values("received_at", kind="stable").drop_duplicates(
+        "request_id", keep="last")
+
+
+def labelled_predictions(settings: Settings, model: str,
+                         since: dt.datetime | None = None) -> pd.DataFrame:
+    """Logged (non-shadow) predictions of ``model`` that have a label, oldest first."""
+    predictions = read_predictions(prediction_log_root(settings), model, since=since)
+    labels = read_labels(settings, model)
+    if predictions.empty or labels.empty:
+        return predictions.iloc[:0].assign(**{LABEL: pd.Series(dtype=object)})
+    joined, _ = join_feedback(predictions, labels, "request_id", LABEL)
+    return joined[joined[LABEL].notna()].reset_index(drop=True)
