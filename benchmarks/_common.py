@@ -337,9 +337,8 @@ def build_serve_model(home: Path, rows: int = 20_000, seed: int = 0) -> ServeMod
     import pandas as pd
 
     from forgeline.data.inference import infer_schema
-    from forgeline.data.profile import build_profile
+    from forgeline.data.profile import build_profile, reference_extras
     from forgeline.entities import Task
-    from forgeline.monitoring.extras import reference_extras
     from forgeline.packaging import Signature, save_package
     from forgeline.store import close_stores
     from forgeline.tracking.client import Client

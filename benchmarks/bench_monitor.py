@@ -100,9 +100,8 @@ def prepare(folder: Path, sizes: list[int], reference_rows: int) -> None:
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from forgeline.data.profile import build_profile
+    from forgeline.data.profile import build_profile, reference_extras
     from forgeline.data.schema import ColumnInfo, ColumnKind, Schema
-    from forgeline.monitoring import reference_extras
     from forgeline.packaging import Signature, save_package
 
     reference = generate(reference_rows, 1, shifted=False)

@@ -20,9 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from forgeline.data.profile import build_profile
+from forgeline.data.profile import build_profile, reference_extras
 from forgeline.data.schema import ColumnInfo, ColumnKind, Schema
-from forgeline.monitoring.extras import reference_extras
 from forgeline.packaging import Predictor, Signature, load_package, save_package
 
 SHAPES = (["normal"] * 6 + ["lognormal"] * 4 + ["uniform"] * 4 + ["exponential"] * 3

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forgeline.data.pca import fit_reference
 from forgeline.monitoring import MonitorConfig, monitor
-from forgeline.monitoring.multivariate import fit_reference, multivariate_drift
+from forgeline.monitoring.multivariate import multivariate_drift
 from tests.monitoring.conftest import FEATURES, NUMERIC, Model, make_frame
 
 CORRELATED = NUMERIC[:6]  # six normal columns, N(10, 2) each
@@ -71,7 +72,7 @@ def test_the_reference_section_is_small_json_and_bounded() -> None:
 
 
 def _errors(section: dict, frame: pd.DataFrame) -> np.ndarray:
-    from forgeline.monitoring.multivariate import reconstruction_errors
+    from forgeline.data.pca import reconstruction_errors
 
     return reconstruction_errors(section, {c: frame[c].to_numpy(dtype=float)
                                            for c in section["columns"]})

@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 
 from forgeline.data.findings import Severity
-from forgeline.data.profile import column_profile
+from forgeline.data.profile import column_profile, duplicate_share
 from forgeline.data.schema import ColumnKind
 from forgeline.monitoring import MonitorConfig, monitor
 from forgeline.monitoring.binning import bin_column
-from forgeline.monitoring.quality import duplicate_share
 from tests.monitoring.conftest import FEATURES, Model, make_frame
 
 NO_WINDOWS = MonitorConfig(window=None)
@@ -95,8 +94,8 @@ def test_duplicate_share_is_exact() -> None:
     assert expected == pytest.approx(59 / 1060)
     assert duplicate_share(frame, ["a", "b"]) == pytest.approx(expected)
     profile = column_profile(frame["a"], ColumnKind.NUMERIC)
-    binned = {"a": bin_column("a", frame["a"], profile)}  # the bucket pre-filter path
-    assert duplicate_share(frame, ["a", "b"], binned) == pytest.approx(expected)
+    buckets = [bin_column("a", frame["a"], profile).buckets]  # the bucket pre-filter path
+    assert duplicate_share(frame, ["a", "b"], buckets) == pytest.approx(expected)
     assert duplicate_share(frame, []) is None
 
 

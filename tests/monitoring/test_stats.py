@@ -10,10 +10,9 @@ from hypothesis import strategies as hs
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon as scipy_js
 
-from forgeline.data.profile import bin_counts, column_profile
+from forgeline.data.profile import bin_counts, bin_means, column_profile
 from forgeline.data.schema import ColumnKind
 from forgeline.monitoring import stats as st
-from forgeline.monitoring.extras import bin_means
 
 RNG = np.random.default_rng(42)
 CASES = {

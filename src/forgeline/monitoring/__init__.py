@@ -15,11 +15,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["MonitorConfig", "MonitorResult", "monitor", "performance", "reference_extras",
-           "register_gauges"]
+__all__ = ["MonitorConfig", "MonitorResult", "monitor", "performance", "register_gauges"]
 
 _WHERE = {"MonitorConfig": "config", "MonitorResult": "result", "monitor": "orchestrator",
-          "performance": "perf", "reference_extras": "extras", "register_gauges": "gauges"}
+          "performance": "perf", "register_gauges": "gauges"}
 
 
 def __getattr__(name: str) -> Any:

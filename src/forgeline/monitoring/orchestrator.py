@@ -18,17 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forgeline.data.pca import reconstruction_errors
 from forgeline.data.profile import category_strings
 from forgeline.errors import InvalidInput
 from forgeline.monitoring.alerts import deliver, evaluate_rules
 from forgeline.monitoring.binning import Binned, bin_column
 from forgeline.monitoring.config import MonitorConfig
 from forgeline.monitoring.drift import FeatureDrift, dataset_drift, feature_drift, window_drift
-from forgeline.monitoring.multivariate import (
-    multivariate_drift,
-    reconstruction_errors,
-    sample_step,
-)
+from forgeline.monitoring.multivariate import multivariate_drift, sample_step
 from forgeline.monitoring.perf import performance
 from forgeline.monitoring.quality import quality
 from forgeline.monitoring.reference import Reference, build_reference

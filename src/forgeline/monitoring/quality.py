@@ -13,17 +13,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from forgeline.data import values as v
 from forgeline.data.findings import Finding, Severity
+from forgeline.data.profile import duplicate_share
 from forgeline.monitoring.binning import Binned
 from forgeline.monitoring.config import MonitorConfig
 
-__all__ = ["QualityResult", "duplicate_share", "quality"]
+__all__ = ["QualityResult", "quality"]
 
-_PRIME = np.uint64(1_000_003)
 
 
 @dataclass
@@ -34,40 +33,6 @@ class QualityResult:
     duplicate_share: float | None
     reference_duplicate_share: float | None
     issues: list[Finding] = field(default_factory=list)
-
-
-def _exact_duplicates(frame: pd.DataFrame) -> int:
-    try:
-        return int(frame.duplicated().sum())
-    except TypeError:  # unhashable cells (lists from Parquet): compare their text
-        return int(frame.astype(str).where(frame.notna()).duplicated().sum())
-
-
-def duplicate_share(frame: pd.DataFrame, columns: Iterable[str],
-                    binned: Mapping[str, Binned] | None = None) -> float | None:
-    """Share of rows that repeat an earlier row over ``columns`` (None without columns).
-
-    Two equal rows fall in the same bucket of every binned column, so rows whose bucket
-    combination is unique cannot be duplicates; only the others (with continuous columns,
-    usually none) are compared value by value. The result is exact.
-    """
-    columns = [c for c in columns if c in frame.columns]
-    if not columns or not len(frame):
-        return None
-    keys = [b.buckets for name, b in (binned or {}).items() if name in columns]
-    rows = frame[columns]
-    if keys:
-        key = np.zeros(len(frame), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for buckets in keys:  # collisions only add candidates: no mixing needed
-                key *= _PRIME
-                key += buckets.astype(np.uint64)
-        ordered = np.sort(key)
-        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-        if not len(repeated):
-            return 0.0
-        rows = rows.iloc[np.flatnonzero(np.isin(key, np.unique(repeated)))]
-    return _exact_duplicates(rows) / len(frame)
 
 
 def _type_issue(name: str, expected_kind: str, expected_dtype: str, series: pd.Series,
@@ -185,7 +150,8 @@ def quality(frame: pd.DataFrame, inputs: list[tuple[str, str, str]],
         typed = _type_issue(name, kind, dtype, series, binned.get(name))
         if typed is not None:
             issues.append(typed)
-    dup = duplicate_share(frame, [n for n, _, _ in inputs], binned)
+    names = [n for n, _, _ in inputs]
+    dup = duplicate_share(frame, names, [b.buckets for n, b in binned.items() if n in names])
     ref_dup = (profile.get("quality") or {}).get("duplicate_share")
     if dup is not None and dup - (ref_dup or 0.0) >= config.duplicate_share_change:
         base = f", {ref_dup:.1%} in training" if ref_dup is not None else ""

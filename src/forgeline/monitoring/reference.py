@@ -1,7 +1,7 @@
 """The reference a monitoring run compares with: the model's profile, a dict, or a frame.
 
 By default that is the profile stored in the model package (``profile.json``, with the
-sections :func:`~forgeline.monitoring.extras.reference_extras` adds). A DataFrame (e.g.
+sections :func:`~forgeline.data.profile.reference_extras` adds). A DataFrame (e.g.
 last month's traffic) is profiled on the spot with the same code, its kinds taken from the
 model signature; its prediction columns, when present, give the prediction reference, and
 its numeric columns a PCA reference (fitted on one half of its rows, measured on the other).
@@ -17,12 +17,15 @@ import numpy as np
 import pandas as pd
 
 from forgeline.data import values as v
-from forgeline.data.profile import build_profile
+from forgeline.data.pca import fit_reference
+from forgeline.data.profile import (
+    build_profile,
+    duplicate_share,
+    feature_bin_means,
+    prediction_section,
+)
 from forgeline.data.schema import ColumnInfo, ColumnKind, Schema
 from forgeline.errors import InvalidInput
-from forgeline.monitoring.extras import feature_bin_means, prediction_section
-from forgeline.monitoring.multivariate import fit_reference
-from forgeline.monitoring.quality import duplicate_share
 from forgeline.packaging.signature import Signature
 from forgeline.store.predictions import proba_column
 

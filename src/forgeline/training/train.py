@@ -27,7 +27,7 @@ from forgeline.data.findings import Finding
 from forgeline.data.inference import infer_schema, infer_task
 from forgeline.data.io import load_table
 from forgeline.data.leakage import check_leakage, enforce
-from forgeline.data.profile import build_profile
+from forgeline.data.profile import build_profile, reference_extras
 from forgeline.data.schema import ColumnKind, Schema
 from forgeline.data.split import split_frame
 from forgeline.data.validation import validate
@@ -36,7 +36,6 @@ from forgeline.engines import get_engine
 from forgeline.entities import GIT_COMMIT, GIT_DIRTY, ModelVersion, Policy, Task
 from forgeline.errors import InvalidInput
 from forgeline.metrics import METRICS, get_metric
-from forgeline.monitoring.extras import reference_extras
 from forgeline.packaging.package import save_package
 from forgeline.packaging.signature import Signature
 from forgeline.reports import render_card, render_report
