@@ -7,16 +7,20 @@ Times are milliseconds since the Unix epoch (int), as in the store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
+
+from forgeline.util.json import jsonable
 
 __all__ = [
     "GIT_COMMIT",
     "GIT_DIRTY",
+    "MIN_SLICE_ROWS",
     "SYSTEM_TAG_PREFIX",
     "Artifact",
     "Dataset",
+    "Evaluation",
     "Experiment",
     "Lineage",
     "Metric",
@@ -163,6 +167,47 @@ class Lineage:
     datasets: tuple[tuple[Dataset, str], ...]  # (dataset, context such as "train")
     git_commit: str | None
     git_dirty: bool | None
+
+
+MIN_SLICE_ROWS = 10  # an evaluation lists smaller slices with their size but scores none
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The evaluation of one model on one test split (training makes it; reports, cards
+    and the registry show it). ``to_dict()`` is its JSON form, ``from_dict`` reads it back.
+
+    ``curves`` holds, for a binary task, ``roc`` {fpr, tpr, auc}, ``pr`` {precision, recall,
+    average_precision} and ``calibration`` {mean_predicted, fraction_positive, counts,
+    hist_edges, hist_counts}; for a multiclass task ``roc_ovr``, one {class, fpr, tpr, auc}
+    per class. ``residuals`` (regression) holds a sample {y_true, y_pred, residual} and a
+    histogram of every residual {hist_edges, hist_counts}. ``slices`` lists, per sensitive
+    column, a row per group; groups under ``min_slice_rows`` rows are not scored.
+    """
+
+    task: str
+    metric: str
+    score: float
+    metrics: dict[str, float]
+    n_rows: int
+    classes: list[Any] | None
+    confusion: list[list[int]] | None
+    curves: dict[str, Any]
+    residuals: dict[str, Any] | None
+    importance: list[dict[str, float | str]]
+    slices: dict[str, list[dict[str, Any]]]
+    fairness: dict[str, dict[str, Any]]
+    min_slice_rows: int = MIN_SLICE_ROWS
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: numpy scalars made plain, NaN and infinity made None."""
+        return jsonable(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
+        """The evaluation a :meth:`to_dict` (e.g. a run's ``evaluation.json``) holds."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 class PagedList(list):  # type: ignore[type-arg]

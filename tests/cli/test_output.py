@@ -12,10 +12,10 @@ from forgeline.cli.output import (
     fmt_bytes,
     fmt_duration,
     fmt_value,
-    jsonable,
     print_json,
 )
 from forgeline.entities import Lineage, ModelVersion, Run, RunStatus
+from forgeline.util.json import jsonable
 
 
 def _run(**metrics: float) -> Run:
@@ -24,8 +24,9 @@ def _run(**metrics: float) -> Run:
 
 
 def test_non_finite_numbers_become_strings() -> None:
-    assert jsonable([math.nan, math.inf, -math.inf, 0.5, 1]) == ["NaN", "Infinity",
-                                                                 "-Infinity", 0.5, 1]
+    assert jsonable([math.nan, math.inf, -math.inf, 0.5, 1], non_finite_as_text=True) == [
+        "NaN", "Infinity", "-Infinity", 0.5, 1]
+    assert jsonable([math.nan, math.inf, 0.5]) == [None, None, 0.5]  # the stored JSON forms
 
 
 def test_entities_become_plain_json(capsys: pytest.CaptureFixture[str]) -> None:

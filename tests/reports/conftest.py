@@ -12,7 +12,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from forgeline.data.findings import Finding, Severity
-from forgeline.training.evaluate import Evaluation, evaluate
+from forgeline.entities import Evaluation
+from forgeline.training.evaluate import evaluate
 
 EVIL = "<script>alert(1)</script>"
 

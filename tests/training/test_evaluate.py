@@ -18,8 +18,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
+from forgeline.entities import MIN_SLICE_ROWS
 from forgeline.errors import InvalidInput, InvalidSpec
-from forgeline.training.evaluate import MIN_SLICE_ROWS, evaluate
+from forgeline.training.evaluate import evaluate
 
 
 @pytest.fixture(autouse=True)

@@ -16,19 +16,18 @@ tables are laid out at a generous width so piped output is not cropped at 80 col
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import typer
+
+from forgeline.util.json import jsonable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -38,37 +37,18 @@ if TYPE_CHECKING:
     from forgeline.entities import RunStatus
 
 __all__ = ["console", "error_line", "fmt_bytes", "fmt_duration", "fmt_time", "fmt_value",
-           "jsonable", "key_value_table", "print_json", "print_table", "short_id",
+           "key_value_table", "print_json", "print_table", "short_id",
            "status_text", "table"]
 
 _PIPE_WIDTH = 200
 _STATUS_STYLE = {"RUNNING": "cyan", "FINISHED": "green", "FAILED": "red", "KILLED": "yellow"}
-_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
 # -- JSON -------------------------------------------------------------------------------
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON types, following the conventions in the module docstring."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable(dataclasses.asdict(value))
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else _NON_FINITE[repr(value)]
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, Iterable):
-        return [jsonable(v) for v in value]
-    return str(value)
-
-
 def print_json(value: Any) -> None:
     """Print ``value`` as one indented JSON document on stdout (plain text, no colour)."""
-    typer.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False, allow_nan=False))
+    typer.echo(json.dumps(jsonable(value, non_finite_as_text=True), indent=2,
+                          ensure_ascii=False, allow_nan=False))
 
 
 # -- errors -----------------------------------------------------------------------------

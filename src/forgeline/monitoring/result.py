@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from forgeline.monitoring.alerts import AlertResult
 from forgeline.monitoring.config import MonitorConfig
@@ -17,32 +13,12 @@ from forgeline.monitoring.drift import DatasetDrift, FeatureDrift
 from forgeline.monitoring.multivariate import MultivariateResult
 from forgeline.monitoring.perf import PerformanceResult
 from forgeline.monitoring.quality import QualityResult
+from forgeline.util.json import jsonable
 
-__all__ = ["MonitorResult", "jsonable"]
+__all__ = ["MonitorResult"]
 
 _STATS = ("psi", "ks", "ks_pvalue", "wasserstein", "jensenshannon", "chisquare_pvalue")
 _QUALITY = ("missing_share", "missing_share_change", "out_of_range_share", "unseen_share")
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types: dataclasses as dicts, numpy scalars as numbers, NaN/inf as None."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(x) for k, x in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(x) for x in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _put(out: dict[str, float], key: str, value: Any) -> None:

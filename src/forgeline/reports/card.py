@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from forgeline.data.findings import Finding, Severity
+from forgeline.entities import Evaluation
 from forgeline.metrics import METRICS
 from forgeline.reports._summary import split_summary
-from forgeline.training.evaluate import MIN_SLICE_ROWS, Evaluation
 
 __all__ = ["PLACEHOLDER", "render_card"]
 
@@ -106,7 +106,7 @@ def _slices(ev: Evaluation) -> list[str]:
                   f"- Largest {ev.metric} gap: " + (
                       f"{_md(gap['value'], 3)} (best {_md(gap['best_slice'])}, worst "
                       f"{_md(gap['worst_slice'])})" if gap else "—"), ""]
-    return [*lines, f"Slices with fewer than {MIN_SLICE_ROWS} test rows are not scored.", ""]
+    return [*lines, f"Slices with fewer than {ev.min_slice_rows} test rows are not scored.", ""]
 
 
 def _caveats(ev: Evaluation, findings: Sequence[Finding]) -> list[str]:

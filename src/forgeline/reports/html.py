@@ -19,11 +19,11 @@ from typing import Any
 from markupsafe import Markup
 
 from forgeline.data.findings import Finding, Severity
+from forgeline.entities import Evaluation
 from forgeline.metrics import METRICS
 from forgeline.reports import plots
 from forgeline.reports._page import Figures, render_page, write_html
 from forgeline.reports._summary import LABELS, split_summary
-from forgeline.training.evaluate import MIN_SLICE_ROWS, Evaluation
 
 __all__ = ["render_report"]
 
@@ -95,7 +95,7 @@ def _findings_context(findings: Sequence[Finding]) -> dict[str, Any]:
 def _tuning_context(trials: Sequence[Mapping[str, Any]], ev: Evaluation, html: Figures
                     ) -> dict[str, Any]:
     scored = [t.get("score") for t in trials if plots._finite(t.get("score"))]
-    best = (max if ev.greater_is_better else min)(scored) if scored else None
+    best = (max if METRICS[ev.metric].greater_is_better else min)(scored) if scored else None
     rows = []
     for i, t in enumerate(sorted(trials, key=lambda t: t.get("number", 0))):
         params = t.get("params") or {}
@@ -107,7 +107,8 @@ def _tuning_context(trials: Sequence[Mapping[str, Any]], ev: Evaluation, html: F
                          cls="best" if best is not None and t.get("score") == best else ""))
     return {"trials": _table([("#", "num"), "model", (ev.metric, "num"), "params", "state"],
                              rows),
-            "tuning_plot": html(plots.trials(trials, ev.metric, ev.greater_is_better))}
+            "tuning_plot": html(plots.trials(trials, ev.metric,
+                                             METRICS[ev.metric].greater_is_better))}
 
 
 def _metrics_context(ev: Evaluation, baseline: Mapping[str, float] | None) -> dict[str, Any]:
@@ -196,7 +197,7 @@ def render_report(path: Path, *, title: str, evaluation: Evaluation,
     model = " v".join(fmt(known[k]) for k in ("name", "version") if known.get(k) is not None)
     context = {
         "title": title, "sections": _SECTIONS, "n_rows": ev.n_rows, "metric": ev.metric,
-        "max_features": plots.MAX_FEATURES, "min_rows": MIN_SLICE_ROWS,
+        "max_features": plots.MAX_FEATURES, "min_rows": ev.min_slice_rows,
         "subtitle": " · ".join(p for p in (model, f"{ev.task} task", known.get("run_id") and
                                            f"run {known['run_id']}") if p),
         "kpis": [(ev.metric, fmt(ev.score), ""), ("task", ev.task, ""),

@@ -16,7 +16,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from forgeline.training.evaluate import Evaluation
+from forgeline.entities import Evaluation
 
 __all__ = ["calibration", "class_balance", "confusion", "importance", "precision_recall",
            "residuals", "roc", "slices", "trials"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -20,15 +19,15 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 
-from forgeline.entities import Task
+from forgeline.entities import MIN_SLICE_ROWS, Evaluation, Task
 from forgeline.errors import InvalidInput
 from forgeline.metrics import METRICS, Metric, get_metric
+from forgeline.util.json import jsonable
 
-__all__ = ["MIN_SLICE_ROWS", "Evaluation", "evaluate"]
+__all__ = ["evaluate"]
 
 MAX_CURVE_POINTS = 200
 MAX_RESIDUAL_POINTS = 2000
-MIN_SLICE_ROWS = 10  # smaller slices are listed with their size but not scored
 MAX_SLICE_CATEGORIES = 10  # a numeric sensitive column with more values is cut into quartiles
 CALIBRATION_BINS = 10
 MISSING_SLICE = "(missing)"
@@ -39,54 +38,6 @@ KEY_METRICS: dict[Task, tuple[str, ...]] = {
     Task.MULTICLASS: ("accuracy", "balanced_accuracy", "f1_macro"),
     Task.REGRESSION: ("rmse", "mae", "r2"),
 }
-
-
-@dataclass
-class Evaluation:
-    """The evaluation of one model on one test split. ``to_dict()`` is its JSON form.
-
-    ``curves`` holds, for a binary task, ``roc`` {fpr, tpr, auc}, ``pr`` {precision, recall,
-    average_precision} and ``calibration`` {mean_predicted, fraction_positive, counts,
-    hist_edges, hist_counts}; for a multiclass task ``roc_ovr``, one {class, fpr, tpr, auc}
-    per class. ``residuals`` (regression) holds a sample {y_true, y_pred, residual} and a
-    histogram of every residual {hist_edges, hist_counts}.
-    """
-
-    task: str
-    metric: str
-    score: float
-    metrics: dict[str, float]
-    n_rows: int
-    classes: list[Any] | None
-    confusion: list[list[int]] | None
-    curves: dict[str, Any]
-    residuals: dict[str, Any] | None
-    importance: list[dict[str, float | str]]
-    slices: dict[str, list[dict[str, Any]]]
-    fairness: dict[str, dict[str, Any]]
-
-    @property
-    def greater_is_better(self) -> bool:
-        """Whether a higher primary score is better."""
-        return METRICS[self.metric].greater_is_better
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict: numpy scalars made plain, NaN and infinity made None."""
-        return _jsonable(asdict(self))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _predict(model: Any, X: pd.DataFrame, task: Task, classes: np.ndarray | None,
@@ -356,7 +307,7 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
         fairness[str(column)] = _fairness(task, primary, rows)
     return Evaluation(
         task=str(task), metric=primary.name, score=scores[primary.name], metrics=scores,
-        n_rows=len(X), classes=None if classes is None else _jsonable(classes),
+        n_rows=len(X), classes=None if classes is None else jsonable(classes),
         confusion=None if classes is None else
         skm.confusion_matrix(y_true, label, labels=classes).tolist(),
         curves=_curves(task, y_true, proba, classes, scores),

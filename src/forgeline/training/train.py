@@ -33,7 +33,7 @@ from forgeline.data.split import split_frame
 from forgeline.data.validation import validate
 from forgeline.data.versioning import dataset_version
 from forgeline.engines import get_engine
-from forgeline.entities import GIT_COMMIT, GIT_DIRTY, ModelVersion, Policy, Task
+from forgeline.entities import GIT_COMMIT, GIT_DIRTY, Evaluation, ModelVersion, Policy, Task
 from forgeline.errors import InvalidInput
 from forgeline.metrics import METRICS, get_metric
 from forgeline.packaging.package import save_package
@@ -41,7 +41,7 @@ from forgeline.packaging.signature import Signature
 from forgeline.reports import render_card, render_report
 from forgeline.tracking.client import Client
 from forgeline.tracking.run import ActiveRun
-from forgeline.training.evaluate import Evaluation, evaluate
+from forgeline.training.evaluate import evaluate
 from forgeline.training.layout import (
     CHECKS_PATH,
     EVALUATION_PATH,
