@@ -19,6 +19,7 @@ sysdeps:
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/lint-imports
 
 test: install sysdeps lint
 	$(BIN)/python -m pytest

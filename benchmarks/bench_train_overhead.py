@@ -282,28 +282,28 @@ FINISH = "_finish own time (refit of the best, run params/metrics)"
 MODEL_WORK = "model work: CV fits and scores"
 # (module or "module:Class", function name, label)
 PHASES: list[tuple[str, str, str]] = [
-    ("forgeline.training.train", "train", "train() own time (spec, run params, glue)"),
-    ("forgeline.training.train", "Client", "open the store (new SQLite file, migrations)"),
-    ("forgeline.training.train", "load_table", "read the data file"),
-    ("forgeline.training.train", "dataset_version", "dataset versions (content hashes)"),
-    ("forgeline.training.train", "infer_schema", "infer schema"),
-    ("forgeline.training.train", "infer_task", "infer task"),
-    ("forgeline.training.train", "validate", "validate"),
-    ("forgeline.training.train", "split_frame", "split"),
-    ("forgeline.training.train", "check_leakage", "leakage checks"),
-    ("forgeline.training.train", "cv_folds", "CV folds"),
-    ("forgeline.training.train", "tune", "tuning loop own time (Optuna, progress bar)"),
+    ("forgeline.workflows.train", "train", "train() own time (spec, run params, glue)"),
+    ("forgeline.workflows.train", "Client", "open the store (new SQLite file, migrations)"),
+    ("forgeline.workflows.train", "load_table", "read the data file"),
+    ("forgeline.workflows.train", "dataset_version", "dataset versions (content hashes)"),
+    ("forgeline.workflows.train", "infer_schema", "infer schema"),
+    ("forgeline.workflows.train", "infer_task", "infer task"),
+    ("forgeline.workflows.train", "validate", "validate"),
+    ("forgeline.workflows.train", "split_frame", "split"),
+    ("forgeline.workflows.train", "check_leakage", "leakage checks"),
+    ("forgeline.workflows.train", "cv_folds", "CV folds"),
+    ("forgeline.workflows.train", "tune", "tuning loop own time (Optuna, progress bar)"),
     ("forgeline.training.tuning", "_run_trial", MODEL_WORK),
-    ("forgeline.training.train", "_log_trial", "child run per trial"),
-    ("forgeline.training.train", "_finish", FINISH),
-    ("forgeline.training.train", "evaluate", "evaluate (metrics, curves, importance, slices)"),
-    ("forgeline.training.train", "_baseline", "dummy baseline"),
-    ("forgeline.training.train", "render_card", "model card"),
-    ("forgeline.training.train", "build_profile", "reference profile"),
-    ("forgeline.training.train", "save_package", "save the model package"),
-    ("forgeline.training.train", "render_report", "render the HTML report"),
-    ("forgeline.training.train", "_log_json", "JSON artifacts (checks, evaluation)"),
-    ("forgeline.training.train", "report_path", "copy the report to <home>/reports"),
+    ("forgeline.workflows.train", "_log_trial", "child run per trial"),
+    ("forgeline.workflows.train", "_finish", FINISH),
+    ("forgeline.workflows.train", "evaluate", "evaluate (metrics, curves, importance, slices)"),
+    ("forgeline.workflows.train", "_baseline", "dummy baseline"),
+    ("forgeline.workflows.train", "render_card", "model card"),
+    ("forgeline.workflows.train", "build_profile", "reference profile"),
+    ("forgeline.workflows.train", "save_package", "save the model package"),
+    ("forgeline.workflows.train", "render_report", "render the HTML report"),
+    ("forgeline.workflows.train", "_log_json", "JSON artifacts (checks, evaluation)"),
+    ("forgeline.workflows.train", "report_path", "copy the report to <home>/reports"),
     ("forgeline.packaging.signature:Signature", "from_frame", "signature"),
     ("forgeline.tracking.run:ActiveRun", "log_artifact", "log artifacts (store copies)"),
     ("forgeline.tracking.run:ActiveRun", "log_dataset", "log datasets"),
@@ -350,8 +350,8 @@ def fresh_home(root: Path) -> Iterator[Path]:
 
 
 def forgeline_side(spec: Path, sets: list[str], root: Path) -> dict[str, Any]:
-    import forgeline.training.train as train_module
     import forgeline.training.tuning as tuning_module
+    import forgeline.workflows.train as train_module
 
     trial_scores: dict[int, float | None] = {}
     with fresh_home(root), timed_phases() as phases:

@@ -160,7 +160,7 @@ def run_dataset(name: str, root: Path, trials: int, folds: int,
     from forgeline.data.split import split_frame
     from forgeline.entities import Task
     from forgeline.metrics import get_metric
-    from forgeline.training.train import train
+    from forgeline.workflows.train import train
 
     csv = root / f"{name}.csv"
     target = DATASETS[name](csv)

@@ -1,10 +1,9 @@
-"""The Ray engine on a real local Ray instance (started once for this module), and batch
-scoring spread over it."""
+"""The Ray engine on a real local Ray instance (started once for this folder), and batch
+scoring spread over it. The engine contract itself runs over Ray in test_engines.py."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +21,7 @@ from forgeline.training.tuning import ModelPlan
 ray = pytest.importorskip("ray")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("ray_cluster")  # tests/engines/conftest.py
 
 
 def test_map_keeps_order_reports_progress_and_raises_the_tasks_error() -> None:
@@ -58,9 +53,9 @@ def test_batch_scoring_on_ray_matches_local_scoring(tmp_path: Path) -> None:
     predictor = load_model(tmp_path / "model")
     data.to_parquet(tmp_path / "in.parquet", row_group_size=500)
     local = score_file(predictor, tmp_path / "in.parquet", tmp_path / "local.parquet",
-                       runtime="native", progress=False)
+                       runtime="native")
     spread = score_file(predictor, tmp_path / "in.parquet", tmp_path / "ray.parquet",
-                        engine="ray", chunk_rows=1_000, runtime="native", progress=False)
+                        engine="ray", chunk_rows=1_000, runtime="native")
     assert spread.rows == local.rows == n
     pd.testing.assert_frame_equal(pd.read_parquet(spread.output),
                                   pd.read_parquet(local.output))

@@ -1,4 +1,5 @@
-"""Evaluations of real small models, shared by the report and card tests."""
+"""Evaluations of real small models, shared by the report and card tests, and the packaged
+model the monitoring tests monitor (for the monitoring report)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,20 @@ from sklearn.preprocessing import StandardScaler
 from forgeline.data.findings import Finding, Severity
 from forgeline.entities import Evaluation
 from forgeline.training.evaluate import evaluate
+from tests.monitoring.conftest import model  # noqa: F401  (a fixture: the monitoring report's)
 
 EVIL = "<script>alert(1)</script>"
 
 
-def _evaluation(loader, task: str, model) -> Evaluation:
+def _evaluation(loader, task: str, estimator) -> Evaluation:
     X, y = loader(return_X_y=True, as_frame=True)
     X = X.rename(columns={X.columns[0]: EVIL})  # a hostile column name reaches every table
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
-    model.fit(X_train, y_train)
+    estimator.fit(X_train, y_train)
     n = len(X_test)
     sensitive = pd.DataFrame({"sex": np.where(np.arange(n) % 3 == 0, "f", EVIL),
                               "age": np.random.default_rng(0).integers(18, 90, n)})
-    return evaluate(model, X_test, y_test, task, sensitive=sensitive, importance_repeats=2)
+    return evaluate(estimator, X_test, y_test, task, sensitive=sensitive, importance_repeats=2)
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,11 @@ it (``--watch`` moves an alias) works on its own copy.
 
 from __future__ import annotations
 
-import io
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,15 +52,12 @@ class TrainedStore:
         return TrainedStore(dst, self.cache, self.rows)
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
-    from rich.console import Console
-
+def train_store(base: Path) -> TrainedStore:
+    """Train ``fraud`` twice into a new store under ``base`` (see :class:`TrainedStore`)."""
     from forgeline.store import close_stores
     from forgeline.tracking.client import Client
-    from forgeline.training.train import train
+    from forgeline.workflows.train import train
 
-    base = tmp_path_factory.mktemp("serving")
     root = base / "store"
     root.mkdir()
     client = Client(f"sqlite:///{root / 'forgeline.db'}")
@@ -69,10 +66,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
         make_frame(300, seed).to_csv(data, index=False)
         train({"name": "fraud", "data": {"path": str(data), "target": "y"}, "seed": seed,
                "models": ["logistic_regression"], "tuning": {"trials": 1, "cv_folds": 2},
-               "register": {"alias": alias}}, client=client, console=Console(file=io.StringIO()))
+               "register": {"alias": alias}}, client=client)
     close_stores()
     rows = make_frame(8, 7)[FEATURES].to_dict("records")
     return TrainedStore(root, base / "cache", rows)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
+    return train_store(tmp_path_factory.mktemp("serving"))
 
 
 class LiveServer:
@@ -141,12 +143,16 @@ class MemoryLog:
         self.flushed = True
 
 
-@pytest.fixture
-def serve(trained: TrainedStore) -> Iterator[Callable[..., LiveServer]]:
-    """``serve(model="fraud@champion", store=trained, log=None, **settings)``: a live server.
+@contextmanager
+def live_servers(trained: TrainedStore, app_factory: Callable[..., Any] = create_app,
+                 ) -> Iterator[Callable[..., LiveServer]]:
+    """``start(model="fraud@champion", store=trained, log=None, **settings)`` starts a live
+    server for the app ``app_factory(config, prediction_log=log)``; all are stopped at the
+    end.
 
     The runtime is "native" unless asked otherwise: its answers are the predictor's exactly,
-    and it starts without an ONNX conversion.
+    and it starts without an ONNX conversion. ``settings`` are ServeConfig's
+    (``listener=Listener(token="x")``, ``batching=Batching(max_wait_ms=0)``...).
     """
     started: list[LiveServer] = []
 
@@ -156,13 +162,22 @@ def serve(trained: TrainedStore) -> Iterator[Callable[..., LiveServer]]:
         settings.setdefault("runtime", "native")
         config = ServeConfig(model=model, store_uri=store.uri, cache_dir=str(store.cache),
                              **settings)
-        server = LiveServer(create_app(config, prediction_log=log)).__enter__()
+        server = LiveServer(app_factory(config, prediction_log=log)).__enter__()
         started.append(server)
         return server
 
-    yield start
-    for server in reversed(started):
-        server.__exit__(None, None, None)
+    try:
+        yield start
+    finally:
+        for server in reversed(started):
+            server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def serve(trained: TrainedStore) -> Iterator[Callable[..., LiveServer]]:
+    """A live server of :func:`forgeline.serving.app.create_app` (see :func:`live_servers`)."""
+    with live_servers(trained) as start:
+        yield start
 
 
 def metric(text: str, sample_name: str, /, **labels: str) -> float:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from forgeline.packaging import load_model
 from forgeline.serving.batching import MicroBatcher
+from forgeline.serving.config import Batching
 from forgeline.serving.runtime import Prediction
 from forgeline.tracking.client import Client
 from tests.serving.conftest import MemoryLog, TrainedStore, metric
@@ -90,7 +91,8 @@ def test_no_wait_still_scores_everything() -> None:
 
 def test_concurrent_requests_share_model_calls(serve: Any, trained: TrainedStore) -> None:
     log = MemoryLog()
-    server = serve(max_wait_ms=100, log=log)  # generous: the client shares our CPU
+    # generous: the client shares our CPU
+    server = serve(batching=Batching(max_wait_ms=100), log=log)
     rows = trained.rows
     expected = load_model("fraud@champion", Client(trained.uri), trained.cache
                           ).predict_proba(rows).to_numpy()
@@ -152,7 +154,7 @@ def test_metrics(serve: Any) -> None:
 
 def test_the_log_gets_every_prediction(serve: Any) -> None:
     log = MemoryLog()
-    server = serve(log=log, max_wait_ms=0)
+    server = serve(log=log, batching=Batching(max_wait_ms=0))
     with httpx.Client(base_url=server.url) as http:
         http.post("/predict", json={"records": [{"amount": 1.0, "items": 2, "country": "FR"},
                                                 {"amount": 2.0, "items": 1, "country": "DE"}]},

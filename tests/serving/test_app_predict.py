@@ -16,7 +16,7 @@ import pytest
 
 from forgeline.packaging import load_model, save_package
 from forgeline.serving.app import create_app
-from forgeline.serving.config import ServeConfig
+from forgeline.serving.config import Batching, Listener, ServeConfig
 from forgeline.serving.runtime import NativeRuntime, Prediction
 from forgeline.tracking.client import Client
 from tests.serving.conftest import FEATURES, LiveServer, TrainedStore, metric
@@ -93,7 +93,7 @@ BAD: list[tuple[str, Any, int, str]] = [
 
 def test_bad_input_is_a_4xx_naming_the_field(serve: Any, trained: TrainedStore,
                                              tmp_path: Path) -> None:
-    server = serve(max_body_bytes=4000)
+    server = serve(listener=Listener(max_body_bytes=4000))
     strict = serve(str(_strict_package(trained, tmp_path / "strict")))
     with httpx.Client(base_url=server.url) as http:
         for case, body, status, fragment in BAD:
@@ -120,7 +120,7 @@ def test_bad_input_is_a_4xx_naming_the_field(serve: Any, trained: TrainedStore,
 
 
 def test_bearer_token(serve: Any) -> None:
-    server = serve(token="s3cret")
+    server = serve(listener=Listener(token="s3cret"))
     infer = {"inputs": [{"name": "amount", "shape": [1], "datatype": "FP64", "data": [1.0]}]}
     with httpx.Client(base_url=server.url) as http:
         for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "s3cret"}):
@@ -151,7 +151,7 @@ class _Exploding(NativeRuntime):
 def test_a_model_failure_fails_only_its_request(trained: TrainedStore,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     config = ServeConfig("fraud@champion", store_uri=trained.uri, cache_dir=str(trained.cache),
-                         max_wait_ms=50, runtime="native")
+                         batching=Batching(max_wait_ms=50), runtime="native")
     app = create_app(config)
     primary = app.state.forgeline.deployment.primary
     primary.runtime = _Exploding(primary.predictor)

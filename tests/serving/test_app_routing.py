@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 
 from forgeline.packaging import load_model
+from forgeline.serving.config import Batching
 from forgeline.serving.models import canary_share
 from forgeline.tracking.client import Client
 from tests.serving.conftest import MemoryLog, TrainedStore, metric
@@ -30,7 +30,8 @@ async def _post_many(url: str, ids: list[str], width: int = 20) -> list[httpx.Re
 
 
 def test_canary_split_is_deterministic_by_request_id(serve: Any) -> None:
-    server = serve(canary="fraud@challenger", canary_percent=10, max_wait_ms=10)
+    server = serve(canary="fraud@challenger", canary_percent=10,
+                   batching=Batching(max_wait_ms=10))
     ids = [f"req-{i}" for i in range(120)]
     answers = asyncio.run(_post_many(server.url, ids))
     assert all(a.status_code == 200 for a in answers)
@@ -119,15 +120,17 @@ def test_watch_swaps_the_new_version_in_without_failing_a_request(
 
 def test_the_prediction_log_gets_answers_and_shadow_rows(serve: Any, trained: TrainedStore,
                                                         tmp_path: Path) -> None:
-    predlog = pytest.importorskip("forgeline.serving.predlog")
-    log = predlog.PredictionLog(tmp_path / "log", "fraud", flush_interval_s=60)
+    from forgeline.serving.predlog import PredictionLog
+    from forgeline.store.predictions import read_predictions
+
+    log = PredictionLog(tmp_path / "log", "fraud", flush_interval_s=60)
     server = serve(shadow="fraud@challenger", log=log)
     with httpx.Client(base_url=server.url) as http:
         for i in range(3):
             assert http.post("/predict", json={"records": trained.rows[:2]},
                              headers={"X-Request-ID": f"p{i}"}).status_code == 200
     server.__exit__(None, None, None)  # shutdown waits for the shadow, then flushes the log
-    rows = predlog.read_predictions(tmp_path / "log", "fraud", include_shadow=True)
+    rows = read_predictions(tmp_path / "log", "fraud", include_shadow=True)
     assert len(rows) == 12 and log.dropped == 0
     answered = rows[~rows["shadow"]]
     assert sorted(set(answered["request_id"])) == ["p0", "p1", "p2"]

@@ -21,7 +21,26 @@ from forgeline.errors import InvalidInput, NotFound
 from forgeline.packaging import Predictor, Signature, load_model, save_package
 from forgeline.serving.batch import score_file
 from forgeline.training.tuning import ModelPlan
+from forgeline.util.progress import Progress
 from tests.cli.conftest import invoke
+
+
+class Recorder(Progress):
+    """Keeps what the scoring reported: its tasks and the amounts advanced."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[str, float | None, str]] = []
+        self.advanced: list[float] = []
+        self.finished = 0
+
+    def task(self, description: str, total: float | None, unit: str = "") -> None:
+        self.tasks.append((description, total, unit))
+
+    def advance(self, amount: float = 1, info: str | None = None) -> None:
+        self.advanced.append(amount)
+
+    def done(self) -> None:
+        self.finished += 1
 
 
 def transactions(n: int, seed: int = 0) -> pd.DataFrame:
@@ -65,9 +84,12 @@ def test_parquet_in_parquet_out_with_the_keys_and_every_row_in_order(
         tmp_path: Path, predictor: Predictor) -> None:
     data = transactions(2_500, seed=1)
     data.to_parquet(tmp_path / "in.parquet", row_group_size=600)
+    progress = Recorder()
     summary = score_file(predictor, tmp_path / "in.parquet", tmp_path / "out.parquet",
-                         chunk_rows=400, progress=False)
+                         chunk_rows=400, progress=progress)
     assert summary.rows == 2_500 and summary.rows_per_s > 0
+    assert progress.tasks == [("scoring", 2_500, "rows")] and sum(progress.advanced) == 2_500
+    assert len(progress.advanced) > 1 and progress.finished >= 1  # chunk by chunk
     assert summary.runtime in ("onnxruntime", "native")
     out = pd.read_parquet(summary.output)
     assert list(out.columns) == ["txn_id", "label", "prediction", "proba_0", "proba_1"]
@@ -81,8 +103,11 @@ def test_parquet_in_parquet_out_with_the_keys_and_every_row_in_order(
 def test_csv_in_csv_out_with_chosen_keys(tmp_path: Path, predictor: Predictor) -> None:
     data = transactions(1_000, seed=2)
     data.to_csv(tmp_path / "in.csv", index=False)
+    progress = Recorder()
     summary = score_file(predictor, tmp_path / "in.csv", tmp_path / "scores.csv",
-                         keys=["txn_id"], chunk_rows=300, runtime="native", progress=False)
+                         keys=["txn_id"], chunk_rows=300, runtime="native", progress=progress)
+    size = (tmp_path / "in.csv").stat().st_size
+    assert progress.tasks == [("scoring", size, "bytes")] and sum(progress.advanced) == size
     out = pd.read_csv(summary.output)
     assert list(out.columns) == ["txn_id", "prediction", "proba_0", "proba_1"]
     assert summary.runtime == "native" and len(out) == 1_000
@@ -94,18 +119,18 @@ def test_the_schema_is_checked_before_anything_is_scored(
     source = tmp_path / "in.parquet"
     transactions(100).drop(columns=["items"]).to_parquet(source)
     with pytest.raises(InvalidInput, match=r"lacks 1 of the model's columns: items\."):
-        score_file(predictor, source, tmp_path / "out.parquet", progress=False)
+        score_file(predictor, source, tmp_path / "out.parquet")
     transactions(100).to_parquet(source)
     with pytest.raises(InvalidInput, match="is the input file"):
-        score_file(predictor, source, source, progress=False)
+        score_file(predictor, source, source)
     with pytest.raises(InvalidInput, match="Key column 'nope' not in"):
-        score_file(predictor, source, tmp_path / "out.parquet", keys=["nope"],
-                   progress=False)
+        score_file(predictor, source, tmp_path / "out.parquet", keys=["nope"])
     with pytest.raises(InvalidInput, match="must be a Parquet"):
         score_file(predictor, tmp_path / "in.json", tmp_path / "out.parquet")
     with pytest.raises(NotFound):
         score_file(predictor, tmp_path / "missing.csv", tmp_path / "out.parquet")
-    with pytest.raises(InvalidInput, match="--engine ray reads Parquet"):
+    with pytest.raises(InvalidInput, match=r"^engine='ray' reads Parquet input .* or use "
+                                           r"engine='local'\.$"):
         transactions(10).to_csv(tmp_path / "in.csv", index=False)
         score_file(predictor, tmp_path / "in.csv", tmp_path / "out.parquet", engine="ray")
     assert not (tmp_path / "out.parquet").exists()
@@ -117,15 +142,13 @@ def test_a_bad_value_deep_in_the_file_names_its_rows_and_leaves_no_output(
     data.loc[777, "amount"] = "lots"
     data.to_csv(tmp_path / "in.csv", index=False)
     with pytest.raises(InvalidInput, match=r"Rows 600-799: .*'amount'.*'lots' \(row 177\)"):
-        score_file(predictor, tmp_path / "in.csv", tmp_path / "out.parquet", chunk_rows=200,
-                   progress=False)
+        score_file(predictor, tmp_path / "in.csv", tmp_path / "out.parquet", chunk_rows=200)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
 def test_an_empty_file_gives_an_empty_output(tmp_path: Path, predictor: Predictor) -> None:
     transactions(0).to_parquet(tmp_path / "in.parquet")
-    summary = score_file(predictor, tmp_path / "in.parquet", tmp_path / "out.parquet",
-                         progress=False)
+    summary = score_file(predictor, tmp_path / "in.parquet", tmp_path / "out.parquet")
     out = pq.read_table(summary.output)
     assert summary.rows == 0 and out.num_rows == 0
     assert out.column_names == ["txn_id", "label", "prediction", "proba_0", "proba_1"]
@@ -165,7 +188,7 @@ predictor = load_model(Path(sys.argv[1]))
 peaks = [peak_mb()]
 for name in ("small", "big"):
     summary = score_file(predictor, folder / f"{name}.parquet", folder / f"{name}.out.parquet",
-                         chunk_rows=20_000, runtime="native", progress=False)
+                         chunk_rows=20_000, runtime="native")
     peaks.append(peak_mb())
 print(*peaks)
 """
@@ -215,7 +238,7 @@ def test_output_tables_keep_one_schema_across_chunks(tmp_path: Path,
     pq.write_table(pa.Table.from_pandas(data, preserve_index=False), tmp_path / "in.parquet",
                    row_group_size=300)
     summary = score_file(predictor, tmp_path / "in.parquet", tmp_path / "o.parquet",
-                         chunk_rows=300, progress=False)
+                         chunk_rows=300)
     out = pd.read_parquet(summary.output)
     assert out["txn_id"].isna().sum() == 300 and out["txn_id"].iloc[-1] == data.txn_id.iloc[-1]
 
@@ -228,7 +251,7 @@ def test_chunks_scored_side_by_side_are_written_in_order(
     data = transactions(3_000, seed=6)
     data.to_parquet(tmp_path / "in.parquet", row_group_size=250)
     summary = score_file(predictor, tmp_path / "in.parquet", tmp_path / "out.parquet",
-                         chunk_rows=100, progress=False)
+                         chunk_rows=100)
     out = pd.read_parquet(summary.output)
     assert summary.rows == 3_000
     assert out["txn_id"].tolist() == data["txn_id"].tolist()
@@ -237,7 +260,6 @@ def test_chunks_scored_side_by_side_are_written_in_order(
     bad.loc[2_345, "amount"] = "lots"
     bad.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(InvalidInput, match=r"Rows 2300-2399: .*'lots' \(row 45\)"):
-        score_file(predictor, tmp_path / "bad.csv", tmp_path / "bad.parquet", chunk_rows=100,
-                   progress=False)
+        score_file(predictor, tmp_path / "bad.csv", tmp_path / "bad.parquet", chunk_rows=100)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "in.parquet",
                                                           "out.parquet"]

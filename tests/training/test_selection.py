@@ -17,8 +17,8 @@ from forgeline.metrics import get_metric
 from forgeline.training.layout import REPORT_PATH, SELECTION_PATH
 from forgeline.training.selection import fold_se, select_model
 from forgeline.training.spec import load_spec
-from forgeline.training.train import train
-from forgeline.training.tuning import TrialOutcome
+from forgeline.training.trials import TrialOutcome
+from forgeline.workflows.train import train
 
 AUC = get_metric("roc_auc", Task.BINARY)  # higher is better
 RMSE = get_metric("rmse", Task.REGRESSION)  # lower is better

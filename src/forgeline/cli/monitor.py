@@ -164,7 +164,7 @@ def monitor_command(
 
     local = Path(model).expanduser()
     predictor = load_model(local if local.is_dir() else model,
-                           client=None if local.is_dir() else get_client(ctx))
+                           client=None if local.is_dir() else get_client(ctx), lazy=True)
     name = predictor.model_version.name if predictor.model_version else local.name
     frame = (load_table(current) if current is not None
              else _from_log(ctx, name, since, last, include_shadow))
@@ -172,7 +172,9 @@ def monitor_command(
                      reference=None if reference is None else load_table(reference),
                      labels=None if labels is None else load_table(labels),
                      id_column=id_column, label_column=label_column)
-    report = result.write_html(output or Path(f"{name}-monitor.html"))
+    from forgeline.reports.monitoring import render_monitor_report
+
+    report = render_monitor_report(result, output or Path(f"{name}-monitor.html"))
     if as_json:
         print_json(result.to_dict() | {"report": str(report)})
     _print_summary(result, report, err=as_json)

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import sys
-import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from forgeline.util.json import jsonable
+from forgeline.util.time import now_ms
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -112,7 +112,7 @@ def fmt_duration(start_ms: int | None, end_ms: int | None) -> str:
     """``1h 02m``, ``3m 07s``, ``4.2s``; a run without an end counts up to now."""
     if start_ms is None:
         return "-"
-    end = end_ms if end_ms is not None else time.time_ns() // 1_000_000
+    end = end_ms if end_ms is not None else now_ms()
     seconds = max(end - start_ms, 0) / 1000
     if seconds < 60:
         return f"{seconds:.1f}s"

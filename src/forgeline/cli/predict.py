@@ -39,15 +39,17 @@ def predict_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score a file with a model: streams it in chunks, writes keys and predictions."""
+    from forgeline.cli.progress import RichProgress
     from forgeline.serving.batch import score_file
 
     target = output if output is not None else input.with_name(f"{input.stem}.scores.parquet")
     key_list = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
     reference = model if not Path(model).is_dir() else Path(model)
     client = None if isinstance(reference, Path) else get_client(ctx)
-    summary = score_file(reference, input, target, keys=key_list, chunk_rows=chunk_rows,
-                         engine=engine, runtime=runtime, progress=progress and not as_json,
-                         client=client, ray_address=ray_address)
+    with RichProgress(enabled=progress and not as_json) as bar:
+        summary = score_file(reference, input, target, keys=key_list, chunk_rows=chunk_rows,
+                             engine=engine, runtime=runtime, progress=bar, client=client,
+                             ray_address=ray_address)
     if as_json:
         print_json(summary)
         return

@@ -41,9 +41,12 @@ def retrain_command(
     force: bool = typer.Option(False, "--force", help="Retrain even if no trigger fired."),
 ) -> None:
     """One champion/challenger cycle: retrain, compare on recent labels, promote or keep."""
-    from forgeline.monitoring.retrain import retrain
+    from forgeline.cli.progress import RichProgress
+    from forgeline.workflows.retrain import retrain
 
-    decision = retrain(model, tuple(overrides or ()), force=force, client=get_client(ctx))
+    with RichProgress() as progress:
+        decision = retrain(model, tuple(overrides or ()), force=force, client=get_client(ctx),
+                           progress=progress)
     rows = [("decision", decision.action), ("why", decision.reason),
             ("champion", f"{model}/{decision.champion}"),
             ("challenger", f"{model}/{decision.challenger}" if decision.challenger else "-"),
@@ -57,20 +60,24 @@ def retrain_command(
 def loop_command(
     ctx: typer.Context,
     model: str = typer.Argument(..., metavar="MODEL"),
-    every: str = typer.Option(..., "--every", help="How often, e.g. 30m, 1h, 1d."),
+    every: str | None = typer.Option(None, "--every",
+                                     help="How often, e.g. 30m, 1h, 1d (default: the spec's "
+                                          "retrain.every)."),
     cycles: int | None = typer.Option(None, "--cycles", help="Stop after this many cycles."),
 ) -> None:
     """Run the retraining cycle on a schedule until stopped (Ctrl-C)."""
-    from forgeline.monitoring.retrain import retrain
+    from forgeline.cli.progress import RichProgress
+    from forgeline.workflows.retrain import RetrainDecision, retrain_every
 
-    seconds = parse_duration(every, "--every")  # 0s would retrain without a pause
-    done = 0
-    while cycles is None or done < cycles:
-        decision = retrain(model, client=get_client(ctx))
+    # 0s would retrain without a pause: refused by parse_duration
+    seconds = None if every is None else parse_duration(every, "--every")
+
+    def show(decision: RetrainDecision) -> None:
         typer.echo(f"{time.strftime('%H:%M:%S')} {decision.action}: {decision.reason}")
-        done += 1
-        if cycles is None or done < cycles:
-            time.sleep(seconds)
+
+    with RichProgress() as progress:
+        retrain_every(model, seconds, cycles=cycles, client=get_client(ctx), progress=progress,
+                      on_decision=show)
 
 
 def register(app: typer.Typer) -> None:

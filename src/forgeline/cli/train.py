@@ -22,9 +22,11 @@ def train_command(
     from forgeline.training.spec import load_spec
 
     checked = load_spec(spec, tuple(overrides or ()))  # a typo answers before the imports
-    from forgeline.training.train import train  # scikit-learn and Optuna load only here
+    from forgeline.cli.progress import RichProgress
+    from forgeline.workflows.train import train  # scikit-learn and Optuna load only here
 
-    result = train(checked, client=get_client(ctx))
+    with RichProgress() as progress:
+        result = train(checked, client=get_client(ctx), progress=progress)
     if as_json:
         print_json(result)
         return

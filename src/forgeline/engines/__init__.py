@@ -1,62 +1,36 @@
-"""Where work runs: "run these independent tasks and give me their results, in order".
+"""Where work runs: "run these independent tasks and give me their results".
 
-The local engine runs them in worker processes on this machine (joblib's loky pool);
-one task at a time when ``n_jobs`` is 1, in this process. The Ray engine
-(:mod:`forgeline.engines.ray`) runs them on a Ray cluster. ``map`` may report each
-result as it arrives through ``on_done(index, result)`` (progress bars).
+One seam, :class:`Engine` (:mod:`forgeline.engines.base`, whose docstring states the
+contract): ``map`` (results in task order, ``on_done`` as each arrives) and ``imap``
+(tasks drawn lazily, a bounded window in flight, results streamed in task order).
+Backends: :class:`LocalEngine` (worker processes or threads on this machine,
+:mod:`forgeline.engines.local`) and ``RayEngine`` (a Ray cluster,
+:mod:`forgeline.engines.ray`, imported only when asked for); :func:`get_engine` picks one
+by name.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from forgeline.engines.base import Engine, OnDone
+from forgeline.engines.local import WORKERS, LocalEngine, available_cores
+from forgeline.errors import InvalidInput
 
-__all__ = ["ENGINES", "Engine", "LocalEngine", "get_engine"]
+__all__ = ["ENGINES", "WORKERS", "Engine", "LocalEngine", "OnDone", "available_cores",
+           "get_engine"]
 
 ENGINES = ("local", "ray")
-
-T = TypeVar("T")
-
-
-class Engine:
-    """The one seam: map a picklable function over independent tasks, results in order."""
-
-    n_jobs: int = 1
-
-    def map(self, fn: Callable[[T], Any], tasks: Iterable[T],
-            on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
-        raise NotImplementedError
-
-
-class LocalEngine(Engine):
-    def __init__(self, n_jobs: int = 1) -> None:
-        self.n_jobs = max(1, os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
-
-    def map(self, fn: Callable[[T], Any], tasks: Iterable[T],
-            on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
-        tasks = list(tasks)
-        if self.n_jobs == 1 or len(tasks) <= 1:
-            results = []
-            for i, task in enumerate(tasks):
-                results.append(fn(task))
-                if on_done is not None:
-                    on_done(i, results[-1])
-            return results
-        from joblib import Parallel, delayed
-
-        results = list(Parallel(n_jobs=min(self.n_jobs, len(tasks)), backend="loky")(
-            delayed(fn)(task) for task in tasks))
-        if on_done is not None:
-            for i, result in enumerate(results):
-                on_done(i, result)
-        return results
 
 
 def get_engine(name: str | None = None, n_jobs: int = 1, *,
                address: str | None = None) -> Engine:
-    """``local`` (default) or ``ray`` (joining ``address``, else RAY_ADDRESS or a new local
-    instance).
+    """An engine by name.
+
+    Args:
+        name: ``"local"`` (None: the default; worker processes) or ``"ray"``.
+        n_jobs: tasks side by side for the local engine (-1: one per core); Ray runs as
+            many as the cluster has CPUs.
+        address: the Ray cluster to join (None: ``RAY_ADDRESS``, else a new local
+            instance).
 
     Raises:
         InvalidInput: an unknown engine name.
@@ -67,6 +41,4 @@ def get_engine(name: str | None = None, n_jobs: int = 1, *,
         from forgeline.engines.ray import RayEngine
 
         return RayEngine(address)
-    from forgeline.errors import InvalidInput
-
     raise InvalidInput(f"Unknown engine {name!r}.", hint=f"Use one of {', '.join(ENGINES)}.")

@@ -1,22 +1,26 @@
-"""The Ray engine: the same "map these tasks" seam, run as Ray tasks on a cluster.
+"""The Ray engine: the same seam (:class:`~forgeline.engines.base.Engine`), run as Ray
+tasks on a cluster.
 
 ``ray`` is imported, and the cluster joined (``ray.init(address=...)``), on the first
-``map``; without an address Ray uses ``RAY_ADDRESS`` or starts a local instance. The
-function and its tasks must be picklable, and any files they name must be reachable from
-the workers (a shared filesystem on a real cluster).
+``map`` or ``imap``; without an address Ray uses ``RAY_ADDRESS`` or starts a local
+instance. The function and its tasks must be picklable (cloudpickle), and any files they
+name must be reachable from the workers (a shared filesystem on a real cluster). ``fn`` is
+put in the object store once per call, not once per task.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from forgeline.engines import Engine
+from forgeline.engines.base import Engine, OnDone, check_window
 from forgeline.errors import ForgelineError, InvalidInput
 
 __all__ = ["RayEngine"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class RayEngine(Engine):
@@ -34,10 +38,14 @@ class RayEngine(Engine):
         self._ray: Any = None
 
     @property
-    def n_jobs(self) -> int:  # type: ignore[override]
+    def n_jobs(self) -> int:
+        """The cluster's CPUs once joined (1 before: nothing is started to count them)."""
         if self._ray is None:
             return 1
         return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
+
+    def __repr__(self) -> str:
+        return f"RayEngine(address={self.address!r})"
 
     def _connect(self) -> Any:
         if self._ray is not None:
@@ -57,17 +65,13 @@ class RayEngine(Engine):
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = self.address or "a local instance"
                 raise InvalidInput(f"Cannot start or join the Ray cluster ({where}): {e}",
-                                   hint="Check --ray-address (e.g. ray://host:10001).") from e
+                                   hint="Check the cluster's address "
+                                        "(e.g. ray://host:10001).") from e
         self._ray = ray
         return ray
 
-    def map(self, fn: Callable[[T], Any], tasks: Iterable[T],
-            on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
-        """``[fn(t) for t in tasks]`` as Ray tasks; ``on_done(i, result)`` as each ends.
-
-        Raises:
-            ForgelineError: as raised by ``fn`` in a task (the original error).
-        """
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T],
+            on_done: OnDone | None = None) -> list[R]:
         tasks = list(tasks)
         if not tasks:
             return []
@@ -78,17 +82,38 @@ class RayEngine(Engine):
         results: list[Any] = [None] * len(tasks)
         try:
             while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
+                done, _ = ray.wait(list(pending), num_returns=1)  # completion order
                 for ref in done:
                     i = pending.pop(ref)
                     results[i] = _get(ray, ref)
                     if on_done is not None:
                         on_done(i, results[i])
-        except BaseException:
+        finally:
             for ref in pending:
                 ray.cancel(ref)
-            raise
         return results
+
+    def imap(self, fn: Callable[[T], R], tasks: Iterable[T], *,
+             window: int | None = None) -> Iterator[R]:
+        check_window(window, 1)  # a bad window fails here, before Ray starts
+        ray = self._connect()
+        return self._imap(ray, fn, tasks, check_window(window, self.n_jobs))
+
+    def _imap(self, ray: Any, fn: Callable[[T], R], tasks: Iterable[T], window: int
+              ) -> Iterator[R]:
+        remote = ray.remote(_apply)
+        function = ray.put(fn)
+        pending: deque[Any] = deque()
+        try:
+            for task in tasks:
+                pending.append(remote.remote(function, task))
+                if len(pending) >= window:
+                    yield _get(ray, pending.popleft())
+            while pending:
+                yield _get(ray, pending.popleft())
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
 
 
 def _apply(fn: Callable[[T], Any], task: T) -> Any:
@@ -96,10 +121,13 @@ def _apply(fn: Callable[[T], Any], task: T) -> Any:
 
 
 def _get(ray: Any, ref: Any) -> Any:
+    """The task's result, or the error its function raised, as itself (not Ray's wrapper)."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as e:
-        cause = e.cause if isinstance(getattr(e, "cause", None), BaseException) else None
+        cause = getattr(e, "cause", None)
         if isinstance(cause, ForgelineError):
-            raise cause from None
+            raise cause from None  # a user's mistake: one line, no remote traceback
+        if isinstance(cause, Exception):
+            raise cause from e  # Ray's error carries the remote traceback
         raise

@@ -3,7 +3,7 @@
     from forgeline.monitoring import MonitorConfig, monitor
     result = monitor("fraud@champion", production_frame,
                      config=MonitorConfig(rules=("dataset_drift > 0.3",)))
-    result.write_html("monitor.html"); result.to_dict()
+    result.to_dict()  # its JSON form; the HTML report: forgeline.reports.render_monitor_report
 
 Everything is compared with the model's reference profile (``profile.json``), never with
 the training data. Submodules are imported on first use, so importing this package stays

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from forgeline.monitoring import stats as st
-from forgeline.monitoring.binning import Binned, Tally
+from forgeline.monitoring.binning import OTHER, Binned, Tally
 from forgeline.monitoring.config import TESTS, MonitorConfig, choose_method
 from forgeline.monitoring.windows import Windows
 
@@ -25,7 +25,17 @@ __all__ = ["DatasetDrift", "FeatureDrift", "column_stats", "dataset_drift", "fea
 
 @dataclass
 class FeatureDrift:
-    """Drift of one column: the method's score and verdict, every statistic, the bins."""
+    """Drift of one column: the method's score and verdict, every statistic, the bins.
+
+    Attributes:
+        bins: ``labels``, ``reference`` and ``current`` shares per bucket, and ``other``:
+            the label of the last bucket of a categorical column, which holds every value
+            outside the profile's categories (None for a numeric column); empty when the
+            bins were not kept.
+        pvalue: set from ``method``: the score is a test's p-value, drifted when below the
+            threshold (else a distance, drifted at or above it); in the JSON form so that
+            a reader of it need not know the methods.
+    """
 
     column: str
     kind: str
@@ -36,7 +46,11 @@ class FeatureDrift:
     stats: dict[str, float | None]
     n_reference: int
     n_current: int
-    bins: dict[str, list[Any]] = field(default_factory=dict)
+    bins: dict[str, Any] = field(default_factory=dict)
+    pvalue: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.pvalue = self.method in TESTS
 
 
 @dataclass
@@ -113,7 +127,8 @@ def feature_drift(binned: Binned, config: MonitorConfig, tally: Tally | None = N
     score, threshold = values[method_key(method)], config.threshold(method)
     ref_total = float(binned.reference.sum())
     bins = {"labels": binned.labels, "reference": st.shares(binned.reference).tolist(),
-            "current": st.shares(counts[row]).tolist()} if with_bins else {}
+            "current": st.shares(counts[row]).tolist(),
+            "other": OTHER if binned.categorical else None} if with_bins else {}
     return FeatureDrift(binned.name, binned.kind, method, score, threshold,
                         judge(method, score, threshold), values, int(ref_total), n, bins)
 

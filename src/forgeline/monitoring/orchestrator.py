@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pandas as pd
 
 from forgeline.data.pca import reconstruction_errors
 from forgeline.data.profile import category_strings
+from forgeline.engines import LocalEngine
 from forgeline.errors import InvalidInput
 from forgeline.monitoring.alerts import deliver, evaluate_rules
 from forgeline.monitoring.binning import Binned, bin_column
@@ -43,13 +43,13 @@ _MAX_THREADS = 8
 
 
 def _parallel(fn: Callable[[Any], Any], items: list[Any], rows: int) -> list[Any]:
-    """``[fn(x) for x in items]``, on threads for large frames: the numpy and Arrow work
-    inside releases the GIL, so columns are binned side by side on every core."""
+    """``[fn(x) for x in items]``, on the local engine's threads for large frames: the
+    numpy and Arrow work inside releases the GIL, so columns are binned side by side on
+    every core."""
     workers = min(len(items), os.cpu_count() or 1, _MAX_THREADS)
     if rows < _THREAD_ROWS or workers < 2:
         return [fn(x) for x in items]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(fn, items))
+    return LocalEngine(workers, workers="threads").map(fn, items)
 
 
 def _bin_inputs(current: pd.DataFrame, inputs: list[Any], ref: Reference, windows: Windows
@@ -88,7 +88,7 @@ def _bin_inputs(current: pd.DataFrame, inputs: list[Any], ref: Reference, window
 def _predictor(model: str | Path | Predictor) -> Predictor:
     if isinstance(model, Predictor):
         return model
-    return load_model(model)
+    return load_model(model, lazy=True)  # the model itself only if asked to score
 
 
 def _labels(current: pd.DataFrame, labels: pd.Series | pd.DataFrame | None, id_column: str,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from forgeline.monitoring.alerts import AlertResult
@@ -28,7 +27,8 @@ def _put(out: dict[str, float], key: str, value: Any) -> None:
 
 @dataclass
 class MonitorResult:
-    """Everything one monitoring run found. ``to_dict()`` is its JSON form.
+    """Everything one monitoring run found. ``to_dict()`` is its JSON form, which
+    :func:`forgeline.reports.render_monitor_report` renders as an HTML page.
 
     Attributes:
         model: the model reference (or package path) and ``version``, ``task``.
@@ -100,13 +100,11 @@ class MonitorResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (NaN and infinity as null)."""
+        """A JSON-serialisable dict (NaN and infinity as null), with what is computed from
+        the fields too (``fired``, the labels' ``feedback.message``) so a reader of the JSON,
+        such as the HTML report, needs nothing else."""
         data = jsonable(self)
         data["fired"] = [a.rule for a in self.fired]
+        if self.performance is not None and self.performance.feedback is not None:
+            data["performance"]["feedback"]["message"] = self.performance.feedback.message
         return data
-
-    def write_html(self, path: str | Path, *, title: str | None = None) -> Path:
-        """Write the self-contained HTML report to ``path`` (see :mod:`.report`)."""
-        from forgeline.monitoring.report import render_monitor_report
-
-        return render_monitor_report(self, Path(path), title=title)

@@ -33,7 +33,7 @@ Approximations, stated once:
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as sps
+from scipy import special
 
 __all__ = ["PSI_FLOOR", "chisquare_pvalue", "jensenshannon", "ks", "psi", "shares",
            "wasserstein"]
@@ -94,11 +94,13 @@ def ks(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarr
     p = np.full(len(cur), np.nan)
     ok = (effective >= 1) & (n > 0)
     exact = ok & (effective <= KS_EXACT_N)
-    if exact.any():
-        p[exact] = sps.kstwo.sf(d[exact], effective[exact])
+    if exact.any():  # scipy.stats (a second to import) only when a sample is this small
+        from scipy.stats import kstwo
+
+        p[exact] = kstwo.sf(d[exact], effective[exact])
     limit = ok & ~exact
-    if limit.any():  # Kolmogorov's limiting distribution: within 2% of kstwo from here
-        p[limit] = sps.kstwobign.sf(d[limit] * np.sqrt(effective[limit]))
+    if limit.any():  # Kolmogorov's limiting distribution (scipy's kstwobign.sf)
+        p[limit] = special.kolmogorov(d[limit] * np.sqrt(effective[limit]))
     return np.where(ok, d, np.nan), np.clip(p, 0.0, 1.0)
 
 
@@ -175,6 +177,6 @@ def chisquare_pvalue(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
         terms = np.where(used, (ref - e_ref) ** 2 / e_ref + (cur - e_cur) ** 2 / e_cur, 0.0)
     stat = np.nan_to_num(terms).sum(axis=-1)
     dof = used.sum(axis=-1) - 1
-    p = np.where(dof > 0, sps.chi2.sf(stat, np.maximum(dof, 1)), 1.0)
+    p = np.where(dof > 0, special.chdtrc(np.maximum(dof, 1), stat), 1.0)  # chi2.sf
     empty = (n_cur[:, 0] == 0) | (n_ref[:, 0] == 0)
     return np.where(empty, np.nan, p)

@@ -58,14 +58,30 @@ _BASE_REQUIREMENTS = ("forgeline", "numpy", "pandas", "scikit-learn", "scipy", "
 
 @dataclass
 class ModelPackage:
-    """A loaded, verified model package."""
+    """A loaded, verified model package.
 
-    model: Any
+    ``model`` is the fitted model. A package loaded with ``lazy=True`` reads it from its
+    file on first use (checking the file against the manifest again first), so a caller
+    that needs only the signature and profile (monitoring) never imports skops and the
+    model's libraries.
+    """
+
+    _model: Any
     signature: Signature
     profile: dict
     metrics: dict
     manifest: dict
     path: Path
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            path = self.path / MODEL_FILE
+            if sha256_file(path) != self.manifest["files"][MODEL_FILE]:
+                raise IntegrityError(f"{path} changed after its package was loaded.",
+                                     hint="Load the package again; never edit its files.")
+            self._model = load_skops(path)
+        return self._model
 
     @property
     def flavor(self) -> str:
@@ -176,8 +192,12 @@ def verify_package(directory: Path) -> dict:
     return manifest
 
 
-def load_package(directory: Path) -> ModelPackage:
+def load_package(directory: Path, *, lazy: bool = False) -> ModelPackage:
     """Verify a package, then load it; only trusted types are imported from the model file.
+
+    Args:
+        directory: the package.
+        lazy: read the model file on first use of ``model`` rather than now.
 
     Raises:
         NotFound, InvalidInput, IntegrityError: as :func:`verify_package`; IntegrityError
@@ -187,7 +207,7 @@ def load_package(directory: Path) -> ModelPackage:
     manifest = verify_package(directory)
     files = manifest["files"]
     signature = Signature.from_dict(_read_json(directory / SIGNATURE_FILE))
-    model = load_skops(directory / MODEL_FILE)
+    model = None if lazy else load_skops(directory / MODEL_FILE)
     profile = _read_json(directory / PROFILE_FILE) if PROFILE_FILE in files else {}
     metrics = _read_json(directory / METRICS_FILE) if METRICS_FILE in files else {}
     return ModelPackage(model, signature, profile, metrics, manifest, directory)

@@ -44,13 +44,17 @@ class Predictor:
 
     def __init__(self, package: ModelPackage, model_version: ModelVersion | None = None):
         self.package = package
-        self.model = package.model
         self.signature = package.signature
         self.metrics = package.metrics
         self.profile = package.profile
         self.manifest = package.manifest
         self.path = package.path
         self.model_version = model_version
+
+    @property
+    def model(self) -> Any:
+        """The fitted model (read on first use when the package was loaded lazily)."""
+        return self.package.model
 
     def __repr__(self) -> str:
         source = self.model_version.ref if self.model_version else str(self.path)
@@ -100,7 +104,7 @@ class Predictor:
 
 
 def load_model(ref: str | Path, client: Client | None = None,
-               cache_dir: Path | None = None) -> Predictor:
+               cache_dir: Path | None = None, *, lazy: bool = False) -> Predictor:
     """A :class:`Predictor` for a package directory or a registry reference.
 
     Args:
@@ -110,6 +114,8 @@ def load_model(ref: str | Path, client: Client | None = None,
         client: the registry to resolve ``ref`` in; ``forgeline.Client()`` by default.
         cache_dir: where downloaded versions are kept, as ``<cache_dir>/<name>/<version>``;
             ``<client.settings.home>/models`` by default.
+        lazy: read the model itself on its first use (see :class:`ModelPackage`): for
+            callers that need only the signature, profile and metrics.
 
     Raises:
         NotFound: no such directory, model, alias or version.
@@ -118,7 +124,7 @@ def load_model(ref: str | Path, client: Client | None = None,
     """
     local = _local_directory(ref)
     if local is not None:
-        return Predictor(load_package(local))
+        return Predictor(load_package(local, lazy=lazy))
     from forgeline.tracking.client import Client
 
     client = client if client is not None else Client()
@@ -128,7 +134,7 @@ def load_model(ref: str | Path, client: Client | None = None,
     expected = _registered_manifest_digest(client, mv)
     if not _cache_is_valid(target, expected):
         _download(client, mv, target)
-    return Predictor(load_package(target), mv)
+    return Predictor(load_package(target, lazy=lazy), mv)
 
 
 def _local_directory(ref: str | Path) -> Path | None:

@@ -3,7 +3,7 @@
 One page frame (``base.html``: head with the stylesheet and plotly.js, the header with its
 navigation, the footer) and the shared macros (``macros.html``: tables, figures, the
 summary block) serve both reports; ``training.html`` (:mod:`forgeline.reports.html`) and
-``monitoring.html`` (:mod:`forgeline.monitoring.report`) only fill in their sections.
+``monitoring.html`` (:mod:`forgeline.reports.monitoring`) only fill in their sections.
 
 Autoescaping is on: every value is escaped unless it is marked safe in Python (the
 plotly.js bundle, the stylesheet and the figure snippets plotly writes).

@@ -3,15 +3,12 @@
 plotly.js is embedded once, in the head; every figure after it is a ``<div>`` and a small
 script that calls it. Nothing is fetched from the network. Every user string (title,
 column names, messages, parameters) is escaped by Jinja2's autoescaping. The page frame,
-the figures and the write are shared with the monitoring report (:mod:`._page`,
-:mod:`._template`).
+the figures, the table cells and the write are shared with the monitoring report
+(:mod:`._page`, :mod:`._tables`, :mod:`._template`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,42 +21,14 @@ from forgeline.metrics import METRICS
 from forgeline.reports import plots
 from forgeline.reports._page import Figures, render_page, write_html
 from forgeline.reports._summary import LABELS, split_summary
+from forgeline.reports._tables import SEVERITY_ORDER, badge, fmt, row, table
 
 __all__ = ["render_report"]
 
-_SEVERITY_ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2}
 _FIRST_STATS = ("kind", "dtype", "missing_share", "n_unique")
 _SECTIONS = [("summary", "Summary"), ("data", "Data"), ("findings", "Findings"),
              ("tuning", "Tuning"), ("metrics", "Test metrics"), ("plots", "Diagnostic plots"),
              ("importance", "Feature importance"), ("fairness", "Slices and fairness")]
-
-
-def fmt(value: Any, key: str = "") -> str:
-    """A value as the report shows it: 4 significant digits, shares as percentages."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if ("share" in key or "rate" in key) and 0.0 <= value <= 1.0:
-            return f"{value:.1%}"
-        return f"{value:.4g}"
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
-    if isinstance(value, Mapping | list | tuple):
-        text = json.dumps(value, default=str, separators=(", ", ": "))
-        return text if len(text) <= 160 else text[:157] + "..."
-    return str(value)
-
-
-def _row(*cells: Any, cls: str = "") -> dict[str, Any]:
-    """A table row; a cell is text or a (text, css class) pair."""
-    return {"cls": cls, "cells": [c if isinstance(c, tuple) else (c, "") for c in cells]}
-
-
-def _table(headers: Sequence[str | tuple[str, str]], rows: list[dict[str, Any]]
-           ) -> dict[str, Any]:
-    return {"headers": [h if isinstance(h, tuple) else (h, "") for h in headers], "rows": rows}
 
 
 def _data_context(data: Mapping[str, Any] | None, html: Figures) -> dict[str, Any]:
@@ -67,28 +36,27 @@ def _data_context(data: Mapping[str, Any] | None, html: Figures) -> dict[str, An
     columns: Mapping[str, Mapping[str, Any]] = data.get("columns") or {}
     keys = [k for k in _FIRST_STATS if any(k in s for s in columns.values())]
     keys += list(dict.fromkeys(k for s in columns.values() for k in s if k not in keys))
-    col_rows = [_row(str(name), *((fmt(stats.get(k), k), "num" if isinstance(
+    col_rows = [row(str(name), *((fmt(stats.get(k), k), "num" if isinstance(
         stats.get(k), int | float) else "") for k in keys)) for name, stats in columns.items()]
     balance: Mapping[str, Any] = data.get("class_balance") or {}
     total = sum(v for v in balance.values() if isinstance(v, int | float)) or 1
-    bal_rows = [_row(str(k), (fmt(v), "num"), (f"{v / total:.1%}", "num"))
+    bal_rows = [row(str(k), (fmt(v), "num"), (f"{v / total:.1%}", "num"))
                 for k, v in balance.items()]
     info = [(k.replace("_", " ").capitalize(), fmt(v)) for k, v in data.items()
             if k not in ("columns", "class_balance")]
     return {"data_info": info,
-            "columns": _table(["column", *[(k, "") for k in keys]], col_rows),
-            "balance": _table(["class", ("count", "num"), ("share", "num")], bal_rows),
+            "columns": table(["column", *[(k, "") for k in keys]], col_rows),
+            "balance": table(["class", ("count", "num"), ("share", "num")], bal_rows),
             "balance_plot": html(plots.class_balance(balance))}
 
 
 def _findings_context(findings: Sequence[Finding]) -> dict[str, Any]:
-    ordered = sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f.severity, 3))
-    rows = [_row(Markup('<span class="badge {0}">{0}</span>').format(str(f.severity)),
-                 f.check, f.message, ", ".join(f.columns) or "—", cls=f"sev-{f.severity}")
-            for f in ordered]
+    ordered = sorted(findings, key=lambda f: SEVERITY_ORDER.get(f.severity, 3))
+    rows = [row(badge(str(f.severity), str(f.severity)), f.check, f.message,
+                ", ".join(f.columns) or "—", cls=f"sev-{f.severity}") for f in ordered]
     counts = {s: sum(f.severity == s for f in findings) for s in Severity}
     summary = ", ".join(f"{counts[s]} {s}" for s in (Severity.FAIL, Severity.WARN, Severity.INFO))
-    return {"findings": _table(["severity", "check", "message", "columns"], rows),
+    return {"findings": table(["severity", "check", "message", "columns"], rows),
             "findings_summary": f"{len(findings)} finding(s): {summary}."}
 
 
@@ -101,12 +69,12 @@ def _tuning_context(trials: Sequence[Mapping[str, Any]], ev: Evaluation, html: F
         params = t.get("params") or {}
         text = ", ".join(f"{k}={fmt(v)}" for k, v in params.items()) if isinstance(
             params, Mapping) else fmt(params)
-        rows.append(_row((fmt(t.get("number", i)), "num"), fmt(t.get("model")),
-                         (fmt(t.get("score")), "num"), Markup("<code>{}</code>").format(text),
-                         fmt(t.get("state")),
-                         cls="best" if best is not None and t.get("score") == best else ""))
-    return {"trials": _table([("#", "num"), "model", (ev.metric, "num"), "params", "state"],
-                             rows),
+        rows.append(row((fmt(t.get("number", i)), "num"), fmt(t.get("model")),
+                        (fmt(t.get("score")), "num"), Markup("<code>{}</code>").format(text),
+                        fmt(t.get("state")),
+                        cls="best" if best is not None and t.get("score") == best else ""))
+    return {"trials": table([("#", "num"), "model", (ev.metric, "num"), "params", "state"],
+                            rows),
             "tuning_plot": html(plots.trials(trials, ev.metric,
                                              METRICS[ev.metric].greater_is_better))}
 
@@ -127,14 +95,14 @@ def _metrics_context(ev: Evaluation, baseline: Mapping[str, float] | None) -> di
             cells += [(fmt(base), "num"), (f"{diff:+.4g}" if diff is not None else "—",
                                           f"num {mood}")]
         cells.append("higher is better" if up else "lower is better")
-        rows.append(_row(*cells, cls="primary" if name == ev.metric else ""))
-    return {"metrics": _table(headers, rows)}
+        rows.append(row(*cells, cls="primary" if name == ev.metric else ""))
+    return {"metrics": table(headers, rows)}
 
 
-def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
+def _flat(record: Mapping[str, Any]) -> dict[str, Any]:
     """{"selection_rate": {"a": 0.2}} -> {"selection_rate a": 0.2}: one column per class."""
     flat: dict[str, Any] = {}
-    for key, value in row.items():
+    for key, value in record.items():
         if isinstance(value, Mapping):
             flat.update({f"{key} {k}": v for k, v in value.items()})
         else:
@@ -146,26 +114,26 @@ def _fairness_context(ev: Evaluation, html: Figures) -> dict[str, Any]:
     rows = []
     for column, fair in ev.fairness.items():
         gap = fair.get("largest_gap") or {}
-        rows.append(_row(column, (f"{fair['n_scored']} / {fair['n_slices']}", "num"),
-                         (fmt(fair.get("demographic_parity_difference")), "num"),
-                         (fmt(fair.get("equalized_odds_difference")), "num"),
-                         (fmt(gap.get("value")), "num"), fmt(gap.get("best_slice")),
-                         fmt(gap.get("worst_slice"))))
+        rows.append(row(column, (f"{fair['n_scored']} / {fair['n_slices']}", "num"),
+                        (fmt(fair.get("demographic_parity_difference")), "num"),
+                        (fmt(fair.get("equalized_odds_difference")), "num"),
+                        (fmt(gap.get("value")), "num"), fmt(gap.get("best_slice")),
+                        fmt(gap.get("worst_slice"))))
     blocks = []
     for column, nested in ev.slices.items():
         slices = [_flat(r) for r in nested]
         keys = list(dict.fromkeys(k for r in slices for k in r
                                   if k not in ("value", "n", "share", "skipped")))
-        body = [_row(str(r["value"]), (fmt(r["n"]), "num"), (fmt(r["share"], "share"), "num"),
-                     *((fmt(r.get(k), k) if not r["skipped"] else "too few rows", "num")
-                       for k in keys)) for r in slices]
+        body = [row(str(r["value"]), (fmt(r["n"]), "num"), (fmt(r["share"], "share"), "num"),
+                    *((fmt(r.get(k), k) if not r["skipped"] else "too few rows", "num")
+                      for k in keys)) for r in slices]
         blocks.append({"column": column, "plot": html(plots.slices(ev, column)),
-                       **_table(["slice", ("rows", "num"), ("share", "num"),
-                                 *((k, "num") for k in keys)], body)})
+                       **table(["slice", ("rows", "num"), ("share", "num"),
+                                *((k, "num") for k in keys)], body)})
     headers = ["sensitive column", ("slices scored", "num"), ("demographic parity diff", "num"),
                ("equalized odds diff", "num"), (f"largest {ev.metric} gap", "num"),
                "best slice", "worst slice"]
-    return {"fairness": _table(headers, rows), "slice_blocks": blocks}
+    return {"fairness": table(headers, rows), "slice_blocks": blocks}
 
 
 def render_report(path: Path, *, title: str, evaluation: Evaluation,

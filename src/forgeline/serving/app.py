@@ -1,24 +1,27 @@
-"""The FastAPI app of ``forgeline serve``: ``/predict``, OIP v2, ``/metrics``, the docs.
+"""The FastAPI app of the model server: ``/predict``, OIP v2, ``/metrics``, the docs.
 
     app = create_app(ServeConfig("fraud@champion"))  # loads the model(s) now
     uvicorn.run(app)
 
 ``create_app_from_env`` builds the same app from ``FORGELINE_SERVE_CONFIG``; uvicorn calls
-it in each worker process when ``--workers > 1``.
+it in each worker process when there are several.
 
-Start-up (the lifespan) starts one micro-batcher per model and the registry watcher;
-shutdown (after uvicorn has stopped accepting and finished the requests in flight) lets
+Start-up (the lifespan) starts one micro-batcher per model, the registry watcher and the
+background jobs a caller attached (``background``; a flow that also monitors the
+predictions attaches its monitor this way, without serving knowing it); shutdown (after
+uvicorn has stopped accepting and finished the requests in flight) stops the jobs, lets
 queued batches and shadow predictions finish, then flushes the prediction log.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -38,7 +41,6 @@ from forgeline.serving.http import (
 )
 from forgeline.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics, value_buckets
 from forgeline.serving.models import Deployment, ServedModel
-from forgeline.serving.monitoring_task import MonitorTask, monitor_task
 from forgeline.serving.oip import oip_router
 from forgeline.serving.openapi import ErrorBody, PredictResponse, install_openapi
 from forgeline.serving.payload import predict_rows
@@ -48,16 +50,34 @@ from forgeline.version import __version__
 if TYPE_CHECKING:
     from forgeline.tracking.client import Client
 
-__all__ = ["ServingState", "create_app", "create_app_from_env"]
+__all__ = ["BackgroundJob", "JobFactory", "ServingState", "create_app", "create_app_from_env"]
 
 log = logging.getLogger("forgeline.serving")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text} for status, text in (
         (400, "The body or a value is wrong; the message names the field."),
-        (401, "A bearer token is required (--token)."),
-        (413, "The body is larger than --max-body-bytes."),
+        (401, "A bearer token is required (the server was started with one)."),
+        (413, "The body is larger than the server's limit (max_body_bytes)."),
         (500, "The model failed unexpectedly; the server stays up."))}
+
+
+class BackgroundJob(abc.ABC):
+    """Work an app runs beside its requests, in a thread of its own, from start-up to
+    shutdown (the periodic monitor, say). Requests never wait for it."""
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start; called once the models are loaded, before the first request."""
+
+    @abc.abstractmethod
+    def stop(self) -> object:
+        """Stop after the work in progress; called from a worker thread at shutdown, once
+        the requests in flight are answered and before the prediction log is flushed."""
+
+    def halt_on_stop_signals(self) -> None:  # noqa: B027 - optional, nothing by default
+        """Start nothing new once the process is told to stop (SIGTERM, SIGINT). Called
+        from the main thread when the server is the process's only job."""
 
 
 @dataclass
@@ -71,7 +91,7 @@ class ServingState:
     prediction_log: PredictionSink | None = None
     ready: bool = False
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
-    monitor: MonitorTask | None = field(default=None, repr=False)  # --monitor-every
+    jobs: list[BackgroundJob] = field(default_factory=list, repr=False)
     own_process: bool = False  # the server is the process's only job (tune its GC)
 
 
@@ -95,9 +115,13 @@ class ServingApp(FastAPI):
             await super().__call__(scope, receive, send)
 
 
+# Builds one background job for an app, from its state (models, metrics, prediction log).
+JobFactory = Callable[[ServingState], BackgroundJob]
+
+
 def create_app(config: ServeConfig, *, client: Client | None = None,
-               prediction_log: PredictionSink | None = None,
-               own_process: bool = False) -> FastAPI:
+               prediction_log: PredictionSink | None = None, own_process: bool = False,
+               background: Sequence[JobFactory] = ()) -> FastAPI:
     """The server app for ``config``; loads the models before returning.
 
     Args:
@@ -107,9 +131,12 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
         own_process: the app is all this process does (``forgeline serve``): the loaded
             models are moved out of the garbage collector's sight (``gc.freeze``), so
             its full passes no longer stop requests for hundreds of milliseconds.
+        background: each called once with the app's state, now; the jobs they return
+            are started with the app and stopped at its shutdown.
 
     Raises:
-        ForgelineError: a model reference cannot be resolved or loaded.
+        ForgelineError: a model reference cannot be resolved or loaded, or a background
+            job cannot be built for this deployment.
     """
     deployment = Deployment(config, client)
     if prediction_log is None and config.log_predictions and deployment.primary.version:
@@ -122,7 +149,7 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
     scorer = Scorer(deployment, metrics, prediction_log)
     state = ServingState(config, deployment, metrics, scorer, prediction_log,
                          own_process=own_process)
-    state.monitor = monitor_task(config, deployment, metrics, prediction_log)
+    state.jobs = [make(state) for make in background]
     primary = deployment.primary
     app = ServingApp(title=f"{primary.name} - Forgeline model server",
                      version=__version__, lifespan=partial(_lifespan, state=state))
@@ -140,8 +167,8 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
         """Predict for records or columnar rows (the body schema is the model's signature)."""
         rid = request_id(request)
         try:
-            check_auth(request, config.token)
-            rows = predict_rows(await read_json(request, config.max_body_bytes))
+            check_auth(request, config.listener.token)
+            rows = predict_rows(await read_json(request, config.listener.max_body_bytes))
             scored = await scorer.score(rows, rid)
         except Exception as e:
             return error_response(e, request_id=rid)
@@ -198,10 +225,10 @@ async def _lifespan(app: FastAPI, state: ServingState) -> AsyncIterator[None]:
     if state.config.watch:
         state.watcher = asyncio.get_running_loop().create_task(
             deployment.watch(state.config.watch_interval_s), name="forgeline-watch")
-    if state.monitor is not None:
-        state.monitor.start()  # a thread of its own; requests never wait for it
+    for job in state.jobs:
+        job.start()  # a thread of its own; requests never wait for it
         if state.own_process:
-            state.monitor.halt_on_stop_signals()
+            job.halt_on_stop_signals()
     if state.own_process:  # everything loaded so far lives as long as the server
         gc.collect()
         gc.freeze()
@@ -217,13 +244,16 @@ async def _lifespan(app: FastAPI, state: ServingState) -> AsyncIterator[None]:
 
 
 async def _shutdown(state: ServingState) -> None:
-    if state.monitor is not None:
-        await asyncio.to_thread(state.monitor.stop)
+    for job in state.jobs:
+        try:
+            await asyncio.to_thread(job.stop)
+        except Exception:
+            log.exception("stopping a background job failed")
     if state.watcher is not None:
         state.watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await state.watcher
-    await state.scorer.drain(max(state.config.graceful_timeout_s, 1.0))
+    await state.scorer.drain(max(state.config.listener.graceful_timeout_s, 1.0))
     await state.deployment.stop()
     flush = getattr(state.prediction_log, "flush", None)
     if callable(flush):

@@ -1,12 +1,14 @@
 """Batch scoring: a Parquet or CSV file in, its key columns and the predictions out.
 
 The input streams through in chunks (Parquet row-group batches, CSV chunks), so memory
-holds a few chunks at a time whatever the file's size: worker threads score chunks (with
-ONNX Runtime, one per core) while the next is read, and the results are written in order.
-The schema is checked before the first row is scored; the output is written under a
-temporary name and renamed into place when complete. With ``engine="ray"`` (Parquet
-input), ranges of row groups go to Ray tasks that each read, score and write a part; the
-driver then joins the parts in order.
+holds a few chunks at a time whatever the file's size: the local engine's threads score
+chunks (with ONNX Runtime, one per core) while the next is read, and the results are
+written in order (:meth:`LocalEngine.imap <forgeline.engines.LocalEngine.imap>`, a window
+of ``threads + 1`` chunks). The schema is checked before the first row is scored; the
+output is written under a temporary name and renamed into place when complete
+(:func:`~forgeline.util.files.atomic_path`). With ``engine="ray"`` (Parquet input), ranges
+of row groups go to Ray tasks that each read, score and write a part; the driver then
+joins the parts in order. Progress goes to a :class:`~forgeline.util.progress.Progress`.
 
 Output columns: the key columns (by default every input column that is not a model
 input), ``prediction``, and ``proba_<class>`` per class for classifiers.
@@ -15,20 +17,24 @@ input), ``prediction``, and ``proba_<class>`` per class for classifiers.
 from __future__ import annotations
 
 import contextlib
-import os
+import functools
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from forgeline.engines import LocalEngine, available_cores, get_engine
 from forgeline.errors import InvalidInput
 from forgeline.packaging.predictor import Predictor, load_model
 from forgeline.serving.runtime import Runtime, select_runtime
+from forgeline.store.predictions import PREDICTION, proba_columns
+from forgeline.store.predictions.format import PROBA_PREFIX
+from forgeline.util.files import atomic_path
+from forgeline.util.progress import Progress
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -66,7 +72,7 @@ class _Plan:
 
 def score_file(ref_or_predictor: str | Path | Predictor, input: Path, output: Path, *,
                keys: Sequence[str] | None = None, chunk_rows: int = 100_000,
-               engine: str = "local", runtime: str = "auto", progress: bool = True,
+               engine: str = "local", runtime: str = "auto", progress: Progress | None = None,
                client: Client | None = None, ray_address: str | None = None
                ) -> ScoreSummary:
     """Score every row of ``input`` and write ``output`` (Parquet, or CSV by its suffix).
@@ -81,7 +87,8 @@ def score_file(ref_or_predictor: str | Path | Predictor, input: Path, output: Pa
             per scoring thread plus the one being read.
         engine: ``"local"`` (this process) or ``"ray"`` (Parquet input only).
         runtime: ``"auto"``, ``"onnx"`` or ``"native"`` (see ``select_runtime``).
-        progress: show a progress bar on stderr.
+        progress: told of the scoring as it goes: one task, ``"scoring"``, counted in
+            rows (Parquet) or bytes read (CSV); None: :class:`Progress`, which logs.
         client: the registry to resolve a model reference in.
         ray_address: the Ray cluster for ``engine="ray"`` (None: local or RAY_ADDRESS).
 
@@ -105,28 +112,26 @@ def score_file(ref_or_predictor: str | Path | Predictor, input: Path, output: Pa
     if engine not in ("local", "ray"):
         raise InvalidInput(f"Unknown engine {engine!r}.", hint="Use local or ray.")
     if engine == "ray" and kind != "parquet":
-        raise InvalidInput("--engine ray reads Parquet input (split by row groups).",
-                           hint="Convert the CSV to Parquet, or use --engine local.")
+        raise InvalidInput("engine='ray' reads Parquet input (split by row groups).",
+                           hint="Convert the CSV to Parquet, or use engine='local'.")
     predictor = ref_or_predictor if isinstance(ref_or_predictor, Predictor) else (
         load_model(ref_or_predictor, client))
     columns = _columns(input, kind)
     key_names = _check_columns(predictor, columns, keys, input)
     plan = _Plan(predictor, select_runtime(predictor, runtime), key_names,
                  _proba_names(predictor))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
-    writer = _Writer(tmp, "csv" if output.suffix.lower() in _CSV else "parquet")
+    progress = progress if progress is not None else Progress()
     started = time.monotonic()
-    try:
-        rows = (_score_local(plan, input, kind, writer, chunk_rows, progress)
-                if engine == "local" else
-                _score_ray(plan, input, writer, chunk_rows, progress, ray_address))
-        writer.close(_empty_schema(plan, input, kind))
-        os.replace(tmp, output)
-    finally:
-        writer.abort()
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    with atomic_path(output) as tmp:
+        writer = _Writer(tmp, "csv" if output.suffix.lower() in _CSV else "parquet")
+        try:
+            rows = (_score_local(plan, input, kind, writer, chunk_rows, progress)
+                    if engine == "local" else
+                    _score_ray(plan, input, writer, chunk_rows, progress, ray_address))
+            writer.close(_empty_schema(plan, input, kind))
+        finally:
+            writer.abort()
+            progress.done()
     seconds = time.monotonic() - started
     return ScoreSummary(rows, seconds, rows / seconds if seconds > 0 else float("inf"),
                         output, plan.runtime.name)
@@ -179,10 +184,10 @@ def _check_columns(predictor: Predictor, columns: list[str], keys: Sequence[str]
             raise InvalidInput(f"Key column{'s' if len(unknown) > 1 else ''} "
                                f"{', '.join(map(repr, unknown))} not in {path}.",
                                hint=f"Its columns: {', '.join(columns[:30])}.")
-    clash = [k for k in chosen if k == "prediction" or k.startswith("proba_")]
+    clash = [k for k in chosen if k == PREDICTION or k.startswith(PROBA_PREFIX)]
     if clash:
         raise InvalidInput(f"Key column {clash[0]!r} would clash with the output's "
-                           "prediction columns.", hint="Choose the keys with --keys.")
+                           "prediction columns.", hint="Choose other key columns (keys).")
     return tuple(chosen)
 
 
@@ -191,21 +196,36 @@ def _proba_names(predictor: Predictor) -> tuple[str, ...]:
     if not signature.is_classifier:
         return ()
     classes = signature.classes or tuple(getattr(predictor.model, "classes_", ()))
-    return tuple(f"proba_{c}" for c in classes)
+    return tuple(proba_columns(classes))
 
 
 # -- scoring ------------------------------------------------------------------------------
-def _score_chunk(plan: _Plan, inputs: pd.DataFrame, keys: pa.Table, first_row: int
-                 ) -> pa.Table:
+class _Chunk(NamedTuple):
+    """Rows to score: the model's inputs, the key columns, the first row's number."""
+
+    inputs: pd.DataFrame
+    keys: pa.Table
+    first_row: int
+
+
+def _numbered(chunks: Iterable[tuple[pd.DataFrame, pa.Table]], first_row: int = 0
+              ) -> Iterator[_Chunk]:
+    for inputs, keys in chunks:
+        yield _Chunk(inputs, keys, first_row)
+        first_row += len(inputs)
+
+
+def _score_chunk(plan: _Plan, chunk: _Chunk) -> pa.Table:
     import pyarrow as pa
 
+    inputs, keys, first_row = chunk
     try:
         frame = plan.predictor.signature.validate(inputs)
     except InvalidInput as e:
         raise InvalidInput(f"Rows {first_row}-{first_row + len(inputs) - 1}: {e.message}",
                            hint=e.hint) from None
     prediction = plan.runtime.predict(frame)
-    table = keys.append_column("prediction", pa.array(_plain(prediction.labels)))
+    table = keys.append_column(PREDICTION, pa.array(_plain(prediction.labels)))
     if prediction.proba is not None:
         for j, name in enumerate(plan.proba_names):
             table = table.append_column(name, pa.array(prediction.proba[:, j],
@@ -234,9 +254,10 @@ def _parquet_chunks(plan: _Plan, path: Path, chunk_rows: int,
             yield table.select(names).to_pandas(), table.select(list(plan.keys))
 
 
-def _csv_chunks(plan: _Plan, path: Path, chunk_rows: int, advance: Any
+def _csv_chunks(plan: _Plan, path: Path, chunk_rows: int, advance: Callable[[int], Any]
                 ) -> Iterator[tuple[pd.DataFrame, pa.Table]]:
-    """CSV in chunks of ``chunk_rows``; key columns as text, as written in the file."""
+    """CSV in chunks of ``chunk_rows``; key columns as text, as written in the file;
+    ``advance(n)`` as each chunk's ``n`` bytes have been read."""
     import pyarrow as pa
 
     names = plan.predictor.signature.names
@@ -296,28 +317,9 @@ def _empty_schema(plan: _Plan, path: Path, kind: str) -> pa.Schema:
               for k in plan.keys]
     classes = plan.predictor.signature.classes
     label = (pa.array(list(classes)).type if classes else pa.float64())
-    fields.append(pa.field("prediction", label))
+    fields.append(pa.field(PREDICTION, label))
     fields += [pa.field(n, pa.float64()) for n in plan.proba_names]
     return pa.schema(fields)
-
-
-def _progress(enabled: bool, unit: str) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    amount = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
-    return Progress(TextColumn("[bold]scoring[/bold]"), BarColumn(), amount,
-                    TextColumn("rows" if unit == "rows" else ""), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True),
-                    disable=not enabled)
 
 
 def _scoring_threads(plan: _Plan) -> int:
@@ -326,50 +328,34 @@ def _scoring_threads(plan: _Plan) -> int:
     already spreads a call over the cores (the thread still overlaps reading and writing)."""
     if plan.runtime.name != "onnxruntime":
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+    return max(1, min(available_cores(), 8))
 
 
 def _score_local(plan: _Plan, path: Path, kind: str, writer: _Writer, chunk_rows: int,
-                 progress: bool) -> int:
-    """Read, score and write chunk by chunk: chunks are scored in worker threads while the
-    next is read, and written in order; at most ``threads + 1`` chunks are in memory."""
-    from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
-
+                 progress: Progress) -> int:
+    """Read, score and write chunk by chunk: chunks are scored in the engine's threads
+    while the next is read (a window of ``threads + 1``: every thread busy while the
+    calling thread reads), and written in order; at most ``threads + 1`` chunks are in
+    memory besides the one being read."""
     import pyarrow.parquet as pq
 
-    total = pq.ParquetFile(path).metadata.num_rows if kind == "parquet" else (
-        path.stat().st_size)
+    if kind == "parquet":
+        progress.task("scoring", total=pq.ParquetFile(path).metadata.num_rows, unit="rows")
+        chunks = _parquet_chunks(plan, path, chunk_rows)
+    else:
+        progress.task("scoring", total=path.stat().st_size, unit="bytes")
+        chunks = _csv_chunks(plan, path, chunk_rows, progress.advance)
     threads = _scoring_threads(plan)
+    engine = LocalEngine(threads, workers="threads")
     rows = 0
-    pending: deque[tuple[Future[pa.Table], int]] = deque()
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="forgeline-score")
-    try:
-        with _progress(progress, "rows" if kind == "parquet" else "bytes") as bar:
-            task = bar.add_task("scoring", total=total)
-
-            def write_done(keep: int) -> None:
-                while len(pending) > keep:
-                    future, n = pending.popleft()
-                    writer.write(future.result())
-                    if kind == "parquet":
-                        bar.advance(task, n)
-
-            chunks = _parquet_chunks(plan, path, chunk_rows) if kind == "parquet" else (
-                _csv_chunks(plan, path, chunk_rows, lambda n: bar.advance(task, n)))
-            for inputs, keys in chunks:
-                pending.append((pool.submit(_score_chunk, plan, inputs, keys, rows),
-                                len(inputs)))
-                rows += len(inputs)
-                del inputs, keys  # the worker holds the chunk until it is scored
-                write_done(threads)
-            write_done(0)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    scored = engine.imap(functools.partial(_score_chunk, plan), _numbered(chunks),
+                         window=threads + 1)
+    with contextlib.closing(scored):
+        for table in scored:
+            writer.write(table)
+            rows += table.num_rows
+            if kind == "parquet":
+                progress.advance(table.num_rows)
     return rows
 
 
@@ -403,17 +389,21 @@ def _score_part(part: _Part) -> int:
                      _proba_names(predictor))
         _WORKER_PLANS[key] = plan
     rows, writer = 0, None
-    tmp = Path(part.target).with_name(f".{Path(part.target).name}.tmp")
-    for inputs, keys in _parquet_chunks(plan, Path(part.source), part.chunk_rows,
-                                        part.row_groups):
-        table = _score_chunk(plan, inputs, keys, part.first_row + rows)
-        if writer is None:
-            writer = pq.ParquetWriter(str(tmp), table.schema)
-        writer.write_table(table.cast(writer.schema))
-        rows += len(inputs)
-    if writer is not None:
-        writer.close()
-        os.replace(tmp, part.target)
+    source = Path(part.source)
+    with atomic_path(part.target) as tmp:
+        try:
+            for chunk in _numbered(_parquet_chunks(plan, source, part.chunk_rows,
+                                                   part.row_groups), part.first_row):
+                table = _score_chunk(plan, chunk)
+                if writer is None:
+                    writer = pq.ParquetWriter(str(tmp), table.schema)
+                writer.write_table(table.cast(writer.schema))
+                rows += len(chunk.inputs)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:  # row groups without rows: an empty part all the same
+            pq.write_table(_empty_schema(plan, source, "parquet").empty_table(), str(tmp))
     return rows
 
 
@@ -436,17 +426,15 @@ def _parts(plan: _Plan, path: Path, chunk_rows: int, directory: Path, runtime: s
     return parts
 
 
-def _score_ray(plan: _Plan, path: Path, writer: _Writer, chunk_rows: int, progress: bool,
-               address: str | None) -> int:
+def _score_ray(plan: _Plan, path: Path, writer: _Writer, chunk_rows: int,
+               progress: Progress, address: str | None) -> int:
     import shutil
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from forgeline.engines import get_engine
-
     if plan.predictor.path is None or not Path(plan.predictor.path).is_dir():
-        raise InvalidInput("--engine ray needs the model as a package directory the "
+        raise InvalidInput("engine='ray' needs the model as a package directory the "
                            "workers can read.")
     # the workers serve what the driver chose, and check it again where they run
     chosen = "onnx" if plan.runtime.name == "onnxruntime" else "native"
@@ -454,11 +442,9 @@ def _score_ray(plan: _Plan, path: Path, writer: _Writer, chunk_rows: int, progre
     directory.mkdir()
     try:
         parts = _parts(plan, path, chunk_rows, directory, chosen)
-        total = pq.ParquetFile(path).metadata.num_rows
-        with _progress(progress, "rows") as bar:
-            task = bar.add_task("scoring", total=total)
-            counts = get_engine("ray", address=address).map(
-                _score_part, parts, on_done=lambda _, n: bar.advance(task, n))
+        progress.task("scoring", total=pq.ParquetFile(path).metadata.num_rows, unit="rows")
+        counts = get_engine("ray", address=address).map(
+            _score_part, parts, on_done=lambda _, n: progress.advance(n))
         for part, count in zip(parts, counts, strict=True):
             if count:
                 with pq.ParquetFile(part.target, pre_buffer=False) as source:

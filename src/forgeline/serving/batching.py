@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from forgeline.serving.runtime import Prediction
+from forgeline.serving.runtime_base import Prediction
 
 __all__ = ["INLINE_S", "BatchHook", "MicroBatcher", "Part", "rows_of"]
 

@@ -37,7 +37,7 @@ _UNMATCHED = "<unmatched>"
 
 
 class BodyTooLarge(InvalidInput):
-    """The request body is larger than ``--max-body-bytes`` (HTTP 413)."""
+    """The request body is larger than the server's ``max_body_bytes`` (HTTP 413)."""
 
     status = 413
 
@@ -113,7 +113,7 @@ async def read_json(request: Request | RawRequest, limit: int) -> Any:
 def _too_large(size: int | None, limit: int) -> str:
     given = f"{size} bytes" if size is not None else "more than that"
     return (f"The request body is too large: {given}, the limit is {limit} bytes "
-            "(--max-body-bytes). Send fewer records per request.")
+            "(max_body_bytes). Send fewer records per request.")
 
 
 def check_auth(request: Request | RawRequest, token: str | None) -> None:

@@ -1,9 +1,9 @@
 """Prometheus metrics of the server: requests, batches, predictions, models.
 
 Every metric lives in a registry of its own (two apps in one process never collide).
-With ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus_client is imported (the CLI does
-so for ``--workers > 1``), each worker writes its values to files there and ``/metrics``
-adds up the files of all workers, whichever worker answers the scrape.
+With ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus_client is imported (the server
+does so when it starts several workers), each worker writes its values to files there and
+``/metrics`` adds up the files of all workers, whichever worker answers the scrape.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from prometheus_client import (
 )
 
 from forgeline.packaging.coercion import stack_frames
-from forgeline.serving.runtime import Prediction
+from forgeline.serving.runtime_base import Prediction
 
 __all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "ServingMetrics", "value_buckets"]
 

@@ -24,8 +24,9 @@ from forgeline.errors import InvalidInput
 from forgeline.names import parse_model_ref
 from forgeline.packaging import Predictor, load_model
 from forgeline.serving.batching import BatchHook, MicroBatcher, Part
-from forgeline.serving.config import ServeConfig
-from forgeline.serving.runtime import Prediction, select_runtime
+from forgeline.serving.config import Batching, ServeConfig
+from forgeline.serving.runtime import select_runtime
+from forgeline.serving.runtime_base import Prediction
 
 if TYPE_CHECKING:
     from forgeline.tracking.client import Client
@@ -84,9 +85,10 @@ class ServedModel:
             return self.signature.validate(rows)
         return self.signature.coerce_records(rows)
 
-    def start(self, config: ServeConfig, on_batch: BatchHook | None) -> None:
-        self.batcher = MicroBatcher(self.runtime.predict, max_batch_size=config.max_batch_size,
-                                    max_wait_s=config.max_wait_s, on_batch=on_batch,
+    def start(self, batching: Batching, on_batch: BatchHook | None) -> None:
+        self.batcher = MicroBatcher(self.runtime.predict,
+                                    max_batch_size=batching.max_batch_size,
+                                    max_wait_s=batching.max_wait_s, on_batch=on_batch,
                                     combine=self.signature.combine,
                                     name=self.label.replace("/", "-"))
         self.batcher.start()
@@ -181,7 +183,7 @@ class Deployment:
         """Start every model's batcher; ``on_batch(model)`` gives its batch hook."""
         self._on_batch = on_batch
         for model in self.models.values():
-            model.start(self.config, on_batch(model))
+            model.start(self.config.batching, on_batch(model))
 
     def on_swap(self, listener: SwapListener) -> None:
         """Call ``listener(ref, old, new)`` on the event loop after each swap."""
@@ -230,7 +232,7 @@ class Deployment:
                     self._failed[ref] = str(e)
                 continue
             self._failed.pop(ref, None)
-            new.start(self.config, self._on_batch(new))
+            new.start(self.config.batching, self._on_batch(new))
             self.models[ref] = new  # the swap: requests from now on get the new version
             log.info("%s moved: now serving %s (runtime %s), was %s", ref, new.label,
                      new.runtime.name, current.label)

@@ -208,9 +208,9 @@ def oip_router(scorer: Scorer, config: ServeConfig, is_ready: Callable[[], bool]
     async def infer(request: Request, name: str, version: str | None) -> Response:
         rid = header_request_id(request)
         try:
-            check_auth(request, config.token)
+            check_auth(request, config.listener.token)
             find(name, version)  # 404 before reading the body
-            body = await read_json(request, config.max_body_bytes)
+            body = await read_json(request, config.listener.max_body_bytes)
             rows, wanted = parse_inputs(body)
             model = find(name, version)  # again: a swap may have happened while reading
             if wanted is not None and "predict_proba" in wanted and not \

@@ -20,8 +20,8 @@ differ from scikit-learn:
   it; RandomForest's input rounded to float32 first, as scikit-learn's trees do.
 
 The converters live in :mod:`forgeline.serving._onnx_converters`. Whatever converts is
-still served only after :func:`~forgeline.serving.runtime.
-select_runtime` has compared it with the native pipeline on a sample.
+still served only after :func:`~forgeline.serving.runtime.select_runtime` has compared
+it with the native pipeline on a sample.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from forgeline.packaging.package import MODEL_FILE
 from forgeline.packaging.predictor import Predictor
 from forgeline.packaging.transformers import MISSING, AsText, Categories, DatetimeParts
 from forgeline.serving._onnx_converters import register_converters
-from forgeline.serving.runtime import Prediction, Runtime
+from forgeline.serving.runtime_base import Prediction, Runtime
 from forgeline.util.files import atomic_write
 
 __all__ = ["CACHE_DIR", "NotConvertible", "OnnxRuntime", "convert", "load_onnx_runtime"]

@@ -1,10 +1,11 @@
 """What actually computes predictions for the server and the batch scorer.
 
 A runtime takes a frame already validated against the signature and returns labels and,
-for classifiers, class probabilities, in one call for the whole batch. ``NativeRuntime``
-calls the scikit-learn pipeline; :class:`~forgeline.serving.onnx.OnnxRuntime` runs the
-same pipeline converted to ONNX and is chosen by :func:`select_runtime` only after it
-reproduces the native predictions on a sample synthesised from the signature:
+for classifiers, class probabilities, in one call for the whole batch (the shared types
+are in :mod:`forgeline.serving.runtime_base`). ``NativeRuntime`` calls the scikit-learn
+pipeline; :class:`~forgeline.serving.onnx.OnnxRuntime` runs the same pipeline converted to
+ONNX and is chosen by :func:`select_runtime` only after it reproduces the native
+predictions on a sample synthesised from the signature:
 
 - classifiers: the same labels (rows whose two best native probabilities are within the
   tolerance are ties and may go either way) and every probability within 1e-4;
@@ -14,9 +15,7 @@ reproduces the native predictions on a sample synthesised from the signature:
 
 from __future__ import annotations
 
-import abc
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,38 +24,16 @@ import pandas as pd
 from forgeline.errors import InvalidInput
 from forgeline.packaging.predictor import Predictor
 from forgeline.packaging.signature import Signature
+from forgeline.serving.runtime_base import RUNTIMES, Prediction, Runtime
 
-__all__ = ["PREFERENCES", "TOLERANCE", "NativeRuntime", "Prediction", "Runtime", "compare",
+__all__ = ["RUNTIMES", "TOLERANCE", "NativeRuntime", "Prediction", "Runtime", "compare",
            "sample_frame", "select_runtime"]
 
 log = logging.getLogger("forgeline.serving")
 
-PREFERENCES = ("auto", "onnx", "native")
 TOLERANCE = 1e-4
 SAMPLE_ROWS = 256
 _HOUR_NS = 3_600_000_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    labels: np.ndarray  # class labels (classifiers) or values (regression), one per row
-    proba: np.ndarray | None  # rows x classes in signature.classes order; None for regression
-
-
-class Runtime(abc.ABC):
-    """Predictions for validated frames; safe to call from one thread at a time.
-
-    Attributes:
-        name: ``"native"`` or ``"onnxruntime"``.
-        detail: why this runtime serves (set by :func:`select_runtime`).
-    """
-
-    name: str
-    signature: Signature
-    detail: str = ""
-
-    @abc.abstractmethod
-    def predict(self, frame: pd.DataFrame) -> Prediction: ...
 
 
 class NativeRuntime(Runtime):
@@ -89,9 +66,9 @@ def select_runtime(predictor: Predictor, prefer: str = "auto") -> Runtime:
         InvalidInput: an unknown ``prefer``, or ``"onnx"`` for a model that cannot be
             converted or does not match the native predictions (the message says which).
     """
-    if prefer not in PREFERENCES:
+    if prefer not in RUNTIMES:
         raise InvalidInput(f"Unknown runtime {prefer!r}.",
-                           hint=f"Use one of {', '.join(PREFERENCES)}.")
+                           hint=f"Use one of {', '.join(RUNTIMES)}.")
     native = NativeRuntime(predictor)
     if prefer == "native":
         native.detail = "native: asked for"
@@ -106,7 +83,7 @@ def select_runtime(predictor: Predictor, prefer: str = "auto") -> Runtime:
         return candidate
     if prefer == "onnx":
         raise InvalidInput(f"The model cannot be served with ONNX Runtime: {problem}",
-                           hint="Use --runtime auto or native.")
+                           hint="Ask for the runtime auto or native.")
     native.detail = f"native: ONNX Runtime not used ({problem})"
     log.info("serving %s with the native model; ONNX Runtime not used: %s",
              _source(predictor), problem)

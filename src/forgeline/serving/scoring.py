@@ -23,7 +23,7 @@ from forgeline.errors import ForgelineError, InvalidInput
 from forgeline.serving.batching import BatchHook, Part, rows_of
 from forgeline.serving.metrics import ServingMetrics, version_label
 from forgeline.serving.models import PRIMARY, Deployment, ServedModel
-from forgeline.serving.runtime import Prediction
+from forgeline.serving.runtime_base import Prediction
 
 __all__ = ["PredictionSink", "Scored", "Scorer", "json_array"]
 
@@ -146,7 +146,7 @@ class Scorer:
         if shadow is None or shadow is served_by or shadow.batcher is None:
             return
         if shadow.batcher.backlog_rows > _SHADOW_BACKLOG_BATCHES * \
-                self.deployment.config.max_batch_size:
+                self.deployment.config.batching.max_batch_size:
             self.metrics.shadow_skipped.inc()
             return
         shadow.acquire()

@@ -1,13 +1,14 @@
-"""Running the app under uvicorn (uvloop + httptools), in one process or several.
+"""Running an app under uvicorn (uvloop + httptools), in one process or several.
 
 :func:`prepare` does everything that can fail because of the user before anything is
-served (resolve and load the models, bind the port), so the CLI can report it in one
-line; :meth:`Launch.run` then serves until SIGINT/SIGTERM, when uvicorn stops accepting,
-finishes the requests in flight and runs the app's shutdown.
+served (resolve and load the models, bind the port), so an interface can report it in
+one line; :meth:`Launch.run` then serves until SIGINT/SIGTERM, when uvicorn stops
+accepting, finishes the requests in flight and runs the app's shutdown.
 
-With ``workers > 1`` every worker builds its own app from ``FORGELINE_SERVE_CONFIG``
-(uvicorn imports :func:`~forgeline.serving.app.create_app_from_env`) and the metrics go
-through prometheus_client's multiprocess mode in a temporary folder.
+The caller names the app: a factory to call in this process, and the import string of
+its twin that builds the same app from ``FORGELINE_SERVE_CONFIG``. With several workers
+uvicorn imports that string in every worker (:data:`APP_FACTORY` for the plain server)
+and the metrics go through prometheus_client's multiprocess mode in a temporary folder.
 """
 
 from __future__ import annotations
@@ -18,21 +19,28 @@ import shutil
 import socket
 import tempfile
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from forgeline.errors import InvalidInput
 from forgeline.serving.config import ServeConfig
 from forgeline.serving.metrics import MULTIPROC_ENV
-from forgeline.serving.monitoring_task import describe
 
 if TYPE_CHECKING:
     import uvicorn
+    from fastapi import FastAPI
 
     from forgeline.tracking.client import Client
 
-__all__ = ["APP_FACTORY", "Launch", "prepare"]
+__all__ = ["APP_FACTORY", "AppFactory", "Launch", "prepare"]
 
-APP_FACTORY = "forgeline.serving.app:create_app_from_env"
+APP_FACTORY = "forgeline.serving.app:create_app_from_env"  # the plain server, no jobs
+
+
+class AppFactory(Protocol):
+    """Builds the app for ``config`` (like :func:`forgeline.serving.app.create_app`)."""
+
+    def __call__(self, config: ServeConfig, *, client: Client | None = None,
+                 own_process: bool = False) -> FastAPI: ...
 
 
 @dataclass
@@ -52,7 +60,7 @@ class Launch:
         from uvicorn.supervisors import Multiprocess
 
         try:
-            if self.config.workers > 1:
+            if self.config.listener.workers > 1:
                 Multiprocess(self.uvicorn_config, sockets=[self.sock]).run()
             else:
                 uvicorn.Server(self.uvicorn_config).run(sockets=[self.sock])
@@ -62,23 +70,32 @@ class Launch:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def prepare(config: ServeConfig, client: Client | None = None) -> Launch:
+def prepare(config: ServeConfig, client: Client | None = None, *, app_factory: AppFactory,
+            app_import: str) -> Launch:
     """Load the models, bind the port and describe what will be served.
+
+    Args:
+        config: what to serve and how.
+        client: the registry; ``Client(config.store_uri)`` when None.
+        app_factory: builds the app in this process (one worker).
+        app_import: ``module:function``, a function without arguments that builds the
+            same app from ``FORGELINE_SERVE_CONFIG``; each worker imports and calls it
+            when there are several.
 
     Raises:
         ForgelineError: a model cannot be resolved or loaded, or the port cannot be bound.
     """
     import uvicorn
 
-    from forgeline.serving.app import create_app
     from forgeline.serving.models import Deployment
 
+    listener = config.listener
     cleanup: list[str] = []
     common: dict[str, Any] = dict(
         loop="uvloop", http="httptools", lifespan="on", log_config=_log_config(),
-        access_log=config.access_log, timeout_graceful_shutdown=config.graceful_timeout_s or None,
-        server_header=False)
-    if config.workers > 1:
+        access_log=listener.access_log,
+        timeout_graceful_shutdown=listener.graceful_timeout_s or None, server_header=False)
+    if listener.workers > 1:
         deployment = Deployment(config, client)  # fail here, not in every worker
         models = dict(deployment.models)
         del deployment
@@ -86,14 +103,15 @@ def prepare(config: ServeConfig, client: Client | None = None) -> Launch:
             os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="forgeline-metrics-")
             cleanup.append(os.environ[MULTIPROC_ENV])
         os.environ.update(config.to_env())
-        uv_config = uvicorn.Config(APP_FACTORY, factory=True, workers=config.workers, **common)
+        uv_config = uvicorn.Config(app_import, factory=True, workers=listener.workers,
+                                   **common)
     else:
-        app = create_app(config, client=client, own_process=True)
+        app = app_factory(config, client=client, own_process=True)
         models = dict(app.state.forgeline.deployment.models)
         uv_config = uvicorn.Config(app, **common)
-    sock = _bind(config.host, config.port)
+    sock = _bind(listener.host, listener.port)
     port = sock.getsockname()[1]
-    host = f"[{config.host}]" if ":" in config.host else config.host
+    host = f"[{listener.host}]" if ":" in listener.host else listener.host
     url = f"http://{host}:{port}"
     return Launch(config, uv_config, sock, url, _summary(config, models, url), cleanup)
 
@@ -108,7 +126,7 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         raise InvalidInput(f"Cannot listen on {host}:{port}: {e.strerror or e}.",
-                           hint="Choose another --port or --host.") from None
+                           hint="Choose another port or host.") from None
     sock.set_inheritable(True)
     return sock
 
@@ -125,14 +143,16 @@ def _summary(config: ServeConfig, models: dict[str, Any], url: str) -> list[tupl
         rows.append(("shadow", f"{config.shadow} -> {models[config.shadow].label}"))
     if config.watch:
         rows.append(("watch", f"every {config.watch_interval_s:g}s"))
-    monitoring = describe(config)
-    if monitoring:
-        rows.append(("monitor", monitoring))
+    schedule = config.monitor.describe()
+    if schedule:
+        rows.append(("monitor", schedule))
+    batching = config.batching
     rows += [("url", url), ("predict", f"POST {url}/predict"),
              ("oip v2", f"{url}/v2/models/{primary.name}"), ("docs", f"{url}/docs"),
-             ("metrics", f"{url}/metrics"), ("workers", str(config.workers)),
-             ("batching", f"up to {config.max_batch_size} rows, {config.max_wait_ms:g} ms wait"),
-             ("auth", "bearer token" if config.token else "none")]
+             ("metrics", f"{url}/metrics"), ("workers", str(config.listener.workers)),
+             ("batching", f"up to {batching.max_batch_size} rows, "
+                          f"{batching.max_wait_ms:g} ms wait"),
+             ("auth", "bearer token" if config.listener.token else "none")]
     return rows
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from forgeline.store import LocalArtifactStore, Store, get_store
 from forgeline.store.artifacts import safe_artifact_path
 from forgeline.tracking.context import run_context_tags
 from forgeline.tracking.run import ActiveRun, metric_step, metric_value, param_value
+from forgeline.util.time import now_ms
 
 __all__ = ["DEFAULT_EXPERIMENT", "Client"]
 
@@ -29,10 +29,6 @@ _NOUNS = ("badger", "crane", "falcon", "fox", "heron", "ibis", "lynx", "marten",
 
 def _run_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(1, 999)}"
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Client(RegistryAPI):
@@ -94,7 +90,7 @@ class Client(RegistryAPI):
         exp = self.store.get_or_create_experiment(check_name(experiment or DEFAULT_EXPERIMENT,
                                                              "experiment name"))
         all_tags = {**run_context_tags(), **{k: str(v) for k, v in (tags or {}).items()}}
-        run = self.store.create_run(exp.experiment_id, name or _run_name(), _now_ms(),
+        run = self.store.create_run(exp.experiment_id, name or _run_name(), now_ms(),
                                     all_tags, parent_run_id)
         s = self.settings
         return ActiveRun(self, run, s.metric_flush_size, s.metric_flush_interval_s,
@@ -140,7 +136,7 @@ class Client(RegistryAPI):
                    timestamp: int | None = None) -> None:
         """Write one point now (unbuffered); prefer :class:`ActiveRun` in a loop."""
         self.store.log_metrics(run_id, [(key, metric_value(key, value), metric_step(step),
-                                         timestamp or _now_ms())])
+                                         timestamp or now_ms())])
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         self.store.log_batch(run_id, params={k: param_value(v) for k, v in params.items()})
@@ -151,7 +147,7 @@ class Client(RegistryAPI):
     def mark_stale_runs(self, timeout_s: float | None = None) -> list[str]:
         """Mark KILLED the RUNNING runs whose process stopped beating ``timeout_s`` ago."""
         timeout = self.settings.heartbeat_timeout_s if timeout_s is None else timeout_s
-        return self.store.mark_stale_runs(_now_ms() - int(timeout * 1000))
+        return self.store.mark_stale_runs(now_ms() - int(timeout * 1000))
 
     # -- artifacts and datasets -----------------------------------------------------------
     def list_artifacts(self, run_id: str, path: str = "") -> list[Artifact]:

@@ -34,7 +34,7 @@ def start_run(experiment: str | None = None, name: str | None = None,
     an exception inside the block marks the run FAILED and propagates.
     """
     parent = _active.get() if nested else None
-    if parent is not None and store is None:
+    if parent is not None and store is None and isinstance(parent.client, Client):
         client = parent.client
         experiment = experiment or client.store.get_experiment(parent.experiment_id).name
     else:

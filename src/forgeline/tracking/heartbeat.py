@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from forgeline.store.base import Store
+from forgeline.util.time import now_ms
 
 __all__ = ["beat", "stop_beating"]
 
@@ -44,7 +44,7 @@ def _loop() -> None:
         by_store: dict[int, tuple[Store, list[str]]] = {}
         for run_id, (store, _) in live.items():
             by_store.setdefault(id(store), (store, []))[1].append(run_id)
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         for store, run_ids in by_store.values():
             try:
                 store.heartbeat(run_ids, now)

@@ -14,23 +14,28 @@ import math
 import numbers
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from forgeline.entities import Artifact, Dataset, Run, RunStatus
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.names import check_key
-from forgeline.store.artifacts import safe_artifact_path
-from forgeline.store.base import MetricPoint
+from forgeline.store.artifacts import ArtifactStore, safe_artifact_path
+from forgeline.store.base import MetricPoint, Store
 from forgeline.tracking import heartbeat
+from forgeline.util.time import now_ms
 
-if TYPE_CHECKING:
-    from forgeline.tracking.client import Client
+__all__ = ["ActiveRun", "RunOwner"]
 
-__all__ = ["ActiveRun"]
+
+class RunOwner(Protocol):
+    """What a run needs of the client that started it (a
+    :class:`~forgeline.tracking.client.Client`): where to write records and artifact bytes."""
+
+    store: Store
+    artifacts: ArtifactStore
 
 # Runs started and not yet ended in this process: ended at exit so no point is lost.
 _live: set[ActiveRun] = set()
@@ -77,7 +82,7 @@ def param_value(value: Any) -> str:
 class ActiveRun:
     """Handle on a RUNNING run. Use it as a context manager, or call :meth:`end`."""
 
-    def __init__(self, client: Client, run: Run, flush_size: int, flush_interval_s: float,
+    def __init__(self, client: RunOwner, run: Run, flush_size: int, flush_interval_s: float,
                  heartbeat_s: float) -> None:
         self.client = client
         self.run_id = run.run_id
@@ -112,7 +117,7 @@ class ActiveRun:
             value = metric_value(key, value)
         if type(step) is not int:
             step = metric_step(step)
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         with self._lock:
             buffer = self._buffer
             buffer.append((key, value, step, now if timestamp is None else int(timestamp)))
@@ -130,7 +135,7 @@ class ActiveRun:
             self._flush_locked()
 
     def _flush_locked(self) -> None:
-        self._flush_due = time.time_ns() // 1_000_000 + int(self._flush_interval * 1000)
+        self._flush_due = now_ms() + int(self._flush_interval * 1000)
         if not self._buffer:
             return
         batch = self._buffer
@@ -188,7 +193,7 @@ class ActiveRun:
             self.flush()
         finally:
             self._store.set_run_status(self.run_id, RunStatus(status),
-                                       time.time_ns() // 1_000_000)
+                                       now_ms())
             if self.on_end is not None:
                 self.on_end()
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from forgeline.metrics import Metric
 
 if TYPE_CHECKING:
-    from forgeline.training.tuning import TrialOutcome
+    from forgeline.training.trials import TrialOutcome
 
 __all__ = ["RULES", "Candidate", "Selection", "fold_se", "select_model"]
 

@@ -17,6 +17,7 @@ from forgeline.data.leakage import LeakageSpec
 from forgeline.entities import SplitStrategy, Task
 from forgeline.errors import ForgelineError, InvalidSpec
 from forgeline.names import check_alias, check_model_name
+from forgeline.util.time import parse_duration
 
 __all__ = ["GateSpec", "RetrainSpec", "TrainSpec", "load_spec", "parse_overrides"]
 
@@ -109,6 +110,13 @@ class RetrainSpec(_Strict):
     def _aliases(cls, value: str) -> str:
         return _checked(check_alias, value)
 
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str | None) -> str | None:
+        if value is not None:
+            _checked(lambda v: parse_duration(v, "retrain.every"), value)
+        return value
+
 
 class TrainSpec(_Strict):
     name: str
@@ -137,7 +145,7 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise InvalidSpec(f"Invalid override {item!r}: expected key=value.",
-                              hint="For example --set tuning.trials=5")
+                              hint="For example tuning.trials=5.")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as e:

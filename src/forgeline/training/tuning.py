@@ -13,7 +13,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,9 +36,10 @@ from forgeline.metrics import Metric, get_metric
 from forgeline.training.features import build_preprocessor
 from forgeline.training.selection import Selection, select_model
 from forgeline.training.spec import TuningSpec
+from forgeline.training.trials import TrialOutcome
 from forgeline.training.zoo import ZOO, ModelKind
 
-__all__ = ["ModelPlan", "TrialOutcome", "TuningResult", "cv_folds", "score_model", "tune"]
+__all__ = ["ModelPlan", "TuningResult", "cv_folds", "score_model", "tune"]
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
 _STARTUP_TRIALS = 5
@@ -94,22 +95,6 @@ def cv_folds(task: Task, y: pd.Series, n_folds: int, seed: int, *,
     splitter = (StratifiedKFold(n_folds, shuffle=True, random_state=seed) if classify
                 else KFold(n_folds, shuffle=True, random_state=seed))
     return list(splitter.split(index, y))
-
-
-@dataclass
-class TrialOutcome:
-    number: int
-    model: str
-    params: dict[str, Any]
-    fold_scores: list[float] = field(default_factory=list)
-    state: str = "complete"  # complete | pruned | failed
-    error: str | None = None
-    seconds: float = 0.0
-    defaults: bool = False
-
-    @property
-    def score(self) -> float | None:
-        return float(np.mean(self.fold_scores)) if self.fold_scores else None
 
 
 @dataclass

@@ -144,7 +144,7 @@ def record_feedback(settings: Settings, model: str, labels: pd.DataFrame, *,
         if column not in labels.columns:
             raise InvalidInput(f"The labels have no column {column!r} (columns: "
                                f"{', '.join(map(str, labels.columns[:10]))}).",
-                               hint="Name the columns with --id and --label.")
+                               hint="Name the id and label columns of the labels.")
     predictions = read_predictions(prediction_log_root(settings), model)
     if predictions.empty:
         raise InvalidInput(f"No predictions are logged for {model!r}: nothing to attach "
@@ -152,7 +152,7 @@ def record_feedback(settings: Settings, model: str, labels: pd.DataFrame, *,
     _, stats = join_feedback(predictions, labels, id_column, label_column)
     if stats.matched == 0:
         raise InvalidInput(stats.message or "No label matched a logged prediction.",
-                           hint=f"Check that --id names the request ids ({id_column!r}).")
+                           hint=f"Check that id_column ({id_column!r}) names the request ids.")
     logged = set(predictions["request_id"].astype(str))
     keep = labels[labels[id_column].astype(str).isin(logged) & labels[label_column].notna()]
     stored = pd.DataFrame({"request_id": keep[id_column].astype(str),

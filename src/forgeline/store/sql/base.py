@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -17,10 +16,6 @@ from forgeline.store.sql import tables as t
 from forgeline.store.sql.engine import make_engine, migrate, translate, with_retry
 
 T = TypeVar("T")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @functools.lru_cache(maxsize=64)

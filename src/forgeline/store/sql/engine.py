@@ -141,7 +141,8 @@ def _store_error(uri: str, e: exc.DBAPIError) -> StoreError:
     where = redacted(uri)
     if "file is not a database" in detail or "malformed" in detail:
         return StoreError(f"Store {where} is not a valid SQLite database ({detail}).",
-                          hint="Point FORGELINE_STORE_URI or --store at a Forgeline store file.")
+                          hint="Point the store URI (FORGELINE_STORE_URI) at a Forgeline "
+                          "store file.")
     if isinstance(e, exc.OperationalError) and make_url(uri).get_backend_name() != "sqlite":
         return StoreError(f"Cannot use the PostgreSQL store {where}: {detail}.",
                           hint="Check that the server is running and the URI is right.")

@@ -11,7 +11,8 @@ from forgeline.entities import ModelVersion, RegisteredModel
 from forgeline.errors import AlreadyExists, Conflict, NotFound
 from forgeline.names import check_alias, check_key, check_model_name
 from forgeline.store.sql import tables as t
-from forgeline.store.sql.base import SqlBase, now_ms
+from forgeline.store.sql.base import SqlBase
+from forgeline.util.time import now_ms
 
 _rm, _mv, _al, _mvt = (t.registered_models.c, t.model_versions.c, t.model_aliases.c,
                        t.model_version_tags.c)

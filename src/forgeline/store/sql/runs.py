@@ -16,8 +16,9 @@ from forgeline.errors import AlreadyExists, InvalidInput, NotFound
 from forgeline.names import check_key, check_name
 from forgeline.store.base import MetricPoint
 from forgeline.store.sql import tables as t
-from forgeline.store.sql.base import SqlBase, now_ms
+from forgeline.store.sql.base import SqlBase
 from forgeline.store.sql.search import search_run_ids
+from forgeline.util.time import now_ms
 
 _MAX_PARAM = 6000
 

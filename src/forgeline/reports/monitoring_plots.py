@@ -1,4 +1,8 @@
-"""Plotly figures of a monitoring result, in the training report's theme (colours, fonts).
+"""Plotly figures of a monitoring result's JSON form, in the training report's theme.
+
+Each function reads a part of ``MonitorResult.to_dict()`` (a feature's drift, the windows,
+the multivariate check, the performance), never the monitoring objects themselves: the
+reports stage does not import the monitoring stage.
 
 Figures are plain dicts in plotly's JSON schema, rendered without building ``go.Figure``
 objects: a report has one figure per feature, and plotly's object layer costs about 60 ms
@@ -13,15 +17,10 @@ subtitle in red.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from functools import cache
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from forgeline.monitoring.binning import OTHER
-from forgeline.monitoring.drift import FeatureDrift
-from forgeline.monitoring.multivariate import MultivariateResult
-from forgeline.monitoring.perf import PerformanceResult
-from forgeline.reports.plots import BLUE, GREY, HEIGHT, ORANGE, RED, TEMPLATE
+from forgeline.reports.theme import BLUE, GREY, HEIGHT, ORANGE, RED, TEMPLATE
 
 Figure = dict[str, Any]
 
@@ -33,11 +32,6 @@ MAX_CATEGORIES = 12  # bars per distribution (wide enough to see); the rest join
 _LABEL_CHARS = 28
 
 
-@cache
-def _template() -> dict[str, Any]:
-    return TEMPLATE.to_plotly_json()
-
-
 class _Fig(dict):
     """A figure dict with the few helpers the functions below use."""
 
@@ -46,7 +40,7 @@ class _Fig(dict):
         heading: dict[str, Any] = {"text": title, "x": 0.02}
         if subtitle:
             heading["subtitle"] = {"text": subtitle}
-        super().__init__(data=[], layout={"template": _template(), "height": height,
+        super().__init__(data=[], layout={"template": TEMPLATE, "height": height,
                                           "title": heading, **layout})
         if bad:
             self["layout"]["meta"] = {"title_class": "bad"}
@@ -68,17 +62,19 @@ def _short(label: str) -> str:
     return label if len(label) <= _LABEL_CHARS else label[:_LABEL_CHARS - 1] + "…"
 
 
-def _bars(f: FeatureDrift) -> tuple[list[str], list[float], list[float], list[str]]:
+def _bars(f: Mapping[str, Any]) -> tuple[list[str], list[float], list[float], list[str]]:
     """Labels, reference and current shares, and hover notes of the bars to draw.
 
     Categories beyond :data:`MAX_CATEGORIES` (the smallest in both reference and current)
-    are added to the ``(other)`` bar, which already holds the categories beyond the
-    profile's top ones (its ``other_count``); an ``(other)`` bar empty on both sides (every
-    category is known) is left out.
+    are added to the ``(other)`` bar (``bins["other"]``, the last bucket), which already
+    holds the categories beyond the profile's top ones (its ``other_count``); an
+    ``(other)`` bar empty on both sides (every category is known) is left out.
     """
-    labels, ref, cur = list(f.bins["labels"]), list(f.bins["reference"]), list(f.bins["current"])
+    bins = f["bins"]
+    labels, ref, cur = list(bins["labels"]), list(bins["reference"]), list(bins["current"])
     notes = [""] * len(labels)
-    if f.kind == "numeric" or not labels or labels[-1] != OTHER:
+    other = bins.get("other")
+    if other is None or not labels or labels[-1] != other:  # numeric bins have no other
         return labels, ref, cur, notes
     other_ref, other_cur = ref.pop(), cur.pop()
     labels.pop()
@@ -97,23 +93,24 @@ def _bars(f: FeatureDrift) -> tuple[list[str], list[float], list[float], list[st
         note = "categories beyond the training profile's most frequent ones"
         if folded:
             note += f", and {folded} smaller ones not drawn"
-        labels.append(OTHER)
+        labels.append(other)
         ref.append(other_ref)
         cur.append(other_cur)
         notes.append(f"<br>{note}")
     return labels, ref, cur, notes
 
 
-def distribution(f: FeatureDrift, title: str | None = None) -> Figure | None:
+def distribution(f: Mapping[str, Any], title: str | None = None) -> Figure | None:
     """Reference and current shares per bin (categories: the largest of the reference's
-    top ones, and ``(other)``)."""
-    if not f.bins:
+    top ones, and ``(other)``) of one feature's drift (``to_dict()["features"][name]``)."""
+    if not f.get("bins"):
         return None
-    score = "—" if f.score is None else f"{f.score:.3g}"
-    verdict = "drifted" if f.drifted else "no drift"
+    score = "—" if f["score"] is None else f"{f['score']:.3g}"
+    drifted = f["drifted"]
+    verdict = "drifted" if drifted else "no drift"
     # The legend sits below the strip the mode bar takes at the top of the figure.
-    fig = _Fig(title or f.column, height=320, subtitle=f"{f.method} {score}, {verdict}",
-               bad=f.drifted, barmode="group", bargap=0.15,
+    fig = _Fig(title or f["column"], height=320, subtitle=f"{f['method']} {score}, {verdict}",
+               bad=drifted, barmode="group", bargap=0.15,
                margin={"t": 56}, legend={"orientation": "h", "x": 0, "xanchor": "left",
                                          "y": 1.02, "yanchor": "bottom"})
     names, ref, cur, notes = _bars(f)
@@ -122,16 +119,16 @@ def distribution(f: FeatureDrift, title: str | None = None) -> Figure | None:
             customdata=notes,
             hovertemplate="%{x}<br>%{y:.1%}%{customdata}<extra>reference</extra>")
     fig.add("bar", x=labels, y=cur, name="current",
-            marker={"color": RED if f.drifted else BLUE}, customdata=notes,
+            marker={"color": RED if drifted else BLUE}, customdata=notes,
             hovertemplate="%{x}<br>%{y:.1%}%{customdata}<extra>current</extra>")
     x_axis: dict[str, Any] = {"type": "category", "tickangle": -45 if len(labels) > 6 else 0}
-    if f.kind == "numeric" and len(labels) > 8:
+    if f["kind"] == "numeric" and len(labels) > 8:
         x_axis["nticks"] = 8  # quantile-bin labels are long: every other one or so
     fig.axes(x_axis, {"title": _title("share of rows"), "tickformat": ".0%"})
     return fig
 
 
-def drift_over_time(windows: Sequence[dict[str, Any]], threshold: float) -> Figure | None:
+def drift_over_time(windows: Sequence[Mapping[str, Any]], threshold: float) -> Figure | None:
     """Share of drifted features per window (and the prediction's drift verdicts)."""
     scored = [w for w in windows if w.get("dataset_drift_share") is not None]
     if not scored:
@@ -155,7 +152,7 @@ def drift_over_time(windows: Sequence[dict[str, Any]], threshold: float) -> Figu
     return fig
 
 
-def drift_heatmap(windows: Sequence[dict[str, Any]]) -> Figure | None:
+def drift_heatmap(windows: Sequence[Mapping[str, Any]]) -> Figure | None:
     """PSI per feature and window, for the features with the highest PSI."""
     scored = [w for w in windows if w.get("features")]
     if not scored:
@@ -182,9 +179,9 @@ def drift_heatmap(windows: Sequence[dict[str, Any]]) -> Figure | None:
     return fig
 
 
-def multivariate(result: MultivariateResult) -> Figure | None:
+def multivariate(result: Mapping[str, Any]) -> Figure | None:
     """Reconstruction error by window, inside or outside its reference band."""
-    rows = [w for w in result.windows if w.get("error") is not None]
+    rows = [w for w in result.get("windows") or () if w.get("error") is not None]
     if not rows:
         return None
     fig = _Fig("Multivariate drift: PCA reconstruction error by window")
@@ -201,10 +198,11 @@ def multivariate(result: MultivariateResult) -> Figure | None:
     return fig
 
 
-def performance_over_time(perf: PerformanceResult, metric: str) -> Figure | None:
+def performance_over_time(perf: Mapping[str, Any], metric: str) -> Figure | None:
     """One metric by window: realised, estimated, and the test value as a line."""
-    real = [(w["window"], (w.get("realized") or {}).get(metric)) for w in perf.windows]
-    est = [(w["window"], (w.get("estimated") or {}).get(metric)) for w in perf.windows]
+    windows = perf.get("windows") or []
+    real = [(w["window"], (w.get("realized") or {}).get(metric)) for w in windows]
+    est = [(w["window"], (w.get("estimated") or {}).get(metric)) for w in windows]
     real = [(x, y) for x, y in real if y is not None and math.isfinite(y)]
     est = [(x, y) for x, y in est if y is not None and math.isfinite(y)]
     if not real and not est:
@@ -217,10 +215,10 @@ def performance_over_time(perf: PerformanceResult, metric: str) -> Figure | None
         fig.add("scatter", x=[x for x, _ in est], y=[y for _, y in est],
                 mode="lines+markers", name="estimated (CBPE)",
                 line={"color": ORANGE, "dash": "dot", "width": 2})
-    test = perf.reference.get(metric)
-    windows = [w["window"] for w in perf.windows]
-    if test is not None and windows:
-        fig.add("scatter", x=windows, y=[test] * len(windows), mode="lines", name="test",
+    test = (perf.get("reference") or {}).get(metric)
+    labels = [w["window"] for w in windows]
+    if test is not None and labels:
+        fig.add("scatter", x=labels, y=[test] * len(labels), mode="lines", name="test",
                 line={"dash": "dash", "color": GREY}, hoverinfo="skip")
     fig.axes({"type": "category", "title": _title("window")}, {"title": _title(metric)})
     return fig

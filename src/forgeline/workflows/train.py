@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from rich.console import Console
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from forgeline.data.findings import Finding
@@ -51,17 +50,11 @@ from forgeline.training.layout import (
     SPEC_PATH,
     report_path,
 )
-from forgeline.training.progress import TrialProgress
 from forgeline.training.spec import TrainSpec, load_spec
-from forgeline.training.tuning import (
-    ModelPlan,
-    TrialOutcome,
-    TuningResult,
-    cv_folds,
-    score_model,
-    tune,
-)
+from forgeline.training.trials import TrialOutcome
+from forgeline.training.tuning import ModelPlan, TuningResult, cv_folds, score_model, tune
 from forgeline.training.zoo import resolve_models
+from forgeline.util.progress import Progress
 
 __all__ = ["TrainResult", "train"]
 
@@ -125,9 +118,10 @@ def _passes(spec: TrainSpec, evaluation: Evaluation, greater_is_better: bool) ->
                 f"{relation} {gate.min_score}")
 
 
-def _log_trial(parent: ActiveRun, experiment: str, outcome: TrialOutcome, metric: str) -> None:
+def _log_trial(client: Client, parent: ActiveRun, experiment: str, outcome: TrialOutcome,
+               metric: str) -> None:
     """One child run per trial, under the training run."""
-    with parent.client.start_run(experiment, name=f"trial-{outcome.number}",
+    with client.start_run(experiment, name=f"trial-{outcome.number}",
                                  parent_run_id=parent.run_id,
                                  tags={"forgeline.trial.state": outcome.state,
                                        "forgeline.trial.model": outcome.model}) as child:
@@ -142,18 +136,25 @@ def _log_trial(parent: ActiveRun, experiment: str, outcome: TrialOutcome, metric
 
 
 def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str] = (), *,
-          client: Client | None = None, console: Console | None = None,
+          client: Client | None = None, progress: Progress | None = None,
           parent_run_id: str | None = None) -> TrainResult:
     """Train, evaluate and (when it passes) register a model described by ``spec``.
 
-    ``parent_run_id`` makes the training run a child (e.g. of a retraining cycle).
+    Args:
+        spec: a spec file, a dict or a :class:`~forgeline.training.spec.TrainSpec`.
+        overrides: ``key=value`` changes to the spec (``tuning.trials=5``).
+        client: the store to record in; ``Client()`` by default.
+        progress: told what is happening (loading, each tuning trial, the model chosen);
+            logs through :mod:`logging` by default.
+        parent_run_id: makes the training run a child (e.g. of a retraining cycle).
     """
     spec = load_spec(spec, tuple(overrides))
     client = client or Client()
-    console = console or Console(stderr=True)
+    progress = progress or Progress()
     d = spec.data
-    with console.status("Loading data"):
-        frame = load_table(d.path)
+    progress.status("Loading data")
+    frame = load_table(d.path)
+    progress.done()
     with client.start_run(spec.name, name="train", tags={"forgeline.kind": "train"},
                           parent_run_id=parent_run_id) as run:
         _log_json(run, spec.model_dump(mode="json", by_alias=True), SPEC_PATH)
@@ -194,30 +195,41 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
                          groups=train_frame[d.group_column] if d.group_column else None,
                          times=train_frame[d.time_column] if d.time_column else None)
         started = time.monotonic()
-        with TrialProgress(console, spec.tuning.trials, plan.metric) as progress:
-            def on_trial(outcome: TrialOutcome, best: TrialOutcome | None) -> None:
-                _log_trial(run, spec.name, outcome, plan.metric)
-                progress.update(outcome, best)
+        progress.task("tuning", spec.tuning.trials, "trials")
+        pruned = 0
 
+        def on_trial(outcome: TrialOutcome, best: TrialOutcome | None) -> None:
+            nonlocal pruned
+            _log_trial(client, run, spec.name, outcome, plan.metric)
+            pruned += outcome.state == "pruned"
+            text = (f"best {plan.metric} {best.score:.4f} ({best.model})"
+                    if best is not None and best.score is not None
+                    else "no trial finished yet")
+            progress.advance(1, text + (f", {pruned} pruned" if pruned else ""))
+
+        try:
             tuned = tune(plan, kinds, X, y, folds, spec.tuning,
                          get_engine(None, spec.tuning.n_jobs), on_trial)
+        finally:
+            progress.done()
         run.log_metric("tuning_seconds", time.monotonic() - started)
-        _log_selection(run, console, tuned, plan.metric)
-        return _finish(spec, client, run, console, plan, tuned, train_frame, test_frame,
+        _log_selection(run, progress, tuned, plan.metric)
+        return _finish(spec, client, run, progress, plan, tuned, train_frame, test_frame,
                        schema, dataset, report, findings)
 
 
-def _finish(spec: TrainSpec, client: Client, run: ActiveRun, console: Console,
+def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
             plan: ModelPlan, tuned: TuningResult, train_frame: pd.DataFrame,
             test_frame: pd.DataFrame, schema: Schema, dataset: Any, report: Any,
             findings: list[Finding]) -> TrainResult:
     d, best, features = spec.data, tuned.chosen, list(plan.features)
-    with console.status(f"Refitting {best.model} on the training split and evaluating"):
-        model = plan.pipeline(best.model, best.params).fit(train_frame[features],
-                                                            train_frame[d.target])
-        sensitive = test_frame[list(d.sensitive)] if d.sensitive else None
-        evaluation = evaluate(model, test_frame[features], test_frame[d.target], plan.task,
-                              metric=plan.metric, sensitive=sensitive, seed=spec.seed)
+    progress.status(f"Refitting {best.model} on the training split and evaluating")
+    model = plan.pipeline(best.model, best.params).fit(train_frame[features],
+                                                        train_frame[d.target])
+    sensitive = test_frame[list(d.sensitive)] if d.sensitive else None
+    evaluation = evaluate(model, test_frame[features], test_frame[d.target], plan.task,
+                          metric=plan.metric, sensitive=sensitive, seed=spec.seed)
+    progress.status("Writing the model package and the report")
     run.log_params({"model": best.model, **{f"model.{k}": v for k, v in best.params.items()}})
     run.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
     run.log_metric(f"cv_{plan.metric}", best.score or float("nan"))
@@ -273,12 +285,14 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, console: Console,
     run.set_tags({"forgeline.registered": str(version.ref if version else "no"),
                   "forgeline.registered.reason": reason})
     local = report_path(client, run.run_id)
+    progress.done()
     return TrainResult(run.run_id, plan.task, plan.metric, evaluation.score,
                        best.score or float("nan"), best.model, best.params, version, reason,
                        local, tuned.selection.to_dict())
 
 
-def _log_selection(run: ActiveRun, console: Console, tuned: TuningResult, metric: str) -> None:
+def _log_selection(run: ActiveRun, progress: Progress, tuned: TuningResult, metric: str
+                   ) -> None:
     """Record which family won by raw CV score, which was chosen, and why."""
     selection = tuned.selection
     chosen = next((c for c in selection.candidates if c.trial == selection.chosen.number),
@@ -293,8 +307,8 @@ def _log_selection(run: ActiveRun, console: Console, tuned: TuningResult, metric
     if chosen is not None:
         run.log_metric(f"cv_{metric}_se", chosen.se)
     _log_json(run, selection.to_dict(), SELECTION_PATH)
-    console.print(f"Chose [bold]{selection.chosen.model}[/] (trial {selection.chosen.number}): "
-                  f"{selection.reason}.", highlight=False)
+    progress.note(f"Chose {selection.chosen.model} (trial {selection.chosen.number}): "
+                  f"{selection.reason}.")
 
 
 def _baseline(plan: ModelPlan, X: pd.DataFrame, y: pd.Series, X_test: pd.DataFrame,

@@ -1,7 +1,9 @@
-"""The HTML report: one offline file, every section, every user string escaped."""
+"""The monitoring HTML report: one offline file, every section, every user string escaped,
+rendered from a real ``monitor()`` run's JSON form."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,7 +11,10 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
+from forgeline.errors import InvalidInput
 from forgeline.monitoring import MonitorConfig, monitor
+from forgeline.reports import monitoring_plots as plots
+from forgeline.reports import render_monitor_report
 from tests.monitoring.conftest import FEATURES, Model, log_frame, make_frame
 
 EVIL = "<script>alert(1)</script>"
@@ -26,7 +31,8 @@ def test_the_report_is_offline_complete_and_escaped(model: Model, tmp_path: Path
                            "y": [*y[:1000], 1]})
     config = MonitorConfig(rules=(f'psi."{EVIL}" > 1', "dataset_drift > 0.1"))
     result = monitor(model.predictor, log, labels=labels, config=config)
-    path = result.write_html(tmp_path / "out" / "monitor.html", title=f"{EVIL} report")
+    path = render_monitor_report(result, tmp_path / "out" / "monitor.html",
+                                 title=f"{EVIL} report")
     html = path.read_text(encoding="utf-8")
     assert not list(path.parent.glob(".*.tmp"))
     assert not re.search(r"<script[^>]*\bsrc\s*=", html, re.I) and "<link" not in html
@@ -43,38 +49,74 @@ def test_a_plain_file_without_times_or_predictions_still_renders(model: Model,
                                                                  tmp_path: Path) -> None:
     result = monitor(model.predictor, make_frame(300, 83)[FEATURES].drop(columns=["n1"]),
                      config=MonitorConfig(window=None))
-    html = result.write_html(tmp_path / "plain.html").read_text(encoding="utf-8")
+    html = render_monitor_report(result, tmp_path / "plain.html").read_text(encoding="utf-8")
     assert "No time windows" in html and "No prediction drift" in html
     assert "No performance: the data has no predictions" in html
     assert "n1" in html and "missing from the current data" in html
 
 
 def test_a_high_cardinality_column_draws_both_other_bars(model: Model, tmp_path: Path) -> None:
-    from forgeline.monitoring import _plots
     from forgeline.monitoring.binning import OTHER
 
     result = monitor(model.predictor, make_frame(2_000, 84)[FEATURES],
                      config=MonitorConfig(window=None))
     c3 = result.features["c3"]  # 60 levels: the profile keeps 50, the rest in other_count
     assert len(c3.bins["labels"]) == 51 and c3.bins["reference"][-1] > 0
-    reference, current = _plots.distribution(c3)["data"]
-    assert reference["x"] == current["x"] and len(reference["x"]) == _plots.MAX_CATEGORIES + 1
+    features = result.to_dict()["features"]
+    reference, current = plots.distribution(features["c3"])["data"]
+    assert reference["x"] == current["x"] and len(reference["x"]) == plots.MAX_CATEGORIES + 1
     assert reference["x"][-1] == OTHER and reference["y"][-1] > 0 and current["y"][-1] > 0
     assert sum(reference["y"]) == pytest.approx(1.0) and sum(current["y"]) == pytest.approx(1.0)
     assert reference["x"][:3] == ["m00", "m01", "m02"]  # the largest categories are drawn
     assert "38 smaller ones not drawn" in reference["customdata"][-1]
     # every category of c2 is in the profile: no empty (other) bar
-    reference, _ = _plots.distribution(result.features["c2"])["data"]
+    reference, _ = plots.distribution(features["c2"])["data"]
     assert reference["x"] == ["x", "y", "z"]
 
 
 def test_plot_titles_are_html_headings_and_the_mode_bar_stays_out_of_the_way(
         model: Model, tmp_path: Path) -> None:
     log, _ = log_frame(model, 2_000, 85, shifted=True, days=4)
-    html = monitor(model.predictor, log).write_html(tmp_path / "m.html").read_text("utf-8")
+    html = render_monitor_report(monitor(model.predictor, log), tmp_path / "m.html"
+                                 ).read_text("utf-8")
     assert '<h4>c0 <span class="sub bad">' in html and '<h4>n2 <span class="sub">' in html
     assert '<h4>Predictions <span class="sub' in html
     assert "<h4>Dataset drift by window: share of drifted features</h4>" in html
     assert html.count("Dataset drift by window: share of drifted features") == 1  # not in the plot
     assert '"displayModeBar": "hover"' in html and '"showSendToCloud": false' in html
     assert '"sendChartToCloud"' in html  # in the buttons removed
+
+
+def test_the_report_renders_from_the_json_form_alone(model: Model, tmp_path: Path) -> None:
+    from forgeline.monitoring.binning import OTHER
+    from forgeline.monitoring.config import TESTS
+
+    log, y = log_frame(model, 1_500, 86, shifted=True, days=3)
+    labels = pd.DataFrame({"request_id": [*log["request_id"][:500], "nobody"],
+                           "y": [*y[:500], 1]})
+    config = MonitorConfig(column_methods={"n2": "ks", "c2": "chisquare"})  # 2 p-values
+    result = monitor(model.predictor, log, labels=labels, config=config)
+    data = json.loads(json.dumps(result.to_dict()))  # as a file written by --json holds it
+    from_json = render_monitor_report(data, tmp_path / "json.html").read_text("utf-8")
+    from_result = render_monitor_report(result, tmp_path / "result.html").read_text("utf-8")
+    assert from_json == from_result  # "generated" comes from the result: the same bytes
+    # what the page needs of the monitoring stage travels in the JSON form
+    for name, f in data["features"].items():
+        assert f["pvalue"] is (f["method"] in TESTS), name
+        assert f["bins"]["other"] == (OTHER if f["kind"] == "categorical" else None), name
+    assert data["performance"]["feedback"]["message"] == result.performance.feedback.message
+    assert "1 of 501 label ids match no prediction" in from_json
+    assert from_json.count('<td class="">&lt; 0.05</td>') == 2
+    assert '<td class="">&gt;= 0.1</td>' in from_json
+
+
+def test_only_a_monitoring_result_or_its_json_form_renders(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput) as e:
+        render_monitor_report(42, tmp_path / "a.html")  # type: ignore[arg-type]
+    assert str(e.value) == ("Cannot render a monitoring report from a value of type int. "
+                            "Pass a monitoring result or its to_dict().")
+    with pytest.raises(InvalidInput) as e:
+        render_monitor_report({"model": "m", "rows": 3}, tmp_path / "b.html")
+    assert str(e.value).startswith("Cannot render a monitoring report: the result has no "
+                                   "task, period, config, features, dataset, quality, ")
+    assert not list(tmp_path.iterdir())

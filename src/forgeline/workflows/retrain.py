@@ -12,18 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from rich.console import Console
 
 from forgeline.data.io import load_table
 from forgeline.entities import ModelVersion, SplitStrategy
 from forgeline.errors import InvalidInput
 from forgeline.metrics import get_metric
+from forgeline.monitoring import MonitorConfig, monitor
 from forgeline.packaging import Predictor, load_model
 from forgeline.store.predictions import (
     LABEL,
@@ -35,8 +35,12 @@ from forgeline.tracking.client import Client
 from forgeline.training.layout import SPEC_PATH
 from forgeline.training.spec import TrainSpec, load_spec
 from forgeline.training.tuning import score_model
+from forgeline.util.progress import Progress
+from forgeline.util.time import parse_duration
+from forgeline.workflows.schedule import Schedule
+from forgeline.workflows.train import train
 
-__all__ = ["RetrainDecision", "champion_spec", "retrain"]
+__all__ = ["RetrainDecision", "champion_spec", "retrain", "retrain_every"]
 
 
 @dataclass
@@ -75,13 +79,19 @@ def _training_rows(spec: TrainSpec, labelled: pd.DataFrame, inputs: list[str]) -
 
 
 def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
-            client: Client | None = None, console: Console | None = None) -> RetrainDecision:
-    """Run one cycle for model ``name``; returns what was decided and why."""
-    from forgeline.monitoring import MonitorConfig, monitor
-    from forgeline.training.train import train
+            client: Client | None = None, progress: Progress | None = None
+            ) -> RetrainDecision:
+    """Run one cycle for model ``name``; returns what was decided and why.
 
+    Args:
+        name: the registered model.
+        overrides: ``key=value`` changes to the champion's spec for the challenger.
+        force: retrain even when no trigger rule fired.
+        client: the store; ``Client()`` by default.
+        progress: told what is happening (the challenger's training included).
+    """
     client = client or Client()
-    console = console or Console(stderr=True)
+    progress = progress or Progress()
     settings = client.settings
     champion = client.get_model_version(f"{name}@champion")
     spec = champion_spec(client, champion, overrides)
@@ -137,7 +147,7 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
         folder.mkdir(parents=True, exist_ok=True)
         data.to_parquet(folder / "training.parquet", index=False)
         training = decision.rows["training"]
-        console.print(f"Training a challenger on {training:,} rows "
+        progress.note(f"Training a challenger on {training:,} rows "
                       f"({training - (len(parts[0]) if rt.include_original else 0):,} "
                       "from production)" + (f", tested on the gate's {len(held_out):,}"
                                             if split else ""))
@@ -150,7 +160,7 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
                               f"data.group_column={group}",
                               f"register.alias={rt.challenger}", "register.min_score=null",
                               *split],
-                       client=client, console=console, parent_run_id=run.run_id)
+                       client=client, progress=progress, parent_run_id=run.run_id)
         if result.model_version is None:
             decision.reason = f"the challenger was not registered: {result.registered_reason}"
             return _record(run, decision)
@@ -193,3 +203,27 @@ def _record(run: Any, decision: RetrainDecision) -> RetrainDecision:
         path.write_text(json.dumps(asdict(decision), indent=2, default=str))
         run.log_artifact(path)
     return decision
+
+
+def retrain_every(name: str, every_s: float | None = None, *, cycles: int | None = None,
+                  client: Client | None = None, progress: Progress | None = None,
+                  on_decision: Callable[[RetrainDecision], None] | None = None) -> int:
+    """Run :func:`retrain` now and then every ``every_s`` seconds (``forgeline loop``), on
+    the one scheduler (:class:`~forgeline.workflows.schedule.Schedule`), until ``cycles``
+    cycles are done or the process is interrupted; the number of cycles run.
+
+    Raises:
+        InvalidInput: no ``every_s`` and the champion's spec has no ``retrain.every``.
+    """
+    client = client or Client()
+    if every_s is None:
+        every = champion_spec(client, client.get_model_version(f"{name}@champion")
+                              ).retrain.every
+        if every is None:
+            raise InvalidInput(f"No schedule for {name}: its spec has no retrain.every.",
+                               hint="Give the schedule, or set retrain.every (e.g. 1h) in "
+                                    "the spec.")
+        every_s = parse_duration(every, "retrain.every")
+    schedule = Schedule(lambda: retrain(name, client=client, progress=progress), every_s,
+                        name=f"retrain-{name}")
+    return schedule.run(cycles, on_decision)

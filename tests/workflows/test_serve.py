@@ -1,4 +1,5 @@
-"""``forgeline serve --monitor-every``: a real server monitors its own prediction log.
+"""Serve a model and monitor it (``forgeline serve --monitor-every``): a real server
+monitors its own prediction log.
 
 Real servers on loopback, a real Parquet prediction log, a real webhook receiver; the
 monitor runs every few tenths of a second so a test sees several runs.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,33 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from forgeline.errors import InvalidInput, InvalidSpec
-from forgeline.serving.config import ServeConfig
-from forgeline.serving.monitoring_task import _WorkerLock, describe
+from forgeline.serving.config import InvalidSetting, MonitorSchedule, ServeConfig
 from forgeline.util.time import parse_duration
-from tests.serving.conftest import FEATURES, LiveServer, TrainedStore, make_frame
+from forgeline.workflows.schedule import WorkerLock
+from forgeline.workflows.serve import check_monitor, create_app
+from tests.serving.conftest import (
+    FEATURES,
+    LiveServer,
+    TrainedStore,
+    live_servers,
+    make_frame,
+    train_store,
+)
 from tests.webhook import Webhook
 
 Samples = dict[tuple[tuple[str, str], ...], float]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
+    return train_store(tmp_path_factory.mktemp("serve"))
+
+
+@pytest.fixture
+def serve(trained: TrainedStore) -> Iterator[Callable[..., LiveServer]]:
+    """Live servers of the flow's app: the model server with its periodic monitor."""
+    with live_servers(trained, create_app) as start:
+        yield start
 
 
 def _samples(url: str, name: str) -> Samples:
@@ -70,8 +91,8 @@ def test_the_server_monitors_its_predictions_exports_gauges_and_alerts(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="forgeline.serving")
     started = time.time()
-    server = serve(monitor_every_s=0.3, monitor_rules=("rows >= 200", "dataset_drift > 2"),
-                   monitor_webhook=webhook.url)
+    server = serve(monitor=MonitorSchedule(every_s=0.3, rules=("rows >= 200", "dataset_drift > 2"),
+                                           webhook=webhook.url))
     url = server.url
     # No predictions yet: runs are skipped and counted, not failures, and no gauge is set.
     _wait_for(lambda: _runs(url, "empty") >= 1, "a run on an empty log")
@@ -120,7 +141,7 @@ def test_the_server_monitors_its_predictions_exports_gauges_and_alerts(
 def test_a_failing_run_is_counted_and_the_next_one_recovers(
         serve: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="forgeline.serving")
-    server = serve(monitor_every_s=0.2, monitor_last=500)
+    server = serve(monitor=MonitorSchedule(every_s=0.2, last=500))
     url = server.url
     _send(url, 50, 12)
     _wait_for(lambda: _value(url, "forgeline_monitor_rows", model="fraud") == 50, "a run")
@@ -164,13 +185,13 @@ def test_several_workers_run_one_monitor(trained: TrainedStore, tmp_path: Path) 
 
 
 def test_the_worker_lock_has_one_holder(tmp_path: Path) -> None:
-    first, second = _WorkerLock(tmp_path / "m.lock"), _WorkerLock(tmp_path / "m.lock")
+    first, second = WorkerLock(tmp_path / "m.lock"), WorkerLock(tmp_path / "m.lock")
     assert first.acquire() and first.held and first.acquire()
     assert not second.acquire() and not second.held
     first.release()
     assert second.acquire() and second.held
     second.release()
-    assert _WorkerLock(None).held  # one process: nothing to share
+    assert WorkerLock(None).held  # one process: nothing to share
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("5m", 300.0), ("0.5s", 0.5), ("24h", 86400.0),
@@ -185,43 +206,49 @@ def test_a_bad_duration_names_the_option(text: str) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_duration(text, "--monitor-window")
     assert info.value.message == f"Invalid duration {text!r} for --monitor-window."
-    assert info.value.hint == "Use a number and a unit, such as 30s, 5m, 24h or 7d."
+    assert info.value.hint == "Use a number and a unit, such as 90s, 5m, 24h or 7d."
 
 
+# The settings are checked where they are made (MonitorSchedule, ServeConfig), naming the
+# parameters (InvalidSetting, an InvalidInput); the alert rules by the flow that runs the
+# monitor (serving cannot parse them).
 @pytest.mark.parametrize(("settings", "error", "message"), [
-    ({"monitor_window_s": 60.0}, InvalidInput, "--monitor-window needs --monitor-every"),
-    ({"monitor_rules": ("rows > 1",)}, InvalidInput, "--rule needs --monitor-every"),
-    ({"monitor_webhook": "http://x"}, InvalidInput, "--webhook needs --monitor-every"),
-    ({"monitor_every_s": 0.01}, InvalidInput, "Invalid --monitor-every 0.01: expected a "
-                                              "number from 0.1 to 2.592e+06."),
-    ({"monitor_every_s": 60, "monitor_last": 0}, InvalidInput, "Invalid --monitor-last 0"),
-    ({"monitor_every_s": 60, "log_predictions": False}, InvalidInput,
-     "--monitor-every reads the prediction log, and --no-log turns it off."),
-    ({"monitor_every_s": 60, "monitor_webhook": "ftp://host/x"}, InvalidInput,
-     "Invalid --webhook 'ftp://host/x': expected an http:// or https:// URL."),
-    ({"monitor_every_s": 60, "monitor_rules": ("psi > 0.2",)}, InvalidSpec,
+    ({"monitor": {"window_s": 60.0}}, InvalidSetting,
+     "monitor window_s needs monitor every_s"),
+    ({"monitor": {"rules": ("rows > 1",)}}, InvalidSetting, "monitor rules needs monitor every_s"),
+    ({"monitor": {"webhook": "http://x"}}, InvalidSetting,
+     "monitor webhook needs monitor every_s"),
+    ({"monitor": {"every_s": 0.01}}, InvalidSetting,
+     "Invalid monitor every_s 0.01: expected a number from 0.1 to 2.592e+06."),
+    ({"monitor": {"every_s": 60, "last": 0}}, InvalidSetting, "Invalid monitor last 0"),
+    ({"monitor": {"every_s": 60}, "log_predictions": False}, InvalidSetting,
+     "monitor every_s reads the prediction log, and log_predictions=False turns it off."),
+    ({"monitor": {"every_s": 60, "webhook": "ftp://host/x"}}, InvalidSetting,
+     "Invalid monitor webhook 'ftp://host/x': expected an http:// or https:// URL."),
+    ({"monitor": {"every_s": 60, "rules": ("psi > 0.2",)}}, InvalidSpec,
      "Invalid alert rule 'psi > 0.2'"),
 ])
 def test_bad_monitor_settings(settings: dict[str, Any], error: type[Exception],
                               message: str) -> None:
     with pytest.raises(error) as info:
-        ServeConfig("fraud@champion", **settings)
+        monitor = MonitorSchedule(**settings["monitor"])
+        rest = {k: v for k, v in settings.items() if k != "monitor"}
+        check_monitor(ServeConfig("fraud@champion", monitor=monitor, **rest))
     assert type(info.value) is error and str(info.value).startswith(message)
 
 
 def test_monitor_settings_travel_to_workers_and_describe_themselves() -> None:
-    config = ServeConfig("fraud@champion", monitor_every_s=300, monitor_last=50_000,
-                         monitor_rules=("dataset_drift > 0.3", "psi.amount > 0.2"),
-                         monitor_webhook="https://hooks.example/x")
+    config = ServeConfig("fraud@champion", monitor=MonitorSchedule(
+        every_s=300, last=50_000, rules=("dataset_drift > 0.3", "psi.amount > 0.2"),
+        webhook="https://hooks.example/x"))
     again = ServeConfig.from_json(config.to_json())
-    assert again == config and again.monitor_rules == config.monitor_rules
-    assert describe(config) == ("every 5m, at most 50,000 rows, 2 alert rules to the "
-                                "webhook")
-    assert describe(ServeConfig("f", monitor_every_s=0.5, monitor_window_s=172_800)) == \
+    assert again == config and again.monitor.rules == config.monitor.rules
+    assert config.monitor.describe() == ("every 5m, at most 50,000 rows, 2 alert rules to "
+                                         "the webhook")
+    assert MonitorSchedule(every_s=0.5, window_s=172_800).describe() == \
         "every 0.5s, last 2d of predictions"
-    assert describe(ServeConfig("f", monitor_every_s=90)) == \
-        "every 90s, last 24h of predictions"
-    assert describe(ServeConfig("f")) is None
+    assert MonitorSchedule(every_s=90).describe() == "every 90s, last 24h of predictions"
+    assert ServeConfig("f").monitor.describe() is None
 
 
 def test_cli_mistakes_are_one_line(trained: TrainedStore) -> None:

@@ -13,7 +13,7 @@ import forgeline as fl
 from forgeline.entities import RunStatus
 from forgeline.errors import InvalidInput, InvalidSpec, LeakageDetected, NotFound
 from forgeline.training.layout import REPORT_PATH
-from forgeline.training.train import train
+from forgeline.workflows.train import train
 
 
 def test_fraud_end_to_end(fraud_spec: Path, fraud_frame: pd.DataFrame) -> None:

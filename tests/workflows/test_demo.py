@@ -16,14 +16,15 @@ from typer.testing import CliRunner
 
 import forgeline as fl
 from forgeline.cli import app
+from forgeline.cli.demo import show_demo
 from forgeline.config import load_settings
-from forgeline.demo import MARKER, DemoConfig, run_demo
 from forgeline.errors import InvalidInput
 from forgeline.examples.fraud import fraud_spec, generate
 from forgeline.store.predictions import labelled_predictions, prediction_log_root, read_predictions
 from forgeline.training.spec import load_spec
+from forgeline.workflows.demo import MARKER, DemoConfig, run_demo
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 TINY = dict(train_rows=3000, requests=400, trials=1, challenger_trials=1, gate_rows=150,
             min_labelled=50, fraud_rate=0.05, runtime="native", watch_interval_s=0.5)
 
@@ -31,7 +32,7 @@ TINY = dict(train_rows=3000, requests=400, trials=1, challenger_trials=1, gate_r
 def test_the_whole_story(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     out = io.StringIO()
-    result = run_demo(DemoConfig(home=home, **TINY), Console(file=out, width=120))
+    result = show_demo(DemoConfig(home=home, **TINY), Console(file=out, width=120))
     text = " ".join(out.getvalue().split())
     assert [s.name for s in result.steps] == ["Generate", "Train", "Serve", "Traffic",
                                               "Monitor", "Labels", "Retrain", "Switch"]
@@ -75,13 +76,13 @@ def test_a_store_it_did_not_make_is_left_alone(tmp_path: Path) -> None:
     (mine / "reports").mkdir(parents=True)
     (mine / "forgeline.db").write_text("not the demo's")
     with pytest.raises(InvalidInput, match="did not make"):
-        run_demo(DemoConfig(home=mine, **TINY), Console(file=io.StringIO()))
+        run_demo(DemoConfig(home=mine, **TINY))
     assert (mine / "forgeline.db").read_text() == "not the demo's"
     assert not (mine / MARKER).exists()
 
 
 def test_an_earlier_demo_is_cleared_and_other_files_kept(tmp_path: Path) -> None:
-    from forgeline.demo import _fresh_home
+    from forgeline.workflows.demo import _fresh_home
 
     home = tmp_path / "demo"
     home.mkdir()

@@ -12,11 +12,11 @@ import yaml
 
 import forgeline as fl
 from forgeline.errors import InvalidInput
-from forgeline.monitoring.retrain import retrain
 from forgeline.serving.predlog import PredictionLog
 from forgeline.serving.runtime import NativeRuntime, Prediction
 from forgeline.store.predictions import prediction_log_root, record_feedback
-from forgeline.training.train import train
+from forgeline.workflows.retrain import retrain
+from forgeline.workflows.train import train
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples" / "fraud"))
 from generate import generate

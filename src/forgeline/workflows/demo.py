@@ -38,18 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pandas as pd
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from forgeline.errors import ForgelineError, InvalidInput
 from forgeline.examples import fraud
 from forgeline.examples.fraud import TARGET
+from forgeline.util.progress import Progress
 
 if TYPE_CHECKING:
-    from forgeline.monitoring.retrain import RetrainDecision
+    from forgeline.workflows.retrain import RetrainDecision
 
-__all__ = ["MARKER", "DemoConfig", "DemoResult", "Step", "run_demo"]
+__all__ = ["MARKER", "DemoConfig", "DemoProgress", "DemoResult", "Step", "run_demo"]
 
 MARKER = ".forgeline-demo"  # in a folder this module made, and may clear again
 # what a run writes in its folder (and clears at the next run, but only there)
@@ -115,6 +113,7 @@ class DemoResult:
     """What happened, step by step, and the retraining cycle's decision."""
 
     home: Path | None = None
+    store_uri: str = ""
     url: str = ""
     served_version: int | None = None  # the version that answered the traffic
     final_version: int | None = None  # the version the server answered with at the end
@@ -126,22 +125,53 @@ class DemoResult:
     steps: list[Step] = field(default_factory=list)
     seconds: float = 0.0
 
+    @property
+    def verdict(self) -> str:
+        """The story's ending in one sentence."""
+        d = self.decision
+        if d is None:
+            return "The story ended before its retraining cycle."
+        if d.action == "promoted":
+            gain = (d.challenger_score or 0.0) - (d.champion_score or 0.0)
+            return (f"The drift fired {', '.join(self.alerts) or 'no alert'}; {MODEL}/"
+                    f"{d.challenger} beat {MODEL}/{d.champion} by {gain:+.4f} {d.metric} on "
+                    f"the newest labelled traffic and replaced it; the server answers with "
+                    f"{MODEL}/{self.final_version}.")
+        return f"{MODEL}/{d.champion} stays champion ({d.action}: {d.reason})."
 
-def run_demo(config: DemoConfig = DemoConfig(), console: Console | None = None) -> DemoResult:
-    """Tell the whole story once; the console shows each step as it goes.
+
+class DemoProgress(Progress):
+    """:class:`~forgeline.util.progress.Progress`, told also where the story is."""
+
+    def step(self, number: int, name: str) -> None:
+        """Step ``number`` (``name``) starts."""
+        self.note(f"{number}. {name}")
+
+    def step_done(self, step: Step) -> None:
+        """A step ended well: what happened and where its file is."""
+        self.note(f"done: {step.result}" + (f" ({step.path})" if step.path else ""))
+
+    def step_failed(self, name: str) -> None:
+        """A step failed; the error follows."""
+        self.note(f"the {name.lower()} step failed")
+
+
+def run_demo(config: DemoConfig = DemoConfig(), progress: DemoProgress | None = None
+             ) -> DemoResult:
+    """Tell the whole story once; ``progress`` is told each step as it goes.
 
     Raises:
         InvalidInput: ``config.home`` holds a store that an earlier demo did not make.
         ForgelineError: a step failed.
     """
-    console = console or Console()
+    progress = progress or DemoProgress()
     # a store of the user's may keep its artifacts in the folder: those stay
     home = _fresh_home(config.home, keep=("artifacts",) if config.store_uri else ())
     store_uri = config.store_uri or f"sqlite:///{home / 'forgeline.db'}"
     # Every part of the story (and the server it starts) finds the store and the home
     # folder the way the CLI does, from the environment.
     with _environment(FORGELINE_HOME=str(home), FORGELINE_STORE_URI=store_uri):
-        return _Story(config, home, store_uri, console).run()
+        return _Story(config, home, store_uri, progress).run()
 
 
 def _fresh_home(home: Path, keep: tuple[str, ...] = ()) -> Path:
@@ -151,7 +181,7 @@ def _fresh_home(home: Path, keep: tuple[str, ...] = ()) -> Path:
     if ours and not (home / MARKER).exists():
         raise InvalidInput(f"{home} holds a Forgeline store or data ({ours[0].name}) that "
                            "forgeline demo did not make.",
-                           hint="Choose another folder with --home.")
+                           hint="Choose another home folder for the demo.")
     for path in ours:
         if path.is_dir():
             shutil.rmtree(path)
@@ -183,12 +213,14 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 class _Story:
-    def __init__(self, config: DemoConfig, home: Path, store_uri: str, console: Console):
+    def __init__(self, config: DemoConfig, home: Path, store_uri: str,
+                 progress: DemoProgress) -> None:
         from forgeline.tracking.client import Client
 
-        self.config, self.home, self.store_uri, self.console = config, home, store_uri, console
+        self.config, self.home, self.store_uri = config, home, store_uri
+        self.progress = progress
         self.client = Client(store_uri)
-        self.result = DemoResult(home=home)
+        self.result = DemoResult(home=home, store_uri=store_uri)
         self.data = home / "data"
         self.data.mkdir()
         self.test_score = float("nan")  # the champion's, on its test split
@@ -205,24 +237,24 @@ class _Story:
             decision = self._step(7, "Retrain", self.retrain)
             self._step(8, "Switch", lambda: self.switch(server, decision, traffic))
         self.result.seconds = time.monotonic() - started
-        self.summary()
         return self.result
 
     def _step(self, number: int, name: str, action: Callable[[], Any]) -> Any:
-        self.console.rule(f"[bold]{number}. {name}", align="left")
+        self.progress.step(number, name)
         started = time.monotonic()
         try:
             value = action()
         except (ForgelineError, httpx.HTTPError) as e:
-            self.console.print(f"[red]✗[/] the {name.lower()} step failed")
+            self.progress.done()
+            self.progress.step_failed(name)
             if isinstance(e, ForgelineError):
                 raise
             raise ForgelineError(f"The server did not answer: {e}.",
                                  hint=f"See its log, {self.home / 'server.log'}.") from e
+        self.progress.done()
         step = self.result.steps[-1]
         step.seconds = time.monotonic() - started
-        where = f"\n  [dim]{step.path}[/]" if step.path else ""
-        self.console.print(f"[green]✓[/] {step.result}{where}")
+        self.progress.step_done(step)
         return value
 
     def _done(self, name: str, result: str, short: str, path: Path | None = None) -> None:
@@ -231,12 +263,12 @@ class _Story:
     # -- the steps ------------------------------------------------------------------------
     def generate(self) -> tuple[Path, pd.DataFrame]:
         c = self.config
-        with self.console.status(f"Generating {fraud.DAYS} days of card transactions"):
-            training, traffic = fraud.story(c.train_rows, c.requests, fraud_rate=c.fraud_rate,
-                                            pattern_shift=c.pattern_shift, seed=c.seed)
-            path = self.data / "transactions.parquet"
-            training.to_parquet(path, index=False)
-            traffic.to_parquet(self.data / "traffic.parquet", index=False)
+        self.progress.status(f"Generating {fraud.DAYS} days of card transactions")
+        training, traffic = fraud.story(c.train_rows, c.requests, fraud_rate=c.fraud_rate,
+                                        pattern_shift=c.pattern_shift, seed=c.seed)
+        path = self.data / "transactions.parquet"
+        training.to_parquet(path, index=False)
+        traffic.to_parquet(self.data / "traffic.parquet", index=False)
         begins = pd.Timestamp(fraud.START) + pd.Timedelta(days=fraud.DRIFT_FROM)
         drifted = int((traffic["ts"] >= begins).sum())
         self._done("Generate", f"{len(training):,} transactions of days 0-{fraud.TRAIN_DAYS} "
@@ -248,14 +280,14 @@ class _Story:
         return path, traffic
 
     def train(self, data: Path) -> int:
-        from forgeline.training.train import train
+        from forgeline.workflows.train import train
 
         spec = fraud.fraud_spec(str(data), trials=self.config.trials)
-        trained = train(spec, client=self.client, console=self.console)
+        trained = train(spec, client=self.client, progress=self.progress)
         version = trained.model_version
         if version is None:
             raise InvalidInput(f"The champion was not registered: {trained.registered_reason}.",
-                               hint="Train on more rows (--rows).")
+                               hint="Train on more rows (train_rows).")
         self.test_score = trained.score
         self._done("Train", f"{version.ref} ({trained.model}): test {trained.metric} "
                    f"{trained.score:.4f}, registered as {MODEL}@champion",
@@ -264,8 +296,8 @@ class _Story:
         return version.version
 
     def serve(self, server: _Server, champion: int) -> None:
-        with self.console.status("Starting forgeline serve (it loads the model)"):
-            server.start()
+        self.progress.status("Starting forgeline serve (it loads the model)")
+        server.start()
         self.result.url = server.url
         self._done("Serve", f"forgeline serve {MODEL}@champion --watch (pid {server.pid}) "
                    f"answers at {server.url}/predict with {MODEL}/{champion}",
@@ -273,13 +305,10 @@ class _Story:
 
     def traffic(self, url: str, traffic: pd.DataFrame) -> pd.DataFrame:
         records = _records(traffic)
-        columns = (TextColumn("[bold]requests[/]"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn())
         started = time.monotonic()
-        with Progress(*columns, console=self.console, transient=True) as progress:
-            task = progress.add_task("", total=len(records))
-            answers = asyncio.run(_send(url, records, self.config.concurrency,
-                                        lambda: progress.advance(task)))
+        self.progress.task("requests", len(records))
+        answers = asyncio.run(_send(url, records, self.config.concurrency,
+                                    lambda: self.progress.advance(1)))
         rate = len(records) / (time.monotonic() - started)
         frame = pd.DataFrame(answers)
         frame.insert(0, "txn_id", traffic["txn_id"].to_numpy())
@@ -287,8 +316,8 @@ class _Story:
         frame.to_parquet(path, index=False)
         versions = sorted(set(frame["version"]))
         self.result.served_version = int(versions[-1])
-        with self.console.status("Waiting for the server to write its prediction log"):
-            logged = self._wait_logged(len(frame))
+        self.progress.status("Waiting for the server to write its prediction log")
+        logged = self._wait_logged(len(frame))
         served = ", ".join(f"{MODEL}/{v}" for v in versions)
         self._done("Traffic", f"{len(frame):,} requests, one transaction each, answered by "
                    f"{served} ({rate:.0f}/s), their request ids kept; {logged:,} predictions "
@@ -310,17 +339,18 @@ class _Story:
     def monitor(self, champion: int) -> None:
         from forgeline.monitoring import MonitorConfig, monitor
         from forgeline.packaging import load_model
+        from forgeline.reports import render_monitor_report
         from forgeline.store.predictions import prediction_log_root, read_predictions
         from forgeline.training.spec import load_spec
 
         # the window on which the retraining cycle checks the same rule
         window = load_spec(fraud.fraud_spec("-")).retrain.monitor_rows
-        with self.console.status("Comparing the logged traffic with the training profile"):
-            current = read_predictions(prediction_log_root(self.client.settings), MODEL,
-                                       last=window)
-            result = monitor(load_model(f"{MODEL}/{champion}", self.client), current,
-                             config=MonitorConfig(rules=(self.config.rule,)))
-            report = result.write_html(self.home / "reports" / f"{MODEL}-monitor.html")
+        self.progress.status("Comparing the logged traffic with the training profile")
+        current = read_predictions(prediction_log_root(self.client.settings), MODEL,
+                                   last=window)
+        result = monitor(load_model(f"{MODEL}/{champion}", self.client), current,
+                         config=MonitorConfig(rules=(self.config.rule,)))
+        report = render_monitor_report(result, self.home / "reports" / f"{MODEL}-monitor.html")
         d = result.dataset
         drifted = ", ".join(f.column for f in result.features.values() if f.drifted)
         self.result.alerts = [a.rule for a in result.fired]
@@ -355,14 +385,14 @@ class _Story:
                    + ("" if auc is None else f", champion's AUC {auc:.3f}"), path)
 
     def retrain(self) -> RetrainDecision:
-        from forgeline.monitoring.retrain import retrain
+        from forgeline.workflows.retrain import retrain
 
         c = self.config
         overrides = [f"tuning.trials={c.challenger_trials}",
                      f"retrain.triggers={json.dumps([c.rule])}",
                      f"retrain.gate.recent_rows={c.gate_rows}",
                      f"retrain.gate.min_labelled={c.min_labelled}"]
-        d = retrain(MODEL, overrides, client=self.client, console=self.console)
+        d = retrain(MODEL, overrides, client=self.client, progress=self.progress)
         self.result.decision = d
         path = self.client.download_artifacts(d.run_id, "decision.json",
                                               self.home / "reports" / "retrain")
@@ -380,10 +410,10 @@ class _Story:
         promoted = decision.action == "promoted"
         version = decision.challenger if promoted else decision.champion
         started = time.monotonic()
-        with self.console.status(f"Waiting for the server to switch to {MODEL}/{version}"
-                                 if promoted else "Asking the server once more"):
-            answer = server.wait_for_version(_records(traffic.tail(1)), version,
-                                             timeout_s=60 + 5 * self.config.watch_interval_s)
+        self.progress.status(f"Waiting for the server to switch to {MODEL}/{version}"
+                             if promoted else "Asking the server once more")
+        answer = server.wait_for_version(_records(traffic.tail(1)), version,
+                                         timeout_s=60 + 5 * self.config.watch_interval_s)
         seconds = time.monotonic() - started
         self.result.final_version = answer.get("version")
         self.result.switches = server.switches()
@@ -402,35 +432,6 @@ class _Story:
                    f"{self.result.switches or 0:g})" + (f"; server log: {moved}" if moved
                                                         else ""),
                    f"now answers with {answered}, no restart", server.log)
-
-    def summary(self) -> None:
-        r = self.result
-        table = Table(title="The story", title_justify="left", title_style="bold")
-        table.add_column("step", style="bold")
-        table.add_column("outcome", overflow="fold")
-        table.add_column("s", justify="right")
-        table.add_column(f"file (in {self.home})", overflow="fold", style="dim")
-        for step in r.steps:
-            where = step.path.relative_to(self.home) if step.path and step.path.is_relative_to(
-                self.home) else step.path
-            table.add_row(step.name, step.short, f"{step.seconds:.0f}", str(where or ""))
-        table.add_row("Total", "", f"{r.seconds:.0f}", "")
-        self.console.print(table)
-        self.console.print(self._verdict())
-        self.console.print(f"Explore: forgeline --store {self.store_uri} models versions "
-                           f"{MODEL}")
-
-    def _verdict(self) -> str:
-        r, d = self.result, self.result.decision
-        if d is None:
-            return "The story ended before its retraining cycle."
-        if d.action == "promoted":
-            gain = (d.challenger_score or 0.0) - (d.champion_score or 0.0)
-            return (f"[bold]The drift fired {', '.join(r.alerts) or 'no alert'}; {MODEL}/"
-                    f"{d.challenger} beat {MODEL}/{d.champion} by {gain:+.4f} {d.metric} on "
-                    f"the newest labelled traffic and replaced it; the server answers with "
-                    f"{MODEL}/{r.final_version}.[/]")
-        return (f"[bold]{MODEL}/{d.champion} stays champion ({d.action}: {d.reason}).[/]")
 
 
 async def _send(url: str, records: list[dict[str, Any]], concurrency: int,
