@@ -158,22 +158,27 @@ def monitor_command(
                            "(--since, --last), not both.")
     config = MonitorConfig(rules=tuple(rules or ()), webhook=webhook, command=command,
                            window=_window(window))  # a bad rule fails before any loading
-    from forgeline.data.io import load_table
-    from forgeline.monitoring.orchestrator import monitor
-    from forgeline.packaging.predictor import load_model
+    from concurrent.futures import ThreadPoolExecutor
 
-    local = Path(model).expanduser()
-    predictor = load_model(local if local.is_dir() else model,
-                           client=None if local.is_dir() else get_client(ctx), lazy=True)
-    name = predictor.model_version.name if predictor.model_version else local.name
-    frame = (load_table(current) if current is not None
-             else _from_log(ctx, name, since, last, include_shadow))
+    from forgeline.data.io import load_table
+
+    with ThreadPoolExecutor(1) as pool:
+        # Arrow reads the file off the GIL while the rest is imported and the package loaded
+        reading = None if current is None else pool.submit(load_table, current)
+        from forgeline.monitoring.orchestrator import monitor
+        from forgeline.packaging.predictor import load_model
+        from forgeline.reports.monitoring import render_monitor_report
+
+        local = Path(model).expanduser()
+        predictor = load_model(local if local.is_dir() else model,
+                               client=None if local.is_dir() else get_client(ctx), lazy=True)
+        name = predictor.model_version.name if predictor.model_version else local.name
+        frame = (reading.result() if reading is not None
+                 else _from_log(ctx, name, since, last, include_shadow))
     result = monitor(predictor, frame, config=config, score=score,
                      reference=None if reference is None else load_table(reference),
                      labels=None if labels is None else load_table(labels),
                      id_column=id_column, label_column=label_column)
-    from forgeline.reports.monitoring import render_monitor_report
-
     report = render_monitor_report(result, output or Path(f"{name}-monitor.html"))
     if as_json:
         print_json(result.to_dict() | {"report": str(report)})
