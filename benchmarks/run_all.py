@@ -19,8 +19,8 @@ from typing import Any
 
 from _common import BENCH_DIR, BENCH_PYTHON, ROOT, check_quiet, print_machine
 
-SCRIPTS = ("bench_log_metric.py", "bench_search.py", "bench_concurrency.py", "bench_serve.py",
-           "bench_batch.py")
+SCRIPTS = ("bench_startup.py", "bench_log_metric.py", "bench_search.py",
+           "bench_concurrency.py", "bench_serve.py", "bench_batch.py")
 SOAK = "bench_soak.py"  # 10 minutes at saturation: only with --soak (or --only)
 OUT = BENCH_DIR / "out"
 
@@ -61,6 +61,14 @@ def summary(name: str, data: dict[str, Any]) -> list[str]:
                              f"p95 {q['p95_ms']:6.1f} ms{verdict}")
     elif name == "bench_serve.py":
         lines += _serve_summary(r)
+    elif name == "bench_startup.py":
+        for label, c in r["commands"].items():
+            verdict = ""
+            if label == "forgeline --help":
+                verdict = (f"  target < {r['target_s']:g} s: "
+                           + ("MET" if c["median_s"] < r["target_s"] else "MISSED"))
+            lines.append(f"startup {label:<30} median {c['median_s']:.3f} s "
+                         f"({c['over_reference_s']:+.3f} s over the interpreter){verdict}")
     elif name == "bench_batch.py":
         for rows, size in r["sizes"].items():
             best = size["best"]

@@ -108,3 +108,38 @@ def test_invariants(pair: tuple[list[int], list[int]]) -> None:
     assert 0 <= st.chisquare_pvalue(ref, cur)[0] <= 1
     same = st.jensenshannon(ref, ref)[0], st.ks(ref, ref)[0][0], st.psi(ref, ref)[0]
     assert same == pytest.approx((0, 0, 0), abs=1e-7)
+
+
+def test_kolmogorov_survival_matches_scipy() -> None:
+    from scipy import special
+
+    x = np.concatenate([[0.0, 1e-9, 0.01, 0.2, 0.5, 0.999, 1.0, 1.0001, 1.5, 3.0, 8.0, 30.0],
+                        np.linspace(0, 6, 2001)])
+    assert np.abs(st.kolmogorov_sf(x) - special.kolmogorov(x)).max() < 1e-12
+    assert np.isnan(st.kolmogorov_sf(np.array([np.nan]))).all()
+
+
+@pytest.mark.parametrize("dof", [*range(1, 12), 24, 25, 50, 51, 99, 100])
+def test_chi2_survival_matches_scipy_for_whole_degrees_of_freedom(dof: int) -> None:
+    from scipy import special
+
+    x = np.concatenate([[0.0, 1e-12, 0.5, dof / 2, dof, 5.0 * dof, 1e3, 1e5],
+                        np.linspace(0, 4 * dof + 20, 400)])
+    ours = st.chi2_sf(x, np.full(len(x), dof))
+    assert np.abs(ours - special.chdtrc(dof, x)).max() < 1e-12
+    assert ours[0] == 1.0 and ours[-1] < 1e-3
+    assert np.isnan(st.chi2_sf(np.array([np.nan]), np.array([dof]))).all()
+
+
+def test_a_monitoring_run_does_not_import_scipy(tmp_path) -> None:
+    """Its p-values need no scipy at 1,000+ rows per window: half a second saved on start."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from forgeline.monitoring import stats as st; "
+            "st.ks(np.array([5000., 5000]), np.array([[2000., 3000]])); "
+            "st.chisquare_pvalue(np.array([5., 5]), np.array([[20., 30]])); "
+            "print('scipy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=tmp_path)
+    assert done.stdout.strip() == "False"

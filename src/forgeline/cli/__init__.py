@@ -71,7 +71,7 @@ def _root(
         help="Store URI, e.g. sqlite:///path/forgeline.db or postgresql+psycopg://... "
              "(default: FORGELINE_STORE_URI, else forgeline.toml, else ./.forgeline)."),
 ) -> None:
-    """Forgeline: experiments, runs and the model registry from the command line."""
+    """Forgeline: train, serve, monitor and retrain models; track runs and the registry."""
     ctx.obj = State(store)  # the Client is opened by the first command that needs it
 
 
