@@ -91,7 +91,7 @@ def _story_progress(out: Console) -> RichProgress:
         def step_failed(self, name: str) -> None:
             self.console.print(f"[red]✗[/] the {name.lower()} step failed")
 
-    return StoryProgress(out, transient=True)
+    return StoryProgress(out)
 
 
 def _summary(out: Console, result: DemoResult) -> None:
