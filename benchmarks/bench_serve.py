@@ -38,7 +38,20 @@ The machine's other load is recorded per measurement (CPU busy time not used by 
 server, wrk or this script): on 2 shared CPUs it decides the figures, and the ratio to the
 ceiling measured beside them is the figure to trust.
 
+Also, in the same run (``--skip-oip`` leaves it out, ``--oip-only`` measures nothing
+else): the Open Inference Protocol v2 in its three forms against one ``forgeline serve
+--workers 1 --grpc-port`` of the same model: JSON tensors, the binary tensor data
+extension (binary inputs and outputs, what ``tritonclient.http`` sends by default) and
+gRPC with raw contents (what ``tritonclient.grpc`` sends), for requests of 1, 100 and
+1,000 rows of the 20 FP64 features. One client, a closed loop, the same for the three:
+each request is prepared once and sent as bytes (``http.client`` on a kept-alive
+connection; a grpcio channel without serializers), so the figures are the server's and
+the transport's, not the client library's. Reported: median latency, microseconds per row,
+and the ratios JSON / binary and JSON / gRPC. Each form's answer is checked against the
+pipeline's ``predict_proba`` first.
+
     .venv/bin/python benchmarks/bench_serve.py [--duration 20] [--rounds 1] [--quick]
+        [--skip-oip | --oip-only] [--oip-duration 5]
 """
 
 from __future__ import annotations
@@ -52,6 +65,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +307,161 @@ def measure(server: Server, script: Path, duration: float) -> dict[str, Any]:
     return result
 
 
+# -- OIP v2: JSON vs binary tensors vs gRPC ------------------------------------------------
+OIP_ROWS = (1, 100, 1000)  # rows per request; the model's 20 features make them wide
+
+
+def oip_requests(rows: int) -> tuple[bytes, tuple[bytes, int], bytes, Any]:
+    """One request of ``rows`` rows in each form: OIP JSON, OIP binary (the body and its
+    JSON part's length) and a serialized gRPC ``ModelInferRequest``; and the rows."""
+    import numpy as np
+    import orjson
+
+    from forgeline.serving.oip_grpc import grpc_predict_v2_pb2 as pb
+
+    x = hgb_rows(rows, 11)[0]
+    columns = [np.ascontiguousarray(x[:, j]) for j in range(x.shape[1])]
+    json_body = orjson.dumps({"inputs": [
+        {"name": name, "shape": [rows], "datatype": "FP64", "data": column}
+        for name, column in zip(SERVE_FEATURES, columns, strict=True)]},
+        option=orjson.OPT_SERIALIZE_NUMPY)
+    header = orjson.dumps({"inputs": [
+        {"name": name, "shape": [rows], "datatype": "FP64",
+         "parameters": {"binary_data_size": rows * 8}} for name in SERVE_FEATURES],
+        "parameters": {"binary_data_output": True}})
+    binary_body = header + b"".join(c.astype("<f8").tobytes() for c in columns)
+    request = pb.ModelInferRequest(model_name=SERVE_MODEL)
+    for name, column in zip(SERVE_FEATURES, columns, strict=True):
+        request.inputs.add(name=name, datatype="FP64", shape=[rows])
+        request.raw_input_contents.append(column.astype("<f8").tobytes())
+    return json_body, (binary_body, len(header)), request.SerializeToString(), x
+
+
+def oip_clients(http_port: int, grpc_port: int) -> tuple[Any, Any, Any]:
+    """Three ways to send a prepared request and get the answer's bytes back: the same
+    closed loop for each, with as little client work as possible (bytes in, bytes out)."""
+    import http.client
+
+    import grpc
+
+    path = f"/v2/models/{SERVE_MODEL}/infer"
+    connection = http.client.HTTPConnection("127.0.0.1", http_port)
+
+    def post(body: bytes, header_length: int | None = None) -> tuple[bytes, str | None]:
+        headers = {"Content-Type": "application/json" if header_length is None
+                   else "application/octet-stream"}
+        if header_length is not None:
+            headers["Inference-Header-Content-Length"] = str(header_length)
+        connection.request("POST", path, body, headers)
+        response = connection.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"OIP answered {response.status}: {data[:300]!r}")
+        return data, response.getheader("Inference-Header-Content-Length")
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}", options=[
+        ("grpc.max_receive_message_length", -1)])
+    # no serializers: the prepared request's bytes go as they are
+    infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+    return post, infer, channel
+
+
+def check_oip(answers: dict[str, Any], expected: Any) -> None:
+    """Each form's answer is the model's ``predict_proba``."""
+    import numpy as np
+    import orjson
+
+    from forgeline.serving.oip_grpc import grpc_predict_v2_pb2 as pb
+
+    got = {}
+    body, _ = answers["json"]
+    got["json"] = np.array(orjson.loads(body)["outputs"][1]["data"])
+    body, length = answers["binary"]
+    header = orjson.loads(body[:int(length)])
+    start = header["outputs"][0]["parameters"]["binary_data_size"]
+    got["binary"] = np.frombuffer(body[int(length) + start:], "<f8")
+    got["grpc"] = np.frombuffer(pb.ModelInferResponse.FromString(answers["grpc"])
+                                .raw_output_contents[1], "<f8")
+    for form, values in got.items():
+        if not np.allclose(values, expected.ravel(), rtol=0, atol=1e-6):
+            raise SystemExit(f"OIP {form} answers wrongly; not measured.")
+
+
+def measure_oip(model: Any, folder: Path, duration_s: float) -> dict[str, Any]:
+    """Closed-loop latency of one client per form, for each request size in OIP_ROWS."""
+    import pandas as pd
+
+    forgeline = str(Path(sys.executable).with_name("forgeline"))
+    http_port, grpc_port = free_port(), free_port()
+    one_row = oip_requests(1)[0]
+    server = Server("forgeline oip", [forgeline, "serve", model.ref, "--workers", "1",
+                                      "--host", "127.0.0.1", "--port", str(http_port),
+                                      "--grpc-port", str(grpc_port), "--no-log"],
+                    f"http://127.0.0.1:{http_port}/v2/models/{SERVE_MODEL}/infer", one_row,
+                    folder / "oip.log", env=model.env())
+    results: dict[str, Any] = {"server": " ".join(server.command), "sizes": {}}
+    with server:
+        server.wait_ready()
+        post, infer, channel = oip_clients(http_port, grpc_port)
+        try:
+            for rows in OIP_ROWS:
+                json_body, (binary_body, length), grpc_body, x = oip_requests(rows)
+                expected = model.pipeline.predict_proba(pd.DataFrame(x, columns=list(
+                    SERVE_FEATURES)))
+                sends = {"json": partial(post, json_body),
+                         "binary": partial(post, binary_body, length),
+                         "grpc": partial(infer, grpc_body)}
+                check_oip({form: send() for form, send in sends.items()}, expected)
+                entry: dict[str, Any] = {"json_bytes": len(json_body),
+                                         "binary_bytes": len(binary_body),
+                                         "grpc_bytes": len(grpc_body)}
+                for form, send in sends.items():
+                    entry[form] = _closed_loop(send, duration_s, rows)
+                results["sizes"][rows] = entry
+                print(f"  OIP {rows:>5} rows: " + ", ".join(
+                    f"{form} {entry[form]['us_per_row']:,.1f} us/row" for form in sends),
+                      flush=True)
+        finally:
+            channel.close()
+    return results
+
+
+def _closed_loop(send: Any, duration_s: float, rows: int) -> dict[str, float]:
+    for _ in range(10):  # unrecorded warm-up
+        send()
+    times: list[float] = []
+    end = time.perf_counter() + duration_s
+    while time.perf_counter() < end or len(times) < 20:
+        t0 = time.perf_counter()
+        send()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    median_s = statistics.median(times)
+    return {"requests": len(times), "median_ms": median_s * 1000,
+            "p99_ms": times[int(len(times) * 0.99)] * 1000,
+            "us_per_row": median_s * 1e6 / rows, "rows_per_s": rows / median_s}
+
+
+def report_oip(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="OIP v2 inference, one closed-loop client per form, 20 FP64 inputs, "
+                        "1 worker: median latency (us per row)")
+    for column in ("rows/request", "JSON ms", "binary ms", "gRPC ms", "JSON us/row",
+                   "binary us/row", "gRPC us/row", "JSON / binary", "JSON / gRPC",
+                   "body bytes JSON / binary"):
+        table.add_column(column, justify="right")
+    for rows, e in results["sizes"].items():
+        forms = ("json", "binary", "grpc")
+        table.add_row(str(rows), *(f"{e[f]['median_ms']:.2f}" for f in forms),
+                      *(f"{e[f]['us_per_row']:,.1f}" for f in forms),
+                      f"{e['json']['median_ms'] / e['binary']['median_ms']:.2f}",
+                      f"{e['json']['median_ms'] / e['grpc']['median_ms']:.2f}",
+                      f"{e['json_bytes']:,} / {e['binary_bytes']:,}")
+    Console(width=160).print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per run")
@@ -304,6 +473,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument("--skip-trees-alone", action="store_true",
                         help="do not serve the trees without the pipeline with MLflow")
+    parser.add_argument("--skip-oip", action="store_true",
+                        help="leave out the OIP v2 measurements (JSON vs binary vs gRPC)")
+    parser.add_argument("--oip-only", action="store_true",
+                        help="only the OIP v2 measurements (and the model's own latency)")
+    parser.add_argument("--oip-duration", type=float, default=None,
+                        help="seconds per OIP form and request size (default 5, 1 with --quick)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--mlflow-log", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -353,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"row, {latency['onnx_64_rows']['median_ms'] * 1000:.0f} us for 64 rows"
                  if "onnx_1_row" in latency else f"; {latency['runtime_detail']}"))
 
-        running = servers(model, folder, mlflow_info, body)
+        running = [] if args.oip_only else servers(model, folder, mlflow_info, body)
         try:
             for server in running:
                 server.__enter__()
@@ -386,7 +561,14 @@ def main(argv: list[str] | None = None) -> int:
             for server in reversed(running):
                 if server.proc is not None:
                     server.__exit__(None, None, None)
+        if not args.skip_oip:  # after the others: nothing else runs meanwhile
+            oip_s = args.oip_duration or (1.0 if args.quick else 5.0)
+            print(f"OIP v2: JSON vs binary tensors vs gRPC, {oip_s:g} s per form and size",
+                  flush=True)
+            results["oip"] = measure_oip(model, folder, oip_s)
     report(results)
+    if "oip" in results:
+        report_oip(results["oip"])
     (BENCH_DIR / "out").mkdir(exist_ok=True)
     write_json(args.json or str(BENCH_DIR / "out" / "bench_serve.json"), "bench_serve",
                results)

@@ -29,7 +29,7 @@ def test_metadata_and_health(serve: Any) -> None:
         assert http.get("/v2/health/live").json() == {"live": True}
         assert http.get("/v2/health/ready").json() == {"ready": True}
         meta = http.get("/v2").json()
-        assert meta["name"] == "forgeline" and meta["extensions"] == []
+        assert meta["name"] == "forgeline" and meta["extensions"] == ["binary_tensor_data"]
         model = http.get("/v2/models/fraud").json()
         assert model["name"] == "fraud" and model["versions"] == ["1", "2"]
         assert model["platform"] == "sklearn"

@@ -1,5 +1,8 @@
 """``forgeline serve MODEL``: the real-time HTTP API of a registered model.
 
+``--grpc-port PORT`` also serves the Open Inference Protocol v2 over gRPC, in the same
+process (needs the ``grpc`` extra).
+
 ``--monitor-every 5m`` also runs the monitor on the prediction log in the background and
 exports its gauges on ``/metrics`` (see :mod:`forgeline.workflows.serve`).
 
@@ -40,7 +43,8 @@ FLAGS = {
     "listener.host": "--host", "listener.port": "--port", "listener.workers": "--workers",
     "listener.max_body_bytes": "--max-body-bytes",
     "listener.graceful_timeout_s": "--graceful-timeout", "listener.access_log": "--access-log",
-    "listener.token": "--token", "batching.max_batch_size": "--max-batch-size",
+    "listener.token": "--token", "listener.grpc_port": "--grpc-port",
+    "batching.max_batch_size": "--max-batch-size",
     "batching.max_wait_ms": "--max-wait-ms", "monitor.every_s": "--monitor-every",
     "monitor.window_s": "--monitor-window", "monitor.last": "--monitor-last",
     "monitor.rules": "--rule", "monitor.webhook": "--webhook",
@@ -66,6 +70,11 @@ def serve_command(
                              help="Interface to listen on."),
     port: int = typer.Option(_default(Listener, "port"), "--port", min=_low("listener.port"),
                              max=LIMITS["listener.port"][1], help="Port (0: any free one)."),
+    grpc_port: int | None = typer.Option(
+        _default(Listener, "grpc_port"), "--grpc-port", metavar="PORT",
+        min=_low("listener.grpc_port"), max=LIMITS["listener.grpc_port"][1],
+        help="Also serve the Open Inference Protocol v2 over gRPC on this port (0: any free "
+             "one), sharing the micro-batches; needs forgeline[grpc]."),
     workers: int = typer.Option(_default(Listener, "workers"), "--workers",
                                 min=_low("listener.workers"), help="Worker processes."),
     max_batch_size: int = typer.Option(_default(Batching, "max_batch_size"), "--max-batch-size",
@@ -125,7 +134,8 @@ def serve_command(
         None, "--webhook", metavar="URL",
         help="POST the alert payload here when a rule starts firing."),
 ) -> None:
-    """Serve a model over HTTP: /predict, Open Inference Protocol v2, /metrics, /docs."""
+    """Serve a model over HTTP: /predict, Open Inference Protocol v2, /metrics, /docs (and
+    OIP v2 over gRPC with --grpc-port)."""
     from forgeline.serving.config import parse_canary
     from forgeline.util.time import parse_duration
     from forgeline.workflows.serve import prepare
@@ -139,7 +149,7 @@ def serve_command(
             listener=Listener(host=host, port=port, workers=workers,
                               max_body_bytes=max_body_bytes,
                               graceful_timeout_s=graceful_timeout, access_log=access_log,
-                              token=token or None),
+                              token=token or None, grpc_port=grpc_port),
             batching=Batching(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms),
             monitor=MonitorSchedule(
                 every_s=None if monitor_every is None else parse_duration(
@@ -149,9 +159,9 @@ def serve_command(
                 last=monitor_last, rules=tuple(rules or ()), webhook=webhook),
             shadow=shadow, canary=canary_ref, canary_percent=canary_percent, watch=watch,
             watch_interval_s=watch_interval, runtime=runtime, log_predictions=log_predictions)
+        launch = prepare(config, client)
     except InvalidSetting as e:  # name our flags, not the parameters
         raise e.naming(FLAGS) from None
-    launch = prepare(config, client)
     console().print(key_value_table(launch.summary, title="Forgeline serving"))
     sys.stdout.flush()
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server stops: no error

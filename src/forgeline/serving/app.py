@@ -6,11 +6,13 @@
 ``create_app_from_env`` builds the same app from ``FORGELINE_SERVE_CONFIG``; uvicorn calls
 it in each worker process when there are several.
 
-Start-up (the lifespan) starts one micro-batcher per model, the registry watcher and the
-background jobs a caller attached (``background``; a flow that also monitors the
-predictions attaches its monitor this way, without serving knowing it); shutdown (after
-uvicorn has stopped accepting and finished the requests in flight) stops the jobs, lets
-queued batches and shadow predictions finish, then flushes the prediction log.
+Start-up (the lifespan) starts one micro-batcher per model, the registry watcher, the
+OIP v2 gRPC server when ``listener.grpc_port`` is set (on this event loop, sharing the
+batchers: :mod:`forgeline.serving.oip_grpc.service`) and the background jobs a caller
+attached (``background``; a flow that also monitors the predictions attaches its monitor
+this way, without serving knowing it); shutdown (after uvicorn has stopped accepting and
+finished the requests in flight) stops the gRPC server (its calls in flight finish), the
+jobs, lets queued batches and shadow predictions finish, then flushes the prediction log.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from forgeline.serving.scoring import PredictionSink, Scorer, json_array
 from forgeline.version import __version__
 
 if TYPE_CHECKING:
+    from forgeline.serving.oip_grpc.service import GrpcServer
     from forgeline.tracking.client import Client
 
 __all__ = ["BackgroundJob", "JobFactory", "ServingState", "create_app", "create_app_from_env"]
@@ -93,6 +96,12 @@ class ServingState:
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
     jobs: list[BackgroundJob] = field(default_factory=list, repr=False)
     own_process: bool = False  # the server is the process's only job (tune its GC)
+    grpc: GrpcServer | None = field(default=None, repr=False)  # while it runs
+
+    @property
+    def grpc_port(self) -> int | None:
+        """The port the OIP v2 gRPC service listens on; None when there is none."""
+        return None if self.grpc is None else self.grpc.port
 
 
 class ServingApp(FastAPI):
@@ -136,8 +145,13 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
 
     Raises:
         ForgelineError: a model reference cannot be resolved or loaded, or a background
-            job cannot be built for this deployment.
+            job cannot be built for this deployment; ``InvalidSetting`` when a gRPC port
+            is set and grpcio is missing.
     """
+    if config.listener.grpc_port is not None:
+        from forgeline.serving import oip_grpc
+
+        oip_grpc.load()  # grpcio is there: fail now, not at start-up
     deployment = Deployment(config, client)
     if prediction_log is None and config.log_predictions and deployment.primary.version:
         from forgeline.serving.predlog import PredictionLog
@@ -225,6 +239,11 @@ async def _lifespan(app: FastAPI, state: ServingState) -> AsyncIterator[None]:
     if state.config.watch:
         state.watcher = asyncio.get_running_loop().create_task(
             deployment.watch(state.config.watch_interval_s), name="forgeline-watch")
+    if state.config.listener.grpc_port is not None:
+        from forgeline.serving import oip_grpc
+
+        state.grpc = await oip_grpc.load().start(state.scorer, state.config,
+                                                 lambda: state.ready, metrics)
     for job in state.jobs:
         job.start()  # a thread of its own; requests never wait for it
         if state.own_process:
@@ -244,6 +263,9 @@ async def _lifespan(app: FastAPI, state: ServingState) -> AsyncIterator[None]:
 
 
 async def _shutdown(state: ServingState) -> None:
+    if state.grpc is not None:
+        await state.grpc.stop(state.config.listener.graceful_timeout_s)
+        state.grpc = None
     for job in state.jobs:
         try:
             await asyncio.to_thread(job.stop)

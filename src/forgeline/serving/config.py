@@ -4,7 +4,7 @@
 holds three parts that each check their own values:
 
 - :class:`Listener`: where and how the server listens (host, port, workers, body limit,
-  graceful shutdown, access log, bearer token);
+  graceful shutdown, access log, bearer token, the OIP v2 gRPC port);
 - :class:`Batching`: how concurrent requests share model calls;
 - :class:`MonitorSchedule`: when the prediction log is monitored in the background (off
   unless ``every_s`` is set). Serving only carries it: the flow that serves *and*
@@ -43,6 +43,7 @@ DEFAULT_WINDOW_S = _DAY_S  # the monitor's window when neither window_s nor last
 # The range each bounded setting accepts, by its path in ServeConfig (both ends included).
 LIMITS: dict[str, tuple[float, float]] = {
     "listener.port": (0, 65535),
+    "listener.grpc_port": (0, 65535),
     "listener.workers": (1, 512),
     "listener.max_body_bytes": (1, 1 << 34),
     "listener.graceful_timeout_s": (0.0, _DAY_S),
@@ -95,6 +96,9 @@ class Listener:
         graceful_timeout_s: how long shutdown waits for requests in flight.
         access_log: log one line per request (uvicorn's access log).
         token: when set, inference routes require ``Authorization: Bearer <token>``.
+        grpc_port: also serve the Open Inference Protocol v2 over gRPC on this port of
+            ``host`` (0: any free one), in the same process; None: no gRPC (needs
+            grpcio, the ``grpc`` extra).
     """
 
     host: str = "127.0.0.1"
@@ -104,6 +108,7 @@ class Listener:
     graceful_timeout_s: float = 30.0
     access_log: bool = False
     token: str | None = None
+    grpc_port: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host.strip():
@@ -117,6 +122,12 @@ class Listener:
                                        or self.token != self.token.strip()):
             raise InvalidSetting("Invalid {0}: the bearer token must be non-empty, without "
                                  "spaces around it.", "listener.token")
+        if self.grpc_port is not None:
+            _check_int("listener.grpc_port", self.grpc_port)
+            if self.grpc_port == self.port != 0:
+                raise InvalidSetting("{0} and {1} are both " + str(self.port) + ": HTTP and "
+                                     "gRPC need a port each.", "listener.grpc_port",
+                                     "listener.port", hint="Choose another {0}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,13 @@
 One input tensor per signature column (shape ``[n]`` or ``[n, 1]``), outputs ``predict``
 (shape ``[n]``) and, for classifiers, ``predict_proba`` (shape ``[n, k]``, data flattened
 row-major). Errors answer ``{"error": "..."}`` as the protocol says.
+
+Tensors come as JSON ``data``, or in the binary tensor data extension that
+``tritonclient.http`` uses by default (:mod:`forgeline.serving.oip_tensors`), the two
+mixed in one request if the client likes; outputs are answered in binary when the request
+asks (``binary_data`` on an output, ``binary_data_output`` on the request). A request
+without the ``Inference-Header-Content-Length`` header takes the JSON path, unchanged.
+The gRPC service (:mod:`forgeline.serving.oip_grpc`) shares the checks and the outputs.
 """
 
 from __future__ import annotations
@@ -12,44 +19,47 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from forgeline.errors import InvalidInput, NotFound
+from forgeline.errors import InvalidInput
 from forgeline.serving.config import ServeConfig
-from forgeline.serving.http import check_auth, error_response, json_response, read_json
+from forgeline.serving.http import (
+    BodyTooLarge,
+    check_auth,
+    error_response,
+    json_response,
+    read_json,
+)
 from forgeline.serving.http import request_id as header_request_id
 from forgeline.serving.models import ServedModel
+from forgeline.serving.oip_protocol import (
+    ALL_OUTPUTS,
+    NUMERIC,
+    OUTPUTS,
+    Columns,
+    Requested,
+    Rows,
+    check_outputs,
+    column_datatype,
+    find_model,
+    model_metadata,
+    output_tensors,
+    server_metadata,
+    tensor_name,
+)
+from forgeline.serving.oip_tensors import (
+    HEADER_LENGTH,
+    binary_response,
+    decode,
+    encode,
+    split_body,
+)
 from forgeline.serving.payload import kind_of
+from forgeline.serving.runtime_base import Prediction
 from forgeline.serving.scoring import Scorer, json_array
-from forgeline.version import __version__
 
-__all__ = ["column_datatype", "oip_router", "parse_inputs"]
-
-_NUMERIC = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
-            "UINT32", "UINT64"}
-DATATYPES = _NUMERIC | {"BOOL", "BYTES"}
-_FEW_ROWS = 64
-_BY_DTYPE = {"float64": "FP64", "float32": "FP32", "float16": "FP16", "int64": "INT64",
-             "int32": "INT32", "int16": "INT16", "int8": "INT8", "uint64": "UINT64",
-             "uint32": "UINT32", "uint16": "UINT16", "uint8": "UINT8", "bool": "BOOL",
-             "boolean": "BOOL"}
-OUTPUTS = ("predict", "predict_proba")
-
-
-def column_datatype(dtype: str) -> str:
-    """The OIP datatype of a training dtype (``float64`` -> ``FP64``; text -> ``BYTES``)."""
-    return _BY_DTYPE.get(dtype.lower(), "BYTES")
-
-
-def _array_datatype(values: np.ndarray) -> str:
-    if values.dtype != object:
-        return _BY_DTYPE.get(values.dtype.name, "BYTES")
-    first = next((v for v in values.tolist() if v is not None), None)
-    if isinstance(first, bool):
-        return "BOOL"
-    return "INT64" if isinstance(first, int) else "FP64" if isinstance(first, float) else "BYTES"
+__all__ = ["column_datatype", "model_metadata", "oip_router", "parse_inputs"]
 
 
 def _flatten(data: list[Any]) -> list[Any]:
@@ -61,24 +71,28 @@ def _flatten(data: list[Any]) -> list[Any]:
     return flat
 
 
-def _check_values(where: str, datatype: str, data: list[Any]) -> None:
-    """The data must be what the datatype says (null allowed: a missing value)."""
+def _check_values(i: int, name: str, datatype: str, data: list[Any]) -> None:
+    """Input ``i``'s data must be what the datatype says (null allowed: a missing value)."""
     if datatype == "BYTES":
         return
     kind = np.asarray(data).dtype.kind if data else "f"
-    if (datatype == "BOOL" and kind == "b") or (datatype in _NUMERIC and kind in "iuf"):
+    if (datatype == "BOOL" and kind == "b") or (datatype in NUMERIC and kind in "iuf"):
         return
-    for i, value in enumerate(data):
+    for j, value in enumerate(data):
         ok = value is None or (isinstance(value, bool) if datatype == "BOOL" else
                                isinstance(value, int | float) and not isinstance(value, bool))
         if not ok:
-            raise InvalidInput(f"{where}: datatype {datatype} but data[{i}] is "
+            raise InvalidInput(f"{tensor_name(i, name)}: datatype {datatype} but data[{j}] is "
                                f"{kind_of(value)} ({value!r}).",
                                hint="Send the values as the datatype says, or change it.")
 
 
-def parse_inputs(body: Any) -> tuple[list[Mapping[str, Any]] | pd.DataFrame, list[str] | None]:
-    """The rows of an OIP inference request, and the outputs it asks for (None: all).
+def parse_inputs(body: Any, binary: memoryview | None = None) -> tuple[Rows, Requested]:
+    """The rows of an OIP inference request, and the outputs it asks for.
+
+    Args:
+        body: the JSON request (the JSON part of a binary one).
+        binary: the bytes after the JSON part of a binary request; None for plain JSON.
 
     Raises:
         InvalidInput: naming the tensor (``inputs[1] ('amount')``) or field that is wrong.
@@ -89,98 +103,99 @@ def parse_inputs(body: Any) -> tuple[list[Mapping[str, Any]] | pd.DataFrame, lis
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput('"inputs" must be a non-empty array of tensors '
                            '{"name", "shape", "datatype", "data"}.')
-    columns: dict[str, list[Any]] = {}
-    rows = -1
+    columns = Columns()
+    offset, last = 0, ""
     for i, tensor in enumerate(inputs):
         if not isinstance(tensor, Mapping) or not isinstance(tensor.get("name"), str):
             raise InvalidInput(f"inputs[{i}] must be an object with a string \"name\".")
-        where = f"inputs[{i}] ({tensor['name']!r})"
-        datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
-        if datatype not in DATATYPES:
-            raise InvalidInput(f"{where}: unknown datatype {datatype!r}.",
-                               hint=f"Use one of {', '.join(sorted(DATATYPES))}.")
-        if (not isinstance(shape, list) or not shape or len(shape) > 2 or not all(
-                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-                or (len(shape) == 2 and shape[1] != 1)):
-            raise InvalidInput(f"{where}: shape must be [n] or [n, 1] (one value per row), "
-                               f"got {shape!r}.")
-        if not isinstance(data, list):
-            raise InvalidInput(f"{where}: data must be an array, got {kind_of(data)}.")
-        data = _flatten(data)
-        if len(data) != math.prod(shape):
-            raise InvalidInput(f"{where}: shape {shape} needs {math.prod(shape)} values, data "
-                               f"has {len(data)}.")
-        if rows >= 0 and shape[0] != rows:
-            raise InvalidInput(f"{where}: {shape[0]} rows, but the tensors before have {rows}.",
-                               hint="Every input tensor holds one value per row.")
-        if tensor["name"] in columns:
-            raise InvalidInput(f"{where}: input {tensor['name']!r} is given twice.")
-        _check_values(where, datatype, data)
-        rows = shape[0]
-        columns[tensor["name"]] = data
-    if rows == 0:
-        raise InvalidInput("The input tensors have no rows: send at least one.")
-    return _rows(columns, rows), _requested(body.get("outputs"))
+        name, datatype, shape = tensor["name"], tensor.get("datatype"), tensor.get("shape")
+        columns.check(i, name, datatype, shape)
+        parameters = tensor.get("parameters")  # a dict: orjson's
+        size = parameters.get("binary_data_size") if type(parameters) is dict else None
+        if size is None:  # the JSON path: kept as lean as before the binary one existed
+            data = tensor.get("data")
+            if not isinstance(data, list):
+                raise InvalidInput(f"{tensor_name(i, name)}: data must be an array, got "
+                                   f"{kind_of(data)}.")
+            data = _flatten(data)
+            if len(data) != math.prod(shape):
+                raise InvalidInput(f"{tensor_name(i, name)}: shape {shape} needs "
+                                   f"{math.prod(shape)} values, data has {len(data)}.")
+            columns.add(i, name, shape[0], data)
+            _check_values(i, name, datatype, data)
+        else:
+            last = tensor_name(i, name)
+            columns.add_array(i, name, shape[0],
+                              _binary_data(last, datatype, shape, size, binary, offset))
+            offset += size
+    if binary is not None and offset != len(binary):
+        raise InvalidInput(f"{last or 'inputs'}: the inputs' binary_data_size add up to {offset} "
+                           f"bytes, but {len(binary)} follow the JSON part of the body.",
+                           hint="Give each binary input its binary_data_size, and send their "
+                                "bytes in the order of the inputs.")
+    return columns.to_rows(), _requested(body.get("outputs"), body.get("parameters"))
 
 
-def _rows(columns: dict[str, list[Any]], rows: int) -> list[Mapping[str, Any]] | pd.DataFrame:
-    if rows <= _FEW_ROWS:
-        names = list(columns)
-        return [dict(zip(names, values, strict=True))
-                for values in zip(*columns.values(), strict=True)]
-    return pd.DataFrame(columns)
+def _binary_data(where: str, datatype: str, shape: list[int], size: Any,
+                 binary: memoryview | None, offset: int) -> np.ndarray | list[str]:
+    if binary is None:
+        raise InvalidInput(f"{where}: binary_data_size is given, but the request has no "
+                           f"binary data (no {HEADER_LENGTH} header).",
+                           hint="Send the header with the size of the JSON part, or the "
+                                "values as \"data\".")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise InvalidInput(f"{where}: binary_data_size must be a whole number of bytes, got "
+                           f"{size!r}.")
+    if size > len(binary) - offset:
+        raise InvalidInput(f"{where}: binary_data_size is {size} bytes, but only "
+                           f"{len(binary) - offset} are left after the inputs before it.",
+                           hint="Check each input's binary_data_size against its bytes.")
+    return decode(where, datatype, shape, binary[offset:offset + size])
 
 
-def _requested(outputs: Any) -> list[str] | None:
+def _requested(outputs: Any, parameters: Any) -> Requested:
+    if outputs is None and parameters is None:
+        return ALL_OUTPUTS
+    default = False
+    if parameters is not None:
+        if not isinstance(parameters, Mapping):
+            raise InvalidInput('"parameters" must be an object.')
+        default = parameters.get("binary_data_output", False)
+        if not isinstance(default, bool):
+            raise InvalidInput(f'"binary_data_output" must be true or false, got {default!r}.')
     if outputs is None:
-        return None
+        return Requested(binary_default=default)
     if not isinstance(outputs, list) or not all(
             isinstance(o, Mapping) and isinstance(o.get("name"), str) for o in outputs):
         raise InvalidInput('"outputs" must be an array of objects with a "name".')
-    names = [o["name"] for o in outputs]
+    names = tuple(o["name"] for o in outputs)
     unknown = [n for n in names if n not in OUTPUTS]
     if unknown:
         raise InvalidInput(f"Unknown output {unknown[0]!r}.",
                            hint=f"Outputs: {', '.join(OUTPUTS)}.")
-    return names
-
-
-def model_metadata(model: ServedModel, versions: list[str]) -> dict[str, Any]:
-    """The OIP model metadata of ``model``, from its signature."""
-    signature = model.signature
-    outputs: list[dict[str, Any]] = [{"name": "predict", "shape": [-1], "datatype": (
-        _array_datatype(np.asarray(signature.classes, dtype=object))
-        if signature.is_classifier and signature.classes else "FP64")}]
-    parameters: dict[str, Any] = {"runtime": model.runtime.name, "task": signature.task,
-                                  "version": "" if model.version is None else str(model.version)}
-    if signature.is_classifier:
-        classes = list(signature.classes or ())
-        outputs.append({"name": "predict_proba", "shape": [-1, len(classes)], "datatype": "FP64"})
-        parameters["classes"] = classes
-    return {"name": model.name, "versions": versions,
-            "platform": str(model.predictor.package.flavor),
-            "inputs": [{"name": c.name, "datatype": column_datatype(c.dtype), "shape": [-1]}
-                       for c in signature.inputs],
-            "outputs": outputs, "parameters": parameters}
+    binary: dict[str, bool] = {}
+    for i, output in enumerate(outputs):
+        own = output.get("parameters")
+        if isinstance(own, Mapping) and "binary_data" in own:
+            if not isinstance(own["binary_data"], bool):
+                raise InvalidInput(f"outputs[{i}] ({output['name']!r}): binary_data must be "
+                                   f"true or false, got {own['binary_data']!r}.")
+            binary[output["name"]] = own["binary_data"]
+    return Requested(names, binary, default)
 
 
 def oip_router(scorer: Scorer, config: ServeConfig, is_ready: Callable[[], bool]) -> APIRouter:
     """The ``/v2`` routes over ``scorer``'s deployment."""
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
     deployment = scorer.deployment
+    limit = config.listener.max_body_bytes
 
     def find(name: str, version: str | None) -> ServedModel:
-        model = deployment.lookup(name, version)
-        if model is None:
-            what = f"{name!r}" if version is None else f"{name!r} version {version!r}"
-            served = sorted({m.label for m in deployment.models.values()})
-            raise NotFound(f"No model {what} is served here.", hint=f"Served: {', '.join(served)}.")
-        return model
+        return find_model(deployment, name, version)
 
     @router.get("", summary="Server metadata")
-    async def server_metadata() -> Response:
-        return json_response({"name": "forgeline", "version": __version__,
-                              "extensions": []})
+    async def server_info() -> Response:
+        return json_response(server_metadata())
 
     @router.get("/health/live", summary="Liveness")
     async def live() -> Response:
@@ -210,27 +225,29 @@ def oip_router(scorer: Scorer, config: ServeConfig, is_ready: Callable[[], bool]
         try:
             check_auth(request, config.listener.token)
             find(name, version)  # 404 before reading the body
-            body = await read_json(request, config.listener.max_body_bytes)
-            rows, wanted = parse_inputs(body)
+            declared = request.headers.get(HEADER_LENGTH)
+            if declared is None:
+                body, binary = await read_json(request, limit), None
+            else:  # the binary tensor data extension
+                body, binary = split_body(await _read_body(request, limit), declared)
+            rows, wanted = parse_inputs(body, binary)
             model = find(name, version)  # again: a swap may have happened while reading
-            if wanted is not None and "predict_proba" in wanted and not \
-                    model.signature.is_classifier:
-                raise InvalidInput("Output 'predict_proba' needs a classifier; this model is a "
-                                   f"{model.signature.task} model.")
+            check_outputs(model, wanted)
             if isinstance(body.get("id"), str) and body["id"]:
                 rid = body["id"]
             routed = version is None and model is deployment.primary
             scored = await scorer.score(rows, rid, None if routed else model,
                                         "primary" if model is deployment.primary else "direct")
-            return json_response(_infer_response(scored.model, scored.prediction, rid, wanted,
-                                                 body.get("id")))
+            return _infer_response(scored.model, scored.prediction, rid, wanted,
+                                   body.get("id"))
         except Exception as e:
             return error_response(e, request_id=rid, oip=True)
 
     for path, summary, handler, method in (
             ("", "Model metadata", metadata, "GET"),
             ("/ready", "Model readiness", model_ready, "GET"),
-            ("/infer", "Inference (one tensor per input column)", infer, "POST")):
+            ("/infer", "Inference (one tensor per input column; JSON or binary tensors)",
+             infer, "POST")):
         router.add_api_route("/models/{name}" + path, _latest(handler), methods=[method],
                              summary=summary)
         router.add_api_route("/models/{name}/versions/{version}" + path, _versioned(handler),
@@ -257,22 +274,42 @@ def _versioned(handler: Handler) -> Callable[..., Awaitable[Response]]:
     return endpoint
 
 
-def _infer_response(model: ServedModel, prediction: Any, rid: str, wanted: list[str] | None,
-                    given_id: Any) -> dict[str, Any]:
-    labels = prediction.labels
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body of a binary request, refusing bodies over ``limit`` bytes (413)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(_too_large(f"{declared} bytes", limit))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(_too_large("more than that", limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(given: str, limit: int) -> str:
+    return (f"The request body is too large: {given}, the limit is {limit} bytes "
+            "(max_body_bytes). Send fewer rows per request.")
+
+
+def _infer_response(model: ServedModel, prediction: Prediction, rid: str,
+                    wanted: Requested, given_id: Any) -> Response:
     outputs: list[dict[str, Any]] = []
-    if wanted is None or "predict" in wanted:
-        outputs.append({"name": "predict", "shape": [len(labels)],
-                        "datatype": _array_datatype(labels), "data": json_array(labels)})
-    proba = prediction.proba
-    if proba is not None and (wanted is None or "predict_proba" in wanted):
-        outputs.append({"name": "predict_proba", "shape": list(proba.shape),
-                        "datatype": "FP32" if proba.dtype == np.float32 else "FP64",
-                        "data": json_array(np.ascontiguousarray(proba).ravel())})
-    response: dict[str, Any] = {
+    buffers: list[bytes] = []
+    for name, datatype, shape, values in output_tensors(prediction, wanted):
+        if wanted.is_binary(name):
+            buffers.append(encode(datatype, values))
+            outputs.append({"name": name, "shape": shape, "datatype": datatype,
+                            "parameters": {"binary_data_size": len(buffers[-1])}})
+        else:
+            outputs.append({"name": name, "shape": shape, "datatype": datatype,
+                            "data": json_array(values)})
+    payload: dict[str, Any] = {
         "model_name": model.name,
         "model_version": "" if model.version is None else str(model.version),
         "id": given_id if isinstance(given_id, str) and given_id else rid,
         "parameters": {"runtime": model.runtime.name, "request_id": rid},
         "outputs": outputs}
-    return response
+    return binary_response(payload, buffers) if buffers else json_response(payload)

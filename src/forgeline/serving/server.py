@@ -9,11 +9,17 @@ The caller names the app: a factory to call in this process, and the import stri
 its twin that builds the same app from ``FORGELINE_SERVE_CONFIG``. With several workers
 uvicorn imports that string in every worker (:data:`APP_FACTORY` for the plain server)
 and the metrics go through prometheus_client's multiprocess mode in a temporary folder.
+
+With a gRPC port (``listener.grpc_port``) the app serves OIP v2 over gRPC too, from its
+start-up (:mod:`forgeline.serving.oip_grpc`); :func:`prepare` checks first that grpcio is
+installed and that the port is free, and turns port 0 into a free port's number, so that
+the summary shows it and every worker listens on the same one.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import shutil
 import socket
@@ -83,8 +89,21 @@ def prepare(config: ServeConfig, client: Client | None = None, *, app_factory: A
             when there are several.
 
     Raises:
-        ForgelineError: a model cannot be resolved or loaded, or the port cannot be bound.
+        ForgelineError: a model cannot be resolved or loaded, or a port cannot be bound;
+            ``InvalidSetting`` naming ``listener.grpc_port`` when grpcio is missing.
     """
+    probe = None  # holds the gRPC port until the HTTP one is bound: they must differ
+    if config.listener.grpc_port is not None:
+        config, probe = _reserve_grpc_port(config)
+    try:
+        return _prepare(config, client, app_factory, app_import)
+    finally:
+        if probe is not None:
+            probe.close()
+
+
+def _prepare(config: ServeConfig, client: Client | None, app_factory: AppFactory,
+             app_import: str) -> Launch:
     import uvicorn
 
     from forgeline.serving.models import Deployment
@@ -116,7 +135,7 @@ def prepare(config: ServeConfig, client: Client | None = None, *, app_factory: A
     return Launch(config, uv_config, sock, url, _summary(config, models, url), cleanup)
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, what: str = "") -> socket.socket:
     """The listening socket, bound as uvicorn binds it (workers inherit it)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family=family)
@@ -125,10 +144,32 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise InvalidInput(f"Cannot listen on {host}:{port}: {e.strerror or e}.",
+        raise InvalidInput(f"Cannot listen{what} on {host}:{port}: {e.strerror or e}.",
                            hint="Choose another port or host.") from None
     sock.set_inheritable(True)
     return sock
+
+
+def _reserve_grpc_port(config: ServeConfig) -> tuple[ServeConfig, socket.socket]:
+    """``config`` with its gRPC port checked free (0: a free port chosen), grpcio there,
+    and a socket bound to that port.
+
+    The caller closes the socket once the HTTP port is bound: the app binds the gRPC port
+    at its start-up, moments later (each worker, with SO_REUSEPORT, when there are
+    several).
+
+    Raises:
+        InvalidSetting: grpcio or protobuf is missing.
+        InvalidInput: the port cannot be bound.
+    """
+    from forgeline.serving import oip_grpc
+
+    oip_grpc.load()
+    listener = config.listener
+    probe = _bind(listener.host, int(listener.grpc_port or 0), " for gRPC")
+    port = probe.getsockname()[1]
+    listener = dataclasses.replace(listener, grpc_port=port)
+    return dataclasses.replace(config, listener=listener), probe
 
 
 def _summary(config: ServeConfig, models: dict[str, Any], url: str) -> list[tuple[str, str]]:
@@ -148,7 +189,13 @@ def _summary(config: ServeConfig, models: dict[str, Any], url: str) -> list[tupl
         rows.append(("monitor", schedule))
     batching = config.batching
     rows += [("url", url), ("predict", f"POST {url}/predict"),
-             ("oip v2", f"{url}/v2/models/{primary.name}"), ("docs", f"{url}/docs"),
+             ("oip v2", f"{url}/v2/models/{primary.name}")]
+    if config.listener.grpc_port is not None:
+        host = config.listener.host
+        host = f"[{host}]" if ":" in host else host
+        rows.append(("grpc", f"{host}:{config.listener.grpc_port} (OIP v2, "
+                             "inference.GRPCInferenceService)"))
+    rows += [("docs", f"{url}/docs"),
              ("metrics", f"{url}/metrics"), ("workers", str(config.listener.workers)),
              ("batching", f"up to {batching.max_batch_size} rows, "
                           f"{batching.max_wait_ms:g} ms wait"),
