@@ -98,7 +98,10 @@ class Model:
     test: pd.DataFrame
 
 
-def build_package(directory: Path, train: pd.DataFrame, test: pd.DataFrame) -> Path:
+def build_package(directory: Path, train: pd.DataFrame, test: pd.DataFrame,
+                  times: pd.Series | None = None) -> Path:
+    """A packaged model; ``times``: the training rows' event-time column, recorded in the
+    profile's ``time`` section as training does for a spec's ``data.time_column``."""
     prep = ColumnTransformer([
         ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
         ("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL)])
@@ -108,7 +111,8 @@ def build_package(directory: Path, train: pd.DataFrame, test: pd.DataFrame) -> P
     classes = list(model.classes_)
     profile = build_profile(train[[*FEATURES, "y"]], s)
     profile.update(reference_extras(model, train[FEATURES], test[FEATURES], s, "binary",
-                                    classes, y_test=test["y"], profile=profile))
+                                    classes, y_test=test["y"], profile=profile,
+                                    times=times))
     proba = model.predict_proba(test[FEATURES])[:, 1]
     from sklearn.metrics import accuracy_score, roc_auc_score
 
@@ -124,6 +128,18 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Model:
     """A logistic regression trained on 20,000 synthetic rows, packaged with its profile."""
     train, test = make_frame(TRAIN_ROWS, 0), make_frame(5_000, 1)
     path = build_package(tmp_path_factory.mktemp("pkg") / "model", train, test)
+    return Model(path, Predictor(load_package(path)), train, test)
+
+
+@pytest.fixture(scope="session")
+def event_model(tmp_path_factory: pytest.TempPathFactory) -> Model:
+    """The same kind of model, trained on rows with an event-time column ``ts`` (120 days,
+    not a feature), as the training flow packages a spec with ``data.time_column: ts``."""
+    train, test = make_frame(TRAIN_ROWS, 0), make_frame(5_000, 1)
+    train["ts"] = pd.Timestamp("2025-01-01") + pd.to_timedelta(
+        np.linspace(0, 120 * 86400, len(train)), unit="s")
+    path = build_package(tmp_path_factory.mktemp("pkg") / "model", train, test,
+                         times=train["ts"])
     return Model(path, Predictor(load_package(path)), train, test)
 
 

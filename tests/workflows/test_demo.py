@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +49,12 @@ def test_the_whole_story(tmp_path: Path) -> None:
     # the monitor fired the rule and wrote its report
     assert result.alerts == ["dataset_drift > 0.3"]
     assert (home / "reports" / "fraud-monitor.html").stat().st_size > 10_000
+    # its windows follow when the transactions happened (a month), not when they were sent
+    monitored = next(s for s in result.steps if s.name == "Monitor")
+    assert "windowed by event time: ts" in monitored.result
+    page = (home / "reports" / "fraud-monitor.html").read_text("utf-8")
+    assert "event time: ts (when the rows happened" in page
+    assert re.search(r"2025-05-0\d\S* to 2025-05-[23]\d", page)
     # the labels joined the logged predictions by request id
     assert result.labels == 400
     labelled = labelled_predictions(settings, "fraud")

@@ -72,6 +72,12 @@ def _print_summary(result: MonitorResult, report: Path, err: bool) -> None:
     period = " to ".join(x for x in (result.period.get("start"), result.period.get("end")) if x)
     out.print(f"[bold]{head}[/bold]: {result.rows:,} rows"
               + (f" ({period})" if period else "") + f", against the {result.reference}")
+    clock, count = result.clock, len(result.windows)
+    if count:
+        out.print(f"Windows: {count} ({result.windows_by}), by {clock.label}")
+    else:
+        out.print("Windows: none" + (f" (period by {clock.label})" if clock.kind != "rows"
+                                     else ""))
     verdict = "[red]DRIFTED[/red]" if d.drifted else "not drifted"
     out.print(f"Dataset drift: {d.n_drifted} of {d.n_features} features ({d.share:.0%}), "
               f"{verdict} (threshold {d.threshold:.0%})")
@@ -140,6 +146,10 @@ def monitor_command(
                                        help="Run CMD with the alert payload on stdin."),
     window: str | None = typer.Option(None, "--window",
                                       help="auto, a frequency (1D, 6h), rows, or none."),
+    time_column: str | None = typer.Option(
+        None, "--time-column", metavar="COLUMN",
+        help="The times that cut the windows (default: the model's event-time column when "
+             "the data has it, else the log's ts)."),
     score: bool = typer.Option(False, "--score",
                                help="Predict on --current rows that have no predictions."),
     include_shadow: bool = typer.Option(False, "--include-shadow",
@@ -157,7 +167,8 @@ def monitor_command(
         raise InvalidInput("Give either --current FILE or a prediction log window "
                            "(--since, --last), not both.")
     config = MonitorConfig(rules=tuple(rules or ()), webhook=webhook, command=command,
-                           window=_window(window))  # a bad rule fails before any loading
+                           window=_window(window), time_column=time_column)
+    # a bad rule fails before any loading
     from concurrent.futures import ThreadPoolExecutor
 
     from forgeline.data.io import load_table

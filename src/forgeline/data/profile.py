@@ -39,6 +39,10 @@ monitoring never needs the training data:
 - ``bin_means``: per numeric feature, the mean of the training values in each profile bin,
   which makes the binned Wasserstein distance exact (:mod:`forgeline.monitoring.stats`).
 - ``quality``: the share of duplicated rows among the training features.
+- ``time`` (when the spec names ``data.time_column``): ``{"column": name, "min": ..., "max":
+  ...}``, the training data's event-time column and its range (ISO 8601 strings, or numbers
+  for a numeric clock). That column is not a model input; monitoring cuts its time windows
+  by it when the current data has it (:func:`time_section`).
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from forgeline.store.predictions import proba_column
 
 __all__ = ["FORMAT", "MAX_CALIBRATION_POINTS", "QUANTILES", "TOP_CATEGORIES", "bin_counts",
            "bin_means", "build_profile", "category_strings", "duplicate_share",
-           "feature_bin_means", "prediction_section", "reference_extras"]
+           "feature_bin_means", "prediction_section", "reference_extras", "time_section"]
 
 FORMAT = 1
 TOP_CATEGORIES = 50
@@ -248,7 +252,7 @@ def prediction_section(task: str, classes: Sequence[Any] | None, labels: Any = N
 def reference_extras(model: Any, X_train: pd.DataFrame, X_test: pd.DataFrame, schema: Schema,
                      task: str, classes: Sequence[Any] | None, *, y_test: Any = None,
                      profile: Mapping[str, Any] | None = None, bins: int = 20,
-                     seed: int = 0) -> dict[str, Any]:
+                     seed: int = 0, times: pd.Series | None = None) -> dict[str, Any]:
     """The monitoring sections to merge into the reference profile.
 
     Args:
@@ -265,10 +269,12 @@ def reference_extras(model: Any, X_train: pd.DataFrame, X_test: pd.DataFrame, sc
         bins: quantile bins of the prediction distribution (and of the features when no
             profile is given).
         seed: for the PCA's row sample on large training sets.
+        times: the training rows' event-time column (``data.time_column``, named by the
+            Series' name); adds the ``time`` section.
 
     Returns:
         JSON-serialisable ``{"prediction": ..., "multivariate": ... | None,
-        "bin_means": ..., "quality": ...}``.
+        "bin_means": ..., "quality": ...}``, and ``"time": ...`` with ``times``.
     """
     task = str(task)
     classes = None if classes is None else [
@@ -286,10 +292,28 @@ def reference_extras(model: Any, X_train: pd.DataFrame, X_test: pd.DataFrame, sc
                                         y_true=y_test, bins=bins)
     kinds = {c.name: c.kind for c in schema.columns}
     numeric = [c for c in X_train.columns if kinds.get(str(c)) is ColumnKind.NUMERIC]
-    return {"prediction": prediction,
-            "multivariate": fit_reference(X_train[numeric], X_test[numeric], seed=seed),
-            "bin_means": feature_bin_means(X_train[numeric], profile, bins),
-            "quality": {"duplicate_share": duplicate_share(X_train, list(X_train.columns))}}
+    extras = {"prediction": prediction,
+              "multivariate": fit_reference(X_train[numeric], X_test[numeric], seed=seed),
+              "bin_means": feature_bin_means(X_train[numeric], profile, bins),
+              "quality": {"duplicate_share": duplicate_share(X_train, list(X_train.columns))}}
+    if times is not None:
+        extras["time"] = time_section(times)
+    return extras
+
+
+def time_section(times: pd.Series) -> dict[str, Any]:
+    """The ``time`` section: the event-time column's name (the Series' name) and range.
+
+    Datetimes (or text parsed as dates) give ISO 8601 strings, a numeric clock numbers;
+    ``min`` and ``max`` are None when no value is usable.
+    """
+    values = v.time_values(times).dropna()
+    low = high = None
+    if len(values) and pd.api.types.is_datetime64_any_dtype(values.dtype):
+        low, high = values.min().isoformat(), values.max().isoformat()
+    elif len(values) and v.is_number_dtype(values):
+        low, high = _num(values.min()), _num(values.max())
+    return {"column": str(times.name), "min": low, "max": high}
 
 
 def feature_bin_means(frame: pd.DataFrame, profile: Mapping[str, Any] | None = None,

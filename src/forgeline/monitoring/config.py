@@ -49,7 +49,10 @@ class MonitorConfig:
             (``1D``, ``6h``), a number of rows per window, or None (no windows).
         max_windows: at most this many windows (a frequency that gives more is widened).
         min_window_rows: windows with fewer rows are shown but not scored.
-        time_column: the column that orders the rows (the prediction log's ``ts``).
+        time_column: the column whose times cut the windows; None (the default) picks the
+            clock: the model's event-time column (its training spec's
+            ``data.time_column``) when the data has it, else the prediction log's ``ts``
+            (logging time), else row order (see :mod:`.windows`).
         multivariate_sigma: reconstruction error outside reference mean +- sigma * its
             standard error -> multivariate drift.
         missing_share_change: a change of the missing share by at least this -> an issue.
@@ -76,7 +79,7 @@ class MonitorConfig:
     window: str | int | None = "auto"
     max_windows: int = 60
     min_window_rows: int = 30
-    time_column: str = "ts"
+    time_column: str | None = None
     multivariate_sigma: float = 3.0
     missing_share_change: float = 0.05
     out_of_range_share: float = 0.01
@@ -115,6 +118,9 @@ class MonitorConfig:
                and self.min_window_rows >= 1, "row counts must be at least 1.")
         _check(self.delivery_retries >= 0 and self.delivery_timeout_s > 0
                and self.command_timeout_s > 0, "timeouts must be positive, retries >= 0.")
+        _check(self.time_column is None or (isinstance(self.time_column, str)
+                                            and self.time_column.strip() != ""),
+               f"time_column must be a column name or None, not {self.time_column!r}.")
         window = self.window
         _check(window is None or (isinstance(window, int) and not isinstance(window, bool)
                                   and window >= 1) or isinstance(window, str),

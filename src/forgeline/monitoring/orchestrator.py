@@ -3,7 +3,9 @@
 The reference is the model's training profile (``profile.json``) unless another is given;
 the training data is never needed. The current data is a frame of model inputs: a file of
 production rows, or the prediction log (its ``ts``, ``prediction`` and ``proba_<class>``
-columns add the over-time views, prediction drift and performance).
+columns add the over-time views, prediction drift and performance). The over-time views
+follow the data's event time when the model's profile names its time column and the data
+has it, else the log's ``ts`` (see :func:`~forgeline.monitoring.windows.choose_clock`).
 """
 
 from __future__ import annotations
@@ -30,9 +32,14 @@ from forgeline.monitoring.perf import performance
 from forgeline.monitoring.quality import quality
 from forgeline.monitoring.reference import Reference, build_reference
 from forgeline.monitoring.result import MonitorResult
-from forgeline.monitoring.windows import Windows, split_windows
+from forgeline.monitoring.windows import Clock, Windows, choose_clock, split_windows
 from forgeline.packaging.predictor import Predictor, load_model
-from forgeline.store.predictions import RESERVED_COLUMNS, join_feedback, proba_column
+from forgeline.store.predictions import (
+    RESERVED_COLUMNS,
+    join_feedback,
+    proba_column,
+    stored_name,
+)
 
 __all__ = ["alert_payload", "monitor"]
 
@@ -154,16 +161,17 @@ def _multivariate(ref: Reference, binned: Mapping[str, Binned], config: MonitorC
     return result
 
 
+def _is_log(current: pd.DataFrame) -> bool:
+    """Whether ``current`` is (read from) the prediction log."""
+    return "request_id" in current.columns and "shadow" in current.columns
+
+
 def _log_inputs(current: pd.DataFrame, sig: Any) -> tuple[pd.DataFrame, dict[str, str]]:
     """Inputs the prediction log stored as ``input_<name>`` (their name clashes with one of
     its own columns) back under their signature names, and the clashing inputs that
     cannot be: those named like a column monitoring reads itself (``ts``, ``prediction``,
     ``request_id``, ``proba_*``)."""
-    if "request_id" not in current.columns or "shadow" not in current.columns:
-        return current, {}  # not a prediction log
-    try:
-        from forgeline.store.predictions import stored_name
-    except ImportError:
+    if not _is_log(current):
         return current, {}
     renames, unmonitored = {}, {}
     for name in sig.names:
@@ -179,8 +187,35 @@ def _log_inputs(current: pd.DataFrame, sig: Any) -> tuple[pd.DataFrame, dict[str
     return kept.rename(columns=renames), unmonitored
 
 
-def _period(current: pd.DataFrame, column: str) -> dict[str, str | None]:
-    if column not in current.columns:
+def _event_column(ref: Reference, predictor: Predictor) -> str | None:
+    """The model's event-time column: named by the reference's ``time`` section, else by
+    the model profile's (a reference frame has none: the model's data still has it)."""
+    for profile in (ref.profile, predictor.profile or {}):
+        section = profile.get("time")
+        if isinstance(section, Mapping) and section.get("column"):
+            return str(section["column"])
+    return None
+
+
+def _clock(current: pd.DataFrame, config: MonitorConfig, event: str | None,
+           warnings: list[str]) -> Clock:
+    """The windows' clock; a warning when the model has an event time the data lacks."""
+    log = _is_log(current)
+    clock = choose_clock(current, config, event, log=log)
+    if event is not None and clock.kind != "event" and config.time_column is None \
+            and config.window is not None:
+        wanted = " or ".join(repr(c) for c in dict.fromkeys(
+            [stored_name(event), *(() if log else (event,))]))
+        where, how = (("the prediction log", "join it to the log by request id") if log
+                      else ("the data", "add it to the data"))
+        warnings.append(f"windows by {clock.label}, not by event time: {where} has no "
+                        f"{wanted} column with times (the model's data.time_column is "
+                        f"{event!r}); {how} to window by when the rows happened")
+    return clock
+
+
+def _period(current: pd.DataFrame, column: str | None) -> dict[str, str | None]:
+    if column is None or column not in current.columns:
         return {"start": None, "end": None}
     times = pd.to_datetime(current[column], errors="coerce", utc=True)
     if times.notna().sum() == 0:
@@ -243,7 +278,9 @@ def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
             current = _score(predictor, current)
         else:
             warnings.append("not scored: the current data lacks signature columns")
-    windows = split_windows(current, config)
+    event = _event_column(ref, predictor)
+    clock = _clock(current, config, event, warnings)
+    windows = split_windows(current, config, clock)
     inputs = [c for c in sig.inputs if c.name not in unmonitored]
     binned, counts, skipped = _bin_inputs(current, inputs, ref, windows)
     skipped.update(unmonitored)
@@ -259,7 +296,10 @@ def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
     if missing:
         warnings.append(f"{len(missing)} signature column(s) missing from the current data: "
                         f"{', '.join(missing)}; the report covers the columns present")
-    ignore = {*RESERVED_COLUMNS, label_name, id_column, config.time_column}
+    ignore = {*RESERVED_COLUMNS, label_name, id_column,
+              *(c for c in (config.time_column, clock.source) if c is not None)}
+    if event is not None:  # the data's own time: expected beside the inputs
+        ignore |= {event, stored_name(event)}
     ignore |= {f"input_{n}" for n in unmonitored}
     checked = quality(current, [(c.name, c.kind, c.dtype) for c in inputs], ref.profile,
                       binned, config, ignore)
@@ -275,13 +315,13 @@ def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
     result = MonitorResult(
         model=mv.name if mv is not None else str(predictor.path),
         version=None if mv is None else str(mv.version), task=sig.task, rows=len(current),
-        period=_period(current, config.time_column), reference=ref.source,
+        period=_period(current, clock.source), reference=ref.source,
         reference_rows=ref.profile.get("rows"), config=config, features=features,
         dataset=dataset_drift(features, config), skipped=skipped, prediction=prediction,
         multivariate=_multivariate(ref, binned, config, windows, warnings), quality=checked,
         performance=perf, windows=window_drift(per_window, windows, config, _PREDICTION),
         windows_by=windows.by, generated=dt.datetime.now(dt.UTC).isoformat(
-            timespec="seconds"), warnings=warnings)
+            timespec="seconds"), warnings=warnings, clock=clock)
     result.alerts = evaluate_rules(config.rules, result.values())
     if result.fired and (config.webhook or config.command):
         result.warnings.extend(deliver(alert_payload(result), config))
@@ -292,7 +332,7 @@ def alert_payload(result: MonitorResult) -> dict[str, Any]:
     """The JSON an alert delivers: which rules fired and the headline numbers."""
     return {
         "model": result.model, "version": result.version, "generated": result.generated,
-        "rows": result.rows, "period": result.period,
+        "rows": result.rows, "period": result.period, "clock": result.clock.label,
         "fired": [{"rule": a.rule, "values": a.matches} for a in result.fired],
         "dataset_drift": {"share": result.dataset.share, "drifted": result.dataset.drifted,
                           "features": result.dataset.drifted_features},

@@ -12,6 +12,7 @@ from forgeline.monitoring.drift import DatasetDrift, FeatureDrift
 from forgeline.monitoring.multivariate import MultivariateResult
 from forgeline.monitoring.perf import PerformanceResult
 from forgeline.monitoring.quality import QualityResult
+from forgeline.monitoring.windows import ROW_ORDER, Clock
 from forgeline.util.json import jsonable
 
 __all__ = ["MonitorResult"]
@@ -32,7 +33,8 @@ class MonitorResult:
 
     Attributes:
         model: the model reference (or package path) and ``version``, ``task``.
-        rows: current rows monitored; ``period``: first and last ``ts`` when known.
+        rows: current rows monitored; ``period``: first and last time on the windows'
+            clock when known.
         reference: where the reference came from; ``reference_rows`` its row count.
         features: drift per feature; ``dataset``: the share of drifted features.
         skipped: columns not checked for drift, and why.
@@ -41,6 +43,8 @@ class MonitorResult:
         quality: data quality; ``performance``: realised/estimated metrics (or None).
         windows: drift per time window; ``windows_by`` how they were cut.
         alerts: each rule and whether it fired; ``warnings``: what people should know.
+        clock: which times cut the windows and give the period (``clock.label``:
+            ``event time: <column>``, ``logging time: ts`` or ``row order``).
     """
 
     model: str
@@ -63,6 +67,7 @@ class MonitorResult:
     generated: str
     alerts: list[AlertResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    clock: Clock = ROW_ORDER
 
     @property
     def fired(self) -> list[AlertResult]:

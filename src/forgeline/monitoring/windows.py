@@ -1,15 +1,24 @@
 """Time windows of the current data, for the over-time views (drift, error, metrics).
 
-Rows are put into windows by their time column when it exists (the prediction log's
-``ts``), else by their order. ``auto`` picks days when the data spans 2 to ``max_windows``
-days, else 10 windows of equal rows; a pandas frequency (``1D``, ``6h``) cuts by the clock
-(widened to ``max_windows`` equal spans when it would give more); a number cuts every N
-rows. Rows without a time stay outside every window (id -1).
+Rows are put into windows by a clock (:func:`choose_clock`): the data's own event time
+when the model's training data named one (``data.time_column``, recorded in the profile's
+``time`` section) and the current data has it; else the time each prediction was logged
+(the prediction log's ``ts``); else their order. Event time comes first because traffic
+can be logged long after it happened (a backfill, a replay, the demo's month of
+transactions sent in seconds): by logging time every window would fall on one instant.
+In a prediction log the event-time column is looked up under the name the log stores it
+by (``input_ts`` beside its own ``ts``), so the log's ``ts`` is never taken for it.
+
+``auto`` picks days when the data spans 2 to ``max_windows`` days, else 10 windows of
+equal rows; a pandas frequency (``1D``, ``6h``) cuts by the clock (widened to
+``max_windows`` equal spans when it would give more); a number cuts every N rows. Rows
+without a time stay outside every window (id -1).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,10 +26,70 @@ import pandas as pd
 from forgeline.data import values as v
 from forgeline.errors import InvalidSpec
 from forgeline.monitoring.config import MonitorConfig
+from forgeline.store.predictions import stored_name
 
-__all__ = ["Windows", "split_windows"]
+__all__ = ["LOG_TIME", "ROW_ORDER", "Clock", "Windows", "choose_clock", "split_windows"]
 
 _AUTO_WINDOWS = 10
+LOG_TIME = "ts"  # the prediction log's own column: when each prediction was logged
+_NAMES = {"event": "event time", "logging": "logging time"}
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Which times cut the windows.
+
+    Attributes:
+        kind: ``event`` (the data's own time column), ``logging`` (the prediction log's
+            ``ts``) or ``rows`` (no usable times: row order).
+        column: the time column as the model's data names it (None for row order).
+        source: the column read in the current data (``input_ts`` where the prediction
+            log stores an input-side ``ts`` beside its own).
+        label: in words, as the result, the report and the CLI say it:
+            ``event time: ts``, ``logging time: ts`` or ``row order``.
+    """
+
+    kind: str
+    column: str | None = None
+    source: str | None = None
+    label: str = "row order"
+
+
+ROW_ORDER = Clock("rows")
+
+
+def _clock(kind: str, column: str, source: str) -> Clock:
+    return Clock(kind, column, source, f"{_NAMES[kind]}: {column}")
+
+
+def choose_clock(frame: pd.DataFrame, config: MonitorConfig, event_column: str | None = None,
+                 *, log: bool = False) -> Clock:
+    """The clock of ``frame``'s windows (see the module docstring).
+
+    Args:
+        frame: the current data.
+        config: its ``time_column``, when given, is the clock (event time unless it is a
+            log's ``ts``); row order when that column holds no times.
+        event_column: the model's event-time column (the profile's ``time`` section).
+        log: ``frame`` is a prediction log (its ``ts`` is logging time).
+    """
+    stored = None if event_column is None else stored_name(event_column)
+    name = config.time_column
+    if name is not None:
+        if not _has_times(frame, name):
+            return ROW_ORDER
+        if event_column is not None and name in (stored, event_column) and not (
+                log and name == LOG_TIME):
+            return _clock("event", event_column, name)
+        logging = name == LOG_TIME and (log or event_column != LOG_TIME)
+        return _clock("logging" if logging else "event", name, name)
+    if event_column is not None:
+        for source in dict.fromkeys([stored, *(() if log else (event_column,))]):
+            if source is not None and _has_times(frame, source):
+                return _clock("event", event_column, source)
+    if _has_times(frame, LOG_TIME):
+        return _clock("logging", LOG_TIME, LOG_TIME)
+    return ROW_ORDER
 
 
 @dataclass
@@ -75,19 +144,34 @@ def _by_order(order: np.ndarray, size: int, n: int, times: pd.Series | None, by:
     ids[order] = np.arange(len(order)) // size
     count = int(ids.max()) + 1 if len(order) else 0
     labels, starts, ends = [], [], []
+    firsts: list[Any] = []
     for w in range(count):
         part = order[w * size:(w + 1) * size]
         if times is not None:
             first, last = times.iloc[part[0]], times.iloc[part[-1]]
             starts.append(str(first))
             ends.append(str(last))
-            labels.append(f"{first:%Y-%m-%d %H:%M}" if hasattr(first, "strftime")
-                          else str(first))
+            firsts.append(first)
         else:
             starts.append(None)
             ends.append(None)
             labels.append(f"rows {part[0] + 1}-{part[-1] + 1}")
+    if times is not None:
+        labels = _time_labels(firsts)
     return Windows(ids, labels, starts, ends, by)
+
+
+def _time_labels(firsts: list[Any]) -> list[str]:
+    """Each window's first time, to the minute, or to the second (then with fractions)
+    where minutes would name two windows alike: the over-time charts use the labels as
+    categories, and windows of a burst of traffic would otherwise collapse into one."""
+    if not all(hasattr(t, "strftime") for t in firsts):
+        return [str(t) for t in firsts]
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f"):
+        labels = [format(t, fmt) for t in firsts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{label} #{i + 1}" for i, label in enumerate(labels)]
 
 
 def _by_clock(times: pd.Series, freq: str, max_windows: int) -> Windows:
@@ -124,12 +208,22 @@ def _times(frame: pd.DataFrame, column: str) -> pd.Series | None:
     return times.reset_index(drop=True)
 
 
-def split_windows(frame: pd.DataFrame, config: MonitorConfig) -> Windows:
-    """The windows of ``frame`` as ``config.window`` asks (see the module docstring)."""
+def _has_times(frame: pd.DataFrame, column: str) -> bool:
+    """Whether ``column`` holds times; a datetime column is not converted to tell."""
+    if column in frame.columns and pd.api.types.is_datetime64_any_dtype(frame[column].dtype):
+        return bool(frame[column].notna().any())
+    return _times(frame, column) is not None
+
+
+def split_windows(frame: pd.DataFrame, config: MonitorConfig, clock: Clock | None = None
+                  ) -> Windows:
+    """The windows of ``frame`` as ``config.window`` asks, on ``clock`` (by default
+    :func:`choose_clock` without an event-time column); see the module docstring."""
     n, window = len(frame), config.window
     if window is None or n == 0:
         return _none(n)
-    times = _times(frame, config.time_column)
+    clock = clock or choose_clock(frame, config)
+    times = None if clock.source is None else _times(frame, clock.source)
     if times is not None:
         present = np.flatnonzero(times.notna().to_numpy())
         order = present[np.argsort(times.to_numpy()[present], kind="stable")]
@@ -147,7 +241,9 @@ def split_windows(frame: pd.DataFrame, config: MonitorConfig) -> Windows:
         size = -(-len(order) // _AUTO_WINDOWS)
         return _by_order(order, size, n, times, f"{_AUTO_WINDOWS} equal windows")
     if times is None:
+        wanted = (repr(config.time_column) if config.time_column is not None
+                  else f"event-time or {LOG_TIME!r}")
         raise InvalidSpec(f"Window {window!r} needs a time column, and the data has no "
-                          f"{config.time_column!r} column with times.",
+                          f"{wanted} column with times.",
                           hint="Use a number of rows per window, or 'auto'.")
     return _by_clock(times, window, config.max_windows)

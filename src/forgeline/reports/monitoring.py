@@ -35,6 +35,9 @@ _REQUIRED = ("model", "task", "rows", "period", "config", "features", "dataset",
              "windows", "alerts")
 
 Result = Mapping[str, Any]
+_CLOCKS = {"event": "when the rows happened: the model's data.time_column",
+           "logging": "when the predictions were logged",
+           "rows": "the data has no time column"}
 
 
 class HasDict(Protocol):
@@ -69,6 +72,16 @@ def _drift(r: Result, html: Figures) -> dict[str, Any]:
                                   "quantile bins."}
 
 
+def _clock(r: Result) -> str | None:
+    """Which clock cut the windows, in words (None in a JSON form from before clocks)."""
+    clock = r.get("clock") or {}
+    label = clock.get("label")
+    if not label:
+        return None
+    why = _CLOCKS.get(clock.get("kind"))
+    return f"{label} ({why})" if why else str(label)
+
+
 def _time(r: Result, html: Figures) -> dict[str, Any]:
     windows = r["windows"]
     plots_ = [p for p in (html(plots.drift_over_time(windows, r["dataset"]["threshold"])),
@@ -76,9 +89,15 @@ def _time(r: Result, html: Figures) -> dict[str, Any]:
     rows = [row(w["window"], num(w["rows"]),
                 num(w.get("dataset_drift_share"), "share") if w["scored"] else "too few rows",
                 ", ".join(w.get("drifted", [])[:6]) or "—") for w in windows]
-    note = (f"Windows: {r.get('windows_by')}; windows under {r['config']['min_window_rows']} "
-            "rows are not scored." if windows else "No time windows: the data has no time "
-            "column and too few rows, or windows were turned off.")
+    clock, least = _clock(r), r["config"]["min_window_rows"]
+    by = f"Windows: {r.get('windows_by')}" + (f", by {clock}" if clock else "")
+    if windows and plots_:
+        note = f"{by}; windows under {least} rows are not scored."
+    elif windows:
+        note = f"{by}; no window has the {least} rows needed to score it."
+    else:
+        note = ("No time windows: the data has no time column and too few rows, or windows "
+                "were turned off.")
     return {"time_plots": plots_, "windows_note": note,
             "windows": table(["window", ("rows", "num"), ("drifted share", "num"),
                               "drifted features"], rows)}
@@ -246,7 +265,8 @@ def render_monitor_report(result: Result | HasDict, path: str | Path, *,
     summary = [("Model", model), ("Task", r["task"]), ("Rows", f"{r['rows']:,}"),
                ("Period", period or "—"),
                ("Reference", f"{r.get('reference')} ({fmt(r.get('reference_rows'))} rows)"),
-               ("Windows", r.get("windows_by"))]
+               ("Windows", r.get("windows_by")),
+               *([("Clock", _clock(r))] if _clock(r) else [])]
     context = {
         "title": title or f"{r['model']}: monitoring report", "sections": _SECTIONS,
         "subtitle": " · ".join(x for x in (model, f"{r['task']} task", period) if x),

@@ -232,7 +232,7 @@ class _Story:
         with _Server(self.home, self.store_uri, self.config) as server:
             self._step(3, "Serve", lambda: self.serve(server, champion))
             answers = self._step(4, "Traffic", lambda: self.traffic(server.url, traffic))
-            self._step(5, "Monitor", lambda: self.monitor(champion))
+            self._step(5, "Monitor", lambda: self.monitor(champion, traffic, answers))
             self._step(6, "Labels", lambda: self.feedback(traffic, answers))
             decision = self._step(7, "Retrain", self.retrain)
             self._step(8, "Switch", lambda: self.switch(server, decision, traffic))
@@ -336,18 +336,32 @@ class _Story:
                 return logged
             time.sleep(0.5)
 
-    def monitor(self, champion: int) -> None:
+    def monitor(self, champion: int, traffic: pd.DataFrame, answers: pd.DataFrame) -> None:
         from forgeline.monitoring import MonitorConfig, monitor
         from forgeline.packaging import load_model
         from forgeline.reports import render_monitor_report
-        from forgeline.store.predictions import prediction_log_root, read_predictions
+        from forgeline.store.predictions import (
+            prediction_log_root,
+            read_predictions,
+            stored_name,
+        )
         from forgeline.training.spec import load_spec
 
-        # the window on which the retraining cycle checks the same rule
-        window = load_spec(fraud.fraud_spec("-")).retrain.monitor_rows
+        spec = load_spec(fraud.fraud_spec("-"))
+        window = spec.retrain.monitor_rows  # the retraining cycle checks the same rule on it
         self.progress.status("Comparing the logged traffic with the training profile")
         current = read_predictions(prediction_log_root(self.client.settings), MODEL,
                                    last=window)
+        # The server logs the model's inputs and when it answered (its own ts). Unless the
+        # model takes it as an input, a transaction's own time (data.time_column) stays with
+        # the client: joined by request id, under the name the log gives an input-side ts,
+        # it lets the drift over time follow the month the traffic spans, not the seconds
+        # it took to send.
+        event = spec.data.time_column
+        if event is not None and stored_name(event) not in current.columns:
+            times = pd.DataFrame({"request_id": answers["request_id"].to_numpy(),
+                                  stored_name(event): traffic[event].to_numpy()})
+            current = current.merge(times, on="request_id", how="left")
         result = monitor(load_model(f"{MODEL}/{champion}", self.client), current,
                          config=MonitorConfig(rules=(self.config.rule,)))
         report = render_monitor_report(result, self.home / "reports" / f"{MODEL}-monitor.html")
@@ -357,7 +371,8 @@ class _Story:
         fired = (f"alert fired: {', '.join(self.result.alerts)}" if result.fired
                  else f"no alert: {self.config.rule} did not fire")
         self._done("Monitor", f"{d.n_drifted} of {d.n_features} features drifted ({d.share:.0%}: "
-                   f"{drifted or 'none'}) in the last {result.rows:,} logged predictions; {fired}",
+                   f"{drifted or 'none'}) in the last {result.rows:,} logged predictions, "
+                   f"windowed by {result.clock.label}; {fired}",
                    f"{d.share:.0%} of features drifted; "
                    + ("alert fired" if result.fired else "no alert"), report)
 
