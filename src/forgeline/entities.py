@@ -183,6 +183,8 @@ class Evaluation:
     per class. ``residuals`` (regression) holds a sample {y_true, y_pred, residual} and a
     histogram of every residual {hist_edges, hist_counts}. ``slices`` lists, per sensitive
     column, a row per group; groups under ``min_slice_rows`` rows are not scored.
+    ``recent`` (with a time column) scores the newest share of the test rows on its own:
+    {column, share, rows, from, to, metrics}.
     """
 
     task: str
@@ -198,6 +200,7 @@ class Evaluation:
     slices: dict[str, list[dict[str, Any]]]
     fairness: dict[str, dict[str, Any]]
     min_slice_rows: int = MIN_SLICE_ROWS
+    recent: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict: numpy scalars made plain, NaN and infinity made None."""

@@ -185,3 +185,19 @@ def test_enforce_lists_every_failure(churn: pd.DataFrame) -> None:
 def test_another_seed_of_the_clean_data_stays_clean() -> None:
     findings, _ = _check(churn_frame(4000, seed=9), seed=9)
     assert [f for f in findings if f.severity is not Severity.INFO] == []
+
+
+def test_an_id_that_grows_with_time_is_named(churn: pd.DataFrame) -> None:
+    from forgeline.data.inference import infer_schema
+
+    frame = churn.assign(ticket=[f"T{i:06d}" for i in range(len(churn))])  # sorted by signup
+    schema = infer_schema(frame, "churned", {}, ())
+    train, test = frame.iloc[:2400], frame.iloc[2400:]
+    findings = _by_check(check_leakage(train, test, schema, Task.BINARY, LeakageSpec(),
+                                       time_column="signup", group_column=None, seed=0))
+    grows = findings["id_grows_with_time"]
+    assert grows.severity is Severity.INFO and grows.columns == ("ticket",)
+    assert grows.details["rank_correlation"] == pytest.approx(1.0)
+    assert "'ticket' grows with 'signup'" in grows.message
+    # customer_id is a shuffled id: no trend, nothing said
+    assert all(f.columns != ("customer_id",) for f in findings.values())

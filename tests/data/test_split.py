@@ -154,3 +154,61 @@ def test_general_errors(churn: pd.DataFrame) -> None:
     with pytest.raises(InvalidInput, match=r"The random split leaves the training part empty "
                                            r"\(2 rows, test_size 0\.8\)"):
         _split(churn.iloc[:2], S.RANDOM, test_size=0.8)
+
+
+def _with_copies(churn: pd.DataFrame, share: float = 0.15, seed: int = 3) -> pd.DataFrame:
+    """``churn`` plus exact copies of some of its rows (natural repeats: other customers
+    with the same attributes), shuffled in."""
+    rng = np.random.default_rng(seed)
+    copies = churn.iloc[rng.choice(len(churn), int(share * len(churn)), replace=False)]
+    both = pd.concat([churn, copies, copies.iloc[: len(copies) // 3]], ignore_index=True)
+    return both.iloc[rng.permutation(len(both))].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("strategy", [SplitStrategy.RANDOM, SplitStrategy.STRATIFIED])
+def test_copies_never_straddle_the_split(churn: pd.DataFrame, strategy: SplitStrategy) -> None:
+    from forgeline.data.leakage import copy_groups
+
+    frame = _with_copies(churn.drop(columns=["customer_id", "signup"]))
+    copies = copy_groups(frame, list(frame.columns))
+    assert (copies >= 0).sum() > 0.2 * len(frame)  # every copy and its original are grouped
+    train, test = split_frame(frame, strategy, 0.2, 7, target="churned", task=Task.BINARY,
+                              time_column=None, group_column=None, copies=copies)
+    side = pd.Series(frame.index.isin(test), index=frame.index)
+    per_group = side[copies >= 0].groupby(copies[copies >= 0]).nunique()
+    assert (per_group == 1).all()
+    assert abs(len(test) / len(frame) - 0.2) < 0.02  # the share moves by a handful of rows
+    hashes = pd.util.hash_pandas_object(frame, index=False)
+    assert not set(hashes[test]) & set(hashes[train])  # no test row equals a training row
+    if strategy is SplitStrategy.STRATIFIED:
+        share = frame["churned"].mean()
+        assert abs(frame.loc[test, "churned"].mean() - share) < 0.02
+    # without the groups, copies straddle the split: what the default now prevents
+    loose_train, loose_test = split_frame(frame, strategy, 0.2, 7, target="churned",
+                                          task=Task.BINARY, time_column=None,
+                                          group_column=None)
+    assert set(hashes[loose_test]) & set(hashes[loose_train])
+
+
+def test_copies_never_straddle_a_cv_fold(churn: pd.DataFrame) -> None:
+    from forgeline.data.leakage import copy_groups
+    from forgeline.training.tuning import cv_folds
+
+    frame = _with_copies(churn.drop(columns=["customer_id", "signup"]))
+    copies = copy_groups(frame, list(frame.columns))
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    for task, y in ((Task.BINARY, frame["churned"]), (Task.REGRESSION, frame["usage_score"])):
+        folds = cv_folds(task, y, 5, 0, copies=copies)
+        assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(len(y)))
+        for fit, valid in folds:
+            assert not set(hashes[valid]) & set(hashes[fit])
+            assert 0.15 < len(valid) / len(y) < 0.25
+
+
+def test_common_combinations_are_not_copies() -> None:
+    from forgeline.data.leakage import copy_groups
+
+    rng = np.random.default_rng(0)
+    few = pd.DataFrame({"plan": rng.choice(["a", "b"], 2000), "autopay": rng.random(2000) < .5,
+                        "y": rng.integers(0, 2, 2000)})
+    assert (copy_groups(few, list(few.columns)) == -1).all()  # 8 combinations: chance repeats

@@ -24,64 +24,87 @@ AUC = get_metric("roc_auc", Task.BINARY)  # higher is better
 RMSE = get_metric("rmse", Task.REGRESSION)  # lower is better
 
 
-def _trial(number: int, model: str, mean: float, spread: float = 0.0,
+def _trial(number: int, model: str, folds: list[float] | float,
            state: str = "complete") -> TrialOutcome:
-    """Five fold scores with mean ``mean`` and standard error ``spread``."""
-    # deviations -2..2 have sample sd sqrt(2.5): scale so that sd / sqrt(5) == spread
-    scale = spread * math.sqrt(5) / math.sqrt(2.5)
-    return TrialOutcome(number, model, {}, [mean + d * scale for d in (-2, -1, 0, 1, 2)],
-                        state=state)
+    """A trial scored on five folds (a number: the same score on every fold)."""
+    scores = [folds] * 5 if isinstance(folds, int | float) else list(folds)
+    return TrialOutcome(number, model, {}, scores, state=state)
+
+
+# Fold scores of one tuning (each fold harder or easier for every family alike).
+LGBM = [0.9900, 0.9960, 0.9930, 0.9990, 0.9990]  # mean 0.9954, SE 0.0017
+LOGIT = [0.9930, 0.9920, 0.9950, 0.9940, 0.9950]  # mean 0.9938: wins 2 folds, loses 3
+FOREST = [0.9850, 0.9910, 0.9880, 0.9940, 0.9915]  # mean 0.9899: behind on every fold
 
 
 def test_fold_se_is_the_standard_error_of_the_mean() -> None:
-    assert fold_se(_trial(0, "lightgbm", 0.9, 0.004).fold_scores) == pytest.approx(0.004)
+    scale = 0.004 * math.sqrt(5) / math.sqrt(2.5)  # deviations -2..2 have sd sqrt(2.5)
+    assert fold_se([0.9 + d * scale for d in (-2, -1, 0, 1, 2)]) == pytest.approx(0.004)
     assert fold_se([0.7]) == 0.0 and fold_se([0.7, 0.7, 0.7]) == 0.0
 
 
 def test_a_simpler_family_within_one_se_of_the_best_is_chosen() -> None:
-    trials = [_trial(0, "logistic_regression", 0.9938, 0.002),
-              _trial(1, "random_forest", 0.9899, 0.002),
-              _trial(2, "lightgbm", 0.9954, 0.003),
-              _trial(3, "lightgbm", 0.9940, 0.003)]
+    trials = [_trial(0, "logistic_regression", LOGIT), _trial(1, "random_forest", FOREST),
+              _trial(2, "lightgbm", LGBM), _trial(3, "lightgbm", [x - 0.0014 for x in LGBM])]
     s = select_model(trials, AUC)
     assert s.best.number == 2 and s.chosen.number == 0 and s.overridden
-    assert s.bound == pytest.approx(0.9954 - 0.003)
+    assert s.bound == pytest.approx(0.9954 - fold_se(LGBM))
     assert [(c.model, c.within) for c in s.candidates] == [
         ("lightgbm", True), ("logistic_regression", True), ("random_forest", False)]
+    logit = s.candidates[1]
+    assert logit.gap == pytest.approx(0.0016) and logit.gap_se == pytest.approx(0.0016912, 1e-4)
     assert s.reason == ("logistic_regression (cv roc_auc 0.9938) is within one standard "
-                        "error of the best, lightgbm (0.9954 ± 0.0030 SE), and simpler")
+                        "error of the best, lightgbm (0.9954): fold by fold it is 0.0016 "
+                        "behind, ± 0.0017 SE; and simpler")
     record = s.to_dict()
     assert record["chosen"] == "logistic_regression" and record["best_by_score"] == "lightgbm"
     assert json.loads(json.dumps(record)) == record
 
 
-def test_a_family_outside_one_se_is_not_chosen() -> None:
-    trials = [_trial(0, "logistic_regression", 0.985, 0.002), _trial(1, "lightgbm", 0.995, 0.003)]
+def test_a_family_behind_on_every_fold_is_not_within_however_noisy_the_folds() -> None:
+    """The folds spread by ±0.005, but the linear model trails by 0.001 on every one: the
+    spread is how hard each fold is, not noise in the comparison (the unpaired rule of the
+    best trial's SE, 0.0017, would have traded that 0.001 away)."""
+    trials = [_trial(0, "logistic_regression", [x - 0.001 for x in LGBM]),
+              _trial(1, "lightgbm", LGBM)]
     s = select_model(trials, AUC)
     assert s.chosen.model == "lightgbm" and not s.overridden
-    assert s.reason == ("lightgbm has the best cv roc_auc (0.9950 ± 0.0030 SE); no simpler "
+    assert s.candidates[1].gap == pytest.approx(0.001) and s.candidates[1].gap_se < 1e-12
+    assert s.reason == ("lightgbm has the best cv roc_auc (0.9954 ± 0.0017 SE); no simpler "
                         "family is within one standard error")
 
 
+def test_trials_on_other_folds_fall_back_to_the_spread_of_the_best() -> None:
+    trials = [_trial(0, "logistic_regression", [0.9940, 0.9942, 0.9944]),
+              _trial(1, "lightgbm", LGBM)]
+    s = select_model(trials, AUC)
+    assert s.chosen.model == "logistic_regression"
+    assert s.candidates[1].gap_se == pytest.approx(fold_se(LGBM))
+
+
 def test_the_simplest_within_one_se_wins_even_when_an_intermediate_one_scores_higher() -> None:
-    trials = [_trial(0, "random_forest", 0.994, 0.001), _trial(1, "logistic_regression", 0.993),
-              _trial(2, "lightgbm", 0.995, 0.003)]
-    assert select_model(trials, AUC).chosen.model == "logistic_regression"
+    # the forest scores above the linear model, but both are within the noise of their
+    # comparison with the best: the simplest of them is chosen
+    trials = [_trial(0, "random_forest", [0.9935, 0.9925, 0.9955, 0.9945, 0.9955]),
+              _trial(1, "logistic_regression", LOGIT), _trial(2, "lightgbm", LGBM)]
+    s = select_model(trials, AUC)
+    assert [c.within for c in s.candidates] == [True, True, True]
+    assert s.chosen.model == "logistic_regression"
 
 
 def test_lower_is_better_metrics_look_the_other_way() -> None:
-    # rmse: lightgbm 50 +- 2 is best; forest 51.9 is within one SE (<= 52), linear 52.5 not
-    trials = [_trial(0, "linear", 52.5, 1.0), _trial(1, "random_forest", 51.9, 1.0),
-              _trial(2, "lightgbm", 50.0, 2.0)]
+    best = [49.0, 51.0, 50.0, 48.0, 52.0]  # rmse 50
+    forest = [47.0, 55.0, 50.0, 47.0, 58.5]  # 1.5 worse on average, from -2 to +6.5
+    linear = [b + 2.5 for b in best]  # 2.5 worse on every fold
+    trials = [_trial(0, "linear", linear), _trial(1, "random_forest", forest),
+              _trial(2, "lightgbm", best)]
     s = select_model(trials, RMSE)
-    assert s.best.model == "lightgbm" and s.bound == pytest.approx(52.0)
+    assert s.best.model == "lightgbm" and s.bound == pytest.approx(50.0 + fold_se(best))
     assert s.chosen.model == "random_forest"
-    # a higher-is-better reading would take 48 as the bound and keep lightgbm
-    trials[0] = _trial(0, "linear", 51.0, 1.0)
-    assert select_model(trials, RMSE).chosen.model == "linear"
-    # a worse (higher) rmse than the bound is out even for the simplest family
-    trials[0] = _trial(0, "linear", 52.01, 0.0)
-    assert select_model(trials, RMSE).chosen.model == "random_forest"
+    assert s.candidates[1].gap == pytest.approx(1.5) and s.candidates[1].gap_se > 1.5
+    # a higher-is-better reading would count the linear model's 2.5 as a gain
+    trials[0] = _trial(0, "linear", [b - 0.5 for b in best])
+    assert select_model(trials, RMSE).chosen.model == "linear"  # better on every fold
 
 
 def test_ties() -> None:
@@ -89,21 +112,22 @@ def test_ties() -> None:
     tied = [_trial(0, "lightgbm", 0.97), _trial(1, "logistic_regression", 0.97)]
     s = select_model(tied, AUC)
     assert s.best.model == "lightgbm" and s.chosen.model == "logistic_regression"
-    # with no spread only an exact tie is within one SE
+    # behind on every fold by the same margin: not within, however small the margin
     near = [_trial(0, "lightgbm", 0.97), _trial(1, "logistic_regression", 0.9699)]
     assert select_model(near, AUC).chosen.model == "lightgbm"
     # the same level and score: the earlier trial; within a family, the earlier trial too
     same = [_trial(0, "xgboost", 0.97), _trial(1, "lightgbm", 0.97), _trial(2, "lightgbm", 0.97)]
     assert select_model(same, AUC).chosen.number == 0
     # the same level, within one SE: the better score
-    level = [_trial(0, "xgboost", 0.968, 0.002), _trial(1, "lightgbm", 0.97, 0.003)]
+    level = [_trial(0, "xgboost", [0.9935, 0.9915, 0.9950, 0.9930, 0.9950]),
+             _trial(1, "lightgbm", LOGIT)]
     assert select_model(level, AUC).chosen.model == "lightgbm"
 
 
 def test_only_complete_trials_with_a_finite_score_count() -> None:
-    trials = [_trial(0, "lightgbm", 0.95, 0.001),
-              _trial(1, "logistic_regression", 0.99, state="pruned"),
-              _trial(2, "random_forest", 0.99, state="failed"),
+    trials = [_trial(0, "lightgbm", LGBM),
+              _trial(1, "logistic_regression", 0.999, state="pruned"),
+              _trial(2, "random_forest", 0.999, state="failed"),
               _trial(3, "logistic_regression", float("nan"))]
     s = select_model(trials, AUC)
     assert s.chosen.number == 0 and [c.model for c in s.candidates] == ["lightgbm"]
@@ -113,11 +137,12 @@ def test_only_complete_trials_with_a_finite_score_count() -> None:
 
 
 def test_best_rule_and_determinism() -> None:
-    trials = [_trial(i, m, 0.99 - 0.001 * i, 0.003) for i, m in enumerate(
+    trials = [_trial(i, m, [x - 0.0004 * i for x in LGBM]) for i, m in enumerate(
         ["lightgbm", "random_forest", "logistic_regression", "lightgbm", "xgboost"])]
+    trials[2] = _trial(2, "logistic_regression", LOGIT)
     best = select_model(trials, AUC, "best")
     assert best.chosen is best.best and best.chosen.number == 0 and best.bound is None
-    assert best.reason == "lightgbm has the best cv roc_auc (0.9900) (tuning.select: best)"
+    assert best.reason == "lightgbm has the best cv roc_auc (0.9954) (tuning.select: best)"
     chosen = select_model(trials, AUC).chosen.number
     assert chosen == 2
     for seed in range(5):
@@ -154,7 +179,8 @@ def test_a_real_run_picks_the_simpler_family_within_one_se(tmp_path: Path) -> No
     assert result.model == "logistic_regression" and result.score > 0.99
     by_model = {c["model"]: c for c in s["candidates"]}
     best, chosen = by_model["lightgbm"], by_model["logistic_regression"]
-    assert best["score"] > chosen["score"] >= best["score"] - best["se"]
+    assert best["score"] > chosen["score"] and chosen["within_one_se"]
+    assert 0 < chosen["gap"] <= chosen["gap_se"]
     assert result.cv_score == pytest.approx(chosen["score"])
     assert "within one standard error of the best, lightgbm" in s["reason"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,116 @@ def test_a_random_split_of_time_ordered_data_when_asked_for(tmp_path: Path) -> N
     result = train(spec, ["data.time_column=ts"])
     checks = fl.Client().download_artifacts(result.run_id, "report/checks.json", tmp_path / "c")
     assert '"time_travel"' in checks.read_text() and '"warn"' in checks.read_text()
+
+
+def test_natural_duplicates_train_by_default_with_an_honest_split(tmp_path: Path) -> None:
+    """About one row in six repeats another (different customers, identical attributes):
+    the default split keeps each group of copies on one side, so the run trains, says so,
+    and no test row is a copy of a training row; forcing a split without it is refused."""
+    rng = np.random.default_rng(4)
+    base = _frame(1200, seed=5).round(3)
+    repeated = base.iloc[rng.choice(len(base), 200, replace=False)]
+    frame = pd.concat([base, repeated], ignore_index=True).sample(frac=1, random_state=1)
+    spec = _write(tmp_path, frame)
+    result = train(spec)
+    client = fl.Client()
+    checks = json.loads(client.download_artifacts(result.run_id, "report/checks.json",
+                                                  tmp_path / "checks").read_text())
+    kept = next(f for f in checks["findings"] if f["check"] == "copies_kept_together")
+    assert kept["details"]["groups"] == 200 and kept["details"]["rows"] == 400
+    assert kept["severity"] == "info"
+    assert not [f for f in checks["findings"]
+                if f["check"] == "train_test_overlap" and f["severity"] != "info"]
+    datasets = {context: ds for ds, context in client.get_lineage("m").datasets}
+    assert datasets["train"].num_rows + datasets["test"].num_rows == 1400
+    with pytest.raises(LeakageDetected, match="copies of training rows"):
+        train(spec, ["split.dedupe=false"])
+
+
+def _regime_shift(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """Six years of cases whose classes change at one moment (classes 0-2 before, 3-5
+    after), with a noisy number and a note that names the class a third of the time: the
+    most recent regime is what a model must learn, and the text is what narrows it down."""
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.uniform(0, 1, n))
+    y = np.where(t > 0.65, rng.choice([3, 4, 5], n, p=[0.5, 0.3, 0.2]),
+                 rng.choice([0, 1, 2], n, p=[0.5, 0.3, 0.2]))
+    y = np.where(rng.random(n) < 0.1, rng.integers(0, 6, n), y)  # some labels are noise
+    words = np.array(["alpha", "bravo", "delta", "echo", "kilo", "lima"])
+    named = rng.random(n) < 0.35
+    notes = [f"{words[k] if hint else words[rng.integers(0, 6)]} note {rng.choice(list('xyz'))}"
+             for k, hint in zip(y, named, strict=True)]
+    return pd.DataFrame({
+        "ts": pd.Timestamp("2018-01-01") + pd.to_timedelta(t * 6 * 365, unit="D"),
+        "x1": (y + rng.normal(0, 3.0, n)).round(3), "note": notes,
+        "label": [f"c{k}" for k in y]})
+
+
+def test_with_a_time_column_the_model_follows_the_trend(tmp_path: Path) -> None:
+    """The time column is a feature (its calendar parts and the days elapsed), so on the
+    newest period the model beats a default HistGradientBoosting given the raw timestamp,
+    and the same spec with the time used only to split (not as a feature) scores less;
+    the newest quarter of the test split is scored on its own and reported."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import accuracy_score
+
+    frame = _regime_shift()
+    frame.to_csv(tmp_path / "mix.csv", index=False)
+    data = {"path": str(tmp_path / "mix.csv"), "target": "label", "time_column": "ts"}
+    tuning = {"trials": 4, "cv_folds": 3}
+    result = train({"name": "mix", "data": data, "tuning": tuning})
+    train({"name": "blind", "data": data, "tuning": tuning, "features": {"id": ["ts"]}})
+    n_test = int(fl.Client().get_run(result.run_id).params["rows_test"])
+    train_rows, test_rows = frame.iloc[:-n_test], frame.iloc[-n_test:]
+    newest = test_rows.iloc[-int(np.ceil(0.25 * len(test_rows))):]
+
+    def raw(rows: pd.DataFrame) -> pd.DataFrame:
+        return rows[["x1"]].assign(ts=rows["ts"].astype("int64") / 1e9)
+
+    baseline = HistGradientBoostingClassifier(random_state=0).fit(raw(train_rows),
+                                                                  train_rows["label"])
+    ours = accuracy_score(newest["label"], fl.load_model("mix").predict(newest))
+    blind = accuracy_score(newest["label"], fl.load_model("blind").predict(newest))
+    theirs = accuracy_score(newest["label"], baseline.predict(raw(newest)))
+    assert ours > theirs + 0.08, (ours, theirs)
+    assert ours > blind + 0.1, (ours, blind)
+    assert "ts" in fl.load_model("mix").signature.names  # the time is an input
+    assert result.recent_score is not None
+    run = fl.Client().get_run(result.run_id)
+    assert run.metrics["test_newest_f1_macro"] == pytest.approx(result.recent_score)
+    evaluation = json.loads(fl.Client().download_artifacts(
+        result.run_id, "report/evaluation.json", tmp_path / "ev").read_text())
+    assert evaluation["recent"]["rows"] == len(newest) and evaluation["recent"]["column"] == "ts"
+
+
+def test_a_time_budget_bounds_the_whole_run(tmp_path: Path) -> None:
+    """tuning.time_budget_s covers everything from loading to registration: the search
+    stops early enough for the refit and the evaluation, within 10% of the budget."""
+    import time
+
+    frame = _frame(20_000, seed=2)
+    frame["d"] = np.random.default_rng(3).choice(list("abcdefgh"), len(frame))
+    spec = _write(tmp_path, frame, models=["random_forest", "lightgbm", "logistic_regression"],
+                  tuning={"trials": 500, "cv_folds": 3, "time_budget_s": 25})
+    started = time.monotonic()
+    result = train(spec)
+    took = time.monotonic() - started
+    assert took <= 25 * 1.1, took
+    trials = fl.Client().search_runs("m", "tags.`forgeline.trial.state` != ''")
+    assert 3 <= len(trials) < 500 and result.model_version is not None
+
+
+def test_the_search_starts_with_the_default_gradient_boosting(tmp_path: Path) -> None:
+    """Every family is first tried with its library's defaults, the strong and fast ones
+    first: scikit-learn's default HistGradientBoosting is always the first trial."""
+    result = train(_write(tmp_path, _frame(600), models=[], tuning={"trials": 5,
+                                                                    "cv_folds": 3}))
+    client = fl.Client()
+    runs = sorted(client.search_runs("m", "params.model != ''"), key=lambda r: r.name)
+    first = {r.name: r for r in runs}["trial-0"]
+    assert first.params["model"] == "hist_gradient_boosting"
+    assert set(first.params) == {"model"}  # the library's defaults: nothing set
+    models = {r.params["model"] for r in runs if r.name.startswith("trial-")}
+    assert {"hist_gradient_boosting", "lightgbm", "logistic_regression",
+            "random_forest"} <= models
+    assert result.model in models

@@ -35,6 +35,8 @@ def train_command(
             ("chosen because", str(result.selection.get("reason", ""))),
             (f"cv {result.metric}", fmt_value(result.cv_score)),
             (f"test {result.metric}", fmt_value(result.score)),
+            *([(f"test {result.metric}, newest 25%", fmt_value(result.recent_score))]
+              if result.recent_score is not None else []),
             ("registered", (f"{version.ref}" + "".join(f" @{a}" for a in version.aliases))
              if version else "no"),
             ("why", result.registered_reason), ("report", str(result.report))]

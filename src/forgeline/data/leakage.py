@@ -34,7 +34,7 @@ from forgeline.data.target_leak import METRICS, feature_scores
 from forgeline.entities import Policy, Task
 from forgeline.errors import LeakageDetected
 
-__all__ = ["LeakageSpec", "check_leakage", "enforce"]
+__all__ = ["LeakageSpec", "check_leakage", "copy_columns", "copy_groups", "enforce"]
 
 _SEVERITY = {Policy.FAIL: Severity.FAIL, Policy.WARN: Severity.WARN}
 COPY_SHARE = 0.01  # copies of training rows in more of the test split than this: leakage
@@ -105,11 +105,51 @@ def _chance_matches(train: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
     return np.exp(log_expected)
 
 
+def copy_columns(schema: Schema, frame: pd.DataFrame) -> list[str]:
+    """The columns two rows must share to be copies: every non-id column and the target."""
+    names = [c.name for c in schema.columns if c.kind is not ColumnKind.ID
+             and c.name in frame.columns]
+    return [*names, schema.target.name]
+
+
+def copy_groups(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Per row, the group of rows it is a copy of; -1 for a row that copies no other.
+
+    Copies are rows identical over ``columns`` whose combination of values is too rare to
+    repeat by chance: leaving the group's own rows out, fewer than ``CHANCE`` other rows
+    would be expected to equal it were the columns independent. That never expects more
+    than the train_test_overlap check does for the same rows (it counts the copies on the
+    training side too), so every copy that check would report is in a group here. Groups
+    are numbered from 0 in the order of their first row.
+    """
+    groups = np.full(len(frame), -1, dtype=np.int64)
+    if len(frame) < 2 or not columns:
+        return groups
+    data = frame[list(columns)]
+    combos = pd.factorize(_hashes(data))[0]
+    sizes = np.bincount(combos)
+    rows = np.flatnonzero(sizes[combos] > 1)
+    if not len(rows):
+        return groups
+    first = pd.Series(rows).groupby(combos[rows]).first().to_numpy()  # a row per combination
+    m = sizes[combos[first]]
+    log_expected = np.full(len(first), np.log(len(frame)))
+    for name in data.columns:
+        try:
+            codes = pd.factorize(data[name], use_na_sentinel=False)[0]
+        except TypeError:  # unhashable cells: their text
+            codes = pd.factorize(data[name].astype(str), use_na_sentinel=False)[0]
+        others = np.bincount(codes)[codes[first]] - m  # rows with this value, the group's aside
+        log_expected += np.log(np.maximum(others / len(frame), 1e-300))
+    copied = set(combos[first[np.exp(log_expected) < CHANCE]].tolist())
+    members = rows[np.isin(combos[rows], list(copied))]
+    groups[members] = pd.factorize(combos[members])[0]
+    return groups
+
+
 def _overlap(train: pd.DataFrame, test: pd.DataFrame, schema: Schema, policy: Policy
              ) -> list[Finding]:
-    names = [c.name for c in schema.columns if c.kind is not ColumnKind.ID
-             and c.name in train.columns and c.name in test.columns]
-    names.append(schema.target.name)
+    names = copy_columns(schema, test)
     identical = np.isin(_hashes(test[names]), _hashes(train[names]))
     n_identical = int(identical.sum())
     if not n_identical:
@@ -227,7 +267,34 @@ def check_leakage(train: pd.DataFrame, test: pd.DataFrame, schema: Schema, task:
         findings += _group_overlap(train, test, group_column, policy.group_overlap)
     if policy.id_columns is not Policy.IGNORE:
         findings += _id_columns(train, schema, policy.id_columns, skip)
+    if time_column and time_column in train.columns:
+        findings += _ids_with_time(train, schema, time_column)
     return findings
+
+
+def _ids_with_time(train: pd.DataFrame, schema: Schema, time_column: str) -> list[Finding]:
+    """Say so when an identifier grows with time (a transaction number, say): it is not a
+    feature (no identifier is), and the time column's days elapsed carry that order."""
+    times = v.time_values(train[time_column])
+    found = []
+    for info in schema.columns:
+        if info.kind is not ColumnKind.ID or info.name not in train.columns:
+            continue
+        raw = train[info.name]
+        numbers = v.to_numbers(raw if v.is_number_dtype(raw)
+                               else raw.astype(str).str.extract(r"(\d+)\s*$")[0])
+        both = pd.DataFrame({"id": numbers.to_numpy(), "time": times.to_numpy()}).dropna()
+        if len(both) < 20 or both["id"].nunique() < 20:
+            continue
+        rho = both["id"].rank().corr(both["time"].rank())
+        if abs(rho) >= 0.9:
+            found.append(Finding(
+                "id_grows_with_time", Severity.INFO,
+                f"{info.name!r} grows with {time_column!r} (rank correlation {rho:.2f}): as an "
+                "identifier it is not a feature; the time column's days elapsed carry the "
+                "same order, so the model can still follow the trend.", (info.name,),
+                {"column": info.name, "rank_correlation": round(float(rho), 4)}))
+    return found
 
 
 def enforce(findings: Sequence[Finding]) -> None:

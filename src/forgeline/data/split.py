@@ -18,6 +18,13 @@ empty.
 A random or stratified split of data with a time column lets the model train on the future
 and be tested on the past; it is refused (LeakageDetected) unless
 ``split.allow_random_on_time`` is set.
+
+Copies stay together: given ``copies`` (per row, the group of rows it is a copy of, -1 for
+none: :func:`forgeline.data.leakage.copy_groups`), a random or stratified split puts every
+group on the side of its first row, and so do the cross-validation folds
+(:func:`keep_together`), so a test row is never a copy of a training row and the test score
+is not inflated by rows the model has seen. Groups are small and rare, so the shares move
+by a handful of rows.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from forgeline.data import values as v
 from forgeline.entities import SplitStrategy, Task
 from forgeline.errors import InvalidInput, LeakageDetected
 
-__all__ = ["choose_strategy", "split_frame"]
+__all__ = ["choose_strategy", "keep_together", "split_frame"]
 
 
 def choose_strategy(strategy: SplitStrategy | None, task: Task, time_column: str | None,
@@ -133,11 +140,26 @@ def _random(n: int, test_size: float, seed: int) -> np.ndarray:
     return test
 
 
+def keep_together(labels: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """``labels`` (a side or a fold per row) with each group's rows moved to the label of
+    its first row; rows outside a group (-1) keep theirs."""
+    if groups is None or not (groups >= 0).any():
+        return labels
+    members = np.flatnonzero(groups >= 0)
+    first = pd.Series(members).groupby(groups[members]).transform("first").to_numpy()
+    out = labels.copy()
+    out[members] = labels[first]
+    return out
+
+
 def split_frame(df: pd.DataFrame, strategy: SplitStrategy | None, test_size: float, seed: int,
                 *, target: str, task: Task, time_column: str | None,
                 group_column: str | None, allow_random_on_time: bool = False,
-                ) -> tuple[pd.Index, pd.Index]:
+                copies: np.ndarray | None = None) -> tuple[pd.Index, pd.Index]:
     """Split ``df`` into (train index, test index), by the rules in the module docstring.
+
+    ``copies``: per row of ``df``, its group of copies (-1: none); a random or stratified
+    split keeps each group on one side.
 
     Raises:
         LeakageDetected: a random or stratified split with a time column, not allowed.
@@ -180,6 +202,8 @@ def split_frame(df: pd.DataFrame, strategy: SplitStrategy | None, test_size: flo
         test = _stratified(df, target, task, test_size, seed)
     else:
         test = _random(n, test_size, seed)
+    if chosen in (SplitStrategy.RANDOM, SplitStrategy.STRATIFIED):
+        test = keep_together(test, copies)
     if not test.any() or test.all():
         side = "test" if not test.any() else "training"
         raise InvalidInput(f"The {chosen.value} split leaves the {side} part empty "

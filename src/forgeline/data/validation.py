@@ -161,8 +161,8 @@ def _target_findings(y: pd.Series, task: Task, rows: int
             found.append(Finding(
                 "class_imbalance", Severity.INFO,
                 f"Class {rarest!r} is only {share:.1%} of the labelled rows: accuracy would "
-                "mislead, so judge the model by roc_auc, f1 or per-class recall (classes are "
-                "weighted in training).", (str(y.name),), {"class_balance": balance}))
+                "mislead, so judge the model by roc_auc, f1 or per-class recall (training "
+                "tries balanced class weights too).", (str(y.name),), {"class_balance": balance}))
     return target_missing, balance, found
 
 

@@ -19,6 +19,7 @@ __all__ = ["MISSING", "AsText", "Categories", "DatetimeParts"]
 
 MISSING = "__missing__"
 _DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour", "is_weekend")
+_EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 
 class Categories(BaseEstimator, TransformerMixin):
@@ -52,22 +53,41 @@ class AsText(BaseEstimator, TransformerMixin):
 
 
 class DatetimeParts(BaseEstimator, TransformerMixin):
-    """Datetime columns -> calendar parts as floats (missing stays NaN for the imputer)."""
+    """Datetime columns -> calendar parts and the absolute position in time, as floats
+    (missing stays NaN for the imputer).
+
+    Per column: year, month, day, day of week, hour, the weekend flag, and the days elapsed
+    since 1970-01-01 (fractional). The calendar parts repeat every year; the elapsed days
+    keep where a row sits in time, so a model can learn the most recent regime of data
+    that changes over the years (a tree sends rows newer than its training data to its
+    newest leaves). Pipelines fitted before the elapsed days were added (no ``elapsed_``)
+    keep their six parts.
+    """
 
     def fit(self, X: pd.DataFrame, y: object = None) -> DatetimeParts:
         self.columns_ = list(pd.DataFrame(X).columns)
+        self.elapsed_ = True
         return self
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The names of the parts made of each column, in order."""
+        return (*_DATETIME_PARTS, *(("elapsed_days",) if getattr(self, "elapsed_", False)
+                                    else ()))
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         frame = pd.DataFrame(X)
+        elapsed = getattr(self, "elapsed_", False)
         parts = []
         for column in frame.columns:
             values = pd.to_datetime(frame[column], errors="coerce", utc=True, format="mixed")
             dt = values.dt
             parts += [dt.year, dt.month, dt.day, dt.day_of_week, dt.hour,
                       (dt.day_of_week >= 5).where(values.notna())]
+            if elapsed:
+                parts.append((values - _EPOCH) / pd.Timedelta(days=1))
         return np.column_stack([np.asarray(p, dtype=float) for p in parts])
 
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
         names = input_features if input_features is not None else self.columns_
-        return np.asarray([f"{c}_{p}" for c in names for p in _DATETIME_PARTS], dtype=object)
+        return np.asarray([f"{c}_{p}" for c in names for p in self.parts], dtype=object)

@@ -15,7 +15,6 @@ from forgeline.packaging.transformers import AsText, Categories, DatetimeParts
 
 __all__ = ["register_converters"]
 
-_PARTS = 6  # DatetimeParts: year, month, day, day of week, hour, weekend
 _REGISTER_LOCK = threading.Lock()
 _registered = False
 
@@ -205,12 +204,14 @@ def _datetime_shape(operator: Any) -> None:
     from skl2onnx.common.data_types import DoubleTensorType
 
     width = _width(operator)
+    parts = len(operator.raw_operator.parts)
     operator.outputs[0].type = DoubleTensorType([None, None if width is None
-                                                 else width * _PARTS])
+                                                 else width * parts])
 
 
 def _convert_datetime(scope: Any, operator: Any, container: Any) -> None:
-    """Seconds since the epoch (float64, NaN: missing) -> the six calendar parts."""
+    """Seconds since the epoch (float64, NaN: missing) -> the six calendar parts, and the
+    days elapsed since the epoch when the transformer has them."""
     from onnx import TensorProto
 
     g = _Graph(scope, container)
@@ -247,10 +248,12 @@ def _convert_datetime(scope: Any, operator: Any, container: Any) -> None:
     weekend = g.op("Cast", g.op("GreaterOrEqual", weekday, i(5)), to=TensorProto.INT64)
     width = len(operator.raw_operator.columns_)  # -1 cannot stand for 0 rows: use widths
     nan, shape3 = g.const(np.nan, f64), i([-1, width, 1])
-    parts = [g.op("Reshape", g.op("Where", missing, nan, g.op(
-        "Cast", part, to=TensorProto.DOUBLE)), shape3)
-        for part in (year, month, day, weekday, hour, weekend)]
-    g.op("Reshape", g.op("Concat", *parts, axis=2), i([-1, width * _PARTS]),
+    calendar = [g.op("Cast", part, to=TensorProto.DOUBLE)
+                for part in (year, month, day, weekday, hour, weekend)]
+    if len(operator.raw_operator.parts) > len(calendar):  # the days elapsed, fractional
+        calendar.append(g.op("Div", seconds, g.const(86400.0, f64)))
+    parts = [g.op("Reshape", g.op("Where", missing, nan, part), shape3) for part in calendar]
+    g.op("Reshape", g.op("Concat", *parts, axis=2), i([-1, width * len(calendar)]),
          out=operator.outputs[0].full_name)
 
 

@@ -10,8 +10,9 @@ differ from scikit-learn:
   inputs (missing -> ``"__missing__"`` / ``""``, values -> ``str``; text lowercased when
   the vectoriser lowercases, as ONNX Runtime's lowercasing needs a system locale); in the
   graph they are identities.
-- ``DatetimeParts``: seconds since the epoch in, year, month, day, weekday, hour and the
-  weekend flag out, by integer arithmetic (days -> civil date, H. Hinnant's algorithm).
+- ``DatetimeParts``: seconds since the epoch in, year, month, day, weekday, hour, the
+  weekend flag out, by integer arithmetic (days -> civil date, H. Hinnant's algorithm),
+  and the days elapsed since the epoch.
 - ``SimpleImputer`` with ``add_indicator``; ``OneHotEncoder`` with infrequent categories
   and unknown values; ``TargetEncoder`` (multiclass too, float64 encodings); TF-IDF's
   sublinear ``1 + log(tf)`` (skl2onnx writes ``log(1 + tf)``).
@@ -51,7 +52,7 @@ __all__ = ["CACHE_DIR", "NotConvertible", "OnnxRuntime", "convert", "load_onnx_r
 log = logging.getLogger("forgeline.serving")
 
 CACHE_DIR = ".onnx-cache"  # inside the package directory; not listed in its manifest
-_CONVERTER_VERSION = 2  # bump when the graphs this module writes change
+_CONVERTER_VERSION = 3  # bump when the graphs this module writes change
 _INPUTS_KEY = "forgeline.inputs"  # metadata: [[input name, [model column, ...]], ...]
 _NUMBERS, _STRINGS = "numbers", "strings"  # the graph's inputs
 _NUMBER, _CATEGORY, _DATETIME = "number", "category", "datetime"

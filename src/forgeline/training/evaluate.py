@@ -31,6 +31,7 @@ MAX_RESIDUAL_POINTS = 2000
 MAX_SLICE_CATEGORIES = 10  # a numeric sensitive column with more values is cut into quartiles
 CALIBRATION_BINS = 10
 MISSING_SLICE = "(missing)"
+RECENT_SHARE = 0.25  # the newest quarter of the test rows is scored on its own
 
 # The metrics each slice row carries (the primary metric is always added).
 KEY_METRICS: dict[Task, tuple[str, ...]] = {
@@ -61,6 +62,26 @@ def _score(metric: Metric, y: np.ndarray, label: np.ndarray, proba: np.ndarray |
             return metric(y, proba if metric.needs_proba else label, classes)
         except ValueError:
             return math.nan
+
+
+def _recent(times: pd.Series, task: Task, names: list[str], y: np.ndarray, label: np.ndarray,
+            proba: np.ndarray | None, classes: np.ndarray | None) -> dict[str, Any] | None:
+    """The key metrics of the newest quarter of the test rows (at least MIN_SLICE_ROWS);
+    None when the times cannot be read or there are too few rows."""
+    when = pd.to_datetime(times.reset_index(drop=True), errors="coerce", utc=True,
+                          format="mixed") if not pd.api.types.is_numeric_dtype(times) \
+        else times.reset_index(drop=True).astype(float)
+    valid = when.notna().to_numpy()
+    n = max(MIN_SLICE_ROWS, int(np.ceil(RECENT_SHARE * valid.sum())))
+    if valid.sum() < 2 * n:
+        return None
+    order = np.argsort(when.to_numpy()[valid], kind="stable")
+    rows = np.flatnonzero(valid)[order[-n:]]
+    metrics = {name: _score(METRICS[name], y[rows], label[rows],
+                            None if proba is None else proba[rows], classes) for name in names}
+    newest = when.iloc[rows]
+    return {"column": str(times.name), "share": RECENT_SHARE, "rows": int(n),
+            "from": str(newest.min()), "to": str(newest.max()), "metrics": metrics}
 
 
 def _thin(*arrays: np.ndarray) -> list[list[float]]:
@@ -257,7 +278,7 @@ def _check(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str,
 def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
              metric: str | None = None, sensitive: pd.DataFrame | None = None, seed: int = 0,
              importance_rows: int = 2000, importance_repeats: int = 3,
-             threshold: float = 0.5) -> Evaluation:
+             threshold: float = 0.5, times: pd.Series | None = None) -> Evaluation:
     """Evaluate a fitted model on a held-out split.
 
     Args:
@@ -274,6 +295,9 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
         importance_repeats: Permutations per feature; 0 skips importance.
         threshold: Probability of the positive class (``classes_[1]``) from which a binary
             model predicts it.
+        times: Each test row's time (the spec's time column), aligned with ``X``: the
+            newest quarter of the test rows is also scored on its own (``recent``), since
+            that is the period production is most like.
 
     Returns:
         The Evaluation: every applicable metric, curves, residuals, importance, slices and
@@ -314,4 +338,6 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
         residuals=_residuals(y_true, label, seed) if task is Task.REGRESSION else None,
         importance=_importance(model, X, y_true, score, seed, importance_rows,
                                importance_repeats),
-        slices=slices, fairness=fairness)
+        slices=slices, fairness=fairness,
+        recent=None if times is None else _recent(times, task, slice_names, y_true, label,
+                                                  proba, classes))

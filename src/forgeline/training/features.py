@@ -4,7 +4,8 @@ numeric      median imputation (+ missing indicators) and scaling
 categorical  missing -> "__missing__", then one-hot (unseen categories ignored) or, above
              ``max_onehot`` categories with encoding "auto", cross-fitted target encoding
 boolean      as a two-value categorical
-datetime     year, month, day, day of week, hour, weekend flag; then as numeric
+datetime     year, month, day, day of week, hour, weekend flag and the days elapsed since
+             1970 (the position in time); then as numeric (imputed, scaled)
 text         TF-IDF of words and word pairs
 id           never a feature
 
@@ -30,6 +31,9 @@ from forgeline.packaging.transformers import AsText, Categories, DatetimeParts
 # before they moved to forgeline.packaging.transformers (whose files name them
 # forgeline.training.features.*) still load.
 __all__ = ["build_preprocessor"]
+
+_DENSE_TERMS = 300
+
 
 def _folds(target_type: str, seed: int) -> KFold:
     """Target encoding is cross-fitted inside the training data: out-of-fold means only."""
@@ -62,9 +66,9 @@ def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str
             SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
             StandardScaler()), numeric))
     if dates:
-        steps.append(("datetime", make_pipeline(
-            DatetimeParts(), SimpleImputer(strategy="median", keep_empty_features=True)),
-            dates))
+        steps.append(("datetime", make_pipeline(  # scaled: the days elapsed run to ~20,000
+            DatetimeParts(), SimpleImputer(strategy="median", keep_empty_features=True),
+            StandardScaler()), dates))
     if one_hot:
         steps.append(("onehot", make_pipeline(
             Categories(), OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5,
@@ -75,7 +79,9 @@ def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str
             Categories(), TargetEncoder(target_type=target_type, cv=_folds(target_type, seed))),
             target_encoded))
     for name in texts:
-        tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=2000,
+        # a dense matrix (for estimators that refuse sparse input) keeps fewer terms
+        tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2,
+                                max_features=_DENSE_TERMS if dense else 2000,
                                 sublinear_tf=True)
         steps.append((f"text_{name}", Pipeline([("text", AsText()), ("tfidf", tfidf)]), name))
     return ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0 if dense else 0.3,

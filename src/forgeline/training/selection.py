@@ -5,8 +5,15 @@ an optimistic estimate (the winner of many noisy comparisons), and a flexible fa
 large search space wins by margins far smaller than the noise of the folds. The
 one-standard-error rule (Breiman et al. 1984; Hastie, Tibshirani & Friedman, *The Elements
 of Statistical Learning*, 7.10) takes the best complete trial of each family and, among the
-families whose mean CV score is within one standard error of the overall best (the standard
-error of the best trial's fold scores, in the metric's direction), chooses the simplest.
+families within one standard error of the overall best, chooses the simplest.
+
+"Within one standard error" is judged fold by fold: every trial is scored on the same
+folds, so a family is within when its mean shortfall against the best, fold by fold, is at
+most the standard error of those paired differences. The spread of the folds themselves
+(how hard each fold is) cancels out of a paired difference, so the rule trades away only
+what the noise of the comparison allows: a family that loses on every fold is not within
+however noisy the folds are, while one that wins some folds and loses others is. Trials
+scored on different folds fall back to the standard error of the best trial's scores.
 
 Simplicity is a fixed order of families (``ModelKind.complexity`` in the zoo):
 
@@ -58,10 +65,13 @@ class Candidate:
     se: float  # standard error of its fold scores
     complexity: int
     within: bool = False  # within one SE of the overall best (always True for the best)
+    gap: float = 0.0  # mean shortfall against the best, fold by fold, in the metric's units
+    gap_se: float = 0.0  # the standard error of that shortfall
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "trial": self.trial, "score": self.score, "se": self.se,
-                "complexity": self.complexity, "within_one_se": self.within}
+                "complexity": self.complexity, "within_one_se": self.within,
+                "gap": self.gap, "gap_se": self.gap_se}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +82,7 @@ class Selection:
     chosen: TrialOutcome  # the trial refitted and evaluated
     best: TrialOutcome  # the trial with the best mean CV score
     candidates: tuple[Candidate, ...]  # one per family with a complete trial, best first
-    bound: float | None  # the score a family had to reach (one_se), else None
+    bound: float | None  # one_se: the best score less one SE of its folds (for reference)
     reason: str
 
     @property
@@ -129,10 +139,7 @@ def select_model(trials: Sequence[TrialOutcome], metric: Metric, rule: str = "on
     top, best = ranked[0]
     best_se = fold_se(best.fold_scores)
     bound = top - sign * best_se
-    candidates = tuple(
-        Candidate(t.model, t.number, score, fold_se(t.fold_scores), level(t.model),
-                  within=sign * (score - bound) >= 0)
-        for score, t in ranked)
+    candidates = tuple(_candidate(t, score, best, sign, level(t.model)) for score, t in ranked)
     name = metric.name
     if rule == "best":
         return Selection(rule, best, best, candidates, None,
@@ -148,6 +155,22 @@ def select_model(trials: Sequence[TrialOutcome], metric: Metric, rule: str = "on
                      else "; it is the simplest family within one standard error"))
     else:
         reason = (f"{chosen.model} (cv {name} {pick.score:.4f}) is within one standard "
-                  f"error of the best, {best.model} ({top:.4f} ± {best_se:.4f} SE), "
-                  "and simpler")
+                  f"error of the best, {best.model} ({top:.4f}): fold by fold it is "
+                  f"{pick.gap:.4f} behind, ± {pick.gap_se:.4f} SE; and simpler")
     return Selection(rule, chosen, best, candidates, bound, reason)
+
+
+def _candidate(t: TrialOutcome, score: float, best: TrialOutcome, sign: float,
+               complexity: int) -> Candidate:
+    """``t`` against the best trial: its shortfall fold by fold and whether it is within
+    one standard error of it (see the module docstring)."""
+    if t is best:
+        return Candidate(t.model, t.number, score, fold_se(t.fold_scores), complexity, True)
+    if len(t.fold_scores) == len(best.fold_scores) and len(t.fold_scores) > 1:
+        shortfalls = [sign * (b - c) for b, c in zip(best.fold_scores, t.fold_scores,
+                                                      strict=True)]
+        gap, gap_se = statistics.fmean(shortfalls), fold_se(shortfalls)
+    else:  # not scored on the same folds: the spread of the best trial's folds
+        gap, gap_se = sign * (best.score - score), fold_se(best.fold_scores)  # type: ignore[operator]
+    return Candidate(t.model, t.number, score, fold_se(t.fold_scores), complexity,
+                     within=gap <= gap_se, gap=gap, gap_se=gap_se)

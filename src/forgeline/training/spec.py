@@ -47,6 +47,8 @@ class SplitSpec(_Strict):
     strategy: SplitStrategy | None = None  # None: time > group > stratified > random
     test_size: float = Field(0.2, gt=0.0, lt=0.9)
     allow_random_on_time: bool = False  # a random split of time-ordered data is refused
+    # random and stratified splits (and their CV folds) keep copies of a row together
+    dedupe: bool = True
 
 
 class FeatureSpec(_Strict):
@@ -64,7 +66,10 @@ class FeatureSpec(_Strict):
 
 class TuningSpec(_Strict):
     trials: int = Field(20, ge=1)
-    timeout_s: float | None = Field(600.0, gt=0)
+    timeout_s: float | None = Field(600.0, gt=0)  # the search alone
+    # the whole run (loading to registration), like FLAML's time_budget: the search leaves
+    # time for the refit and the evaluation, measured from its trials
+    time_budget_s: float | None = Field(None, gt=0)
     cv_folds: int = Field(5, ge=2, le=20)
     n_jobs: int = Field(1, ge=-1)  # parallel trials; -1: one per core
     pruning: bool = True

@@ -1,10 +1,20 @@
 """Hyperparameter tuning: Optuna TPE over the models and their spaces, cross-validated.
 
 Trials run in batches of ``n_jobs`` through the engine, and are told back to the study in
-trial order, so the result depends on the seed alone, not on timing. Each model is first
-tried with its default hyperparameters. A trial is pruned when, after its second fold or
-later, its running mean score is worse than the median of completed trials at that fold
-(MedianPruner's rule, applied inside the worker).
+trial order, so the result depends on the seed alone, not on timing (a time budget aside).
+Each model is first tried with its library's default hyperparameters, the strong and fast
+families first (``ModelKind.first``: a default gradient boosting leads), so a short budget
+is spent where it pays; with imbalanced classes the leading family is also tried with
+balanced class weights, and afterwards ``balanced`` is a hyperparameter like the others.
+A trial is pruned when, after its second fold or later, its running mean score is worse
+than the median of completed trials at that fold (MedianPruner's rule, applied inside the
+worker).
+
+Time: a :class:`Deadline` says when tuning must end (``tuning.timeout_s`` from its start,
+and for a whole-run budget, ``tuning.time_budget_s``, the run's end less what the refit
+and the evaluation of the best trial so far will take). Once a trial has completed, a
+trial that would run past the deadline stops between folds, and a trial of a family
+whose measured cost exceeds the time left is skipped with a note; tuning ends there.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 
 from forgeline.data.schema import Schema
+from forgeline.data.split import keep_together
 from forgeline.engines import Engine
 from forgeline.entities import SplitStrategy, Task
 from forgeline.errors import ForgelineError
@@ -39,10 +50,50 @@ from forgeline.training.spec import TuningSpec
 from forgeline.training.trials import TrialOutcome
 from forgeline.training.zoo import ZOO, ModelKind
 
-__all__ = ["ModelPlan", "TuningResult", "cv_folds", "score_model", "tune"]
+__all__ = ["BALANCED", "Deadline", "ModelPlan", "TuningResult", "cv_folds", "reserve",
+           "score_model", "tune"]
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
 _STARTUP_TRIALS = 5
+BALANCED = "balanced"  # the trial parameter that weights the classes
+BUDGET_NOTE = "stopped at the time budget"
+_RESERVE_S = 5.0  # the model package, the report, the registration (measured: 3-5 s)
+
+
+def _hyper(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's model hyperparameters (without the class-weight switch)."""
+    return {k: v for k, v in params.items() if k != BALANCED}
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When tuning must end, in seconds since the epoch (``time.time()``).
+
+    Attributes:
+        fixed: the end of ``tuning.timeout_s``, or None.
+        run_end: the end of the whole-run budget ``tuning.time_budget_s``, or None; tuning
+            then leaves time for the refit and the evaluation of the best trial so far.
+    """
+
+    fixed: float | None = None
+    run_end: float | None = None
+
+    def at(self, best: TrialOutcome | None) -> float | None:
+        """The deadline, given the best complete trial so far (None: no limit)."""
+        ends = [self.fixed] if self.fixed is not None else []
+        if self.run_end is not None:
+            ends.append(self.run_end - reserve(best))
+        return min(ends) if ends else None
+
+
+def reserve(best: TrialOutcome | None) -> float:
+    """Seconds to keep for refitting ``best`` on the whole training split and evaluating it:
+    a refit costs about a fold's fit scaled to all the rows, the evaluation (permutation
+    importance, curves) about as much again."""
+    if best is None or not best.fold_scores:
+        return _RESERVE_S
+    per_fold = best.seconds / len(best.fold_scores)
+    return 3.0 * per_fold + _RESERVE_S
 
 
 @dataclass(frozen=True)
@@ -54,7 +105,7 @@ class ModelPlan:
     features: tuple[str, ...]
     metric: str
     seed: int
-    weighted: bool
+    imbalanced: bool  # class weights are worth trying (the rarest class under a quarter)
     encoding: str = "auto"
     max_onehot: int = 20
 
@@ -70,7 +121,8 @@ class ModelPlan:
                                       max_onehot=self.max_onehot, dense=kind.dense,
                                       seed=self.seed, target_type=target_type)
         return Pipeline([("features", features),
-                         ("model", kind.build(self.task, params, self.seed, self.weighted))])
+                         ("model", kind.build(self.task, _hyper(params), self.seed,
+                                              bool(params.get(BALANCED))))])
 
 
 def score_model(model: Pipeline, X: pd.DataFrame, y: pd.Series, metric: Metric) -> float:
@@ -81,8 +133,13 @@ def score_model(model: Pipeline, X: pd.DataFrame, y: pd.Series, metric: Metric) 
 
 def cv_folds(task: Task, y: pd.Series, n_folds: int, seed: int, *,
              strategy: SplitStrategy | None = None, groups: pd.Series | None = None,
-             times: pd.Series | None = None) -> Folds:
-    """Cross-validation folds inside the training split, matching how it was split off."""
+             times: pd.Series | None = None, copies: np.ndarray | None = None) -> Folds:
+    """Cross-validation folds inside the training split, matching how it was split off.
+
+    ``copies`` (per row, its group of copies, -1 for none): each group is kept in one fold
+    (:func:`forgeline.data.split.keep_together`), so no validation row is a copy of a row
+    the model was fitted on.
+    """
     index = np.arange(len(y))
     classify = task is not Task.REGRESSION
     if strategy is SplitStrategy.TIME and times is not None:
@@ -94,7 +151,15 @@ def cv_folds(task: Task, y: pd.Series, n_folds: int, seed: int, *,
         return list(splitter.split(index, y, groups))
     splitter = (StratifiedKFold(n_folds, shuffle=True, random_state=seed) if classify
                 else KFold(n_folds, shuffle=True, random_state=seed))
-    return list(splitter.split(index, y))
+    folds = list(splitter.split(index, y))
+    if copies is None or not (copies >= 0).any():
+        return folds
+    fold_of = np.empty(len(y), dtype=np.int64)
+    for k, (_, valid) in enumerate(folds):
+        fold_of[valid] = k
+    fold_of = keep_together(fold_of, copies)
+    return [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k))
+            for k in range(len(folds))]
 
 
 @dataclass
@@ -116,6 +181,7 @@ class _Job:
     y: pd.Series
     folds: Folds
     thresholds: tuple[float | None, ...]  # per fold: the running-mean median to beat
+    deadline: float | None = None  # stop between folds rather than run past it
 
 
 def _run_trial(job: _Job) -> TrialOutcome:
@@ -135,6 +201,12 @@ def _run_trial(job: _Job) -> TrialOutcome:
                         and metric.better(bar, float(np.mean(outcome.fold_scores))):
                     outcome.state = "pruned"
                     break
+                per_fold = (time.perf_counter() - started) / (step + 1)
+                if (job.deadline is not None and step < len(job.folds) - 1
+                        and time.time() + per_fold > job.deadline):
+                    outcome.state, outcome.error = "pruned", (
+                        f"{BUDGET_NOTE} after {step + 1} of {len(job.folds)} folds")
+                    break
         except Exception as e:  # a setting that breaks a model fails the trial, not the run
             outcome.state, outcome.error = "failed", f"{type(e).__name__}: {e}"
     outcome.seconds = time.perf_counter() - started
@@ -150,23 +222,59 @@ def _thresholds(done: Sequence[TrialOutcome], n_folds: int, pruning: bool
                  for step in range(n_folds))
 
 
-def _params(trial: optuna.Trial, kinds: Sequence[ModelKind], defaults: bool
-            ) -> tuple[str, dict[str, Any]]:
+def _params(trial: optuna.Trial, kinds: Sequence[ModelKind], default: dict[str, Any] | None,
+            imbalanced: bool) -> tuple[str, dict[str, Any]]:
+    """The model and its parameters: the library's defaults for a default trial (with
+    balanced class weights when it says so), else sampled from the family's space."""
     names = [k.name for k in kinds]
     model = trial.suggest_categorical("model", names) if len(names) > 1 else names[0]
-    return model, ({} if defaults else ZOO[model].space(trial))
+    if default is not None:
+        return model, {BALANCED: True} if default.get(BALANCED) else {}
+    params = ZOO[model].space(trial)
+    if imbalanced:
+        params[BALANCED] = trial.suggest_categorical(BALANCED, [False, True])
+    return model, params
+
+
+def _defaults(kinds: Sequence[ModelKind], imbalanced: bool, trials: int
+              ) -> list[dict[str, Any]]:
+    """The default trials, in the order they run: each family's defaults, the strong and
+    fast ones first, and the leader again with balanced class weights when imbalanced."""
+    ordered = [{"model": k.name} for k in sorted(kinds, key=lambda k: k.first)]
+    if imbalanced:
+        ordered.insert(1, {**ordered[0], BALANCED: True})
+    return ordered[:trials]
+
+
+def _too_slow(kind: str, done: Sequence[TrialOutcome], n_folds: int, left: float
+              ) -> str | None:
+    """Why a trial of ``kind`` is skipped: its family's measured cost exceeds ``left``."""
+    spent = [t.seconds / len(t.fold_scores) for t in done if t.model == kind and t.fold_scores]
+    if not spent:
+        return None
+    cost = statistics.median(spent) * n_folds
+    if cost <= left:
+        return None
+    return (f"skipped: a {kind} trial takes about {cost:.0f} s and {max(left, 0):.0f} s "
+            "of the time budget are left")
 
 
 def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Series,
          folds: Folds, spec: TuningSpec, engine: Engine,
-         on_trial: Callable[[TrialOutcome, TrialOutcome | None], None] | None = None
-         ) -> TuningResult:
-    """Search ``spec.trials`` trials (or until ``spec.timeout_s``); choose the model to
-    refit by ``spec.select`` (see :mod:`forgeline.training.selection`).
+         on_trial: Callable[[TrialOutcome, TrialOutcome | None], None] | None = None, *,
+         deadline: Deadline | None = None) -> TuningResult:
+    """Search ``spec.trials`` trials (or until the deadline); choose the model to refit by
+    ``spec.select`` (see :mod:`forgeline.training.selection`).
 
-    ``on_trial(outcome, best_so_far)`` is called in trial order, in this process.
+    Args:
+        deadline: when tuning must end; by default ``spec.timeout_s`` from now.
+        on_trial: ``on_trial(outcome, best_so_far)``, called in trial order, in this
+            process.
     """
     metric = plan.scorer
+    if deadline is None:
+        deadline = Deadline(fixed=None if spec.timeout_s is None
+                            else time.time() + spec.timeout_s)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -174,26 +282,34 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
                                              n_startup_trials=max(5, len(kinds)))
     study = optuna.create_study(direction="maximize" if metric.greater_is_better
                                 else "minimize", sampler=sampler)
-    defaults = [k.name for k in kinds] if spec.trials >= 2 * len(kinds) else []
-    for name in defaults:
+    defaults = _defaults(kinds, plan.imbalanced, spec.trials)
+    for default in defaults:
         if len(kinds) > 1:
-            study.enqueue_trial({"model": name})
+            study.enqueue_trial({"model": default["model"]})
     done: list[TrialOutcome] = []
     best: TrialOutcome | None = None
-    started = time.monotonic()
-    while len(done) < spec.trials and (spec.timeout_s is None
-                                       or time.monotonic() - started < spec.timeout_s):
+    while len(done) < spec.trials:
+        end = deadline.at(best)
+        if end is not None and time.time() >= end and best is not None:
+            break
         thresholds = _thresholds(done, len(folds), spec.pruning)
         batch = []
         for _ in range(min(engine.n_jobs, spec.trials - len(done))):
             trial = study.ask()
-            is_default = trial.number < len(defaults)
-            model, params = _params(trial, kinds, is_default)
-            batch.append((trial, _Job(TrialOutcome(trial.number, model, params,
-                                                   defaults=is_default),
-                                      plan, X, y, folds, thresholds)))
-        for (trial, _), outcome in zip(batch, engine.map(_run_trial, [j for _, j in batch]),
-                                       strict=True):
+            number = trial.number
+            default = defaults[number] if number < len(defaults) else None
+            model, params = _params(trial, kinds, default, plan.imbalanced)
+            outcome = TrialOutcome(number, model, params, defaults=default is not None)
+            skip = None if end is None or best is None else _too_slow(
+                model, done, len(folds), end - time.time())
+            if skip is not None:
+                outcome.state, outcome.error = "pruned", skip
+            batch.append((trial, _Job(outcome, plan, X, y, folds, thresholds,
+                                      None if best is None else end)))
+        ran = engine.map(_run_trial, [j for _, j in batch if j.outcome.error is None])
+        results = iter(ran)
+        for trial, job in batch:
+            outcome = job.outcome if job.outcome.error is not None else next(results)
             for step, _ in enumerate(outcome.fold_scores):
                 trial.report(float(np.mean(outcome.fold_scores[: step + 1])), step)
             if outcome.state == "complete":

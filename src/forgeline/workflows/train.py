@@ -19,20 +19,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
-from forgeline.data.findings import Finding
+from forgeline.data.findings import Finding, Severity
 from forgeline.data.inference import infer_schema, infer_task
 from forgeline.data.io import load_table
-from forgeline.data.leakage import check_leakage, enforce
+from forgeline.data.leakage import check_leakage, copy_columns, copy_groups, enforce
 from forgeline.data.profile import build_profile, reference_extras
 from forgeline.data.schema import ColumnKind, Schema
-from forgeline.data.split import split_frame
+from forgeline.data.split import choose_strategy, split_frame
 from forgeline.data.validation import validate
 from forgeline.data.versioning import dataset_version
 from forgeline.engines import get_engine
-from forgeline.entities import GIT_COMMIT, GIT_DIRTY, Evaluation, ModelVersion, Policy, Task
+from forgeline.entities import (
+    GIT_COMMIT,
+    GIT_DIRTY,
+    Evaluation,
+    ModelVersion,
+    Policy,
+    SplitStrategy,
+    Task,
+)
 from forgeline.errors import InvalidInput
 from forgeline.metrics import METRICS, get_metric
 from forgeline.packaging.package import save_package
@@ -52,7 +61,14 @@ from forgeline.training.layout import (
 )
 from forgeline.training.spec import TrainSpec, load_spec
 from forgeline.training.trials import TrialOutcome
-from forgeline.training.tuning import ModelPlan, TuningResult, cv_folds, score_model, tune
+from forgeline.training.tuning import (
+    Deadline,
+    ModelPlan,
+    TuningResult,
+    cv_folds,
+    score_model,
+    tune,
+)
 from forgeline.training.zoo import resolve_models
 from forgeline.util.progress import Progress
 
@@ -73,6 +89,8 @@ class TrainResult:
     report: Path  # a local copy of the HTML report
     # how the model family was chosen: rule, chosen, best_by_score, reason, candidates
     selection: dict[str, Any] = field(default_factory=dict)
+    # with a time column: the score on the newest quarter of the test rows
+    recent_score: float | None = None
 
 
 def _overrides(spec: TrainSpec) -> dict[str, ColumnKind]:
@@ -84,10 +102,13 @@ def _overrides(spec: TrainSpec) -> dict[str, ColumnKind]:
 
 
 def _feature_columns(schema: Schema, spec: TrainSpec) -> tuple[str, ...]:
-    """Every column but ids, the sensitive columns (sliced on, not learned from), and the
-    time and group columns (they describe the split, not the case)."""
+    """Every column but ids, the sensitive columns (sliced on, not learned from) and the
+    group column (it says which rows belong together, not what a case is). The time column
+    is a feature: its calendar parts and its position in time (the days elapsed), so a
+    model can follow a trend and learn the most recent regime; time-split folds measure
+    that honestly."""
     d = spec.data
-    excluded = {*d.sensitive, d.time_column, d.group_column}
+    excluded = {*d.sensitive, d.group_column}
     features = tuple(c for c in schema.names() if c not in excluded
                      and schema[c].kind is not ColumnKind.ID)
     if not features:
@@ -96,8 +117,9 @@ def _feature_columns(schema: Schema, spec: TrainSpec) -> tuple[str, ...]:
     return features
 
 
-def _weighted(task: Task, y: pd.Series) -> bool:
-    """Weight classes when the rarest is under a quarter of the most common."""
+def _imbalanced(task: Task, y: pd.Series) -> bool:
+    """Class weights are worth trying: the rarest class is under a quarter of the most
+    common (the search then keeps them only where the metric says they help)."""
     if task is Task.REGRESSION:
         return False
     counts = y.value_counts()
@@ -116,6 +138,29 @@ def _passes(spec: TrainSpec, evaluation: Evaluation, greater_is_better: bool) ->
     verdict = "passes" if ok else "fails"
     return ok, (f"test {evaluation.metric} {evaluation.score:.4f} {verdict} "
                 f"{relation} {gate.min_score}")
+
+
+def _recent_summary(evaluation: Evaluation) -> dict[str, str]:
+    """The newest test rows' score, for the report and the card (with a time column)."""
+    recent = evaluation.recent
+    if not recent:
+        return {}
+    score = recent["metrics"].get(evaluation.metric)
+    key = f"test {evaluation.metric}, newest {recent['share']:.0%} ({recent['column']})"
+    return {key: f"{score:.4f} on {recent['rows']} rows from {recent['from']} to "
+                 f"{recent['to']}" if score is not None else "not defined on those rows"}
+
+
+def _kept_together(copies: np.ndarray | None) -> list[Finding]:
+    """Say how many groups of copies the split and the folds kept together."""
+    if copies is None or not (copies >= 0).any():
+        return []
+    groups, rows = int(copies.max()) + 1, int((copies >= 0).sum())
+    return [Finding("copies_kept_together", Severity.INFO,
+                    f"{groups} groups of identical rows ({rows} rows) were each kept on one "
+                    "side of the split and in one cross-validation fold, so no test row is a "
+                    "copy of a training row (split.dedupe: false turns this off).", (),
+                    {"groups": groups, "rows": rows})]
 
 
 def _log_trial(client: Client, parent: ActiveRun, experiment: str, outcome: TrialOutcome,
@@ -148,6 +193,7 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
             logs through :mod:`logging` by default.
         parent_run_id: makes the training run a child (e.g. of a retraining cycle).
     """
+    started_at = time.time()
     spec = load_spec(spec, tuple(overrides))
     client = client or Client()
     progress = progress or Progress()
@@ -164,16 +210,19 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         task = spec.task or infer_task(frame[d.target])
         report = validate(frame, schema, task)
         frame = frame[frame[d.target].notna()]
+        strategy = choose_strategy(spec.split.strategy, task, d.time_column, d.group_column)
+        copies = (copy_groups(frame, copy_columns(schema, frame)) if spec.split.dedupe
+                  and strategy in (SplitStrategy.RANDOM, SplitStrategy.STRATIFIED) else None)
         train_index, test_index = split_frame(
-            frame, spec.split.strategy, spec.split.test_size, spec.seed, target=d.target,
+            frame, strategy, spec.split.test_size, spec.seed, target=d.target,
             task=task, time_column=d.time_column, group_column=d.group_column,
-            allow_random_on_time=spec.split.allow_random_on_time)
+            allow_random_on_time=spec.split.allow_random_on_time, copies=copies)
         train_frame, test_frame = frame.loc[train_index], frame.loc[test_index]
         policy = spec.leakage
         if spec.split.allow_random_on_time and policy.time_travel is Policy.FAIL:
             # The user asked for a random split of time-ordered data: report, don't refuse.
             policy = policy.model_copy(update={"time_travel": Policy.WARN})
-        findings = list(report.findings) + check_leakage(
+        findings = list(report.findings) + _kept_together(copies) + check_leakage(
             train_frame, test_frame, schema, task, policy, time_column=d.time_column,
             group_column=d.group_column, seed=spec.seed)
         _log_json(run, {"validation": report.to_dict(),
@@ -185,16 +234,22 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         features = _feature_columns(schema, spec)
         X, y = train_frame[list(features)], train_frame[d.target]
         plan = ModelPlan(task, schema, features, get_metric(spec.metric, task).name,
-                         spec.seed, _weighted(task, y), spec.features.encoding,
+                         spec.seed, _imbalanced(task, y), spec.features.encoding,
                          spec.features.max_onehot)
         kinds = resolve_models(spec.models, task)
         run.log_params({"task": task.value, "metric": plan.metric, "rows_train": len(X),
                         "rows_test": len(test_frame), "features": len(features),
-                        "class_weights": plan.weighted})
-        folds = cv_folds(task, y, spec.tuning.cv_folds, spec.seed, strategy=spec.split.strategy,
+                        "imbalanced": plan.imbalanced})
+        folds = cv_folds(task, y, spec.tuning.cv_folds, spec.seed, strategy=strategy,
                          groups=train_frame[d.group_column] if d.group_column else None,
-                         times=train_frame[d.time_column] if d.time_column else None)
+                         times=train_frame[d.time_column] if d.time_column else None,
+                         copies=None if copies is None
+                         else copies[frame.index.get_indexer(train_index)])
         started = time.monotonic()
+        budget = spec.tuning.time_budget_s
+        timeout = spec.tuning.timeout_s
+        deadline = Deadline(fixed=None if timeout is None else time.time() + timeout,
+                            run_end=None if budget is None else started_at + budget)
         progress.task("tuning", spec.tuning.trials, "trials")
         pruned = 0
 
@@ -205,11 +260,14 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
             text = (f"best {plan.metric} {best.score:.4f} ({best.model})"
                     if best is not None and best.score is not None
                     else "no trial finished yet")
+            end = deadline.at(best)
+            if end is not None:  # the time the search has left, within the budget
+                text += f", {max(0.0, end - time.time()):.0f} s left to search"
             progress.advance(1, text + (f", {pruned} pruned" if pruned else ""))
 
         try:
             tuned = tune(plan, kinds, X, y, folds, spec.tuning,
-                         get_engine(None, spec.tuning.n_jobs), on_trial)
+                         get_engine(None, spec.tuning.n_jobs), on_trial, deadline=deadline)
         finally:
             progress.done()
         run.log_metric("tuning_seconds", time.monotonic() - started)
@@ -228,15 +286,20 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
                                                         train_frame[d.target])
     sensitive = test_frame[list(d.sensitive)] if d.sensitive else None
     evaluation = evaluate(model, test_frame[features], test_frame[d.target], plan.task,
-                          metric=plan.metric, sensitive=sensitive, seed=spec.seed)
+                          metric=plan.metric, sensitive=sensitive, seed=spec.seed,
+                          times=test_frame[d.time_column] if d.time_column else None)
     progress.status("Writing the model package and the report")
     run.log_params({"model": best.model, **{f"model.{k}": v for k, v in best.params.items()}})
     run.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
+    if evaluation.recent:  # the newest quarter of the test rows, by the time column
+        run.log_metrics({f"test_newest_{k}": v for k, v in evaluation.recent["metrics"].items()
+                         if v is not None})
     run.log_metric(f"cv_{plan.metric}", best.score or float("nan"))
     tags = client.get_run(run.run_id).tags
     summary = {"model name": spec.name, "run id": run.run_id, "task": plan.task.value,
                "model": best.model, f"test {plan.metric}": round(evaluation.score, 4),
                f"cv {plan.metric}": round(best.score or float("nan"), 4),
+               **_recent_summary(evaluation),
                "model selection": tuned.selection.reason,
                "dataset": f"{dataset.name} ({dataset.digest[:12]})",
                "rows (train / test)": f"{len(train_frame)} / {len(test_frame)}",
@@ -257,10 +320,12 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
                                      None if classes is None else list(classes))
     profile = build_profile(train_frame[[*features, d.target]], schema)
     # What monitoring compares production with beyond the columns: the test predictions'
-    # distribution and a PCA reference for multivariate drift.
+    # distribution, a PCA reference for multivariate drift, and the event-time column
+    # (not a feature) that its time windows follow.
+    times = train_frame[d.time_column] if d.time_column in train_frame.columns else None
     profile.update(reference_extras(model, train_frame[features], test_frame[features], schema,
                                     plan.task.value, classes, y_test=test_frame[d.target],
-                                    profile=profile, seed=spec.seed))
+                                    profile=profile, seed=spec.seed, times=times))
     with tempfile.TemporaryDirectory() as tmp:
         package = save_package(Path(tmp) / "model", model, signature, profile=profile,
                                metrics=evaluation.to_dict()["metrics"], card=card)
@@ -288,7 +353,8 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
     progress.done()
     return TrainResult(run.run_id, plan.task, plan.metric, evaluation.score,
                        best.score or float("nan"), best.model, best.params, version, reason,
-                       local, tuned.selection.to_dict())
+                       local, tuned.selection.to_dict(),
+                       (evaluation.recent or {}).get("metrics", {}).get(plan.metric))
 
 
 def _log_selection(run: ActiveRun, progress: Progress, tuned: TuningResult, metric: str
