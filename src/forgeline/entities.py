@@ -201,6 +201,7 @@ class Evaluation:
     fairness: dict[str, dict[str, Any]]
     min_slice_rows: int = MIN_SLICE_ROWS
     recent: dict[str, Any] | None = None
+    importance_note: str | None = None  # how importance was cut to fit a time budget
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict: numpy scalars made plain, NaN and infinity made None."""

@@ -146,6 +146,51 @@ def test_importance_is_per_raw_column_and_ranks_the_planted_feature_first() -> N
     assert ev.importance[0]["mean"] > 0.2 and ev.importance[0]["std"] >= 0
 
 
+class _Slow:
+    """A model whose every prediction takes ``delay`` seconds: the cost of a wide pipeline."""
+
+    def __init__(self, model, delay: float) -> None:
+        self.model, self.delay, self.classes_ = model, delay, model.classes_
+
+    def fit(self, X, y):  # permutation_importance never refits; here for the protocol
+        return self
+
+    def predict_proba(self, X):
+        import time
+
+        time.sleep(self.delay)
+        return self.model.predict_proba(X)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def test_importance_fits_the_time_it_is_given() -> None:
+    """With a time allowance, repeats and then rows are cut so importance ends in time (and
+    the note says so); with too little, it is skipped and says why; without, nothing is cut."""
+    import time
+
+    X, signal = _planted(600)
+    y = (signal > 0).astype(int)
+    fitted = make_pipeline(ColumnTransformer([("cat", OneHotEncoder(), ["cat"])],
+                                             remainder=StandardScaler()),
+                           LogisticRegression()).fit(X, y)
+    model = _Slow(fitted, 0.02)
+    calls_per_repeat = X.shape[1]
+    full = evaluate(model, X, pd.Series(y), "binary", importance_repeats=3)
+    assert full.importance_note is None and len(full.importance) == X.shape[1]
+    allowed = 0.02 * (calls_per_repeat + 2) * 1.5  # about one repeat and a half
+    started = time.perf_counter()
+    cut = evaluate(model, X, pd.Series(y), "binary", importance_repeats=3,
+                   importance_seconds=allowed)
+    assert cut.importance_note is not None and "cut to 1 repeat" in cut.importance_note
+    assert cut.importance[0]["feature"] == "strong"
+    assert time.perf_counter() - started < allowed + 1.0  # the evaluation's own predictions
+    skipped = evaluate(model, X, pd.Series(y), "binary", importance_seconds=0.01)
+    assert skipped.importance == [] and "skipped to stay in the time budget" in str(
+        skipped.importance_note)
+
+
 def test_regression_importance_and_residual_sample_cap() -> None:
     X, signal = _planted(2500)
     X = X.drop(columns="cat")

@@ -23,10 +23,12 @@ def train_command(
 
     checked = load_spec(spec, tuple(overrides or ()))  # a typo answers before the imports
     from forgeline.cli.progress import RichProgress
+    from forgeline.util.time import process_started_at
     from forgeline.workflows.train import train  # scikit-learn and Optuna load only here
 
-    with RichProgress() as progress:
-        result = train(checked, client=get_client(ctx), progress=progress)
+    with RichProgress() as progress:  # the budget counts from the process's start
+        result = train(checked, client=get_client(ctx), progress=progress,
+                       started_at=process_started_at())
     if as_json:
         print_json(result)
         return

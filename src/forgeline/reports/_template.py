@@ -172,8 +172,10 @@ TRAINING = """{% extends "base.html" %}
 <section id="importance"><h2>Feature importance</h2>
 {% if importance_plot %}<p class="note">Permutation importance on the test split: how much
 {{ metric }} worsens when one input column is shuffled (mean and standard deviation over
-repeats; top {{ max_features }}).</p>{{ importance_plot }}
-{% else %}<p class="empty">Permutation importance was not computed.</p>{% endif %}
+repeats; top {{ max_features }}){% if importance_note %}, {{ importance_note }}{% endif %}.</p>
+{{ importance_plot }}
+{% else %}<p class="empty">Permutation importance was not computed{% if importance_note %}:
+{{ importance_note }}{% endif %}.</p>{% endif %}
 </section>
 
 <section id="fairness"><h2>Slices and fairness</h2>

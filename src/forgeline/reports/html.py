@@ -175,7 +175,7 @@ def render_report(path: Path, *, title: str, evaluation: Evaluation,
                                         plots.precision_recall(ev), plots.calibration(ev)))
                   if p is not None],
         "residuals_plot": html(plots.residuals(ev)),
-        "importance_plot": html(plots.importance(ev)),
+        "importance_plot": html(plots.importance(ev)), "importance_note": ev.importance_note,
         **_data_context(data, html), **_findings_context(findings),
         **_tuning_context(trials, ev, html), **_metrics_context(ev, baseline),
         **_fairness_context(ev, html),

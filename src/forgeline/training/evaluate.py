@@ -9,6 +9,7 @@ one result.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -150,19 +151,47 @@ def _residuals(y: np.ndarray, pred: np.ndarray, seed: int) -> dict[str, Any]:
             "residual": residual[idx].tolist(), **_histogram(residual, 30)}
 
 
+_MIN_IMPORTANCE_ROWS = 200
+
+
 def _importance(model: Any, X: pd.DataFrame, y: np.ndarray, score: Callable[..., float],
-                seed: int, rows: int, repeats: int) -> list[dict[str, float | str]]:
-    """Permutation importance of each raw input column: the drop of the primary score."""
+                seed: int, rows: int, repeats: int, seconds: float | None
+                ) -> tuple[list[dict[str, float | str]], str | None]:
+    """Permutation importance of each raw input column: the drop of the primary score.
+
+    Within ``seconds`` (when given): one scoring is timed, then repeats and then rows are
+    cut to fit (down to one repeat on 200 rows), else importance is skipped; the note
+    says what was done."""
     if repeats == 0 or X.shape[1] == 0:
-        return []
+        return [], None
+    rng = np.random.default_rng(seed)
     if len(X) > rows:
-        idx = np.sort(np.random.default_rng(seed).choice(len(X), rows, replace=False))
+        idx = np.sort(rng.choice(len(X), rows, replace=False))
         X, y = X.iloc[idx], y[idx]
+    note = None
+    if seconds is not None:
+        started = time.perf_counter()
+        score(model, X, y)
+        per_call = time.perf_counter() - started
+        calls = seconds / max(per_call, 1e-6) - 1  # the baseline score is one more call
+        fit = int(calls // X.shape[1])
+        if fit < repeats:
+            share = calls / X.shape[1]  # < 1 repeat: fewer rows, cost ~ rows
+            keep = len(X) if fit >= 1 else int(len(X) * share)
+            if keep < min(_MIN_IMPORTANCE_ROWS, len(X)):
+                return [], (f"skipped to stay in the time budget ({seconds:.0f} s left, "
+                            f"{X.shape[1]} columns at {per_call:.2f} s per scoring)")
+            repeats = max(1, fit)
+            if keep < len(X):
+                idx = np.sort(rng.choice(len(X), keep, replace=False))
+                X, y = X.iloc[idx], y[idx]
+            note = (f"cut to {repeats} repeat{'s' if repeats > 1 else ''} on {len(X):,} rows "
+                    "to stay in the time budget")
     result = permutation_importance(model, X, y, scoring=score, n_repeats=repeats,
                                     random_state=seed, n_jobs=1)
     found = [{"feature": str(name), "mean": float(m), "std": float(s)} for name, m, s in
              zip(X.columns, result.importances_mean, result.importances_std, strict=True)]
-    return sorted(found, key=lambda r: -r["mean"] if math.isfinite(r["mean"]) else math.inf)
+    return sorted(found, key=lambda r: -r["mean"] if math.isfinite(r["mean"]) else math.inf), note
 
 
 def _groups(values: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -278,7 +307,8 @@ def _check(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str,
 def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
              metric: str | None = None, sensitive: pd.DataFrame | None = None, seed: int = 0,
              importance_rows: int = 2000, importance_repeats: int = 3,
-             threshold: float = 0.5, times: pd.Series | None = None) -> Evaluation:
+             threshold: float = 0.5, times: pd.Series | None = None,
+             importance_seconds: float | None = None) -> Evaluation:
     """Evaluate a fitted model on a held-out split.
 
     Args:
@@ -298,6 +328,8 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
         times: Each test row's time (the spec's time column), aligned with ``X``: the
             newest quarter of the test rows is also scored on its own (``recent``), since
             that is the period production is most like.
+        importance_seconds: Time left for permutation importance (a whole-run budget):
+            repeats, then rows, are cut to fit, and ``importance_note`` says so.
 
     Returns:
         The Evaluation: every applicable metric, curves, residuals, importance, slices and
@@ -321,6 +353,8 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
         sign = 1.0 if primary.greater_is_better else -1.0  # importance: higher = matters more
         return sign * _score(primary, np.asarray(y_), lab, prob, classes)
 
+    importance, importance_note = _importance(model, X, y_true, score, seed, importance_rows,
+                                              importance_repeats, importance_seconds)
     slice_names = list(dict.fromkeys([*KEY_METRICS[task], primary.name]))
     slices: dict[str, list[dict[str, Any]]] = {}
     fairness: dict[str, dict[str, Any]] = {}
@@ -336,8 +370,7 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
         skm.confusion_matrix(y_true, label, labels=classes).tolist(),
         curves=_curves(task, y_true, proba, classes, scores),
         residuals=_residuals(y_true, label, seed) if task is Task.REGRESSION else None,
-        importance=_importance(model, X, y_true, score, seed, importance_rows,
-                               importance_repeats),
+        importance=importance, importance_note=importance_note,
         slices=slices, fairness=fairness,
         recent=None if times is None else _recent(times, task, slice_names, y_true, label,
                                                   proba, classes))

@@ -50,14 +50,15 @@ from forgeline.training.spec import TuningSpec
 from forgeline.training.trials import TrialOutcome
 from forgeline.training.zoo import ZOO, ModelKind
 
-__all__ = ["BALANCED", "Deadline", "ModelPlan", "TuningResult", "cv_folds", "reserve",
-           "score_model", "tune"]
+__all__ = ["BALANCED", "EXPLAIN_SHARE", "PACKAGING_S", "Deadline", "ModelPlan",
+           "TuningResult", "cv_folds", "reserve", "score_model", "tune"]
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
 _STARTUP_TRIALS = 5
 BALANCED = "balanced"  # the trial parameter that weights the classes
 BUDGET_NOTE = "stopped at the time budget"
-_RESERVE_S = 5.0  # the model package, the report, the registration (measured: 3-5 s)
+EXPLAIN_SHARE = 0.05  # of a whole-run budget, kept for the permutation importance
+PACKAGING_S = 5.0  # the model package, the report, the registration (measured: 3-5 s)
 
 
 def _hyper(params: dict[str, Any]) -> dict[str, Any]:
@@ -73,16 +74,19 @@ class Deadline:
         fixed: the end of ``tuning.timeout_s``, or None.
         run_end: the end of the whole-run budget ``tuning.time_budget_s``, or None; tuning
             then leaves time for the refit and the evaluation of the best trial so far.
+        explain_s: seconds kept on top for the permutation importance, which scales with
+            the columns and is cut to fit what is left (see ``evaluate``).
     """
 
     fixed: float | None = None
     run_end: float | None = None
+    explain_s: float = 0.0
 
     def at(self, best: TrialOutcome | None) -> float | None:
         """The deadline, given the best complete trial so far (None: no limit)."""
         ends = [self.fixed] if self.fixed is not None else []
         if self.run_end is not None:
-            ends.append(self.run_end - reserve(best))
+            ends.append(self.run_end - reserve(best) - self.explain_s)
         return min(ends) if ends else None
 
 
@@ -91,9 +95,9 @@ def reserve(best: TrialOutcome | None) -> float:
     a refit costs about a fold's fit scaled to all the rows, the evaluation (permutation
     importance, curves) about as much again."""
     if best is None or not best.fold_scores:
-        return _RESERVE_S
+        return PACKAGING_S
     per_fold = best.seconds / len(best.fold_scores)
-    return 3.0 * per_fold + _RESERVE_S
+    return 3.0 * per_fold + PACKAGING_S
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,33 @@ One grammar for every duration a user types (``--since``, ``--every``, ``--monit
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
+from pathlib import Path
 
 from forgeline.errors import InvalidInput
 
-__all__ = ["format_duration", "now_ms", "parse_duration"]
+__all__ = ["format_duration", "now_ms", "parse_duration", "process_started_at"]
 
 _DAY_S = 86_400.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|d|w)?\s*$",
                        re.IGNORECASE)
 _UNIT_S = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
            "d": _DAY_S, "w": 7 * _DAY_S}
+
+
+def process_started_at() -> float:
+    """When this process started (``time.time()`` seconds), so a command's time budget
+    covers its interpreter start and imports too; now where the system does not say."""
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text()
+                    .splitlines() if line.startswith("btime "))
+        started = boot + int(stat[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+    return min(started, time.time())
 
 
 def now_ms() -> int:

@@ -62,6 +62,8 @@ from forgeline.training.layout import (
 from forgeline.training.spec import TrainSpec, load_spec
 from forgeline.training.trials import TrialOutcome
 from forgeline.training.tuning import (
+    EXPLAIN_SHARE,
+    PACKAGING_S,
     Deadline,
     ModelPlan,
     TuningResult,
@@ -182,7 +184,7 @@ def _log_trial(client: Client, parent: ActiveRun, experiment: str, outcome: Tria
 
 def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str] = (), *,
           client: Client | None = None, progress: Progress | None = None,
-          parent_run_id: str | None = None) -> TrainResult:
+          parent_run_id: str | None = None, started_at: float | None = None) -> TrainResult:
     """Train, evaluate and (when it passes) register a model described by ``spec``.
 
     Args:
@@ -192,8 +194,10 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         progress: told what is happening (loading, each tuning trial, the model chosen);
             logs through :mod:`logging` by default.
         parent_run_id: makes the training run a child (e.g. of a retraining cycle).
+        started_at: when the whole-run budget (``tuning.time_budget_s``) started, as
+            ``time.time()``; now by default (the CLI passes its process's start).
     """
-    started_at = time.time()
+    started_at = time.time() if started_at is None else started_at
     spec = load_spec(spec, tuple(overrides))
     client = client or Client()
     progress = progress or Progress()
@@ -249,7 +253,8 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         budget = spec.tuning.time_budget_s
         timeout = spec.tuning.timeout_s
         deadline = Deadline(fixed=None if timeout is None else time.time() + timeout,
-                            run_end=None if budget is None else started_at + budget)
+                            run_end=None if budget is None else started_at + budget,
+                            explain_s=0.0 if budget is None else EXPLAIN_SHARE * budget)
         progress.task("tuning", spec.tuning.trials, "trials")
         pruned = 0
 
@@ -273,13 +278,13 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         run.log_metric("tuning_seconds", time.monotonic() - started)
         _log_selection(run, progress, tuned, plan.metric)
         return _finish(spec, client, run, progress, plan, tuned, train_frame, test_frame,
-                       schema, dataset, report, findings)
+                       schema, dataset, report, findings, deadline.run_end)
 
 
 def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
             plan: ModelPlan, tuned: TuningResult, train_frame: pd.DataFrame,
             test_frame: pd.DataFrame, schema: Schema, dataset: Any, report: Any,
-            findings: list[Finding]) -> TrainResult:
+            findings: list[Finding], run_end: float | None) -> TrainResult:
     d, best, features = spec.data, tuned.chosen, list(plan.features)
     progress.status(f"Refitting {best.model} on the training split and evaluating")
     model = plan.pipeline(best.model, best.params).fit(train_frame[features],
@@ -287,7 +292,9 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
     sensitive = test_frame[list(d.sensitive)] if d.sensitive else None
     evaluation = evaluate(model, test_frame[features], test_frame[d.target], plan.task,
                           metric=plan.metric, sensitive=sensitive, seed=spec.seed,
-                          times=test_frame[d.time_column] if d.time_column else None)
+                          times=test_frame[d.time_column] if d.time_column else None,
+                          importance_seconds=None if run_end is None
+                          else max(0.0, run_end - time.time() - PACKAGING_S))
     progress.status("Writing the model package and the report")
     run.log_params({"model": best.model, **{f"model.{k}": v for k, v in best.params.items()}})
     run.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
