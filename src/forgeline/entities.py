@@ -18,6 +18,7 @@ __all__ = [
     "GIT_DIRTY",
     "MIN_SLICE_ROWS",
     "SYSTEM_TAG_PREFIX",
+    "ApiToken",
     "Artifact",
     "Dataset",
     "Evaluation",
@@ -25,9 +26,11 @@ __all__ = [
     "Lineage",
     "Metric",
     "ModelVersion",
+    "MonitoringRecord",
     "PagedList",
     "Policy",
     "RegisteredModel",
+    "Role",
     "Run",
     "RunStatus",
     "SplitStrategy",
@@ -75,6 +78,18 @@ class RunStatus(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self is not RunStatus.RUNNING
+
+
+class Role(StrEnum):
+    """What a team server token may do; each role may do what the ones before it may."""
+
+    READER = "reader"  # read anything
+    WRITER = "writer"  # log runs, artifacts, datasets, monitoring; register versions
+    ADMIN = "admin"  # move aliases of protected models, delete, manage tokens
+
+    def allows(self, needed: Role) -> bool:
+        order = list(Role)
+        return order.index(self) >= order.index(needed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +182,59 @@ class Lineage:
     datasets: tuple[tuple[Dataset, str], ...]  # (dataset, context such as "train")
     git_commit: str | None
     git_dirty: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A team server token as the store keeps it: its name and role; only the sha256 of
+    the secret is stored, never the secret."""
+
+    name: str
+    role: Role
+    creation_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringRecord:
+    """What one monitoring run found, as kept in the store for history and charts.
+
+    Attributes:
+        record_id: 32 hex characters, chosen by the writer (so a retry stores it once).
+        model: the registered model's name (or the package path when it has none);
+            ``version`` the version monitored, when known.
+        window_start, window_end: the period monitored (ms, on ``clock``), when known.
+        creation_time: when the result was recorded (ms).
+        source: ``monitor`` (the command) or ``serve`` (the periodic monitor).
+        rows: current rows monitored.
+        dataset_drift: the share of drifted features; ``dataset_drifted`` the verdict.
+        prediction_drift: the predictions' drift score, without a reference None.
+        features: drift score per feature; ``drifted`` the features flagged.
+        quality: the data quality figures (missing, out-of-range and unseen shares...).
+        metrics: realised metrics (with labels); ``estimated`` the estimated ones.
+        alerts: the rules that fired.
+        clock: which times cut the windows (``event time: ts``, ``logging time: ts``...).
+        report: where the HTML report was written, if anywhere.
+    """
+
+    record_id: str
+    model: str
+    version: str | None
+    window_start: int | None
+    window_end: int | None
+    creation_time: int
+    source: str
+    rows: int
+    dataset_drift: float
+    dataset_drifted: bool
+    prediction_drift: float | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    drifted: tuple[str, ...] = ()
+    quality: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    estimated: dict[str, float] = field(default_factory=dict)
+    alerts: tuple[str, ...] = ()
+    clock: str = ""
+    report: str | None = None
 
 
 MIN_SLICE_ROWS = 10  # an evaluation lists smaller slices with their size but scores none

@@ -10,6 +10,7 @@ __all__ = [
     "STATUS",
     "AlreadyExists",
     "Conflict",
+    "Forbidden",
     "ForgelineError",
     "IntegrityError",
     "InvalidInput",
@@ -17,6 +18,7 @@ __all__ = [
     "LeakageDetected",
     "NotFound",
     "StoreError",
+    "Unauthorized",
 ]
 
 
@@ -82,6 +84,18 @@ class StoreError(ForgelineError):
     code = "STORE_ERROR"
 
 
+class Unauthorized(ForgelineError):
+    """A request to a team server without a valid token."""
+
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(ForgelineError):
+    """A valid token whose role does not allow the request (the message names the role)."""
+
+    code = "FORBIDDEN"
+
+
 # code -> (HTTP status, CLI exit code)
 STATUS: dict[str, tuple[int, int]] = {
     ForgelineError.code: (500, 1),
@@ -93,6 +107,8 @@ STATUS: dict[str, tuple[int, int]] = {
     LeakageDetected.code: (422, 5),
     IntegrityError.code: (500, 6),
     StoreError.code: (503, 7),
+    Unauthorized.code: (401, 8),
+    Forbidden.code: (403, 8),
 }
 
 

@@ -41,6 +41,10 @@ def test_register_resolve_and_move_aliases(tmp_path: Path) -> None:
     assert [v.version for v in client.search_model_versions("fraud")] == [2, 1]
     client.set_model_version_tag("fraud", 2, "validated", "yes")
     assert client.get_model_version("fraud@champion").tags == {"validated": "yes"}
+    client.set_registered_model_tag("fraud", "forgeline.protected", "true")
+    assert client.get_registered_model("fraud").tags == {"forgeline.protected": "true"}
+    with pytest.raises(NotFound, match="Model 'churn' is not registered"):
+        client.set_registered_model_tag("churn", "team", "risk")
     assert [m.name for m in client.list_registered_models()] == ["fraud"]
     out = client.download_model("fraud@champion", tmp_path / "served")
     assert (out / "model.bin").read_bytes() == b"second"

@@ -102,12 +102,41 @@ def test_head_revision_matches_the_migration_scripts() -> None:
     assert ScriptDirectory.from_config(config).get_heads() == [HEAD_REVISION]
 
 
-def test_migrations_create_exactly_the_declared_schema(store_uri: str) -> None:
-    store = get_store(store_uri)
+def test_migrations_create_exactly_the_declared_schema(sql_store_uri: str) -> None:
+    store = get_store(sql_store_uri)
     assert isinstance(store, SqlStore)
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_a_store_of_the_first_schema_upgrades_with_its_data(sql_store_uri: str) -> None:
+    from alembic import command
+
+    from forgeline.store import close_stores
+
+    store = get_store(sql_store_uri)
+    assert isinstance(store, SqlStore)
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:  # back to what Forgeline 0001 created
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+        assert not sa.inspect(conn).has_table("api_tokens")
+    store.create_experiment("kept")
+    store.create_model_version("fraud", None, "models/fraud/1")
+    close_stores()
+
+    upgraded = get_store(sql_store_uri)
+    assert isinstance(upgraded, SqlStore) and upgraded is not store
+    assert [e.name for e in upgraded.list_experiments()] == ["kept"]
+    upgraded.set_registered_model_tag("fraud", "team", "risk")
+    assert upgraded.get_registered_model("fraud").tags == {"team": "risk"}
+    assert upgraded.list_tokens() == []
+    with upgraded.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
+            (HEAD_REVISION,)]
 
 
 def _open(uri: str, errors: mp.Queue) -> None:
@@ -118,17 +147,17 @@ def _open(uri: str, errors: mp.Queue) -> None:
         errors.put(f"{type(e).__name__}: {e}")
 
 
-def test_many_processes_opening_a_new_store_at_once(store_uri: str) -> None:
+def test_many_processes_opening_a_new_store_at_once(sql_store_uri: str) -> None:
     ctx = mp.get_context("spawn")
     errors = ctx.Queue()
-    procs = [ctx.Process(target=_open, args=(store_uri, errors)) for _ in range(6)]
+    procs = [ctx.Process(target=_open, args=(sql_store_uri, errors)) for _ in range(6)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
     assert errors.empty(), errors.get()
     assert [p.exitcode for p in procs] == [0] * 6
-    store = get_store(store_uri)
+    store = get_store(sql_store_uri)
     assert [e.name for e in store.list_experiments()] == ["shared"]
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [

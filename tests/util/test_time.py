@@ -1,11 +1,13 @@
-"""One grammar for every duration a user types, and its short form back."""
+"""One grammar for every duration a user types, its short form back, and points in time."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from forgeline.errors import InvalidInput
-from forgeline.util.time import format_duration, now_ms, parse_duration
+from forgeline.util.time import format_duration, now_ms, parse_duration, parse_time
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -36,3 +38,25 @@ def test_now_is_in_epoch_milliseconds() -> None:
 
     before = int(time.time() * 1000)
     assert before - 1 <= now_ms() <= int(time.time() * 1000) + 1
+
+
+_NOW = 1_796_112_000_000  # 2026-12-01T08:00:00Z
+
+
+@pytest.mark.parametrize(("value", "ms"), [
+    (_NOW, _NOW), (None, None), ("7d", _NOW - 7 * 86_400_000), ("12h", _NOW - 43_200_000),
+    ("2026-12-01T08:00:00Z", _NOW), ("2026-12-01T09:00:00+01:00", _NOW),
+    ("2026-12-01", _NOW - 8 * 3_600_000), (datetime(2026, 12, 1, 8, tzinfo=UTC), _NOW),
+    (datetime(2026, 12, 1, 8), _NOW),  # naive: UTC
+    (datetime(2026, 12, 1, 10, tzinfo=timezone(timedelta(hours=2))), _NOW),
+    ("2026-12-01T08:00:00.123456789+00:00", _NOW + 123)])
+def test_every_form_of_a_point_in_time(value: object, ms: int | None) -> None:
+    assert parse_time(value, "--since", now=_NOW) == ms  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["", "yesterday", "2026-13-01", 1.5, True])
+def test_a_bad_time_names_the_option(value: object) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_time(value, "--since")  # type: ignore[arg-type]
+    assert info.value.message == f"Invalid --since {value!r}: expected a time."
+    assert "7d" in (info.value.hint or "") and "2026-12-01" in (info.value.hint or "")

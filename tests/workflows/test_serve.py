@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,60 @@ def test_a_failing_run_is_counted_and_the_next_one_recovers(
                 if r.levelno >= logging.WARNING and r.name.startswith("forgeline")]
     assert failures and all(m.startswith("monitor fraud/1: run failed (") for m in failures)
     assert failures[0].endswith("; next run in 0.2s")
+
+
+def test_each_run_is_kept_in_the_monitoring_history(
+        serve: Callable[..., LiveServer], trained: TrainedStore, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from forgeline.tracking.client import Client
+
+    own = trained.copy(tmp_path / "own")
+    server = serve(store=own, monitor=MonitorSchedule(every_s=0.2, rules=("rows >= 10",)))
+    _send(server.url, 60, 14)
+    client = Client(own.uri)
+    seen = _wait_for(lambda: [r for r in client.get_monitoring_history("fraud")
+                              if r.rows == 60], "a recorded run of the 60 predictions")
+    record = seen[-1]
+    assert record.model == "fraud" and record.version == "1" and record.source == "serve"
+    assert record.alerts == ("rows >= 10",) and record.report is None
+    assert record.clock == "logging time: ts" and set(record.features) == set(FEATURES)
+    assert record.window_start is not None and record.window_end is not None
+    assert record.window_start <= record.window_end <= record.creation_time
+    assert record.prediction_drift is not None and "roc_auc" in record.estimated
+    # runs on an empty log are skipped, not recorded
+    assert all(r.rows > 0 for r in client.get_monitoring_history("fraud"))
+    assert not [r for r in caplog.records
+                if r.levelno >= logging.WARNING and r.name.startswith("forgeline")]
+
+
+@dataclass(frozen=True)
+class _ReadOnly(TrainedStore):
+    """The same store, opened read-only: the server loads its models, and nothing can be
+    written to it."""
+
+    @property
+    def uri(self) -> str:
+        return f"sqlite:///file:{self.root / 'forgeline.db'}?mode=ro&uri=true"
+
+
+def test_a_store_that_cannot_be_written_costs_a_warning_not_the_run(
+        serve: Callable[..., LiveServer], trained: TrainedStore, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="forgeline.serving")
+    own = trained.copy(tmp_path / "own")
+    monkeypatch.setenv("FORGELINE_ARTIFACT_ROOT", str(own.root / "artifacts"))
+    server = serve(store=_ReadOnly(own.root, own.cache, own.rows),
+                   monitor=MonitorSchedule(every_s=0.2))
+    _send(server.url, 30, 15)
+    _wait_for(lambda: _value(server.url, "forgeline_monitor_rows", model="fraud") == 30,
+              "a run of the 30 predictions")
+    _wait_for(lambda: _runs(server.url, "ok") >= 2, "another run")
+    assert _runs(server.url, "failed") == 0
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno >= logging.WARNING and r.name.startswith("forgeline")]
+    assert warnings and all(m.startswith("monitor fraud/1: monitoring history not recorded "
+                                         "for fraud: Cannot open the SQLite store")
+                            for m in warnings)
 
 
 def test_several_workers_run_one_monitor(trained: TrainedStore, tmp_path: Path) -> None:

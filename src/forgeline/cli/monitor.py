@@ -1,9 +1,11 @@
-"""``forgeline monitor MODEL``: drift, data quality and performance of production data.
+"""``forgeline monitor MODEL``: drift, data quality and performance of production data;
+``forgeline monitor history MODEL``: what earlier runs found.
 
 The current data is a file (``--current``) or the model's prediction log over a window
 (``--since 24h``, ``--last 50000``; the last 24 hours when neither is given). Drift found
 is printed, not an error: the exit code is 0 unless ``--fail-on-alert`` is given and a
-rule fired (then 1).
+rule fired (then 1). Each run of a registered model is recorded in the store's monitoring
+history; a store that cannot be written is a warning, not a failure.
 """
 
 from __future__ import annotations
@@ -12,21 +14,34 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from typer.core import TyperGroup
 
-from forgeline.cli.output import console, error_line, fmt_value, print_json, table
+from forgeline.cli.output import (
+    console,
+    error_line,
+    fmt_time,
+    fmt_value,
+    print_json,
+    print_table,
+    table,
+)
 from forgeline.cli.state import get_client
 from forgeline.errors import InvalidInput, NotFound
-from forgeline.util.time import parse_duration
+from forgeline.util.time import now_ms, parse_duration, parse_time
 
 if TYPE_CHECKING:
+    import click
     import pandas as pd
 
+    from forgeline.entities import MonitoringRecord
     from forgeline.monitoring.result import MonitorResult
 
 __all__ = ["register"]
 
 _FAILED_ALERT = 1
 _SHOWN = 15
+_CHECK = "check"  # the command that ``forgeline monitor MODEL`` runs
+_TOP_DRIFTED = 3
 
 
 def _window(text: str | None) -> str | int | None:
@@ -191,6 +206,13 @@ def monitor_command(
                      labels=None if labels is None else load_table(labels),
                      id_column=id_column, label_column=label_column)
     report = render_monitor_report(result, output or Path(f"{name}-monitor.html"))
+    if predictor.model_version is not None:  # a bare package has no name to keep it under
+        from forgeline.monitoring.history import record_result
+
+        warning = record_result(get_client(ctx).store, result, source="monitor", model=name,
+                                report=report.resolve())
+        if warning:
+            result.warnings.append(warning)
     if as_json:
         print_json(result.to_dict() | {"report": str(report)})
     _print_summary(result, report, err=as_json)
@@ -200,5 +222,72 @@ def monitor_command(
         raise typer.Exit(_FAILED_ALERT)
 
 
+def _window_text(record: MonitoringRecord) -> str:
+    if record.window_end is None:
+        return f"{fmt_time(record.creation_time)} (recorded)"
+    return f"{fmt_time(record.window_start)} to {fmt_time(record.window_end)}"
+
+
+def _drifted_text(record: MonitoringRecord) -> str:
+    shown = ", ".join(record.drifted[:_TOP_DRIFTED])
+    more = len(record.drifted) - _TOP_DRIFTED
+    return shown + (f" +{more} more" if more > 0 else "") or "-"
+
+
+def history_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., metavar="MODEL", help="A registered model's name."),
+    since: str | None = typer.Option(
+        None, "--since", metavar="WHEN",
+        help="Windows ending after this: a duration back from now (7d, 12h) or a time "
+             "(2026-12-01)."),
+    until: str | None = typer.Option(None, "--until", metavar="WHEN",
+                                     help="Windows ending before this (same forms)."),
+    limit: int = typer.Option(100, "--limit", metavar="N", min=1,
+                              help="At most the newest N runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the records as JSON."),
+) -> None:
+    """Show what earlier monitoring runs of MODEL found, oldest first.
+
+    `forgeline monitor` and the server's periodic monitor record every run.
+    """
+    from rich.markup import escape
+
+    now = now_ms()
+    records = get_client(ctx).get_monitoring_history(
+        model, since=parse_time(since, "--since", now), until=parse_time(until, "--until", now),
+        limit=limit)
+    if as_json:
+        print_json(records)
+        return
+    t = table("window", "source", "version", "rows", "dataset drift", "prediction drift",
+              "top drifted features", "alerts", title=f"Monitoring history of {model}")
+    for r in records:
+        drift = f"{r.dataset_drift:.0%}" + (" [red]DRIFTED[/red]" if r.dataset_drifted else "")
+        t.add_row(_window_text(r), r.source, r.version or "-", f"{r.rows:,}", drift,
+                  fmt_value(r.prediction_drift), _drifted_text(r),
+                  f"[red]{escape('; '.join(r.alerts))}[/red]" if r.alerts else "-")
+    print_table(t, empty=f"No monitoring runs recorded for {model}"
+                         + (f" since {since}" if since else "")
+                         + f". Run `forgeline monitor {model}` to record one.")
+
+
+class _MonitorGroup(TyperGroup):
+    """``forgeline monitor MODEL ...`` is ``forgeline monitor check MODEL ...``: a first
+    argument that names no subcommand is the model to check."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [_CHECK, *args]
+        return super().parse_args(ctx, args)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("monitor", no_args_is_help=True)(monitor_command)
+    group = typer.Typer(
+        cls=_MonitorGroup, no_args_is_help=True,
+        help="Monitor a model: `forgeline monitor MODEL [OPTIONS]` checks production data "
+             "(the same as `monitor check`); `forgeline monitor history MODEL` shows what "
+             "earlier checks found.")
+    group.command(_CHECK, no_args_is_help=True)(monitor_command)
+    group.command("history", no_args_is_help=True)(history_command)
+    app.add_typer(group, name="monitor")

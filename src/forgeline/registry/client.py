@@ -1,25 +1,36 @@
-"""The registry half of :class:`forgeline.Client`: versions, aliases, tags, lineage."""
+"""The registry half of :class:`forgeline.Client`: versions, aliases, tags, lineage, and
+each model's monitoring history."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from forgeline.entities import GIT_COMMIT, GIT_DIRTY, Lineage, ModelVersion, RegisteredModel, Run
+from forgeline.entities import (
+    GIT_COMMIT,
+    GIT_DIRTY,
+    Lineage,
+    ModelVersion,
+    MonitoringRecord,
+    RegisteredModel,
+    Run,
+)
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.names import check_alias, check_model_name
 from forgeline.store.artifacts import safe_artifact_path
+from forgeline.util.time import now_ms, parse_time
 
 if TYPE_CHECKING:
-    from forgeline.store import LocalArtifactStore, Store
+    from forgeline.store import ArtifactStore, Store
 
 __all__ = ["RegistryAPI"]
 
 
 class RegistryAPI:
     store: Store
-    artifacts: LocalArtifactStore
+    artifacts: ArtifactStore
 
     def register_model(self, name: str, run_id: str, artifact_path: str = "model",
                        description: str = "", tags: Mapping[str, str] | None = None,
@@ -67,6 +78,28 @@ class RegistryAPI:
 
     def set_model_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         self.store.set_model_version_tag(check_model_name(name), int(version), key, value)
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        """Tag a registered model (``forgeline.protected`` = ``true``: on a team server only
+        an admin may move its aliases)."""
+        self.store.set_registered_model_tag(check_model_name(name), key, value)
+
+    def get_monitoring_history(self, model: str,
+                               since: int | str | datetime | None = None,
+                               until: int | str | datetime | None = None,
+                               limit: int = 1000) -> list[MonitoringRecord]:
+        """What ``forgeline monitor`` and the server's periodic monitor recorded for
+        ``model``, oldest first: the newest ``limit`` records whose window ends (else
+        that were recorded) between ``since`` and ``until``.
+
+        ``since`` and ``until`` are epoch milliseconds, datetimes (naive ones are UTC),
+        ISO strings, or durations back from now: ``get_monitoring_history("fraud",
+        since="7d")``.
+        """
+        now = now_ms()
+        return self.store.get_monitoring_history(
+            check_model_name(model), parse_time(since, "since", now),
+            parse_time(until, "until", now), limit)
 
     def delete_model_version(self, name: str, version: int) -> None:
         """Delete a version; refused while an alias points at it."""

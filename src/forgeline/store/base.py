@@ -18,13 +18,16 @@ import abc
 from collections.abc import Iterable, Mapping, Sequence
 
 from forgeline.entities import (
+    ApiToken,
     Artifact,
     Dataset,
     Experiment,
     Metric,
     ModelVersion,
+    MonitoringRecord,
     PagedList,
     RegisteredModel,
+    Role,
     Run,
     RunStatus,
 )
@@ -154,6 +157,40 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_alias(self, name: str, alias: str) -> int:
         """The version an alias points at; NotFound if unset."""
+
+    @abc.abstractmethod
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        """Set a tag on a registered model (``forgeline.protected`` = ``true`` makes its
+        aliases an admin's to move on a team server); NotFound for an unknown model."""
+
+    # -- monitoring history -----------------------------------------------------------------
+    @abc.abstractmethod
+    def record_monitoring(self, record: MonitoringRecord) -> None:
+        """Keep one monitoring run's results; recording the same ``record_id`` again is a
+        no-op (a retried request stores it once)."""
+
+    @abc.abstractmethod
+    def get_monitoring_history(self, model: str, since: int | None = None,
+                               until: int | None = None, limit: int = 10_000
+                               ) -> list[MonitoringRecord]:
+        """The records of one model whose window (else creation time) ends in
+        [since, until], oldest first, at most ``limit`` (the newest ones)."""
+
+    # -- team server tokens -------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_token(self, name: str, role: Role, secret_sha256: str) -> ApiToken:
+        """Keep a token by the sha256 of its secret; AlreadyExists if the name is taken."""
+
+    @abc.abstractmethod
+    def find_token(self, secret_sha256: str) -> ApiToken | None:
+        """The token whose secret has this sha256, or None."""
+
+    @abc.abstractmethod
+    def list_tokens(self) -> list[ApiToken]: ...
+
+    @abc.abstractmethod
+    def delete_token(self, name: str) -> None:
+        """Revoke a token; NotFound if there is none of that name."""
 
     # -- built from the primitives ----------------------------------------------------------
     @abc.abstractmethod

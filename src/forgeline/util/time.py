@@ -4,6 +4,9 @@ One grammar for every duration a user types (``--since``, ``--every``, ``--monit
 ``--monitor-window``, the spec's ``retrain.every``): a positive number and an optional unit,
 ``ms``, ``s``/``sec``, ``m``/``min``, ``h``, ``d`` or ``w``; a bare number is seconds
 (``90`` is 90 s). :func:`format_duration` writes them back the short way.
+
+One reading of a point in time a user gives (``--since``/``--until`` of the history,
+``Client.get_monitoring_history``): :func:`parse_time`.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import math
 import os
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from forgeline.errors import InvalidInput
 
-__all__ = ["format_duration", "now_ms", "parse_duration", "process_started_at"]
+__all__ = ["format_duration", "now_ms", "parse_duration", "parse_time", "process_started_at"]
 
 _DAY_S = 86_400.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|d|w)?\s*$",
@@ -68,3 +72,37 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0 and not (unit == "d" and seconds < 2 * _DAY_S):
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
+
+
+def parse_time(value: int | str | datetime | None, what: str = "time",
+               now: int | None = None) -> int | None:
+    """A point in time as epoch milliseconds; None stays None.
+
+    Args:
+        value: epoch milliseconds (an int), a datetime (naive ones are UTC), an ISO 8601
+            string (``2026-12-01``, ``2026-12-01T08:00:00Z``), or a duration meaning that
+            long before ``now`` (``"7d"``, ``"12h"``; see :func:`parse_duration`).
+        what: what the value is, named in the error (``--since``, ``until``).
+        now: the time a duration counts back from (epoch ms); :func:`now_ms` by default.
+
+    Raises:
+        InvalidInput: naming ``what`` when ``value`` is none of these.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        stamp = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return int(stamp.timestamp() * 1000)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip():
+        if _DURATION.match(value):
+            return (now_ms() if now is None else now) - round(
+                parse_duration(value, what) * 1000)
+        try:
+            return parse_time(datetime.fromisoformat(value.strip()), what)
+        except ValueError:
+            pass
+    raise InvalidInput(f"Invalid {what} {value!r}: expected a time.",
+                       hint="Give a duration back from now (7d, 12h), an ISO date or time "
+                            "(2026-12-01, 2026-12-01T08:00:00Z), or epoch milliseconds.")

@@ -18,7 +18,9 @@ the server:
 3. runs :func:`forgeline.monitoring.orchestrator.monitor` against the primary model's
    training profile (the current version, when a watched alias moved);
 4. sets the monitoring gauges (:mod:`forgeline.monitoring.gauges`) in the app's metrics
-   registry, so ``/metrics`` exports them;
+   registry, so ``/metrics`` exports them, and records the result in the store's
+   monitoring history (:mod:`forgeline.monitoring.history`; a store that cannot be
+   written costs a warning in the log, not the run);
 5. evaluates the alert rules and POSTs the alert payload to the webhook when a rule
    *starts* firing (not again on every run while it keeps firing; the gauge
    ``forgeline_alerts_fired`` shows the current state);
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
     from forgeline.monitoring.result import MonitorResult
     from forgeline.serving.models import ServedModel
     from forgeline.serving.scoring import PredictionSink
+    from forgeline.store import Store
     from forgeline.tracking.client import Client
 
 __all__ = ["APP_FACTORY", "OUTCOMES", "PeriodicMonitor", "Reader", "check_monitor",
@@ -164,7 +167,8 @@ def monitor_job(state: ServingState) -> PeriodicMonitor:
     return PeriodicMonitor(lambda: deployment.primary,
                            log_reader(root, state.config.monitor, _flusher(sink)),
                            state.config.monitor, state.metrics.registry,
-                           lock_dir=state.metrics.multiprocess_dir)
+                           lock_dir=state.metrics.multiprocess_dir,
+                           store=deployment.client.store)
 
 
 def log_reader(root: Path, schedule: MonitorSchedule,
@@ -219,11 +223,12 @@ class PeriodicMonitor(BackgroundJob):
         registry: the prometheus_client registry its metrics and gauges go in.
         lock_dir: the folder where the processes sharing the monitor hold its lock; None:
             this process runs it alone.
+        store: where each run's result is recorded (its monitoring history); None: nowhere.
     """
 
     def __init__(self, model: Callable[[], ServedModel], read: Reader,
                  schedule: MonitorSchedule, registry: Any,
-                 lock_dir: str | Path | None = None) -> None:
+                 lock_dir: str | Path | None = None, store: Store | None = None) -> None:
         from prometheus_client import Counter, Gauge
 
         from forgeline.monitoring import orchestrator  # noqa: F401 - imported now, at start-up
@@ -236,6 +241,7 @@ class PeriodicMonitor(BackgroundJob):
         self.read = read
         self.schedule = schedule
         self.registry = registry
+        self.store = store
         # Over-time views are for the HTML report; the gauges read the overall values.
         self.monitor_config = MonitorConfig(rules=schedule.rules, window=None)
         self.delivery = dataclasses.replace(self.monitor_config, webhook=schedule.webhook)
@@ -326,6 +332,12 @@ class PeriodicMonitor(BackgroundJob):
 
         result = monitor(model.predictor, frame, config=self.monitor_config)
         register_gauges(result, self.registry)
+        if self.store is not None:
+            from forgeline.monitoring.history import record_result
+
+            failure = record_result(self.store, result, source="serve", model=model.name)
+            if failure:
+                log.warning("monitor %s: %s", model.label, failure)
         for warning in result.warnings:
             if warning not in self._warned:
                 log.warning("monitor %s: %s", model.label, warning)

@@ -162,6 +162,17 @@ class RegistryMixin(SqlBase):
                 "value": str(value)}], keys=("name", "version", "key"), update=("value",))
         self._write(tx)
 
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        check_key(key, "tag key")
+
+        def tx(conn: Connection) -> None:
+            if conn.execute(sa.select(_rm.name).where(_rm.name == name)).first() is None:
+                raise _model_not_found(name)
+            self._upsert(conn, t.registered_model_tags, [{"name": name, "key": key,
+                                                          "value": str(value)}],
+                         keys=("name", "key"), update=("value",))
+        self._write(tx)
+
     def set_alias(self, name: str, alias: str, version: int) -> int | None:
         check_alias(alias)
 

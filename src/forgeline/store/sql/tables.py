@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -159,4 +160,41 @@ model_aliases = Table(
     Column("alias", String(64), primary_key=True),
     Column("version", Integer, nullable=False),
     ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"]),
+)
+
+# One row per monitoring run. ``end_time`` is the window's end, else the creation time: the
+# history is cut and ordered on it. The dict and tuple fields are JSON.
+monitoring_records = Table(
+    "monitoring_records", metadata,
+    Column("record_id", String(32), primary_key=True),
+    Column("model", String(1000), nullable=False),
+    Column("version", String(64)),
+    Column("window_start", BigInteger),
+    Column("window_end", BigInteger),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("dataset_drift", Float),  # NULL is NaN, as for metrics
+    Column("dataset_drifted", Boolean, nullable=False),
+    Column("prediction_drift", Float),
+    Column("features", Text, nullable=False),
+    Column("drifted", Text, nullable=False),
+    Column("quality", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("estimated", Text, nullable=False),
+    Column("alerts", Text, nullable=False),
+    Column("clock", Text, nullable=False),
+    Column("report", Text),
+    Index("ix_monitoring_records_model_end", "model", "end_time"),
+    Index("ix_monitoring_records_creation", "creation_time"),
+)
+
+# Team server tokens: only the sha256 of a secret is kept, never the secret.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("creation_time", BigInteger, nullable=False),
 )
