@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from forgeline.store import close_stores
+from forgeline.store import close_stores, get_store
 from tests.pgserver import PostgresServer
+from tests.teamserver import LiveServer
 from tests.webhook import Webhook, webhook_server
 
 
@@ -40,13 +41,40 @@ def postgres() -> Iterator[PostgresServer]:
     server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty store of each backend."""
-    if request.param == "sqlite":
+def _sql_uri(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> str:
+    if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'store' / 'forgeline.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sql_store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store of each SQL backend (for tests of the SQL backend itself)."""
+    return _sql_uri(request, tmp_path, request.param)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "http-sqlite", "http-postgres"])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store of each backend: SQLite, PostgreSQL, and a team server
+    (``http://``) in front of each."""
+    kind: str = request.param
+    uri = _sql_uri(request, tmp_path, kind.removeprefix("http-"))
+    if not kind.startswith("http-"):
+        return uri
+    server: LiveServer = request.getfixturevalue("live_server")
+    return server.use(get_store(uri), tmp_path / "server-artifacts")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One team server on loopback for the session; each test gives it its own store."""
+    from forgeline.store.sql import SqlStore
+
+    root = tmp_path_factory.mktemp("team-server")
+    server = LiveServer(SqlStore(f"sqlite:///{root / 'idle.db'}"), root / "artifacts")
+    yield server
+    server.stop()
 
 
 @pytest.fixture

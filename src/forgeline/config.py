@@ -10,6 +10,7 @@ or under a ``[forgeline]`` table).
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, replace
@@ -18,8 +19,9 @@ from typing import Any
 
 from forgeline.errors import InvalidInput
 
-__all__ = ["ENVIRONMENT", "ENV_SERVE_CONFIG", "ENV_SERVE_TOKEN", "PROJECT_FILE", "Settings",
-           "load_settings", "serve_config_json", "serve_token"]
+__all__ = ["ENVIRONMENT", "ENV_SERVER_CONFIG", "ENV_SERVE_CONFIG", "ENV_SERVE_TOKEN", "ENV_TOKEN",
+           "PROJECT_FILE", "SERVER_MAX_BODY_BYTES", "ServerSettings", "Settings",
+           "load_settings", "serve_config_json", "serve_token", "team_token"]
 
 PROJECT_FILE = "forgeline.toml"
 
@@ -65,6 +67,8 @@ _TYPES = {"home": Path, "store_uri": str, "artifact_root": Path,
 # never from the project file.
 ENV_SERVE_TOKEN = "FORGELINE_SERVE_TOKEN"  # forgeline serve: --token when not given
 ENV_SERVE_CONFIG = "FORGELINE_SERVE_CONFIG"  # set by forgeline serve for its workers
+ENV_TOKEN = "FORGELINE_TOKEN"  # the team server token an http:// store sends
+ENV_SERVER_CONFIG = "FORGELINE_SERVER_CONFIG"  # set by forgeline server for its workers
 
 ENVIRONMENT: dict[str, str] = {
     **{var: f"the {name} setting" for name, var in _ENV.items()},
@@ -72,6 +76,9 @@ ENVIRONMENT: dict[str, str] = {
                      "--token is not given",
     ENV_SERVE_CONFIG: "internal: the serving settings (JSON) forgeline serve hands its "
                       "worker processes",
+    ENV_TOKEN: "the bearer token sent to a team server (an http:// or https:// store URI)",
+    ENV_SERVER_CONFIG: "internal: the settings (JSON) forgeline server hands its worker "
+                       "processes",
 }
 """Every environment variable Forgeline reads -> what it is."""
 
@@ -84,6 +91,40 @@ def serve_token() -> str | None:
 def serve_config_json() -> str | None:
     """``FORGELINE_SERVE_CONFIG`` (the JSON of a ``ServeConfig``); None when unset or empty."""
     return os.environ.get(ENV_SERVE_CONFIG) or None
+
+
+def team_token() -> str | None:
+    """``FORGELINE_TOKEN``; None when unset or empty."""
+    return os.environ.get(ENV_TOKEN) or None
+
+
+SERVER_MAX_BODY_BYTES = 32 << 20  # the team server's default limit on a JSON request body
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """What ``forgeline server`` serves: its store, artifact folder, whether tokens are
+    required, and the largest JSON body it reads. Its workers get it as JSON in
+    ``FORGELINE_SERVER_CONFIG`` (:meth:`to_env`, :meth:`from_env`)."""
+
+    store_uri: str
+    artifact_root: str
+    auth: bool
+    max_body_bytes: int = SERVER_MAX_BODY_BYTES
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variable that hands these settings to a worker process."""
+        return {ENV_SERVER_CONFIG: json.dumps({f: getattr(self, f) for f in self.__slots__})}
+
+    @classmethod
+    def from_env(cls) -> ServerSettings:
+        """The settings ``forgeline server`` handed this worker process."""
+        raw = os.environ.get(ENV_SERVER_CONFIG)
+        if not raw:
+            raise InvalidInput(f"{ENV_SERVER_CONFIG} is not set: this function builds the app "
+                               "of a `forgeline server` worker.",
+                               hint="Start the server with `forgeline server`.")
+        return cls(**json.loads(raw))
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:

@@ -16,7 +16,18 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from forgeline.cli import demo, experiments, models, monitor, predict, retrain, runs, serve, train
+from forgeline.cli import (
+    demo,
+    experiments,
+    models,
+    monitor,
+    predict,
+    retrain,
+    runs,
+    serve,
+    server,
+    train,
+)
 from forgeline.cli.output import error_line
 from forgeline.cli.state import State
 from forgeline.errors import ForgelineError, exit_code
@@ -55,6 +66,7 @@ app = typer.Typer(
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+app.add_typer(server.app, name="server")
 train.register(app)
 monitor.register(app)
 serve.register(app)

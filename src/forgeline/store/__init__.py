@@ -18,16 +18,27 @@ _lock = threading.Lock()
 def get_store(store: str | Store | None = None) -> Store:
     """The store for a URI (one shared instance per URI in a process), a Store as given,
     or the configured default (argument > FORGELINE_STORE_URI > forgeline.toml > ./.forgeline).
+
+    ``sqlite:///...`` and ``postgresql+psycopg://...`` open the SQL backend; ``http://...``
+    and ``https://...`` a team server (``forgeline server``), with FORGELINE_TOKEN.
     """
     if isinstance(store, Store):
         return store
     uri = _absolute(store or load_settings().resolved_store_uri)
     with _lock:
         if uri not in _stores:
-            from forgeline.store.sql import SqlStore  # SQLAlchemy loads only when needed
-
-            _stores[uri] = SqlStore(uri)
+            _stores[uri] = _open(uri)
         return _stores[uri]
+
+
+def _open(uri: str) -> Store:
+    if uri.startswith(("http://", "https://")):  # a team server (forgeline server)
+        from forgeline.store.http.store import HttpStore
+
+        return HttpStore(uri)
+    from forgeline.store.sql import SqlStore  # SQLAlchemy loads only when needed
+
+    return SqlStore(uri)
 
 
 def _absolute(uri: str) -> str:

@@ -3,22 +3,31 @@
 Each file is stored once under its sha256 (``objects/ab/cdef...``), written to a temporary
 name and renamed into place so that a reader never sees half a file. Reading checks the
 bytes against the digest and raises IntegrityError when they no longer match.
+
+Bytes that arrive in pieces (an upload to the team server) go through an :class:`Upload`:
+hashed as they are written, stored under their digest only by :meth:`Upload.commit`, which
+refuses them when they do not match the digest announced; an upload not committed (a
+client gone half-way, a wrong digest) leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import BinaryIO
 
 from forgeline.errors import IntegrityError, InvalidInput, NotFound
 from forgeline.util.files import atomic_path
 
-__all__ = ["ArtifactStore", "LocalArtifactStore", "safe_artifact_path", "sha256_file"]
+__all__ = ["ArtifactStore", "LocalArtifactStore", "Upload", "check_digest", "safe_artifact_path",
+           "sha256_file"]
 
 _CHUNK = 1 << 20
 
@@ -29,6 +38,15 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_digest(digest: str) -> str:
+    """``digest`` if it is a sha256 in hex (64 lowercase hex digits), else InvalidInput."""
+    if (not isinstance(digest, str) or len(digest) != 64
+            or any(c not in "0123456789abcdef" for c in digest)):
+        raise InvalidInput(f"Invalid artifact digest {digest!r}: expected 64 hex digits.",
+                           hint="Artifacts are addressed by the sha256 of their bytes.")
+    return digest
 
 
 def safe_artifact_path(name: str) -> str:
@@ -45,6 +63,66 @@ def safe_artifact_path(name: str) -> str:
     if not cleaned:
         raise InvalidInput(f"Invalid artifact path {name!r}: it names no file.")
     return cleaned
+
+
+class Upload:
+    """Bytes being written into an artifact store, hashed on the way.
+
+    Use it as a context manager: ``write`` the chunks, then ``commit`` to store them; on
+    leaving the block without a commit (or on any error) the partial file is deleted.
+
+    Args:
+        staging: a folder for the partial file (on the store's filesystem, so that the
+            commit is a rename).
+        place: stores the complete, verified temporary file under its digest (it may move
+            the file away).
+    """
+
+    def __init__(self, staging: Path, place: Callable[[Path, str], None]) -> None:
+        staging.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=staging, prefix=".upload-")
+        self.path = Path(name)
+        self.size = 0
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self._place = place
+
+    def write(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        self._file.write(chunk)
+        self.size += len(chunk)
+
+    def commit(self, expected: str | None = None, size: int | None = None) -> str:
+        """Store the bytes written; return their sha256.
+
+        Raises:
+            InvalidInput: the bytes do not hash to ``expected``, or are not ``size`` bytes
+                (a truncated or corrupted upload): nothing is stored.
+        """
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        digest = self._hash.hexdigest()
+        if size is not None and size != self.size:
+            raise InvalidInput(
+                f"The upload was truncated: {self.size} bytes arrived of the {size} announced; "
+                "nothing was stored.", hint="Send the file again.")
+        if expected is not None and digest != expected:
+            raise InvalidInput(
+                f"The uploaded bytes hash to {digest[:12]}..., not the digest announced "
+                f"({expected[:12]}...): the upload was truncated or corrupted and nothing was "
+                "stored.", hint="Send the file again, with the sha256 of its bytes.")
+        self._place(self.path, digest)
+        return digest
+
+    def __enter__(self) -> Upload:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):  # gone when the commit moved it
+            os.unlink(self.path)
 
 
 class ArtifactStore(abc.ABC):
@@ -65,6 +143,21 @@ class ArtifactStore(abc.ABC):
     def list(self) -> Iterator[str]:
         """Every stored digest."""
 
+    def upload(self) -> Upload:
+        """An :class:`Upload` into this store (by default staged in the system's temporary
+        folder and stored with :meth:`put`)."""
+        return Upload(Path(tempfile.gettempdir()) / "forgeline-uploads",
+                      lambda path, _digest: self._put_staged(path))
+
+    def _put_staged(self, path: Path) -> None:
+        self.put(path)
+
+    def copy_to(self, digest: str, dest: Path) -> None:
+        """Write the verified bytes to ``dest`` atomically."""
+        source = self.get(digest)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(source, tmp)
+
 
 class LocalArtifactStore(ArtifactStore):
     def __init__(self, root: Path) -> None:
@@ -74,39 +167,31 @@ class LocalArtifactStore(ArtifactStore):
         return f"LocalArtifactStore({str(self.root)!r})"
 
     def _object(self, digest: str) -> Path:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise InvalidInput(f"Invalid artifact digest {digest!r}: expected 64 hex digits.")
+        check_digest(digest)
         return self.root / "objects" / digest[:2] / digest[2:]
+
+    def upload(self) -> Upload:
+        # Staged in tmp/ on the same filesystem: the commit is one rename.
+        return Upload(self.root / "tmp", self._place)
+
+    def _place(self, staged: Path, digest: str) -> None:
+        target = self._object(digest)
+        if target.exists():
+            return  # the same bytes are stored already; Upload removes the staged copy
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(staged, 0o444)
+        os.replace(staged, target)
 
     def put(self, path: Path) -> str:
         # The bytes are hashed while they are copied, so the final name is known only at the
-        # end: the copy goes to tmp/ (same filesystem) and is renamed to its digest.
+        # end: the copy is staged and renamed to its digest.
         path = Path(path)
         if not path.is_file():
             raise NotFound(f"Cannot log artifact {str(path)!r}: no such file.")
-        tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        fd, tmp_name = tempfile.mkstemp(dir=tmp_dir)
-        try:
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                while chunk := src.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            target = self._object(digest.hexdigest())
-            if target.exists():
-                os.unlink(tmp_name)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp_name, 0o444)
-                os.replace(tmp_name, target)
-        except BaseException:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-            raise
-        return digest.hexdigest()
+        with self.upload() as upload, open(path, "rb") as src:
+            while chunk := src.read(_CHUNK):
+                upload.write(chunk)
+            return upload.commit()
 
     def get(self, digest: str) -> Path:
         target = self._object(digest)
@@ -129,9 +214,3 @@ class LocalArtifactStore(ArtifactStore):
             for shard in sorted(objects.iterdir()):
                 for item in sorted(shard.iterdir()):
                     yield shard.name + item.name
-
-    def copy_to(self, digest: str, dest: Path) -> None:
-        """Write the verified bytes to ``dest`` atomically."""
-        source = self.get(digest)
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(source, tmp)

@@ -12,7 +12,7 @@ from forgeline.entities import Artifact, Dataset, Experiment, Metric, PagedList,
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.names import check_name
 from forgeline.registry.client import RegistryAPI
-from forgeline.store import LocalArtifactStore, Store, get_store
+from forgeline.store import ArtifactStore, LocalArtifactStore, Store, get_store
 from forgeline.store.artifacts import safe_artifact_path
 from forgeline.tracking.context import run_context_tags
 from forgeline.tracking.run import ActiveRun, metric_step, metric_value, param_value
@@ -35,10 +35,13 @@ class Client(RegistryAPI):
     """Experiments, runs and the model registry of one store.
 
     Args:
-        store: a store URI (``sqlite:///...``, ``postgresql+psycopg://...``), a Store, or
-            None for the configured default.
+        store: a store URI (``sqlite:///...``, ``postgresql+psycopg://...``, or
+            ``http://host:5000`` for a team server, with FORGELINE_TOKEN), a Store, or None
+            for the configured default.
         artifact_root: where artifact bytes live; by default FORGELINE_ARTIFACT_ROOT, else
-            ``artifacts/`` beside a SQLite store file, else ``<home>/artifacts``.
+            ``artifacts/`` beside a SQLite store file, else ``<home>/artifacts``. With a
+            team server (an ``http://`` store) the server keeps the bytes and this is where
+            downloads are cached (by default ``<home>/cache/artifacts``).
     """
 
     def __init__(self, store: str | Store | None = None, *,
@@ -46,8 +49,20 @@ class Client(RegistryAPI):
                  settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
         self.store = get_store(store if store is not None else self.settings.resolved_store_uri)
-        self.artifacts = LocalArtifactStore(Path(artifact_root) if artifact_root
-                                            else self._default_artifact_root())
+        self.artifacts = self._artifact_store(artifact_root)
+
+    def _artifact_store(self, artifact_root: str | Path | None) -> ArtifactStore:
+        if self.store.uri.startswith(("http://", "https://")):
+            # A team server keeps the bytes; downloads are cached here. httpx is imported
+            # only for a team server.
+            from forgeline.store.http.artifacts import HttpArtifactStore
+            from forgeline.store.http.store import HttpStore
+
+            assert isinstance(self.store, HttpStore)
+            return HttpArtifactStore(self.store, Path(artifact_root) if artifact_root else
+                                     (self.settings.home / "cache" / "artifacts").absolute())
+        return LocalArtifactStore(Path(artifact_root) if artifact_root
+                                  else self._default_artifact_root())
 
     def _default_artifact_root(self) -> Path:
         if self.settings.artifact_root is not None:
