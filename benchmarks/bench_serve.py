@@ -352,8 +352,13 @@ def oip_clients(http_port: int, grpc_port: int) -> tuple[Any, Any, Any]:
                    else "application/octet-stream"}
         if header_length is not None:
             headers["Inference-Header-Content-Length"] = str(header_length)
-        connection.request("POST", path, body, headers)
-        response = connection.getresponse()
+        try:
+            connection.request("POST", path, body, headers)
+            response = connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            connection.close()  # the server closed a connection left idle (keep-alive 5 s)
+            connection.request("POST", path, body, headers)
+            response = connection.getresponse()
         data = response.read()
         if response.status != 200:
             raise RuntimeError(f"OIP answered {response.status}: {data[:300]!r}")
