@@ -91,8 +91,12 @@ def _server(store: TrainedStore, tmp_path: Path, *args: str) -> Iterator[
             time.sleep(0.1)
         yield process, url, stderr
     finally:
-        if process.poll() is None:
-            process.kill()
+        if process.poll() is None:  # as a user stops it, so its workers stop with it
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
         process.wait(timeout=30)
         reader.join(timeout=10)
 
