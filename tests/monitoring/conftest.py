@@ -8,6 +8,7 @@ numeric columns (by 0.5 standard deviation, or by a 1.5x scale) and 2 categorica
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+import forgeline as fl
 from forgeline.data.profile import build_profile, reference_extras
 from forgeline.data.schema import ColumnInfo, ColumnKind, Schema
 from forgeline.packaging import Predictor, Signature, load_package, save_package
@@ -171,3 +173,20 @@ def write_log(home: Path, name: str, frame: pd.DataFrame) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         part.to_parquet(folder / "part-0.parquet", index=False)
     return root
+
+
+@pytest.fixture
+def registered(model: Model) -> Iterator[Path]:
+    """``fraud@champion`` in the store of the working folder; returns the Forgeline home."""
+    client = fl.Client()
+    with client.start_run("fraud", name="train") as run:
+        run.log_artifact(model.path, "model")
+    client.register_model("fraud", run.run_id, "model", aliases=["champion"])
+    yield Path(client.settings.home)
+
+
+def recent_log(model: Model, seed: int, shifted: bool = False) -> pd.DataFrame:
+    """3,000 logged predictions over the last 20 hours (``--since 24h`` finds them all)."""
+    start = pd.Timestamp.now(tz="UTC").tz_localize(None) - pd.Timedelta(hours=20)
+    log, _ = log_frame(model, 3_000, seed, shifted=shifted, days=0.75, start=str(start))
+    return log

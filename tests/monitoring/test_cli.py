@@ -4,35 +4,22 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
-import forgeline as fl
 from tests.cli.conftest import invoke
-from tests.monitoring.conftest import FEATURES, Model, log_frame, make_frame, write_log
-
-
-@pytest.fixture
-def registered(model: Model) -> Iterator[Path]:
-    """``fraud@champion`` in the store of the working folder; returns the Forgeline home."""
-    client = fl.Client()
-    with client.start_run("fraud", name="train") as run:
-        run.log_artifact(model.path, "model")
-    client.register_model("fraud", run.run_id, "model", aliases=["champion"])
-    yield Path(client.settings.home)
-
-
-def _recent_log(model: Model, seed: int, shifted: bool = False) -> pd.DataFrame:
-    start = (pd.Timestamp.now(tz="UTC").tz_localize(None) - pd.Timedelta(hours=20))
-    log, _ = log_frame(model, 3_000, seed, shifted=shifted, days=0.75, start=str(start))
-    return log
+from tests.monitoring.conftest import (
+    FEATURES,
+    Model,
+    make_frame,
+    recent_log,
+    write_log,
+)
 
 
 def test_the_prediction_log_of_the_last_day(model: Model, registered: Path) -> None:
-    write_log(registered, "fraud", _recent_log(model, 91, shifted=True))
+    write_log(registered, "fraud", recent_log(model, 91, shifted=True))
     result = invoke("monitor", "fraud@champion", "--since", "24h", "-o", "r.html")
     assert result.exit_code == 0, result.output  # drift is reported, not a failure
     assert "fraud v1: 3,000 rows" in result.output
@@ -71,7 +58,7 @@ def test_a_file_missing_columns_still_gets_a_report(model: Model, tmp_path: Path
 
 
 def test_alerts_labels_and_delivery_problems(model: Model, registered: Path) -> None:
-    write_log(registered, "fraud", _recent_log(model, 93, shifted=True))
+    write_log(registered, "fraud", recent_log(model, 93, shifted=True))
     pd.DataFrame({"request_id": ["nope-1", "nope-2"], "y": [0, 1]}).to_csv("labels.csv",
                                                                           index=False)
     with socket.socket() as s:

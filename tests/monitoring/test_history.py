@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 import forgeline as fl
@@ -24,30 +22,14 @@ from tests.monitoring.conftest import (
     FEATURES,
     SHIFTED,
     Model,
-    log_frame,
     make_frame,
+    recent_log,
     write_log,
 )
 
 
-@pytest.fixture
-def registered(model: Model) -> Iterator[Path]:
-    """``fraud@champion`` in the store of the working folder; returns the Forgeline home."""
-    client = fl.Client()
-    with client.start_run("fraud", name="train") as run:
-        run.log_artifact(model.path, "model")
-    client.register_model("fraud", run.run_id, "model", aliases=["champion"])
-    yield Path(client.settings.home)
-
-
-def _recent_log(model: Model, seed: int, shifted: bool = False) -> pd.DataFrame:
-    start = pd.Timestamp.now(tz="UTC").tz_localize(None) - pd.Timedelta(hours=20)
-    log, _ = log_frame(model, 3_000, seed, shifted=shifted, days=0.75, start=str(start))
-    return log
-
-
 def test_each_run_is_recorded_and_the_history_shows_it(model: Model, registered: Path) -> None:
-    write_log(registered, "fraud", _recent_log(model, 91, shifted=True))
+    write_log(registered, "fraud", recent_log(model, 91, shifted=True))
     before = now_ms()
     first = invoke("monitor", "fraud@champion", "--since", "24h", "--rule",
                    "dataset_drift > 0.1", "-o", "r.html")
@@ -104,7 +86,7 @@ def test_a_bare_package_is_monitored_without_recording(model: Model) -> None:
 
 def test_a_store_that_cannot_be_written_costs_a_warning_not_the_result(
         model: Model, registered: Path) -> None:
-    write_log(registered, "fraud", _recent_log(model, 94))
+    write_log(registered, "fraud", recent_log(model, 94))
     read_only = f"sqlite:///file:{registered / 'forgeline.db'}?mode=ro&uri=true"
     result = invoke("--store", read_only, "monitor", "fraud@champion", "--last", "500",
                     "--json", "-o", "ro.html",
@@ -119,7 +101,7 @@ def test_a_store_that_cannot_be_written_costs_a_warning_not_the_result(
 
 
 def test_the_client_reads_times_in_every_form(model: Model, registered: Path) -> None:
-    log = _recent_log(model, 95)
+    log = recent_log(model, 95)
     result = monitor(model.predictor, log, config=MonitorConfig(window=None))
     store = get_store(None)
     for hours_ago in (30, 10, 2):  # three runs whose windows ended that long ago
