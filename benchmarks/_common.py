@@ -81,23 +81,33 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def forgeline_home(path: Path) -> Iterator[Path]:
-    """Work in ``path`` with ``FORGELINE_HOME=path/.forgeline``; restored (and the stores
-    Forgeline opened there closed) afterwards."""
-    old_cwd, old_home = Path.cwd(), os.environ.get("FORGELINE_HOME")
-    os.environ["FORGELINE_HOME"] = str(path / ".forgeline")
-    os.chdir(path)
+def home_env(home: Path) -> Iterator[Path]:
+    """``FORGELINE_HOME=home`` in this process; restored (and the stores Forgeline opened
+    meanwhile closed) afterwards."""
+    old_home = os.environ.get("FORGELINE_HOME")
+    os.environ["FORGELINE_HOME"] = str(home)
     try:
-        yield path
+        yield home
     finally:
-        os.chdir(old_cwd)
+        from forgeline.store import close_stores
+
+        close_stores()
         if old_home is None:
             os.environ.pop("FORGELINE_HOME", None)
         else:
             os.environ["FORGELINE_HOME"] = old_home
-        from forgeline.store import close_stores
 
-        close_stores()
+
+@contextlib.contextmanager
+def forgeline_home(path: Path) -> Iterator[Path]:
+    """Work in ``path`` with ``FORGELINE_HOME=path/.forgeline`` (see :func:`home_env`)."""
+    old_cwd = Path.cwd()
+    os.chdir(path)
+    try:
+        with home_env(path / ".forgeline"):
+            yield path
+    finally:
+        os.chdir(old_cwd)
 
 
 def sqlite_uri(path: Path) -> str:

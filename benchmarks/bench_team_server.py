@@ -62,6 +62,7 @@ from _common import (
     _proc_stat,
     check_quiet,
     free_port,
+    home_env,
     machine,
     median,
     percentile,
@@ -394,7 +395,7 @@ def log_points(client: Any, n: int, keys: tuple[str, ...], name: str) -> tuple[f
 
 def part_client(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import forgeline as fl
-    from forgeline.store import close_stores, get_store
+    from forgeline.store import get_store
 
     print(f"\n== 2. Forgeline's client over HTTP: {args.points:,} points call by call "
           f"(x{args.repeat}); search_runs over {args.search_runs:,} runs x "
@@ -408,88 +409,79 @@ def part_client(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"points": args.points, "repeat": args.repeat,
                            "search_runs": args.search_runs,
                            "search_metrics": args.search_metrics, "populate_s": populate_s}
-    old_home = os.environ.get("FORGELINE_HOME")
-    os.environ["FORGELINE_HOME"] = str(folder / "client-home")
     server = forgeline_server(folder, db_uri, args.workers)
-    try:
-        with server:
-            server.wait_ready()
-            neighbours = Others().start()
-            url = server.base_url  # type: ignore[attr-defined]
-            client = fl.Client(url)
-            log_points(client, 2000, ("warmup",), "warmup")
-            for label, keys in (("1 key", ("loss",)),
-                                ("10 keys", tuple(f"m{j}" for j in range(10)))):
-                times, bad = [], []
-                server_cpu = client_cpu = 0.0
-                for r in range(args.repeat):
-                    cpu0, own0 = server_cpu_s(server), time.process_time()
-                    elapsed, run_id = log_points(client, args.points, keys, f"{label}-{r}")
-                    server_cpu += server_cpu_s(server) - cpu0
-                    client_cpu += time.process_time() - own0
-                    times.append(elapsed)
-                    stored = sum(len(client.get_metric_history(run_id, k)) for k in keys)
-                    if stored != args.points:
-                        bad.append(f"repeat {r}: {stored} of {args.points} stored")
-                med = median(times)
-                total = args.points * args.repeat
-                out[label] = {"median_s": med, "points_per_s": args.points / med,
-                              "all_s": times, "bad": bad,
-                              "best_points_per_s": args.points / min(times),
-                              "server_cpu_us_per_point": server_cpu / total * 1e6,
-                              "client_cpu_us_per_point": client_cpu / total * 1e6,
-                              "wall_us_per_point": sum(times) / total * 1e6}
-                print(f"  log_metric, {label}: {args.points / med:>9,.0f} points/s median "
-                      f"({min(times):.3f}..{max(times):.3f} s for {args.points:,} points, "
-                      f"run.end() included); every point read back: {bad or 'yes'}")
-                print(f"    per point: wall {out[label]['wall_us_per_point']:.1f} us, client "
-                      f"CPU {out[label]['client_cpu_us_per_point']:.1f} us, server CPU "
-                      f"{out[label]['server_cpu_us_per_point']:.1f} us")
-            # search
-            store = client.store
-            exp_id = client.get_experiment("search").experiment_id
-            local = get_store(db_uri)  # the file itself, to check the server's answer
-            queries = {"filter": (search_filter(), None),
-                       "filter + order": (search_filter(), [search_order()])}
-            out["queries"] = {}
-            for label, (flt, order) in queries.items():
-                expected = [r.run_id for r in local.search_runs([exp_id], flt, order, 100)]
-                got = [r.run_id for r in client.search_runs("search", flt, order, 100)]
-                same = got == expected if order else sorted(got) == sorted(expected)
-                rounds, raws = [], []
-                for _ in range(args.searches):
-                    t = time.perf_counter()
-                    client.search_runs("search", flt, order, 100)
-                    rounds.append(time.perf_counter() - t)
-                    t = time.perf_counter()
-                    store.search_runs([exp_id], flt, order, 100)
-                    raws.append(time.perf_counter() - t)
-                t_local = []
-                for _ in range(max(3, args.searches // 2)):
-                    t = time.perf_counter()
-                    local.search_runs([exp_id], flt, order, 100)
-                    t_local.append(time.perf_counter() - t)
-                q = {"filter": flt, "order_by": order, "runs": len(got), "same_as_store": same,
-                     "median_ms": median(rounds) * 1000,
-                     "p95_ms": percentile(rounds, 95) * 1000,
-                     "request_median_ms": median(raws) * 1000,
-                     "in_process_median_ms": median(t_local) * 1000}
-                out["queries"][label] = q
-                print(f"  search_runs {label:<15} round trip median {q['median_ms']:6.1f} ms, "
-                      f"p95 {q['p95_ms']:6.1f} ms (the search request alone "
-                      f"{q['request_median_ms']:.1f} ms; the same query in-process on the "
-                      f"file {q['in_process_median_ms']:.1f} ms); {len(got)} runs, same as the "
-                      f"store's: {same}")
-            local.close()
-            client.store.close()
-            neighbours.stop()
-            problems = server_problems(server)
-    finally:
-        close_stores()
-        if old_home is None:
-            os.environ.pop("FORGELINE_HOME", None)
-        else:
-            os.environ["FORGELINE_HOME"] = old_home
+    with home_env(folder / "client-home"), server:
+        server.wait_ready()
+        neighbours = Others().start()
+        url = server.base_url  # type: ignore[attr-defined]
+        client = fl.Client(url)
+        log_points(client, 2000, ("warmup",), "warmup")
+        for label, keys in (("1 key", ("loss",)),
+                            ("10 keys", tuple(f"m{j}" for j in range(10)))):
+            times, bad = [], []
+            server_cpu = client_cpu = 0.0
+            for r in range(args.repeat):
+                cpu0, own0 = server_cpu_s(server), time.process_time()
+                elapsed, run_id = log_points(client, args.points, keys, f"{label}-{r}")
+                server_cpu += server_cpu_s(server) - cpu0
+                client_cpu += time.process_time() - own0
+                times.append(elapsed)
+                stored = sum(len(client.get_metric_history(run_id, k)) for k in keys)
+                if stored != args.points:
+                    bad.append(f"repeat {r}: {stored} of {args.points} stored")
+            med = median(times)
+            total = args.points * args.repeat
+            out[label] = {"median_s": med, "points_per_s": args.points / med,
+                          "all_s": times, "bad": bad,
+                          "best_points_per_s": args.points / min(times),
+                          "server_cpu_us_per_point": server_cpu / total * 1e6,
+                          "client_cpu_us_per_point": client_cpu / total * 1e6,
+                          "wall_us_per_point": sum(times) / total * 1e6}
+            print(f"  log_metric, {label}: {args.points / med:>9,.0f} points/s median "
+                  f"({min(times):.3f}..{max(times):.3f} s for {args.points:,} points, "
+                  f"run.end() included); every point read back: {bad or 'yes'}")
+            print(f"    per point: wall {out[label]['wall_us_per_point']:.1f} us, client "
+                  f"CPU {out[label]['client_cpu_us_per_point']:.1f} us, server CPU "
+                  f"{out[label]['server_cpu_us_per_point']:.1f} us")
+        # search
+        store = client.store
+        exp_id = client.get_experiment("search").experiment_id
+        local = get_store(db_uri)  # the file itself, to check the server's answer
+        queries = {"filter": (search_filter(), None),
+                   "filter + order": (search_filter(), [search_order()])}
+        out["queries"] = {}
+        for label, (flt, order) in queries.items():
+            expected = [r.run_id for r in local.search_runs([exp_id], flt, order, 100)]
+            got = [r.run_id for r in client.search_runs("search", flt, order, 100)]
+            same = got == expected if order else sorted(got) == sorted(expected)
+            rounds, raws = [], []
+            for _ in range(args.searches):
+                t = time.perf_counter()
+                client.search_runs("search", flt, order, 100)
+                rounds.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                store.search_runs([exp_id], flt, order, 100)
+                raws.append(time.perf_counter() - t)
+            t_local = []
+            for _ in range(max(3, args.searches // 2)):
+                t = time.perf_counter()
+                local.search_runs([exp_id], flt, order, 100)
+                t_local.append(time.perf_counter() - t)
+            q = {"filter": flt, "order_by": order, "runs": len(got), "same_as_store": same,
+                 "median_ms": median(rounds) * 1000,
+                 "p95_ms": percentile(rounds, 95) * 1000,
+                 "request_median_ms": median(raws) * 1000,
+                 "in_process_median_ms": median(t_local) * 1000}
+            out["queries"][label] = q
+            print(f"  search_runs {label:<15} round trip median {q['median_ms']:6.1f} ms, "
+                  f"p95 {q['p95_ms']:6.1f} ms (the search request alone "
+                  f"{q['request_median_ms']:.1f} ms; the same query in-process on the "
+                  f"file {q['in_process_median_ms']:.1f} ms); {len(got)} runs, same as the "
+                  f"store's: {same}")
+        local.close()
+        client.store.close()
+        neighbours.stop()
+        problems = server_problems(server)
     out.update(other_cpu=neighbours.other, steal=neighbours.steal, server_log=problems)
     print(f"  ({neighbours.report()})")
     for line in problems[:5]:
@@ -590,7 +582,6 @@ class RssSampler(threading.Thread):
 
 def part_concurrent(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import forgeline as fl
-    from forgeline.store import close_stores
 
     print(f"\n== 3. {args.clients} concurrent clients (processes) logging for "
           f"{args.duration:g} s into one forgeline server ({args.workers} worker(s)) ==",
@@ -628,30 +619,24 @@ def part_concurrent(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         sampler.halt.set()
         sampler.join()
         # read every point back, through the server
-        old_home = os.environ.get("FORGELINE_HOME")
-        os.environ["FORGELINE_HOME"] = home
-        client = fl.Client(url)
-        sent = stored = 0
-        bad: list[str] = []
-        for o in outs:
-            if o["run_id"] is None:
-                continue
-            sent += o["steps"] * len(KEYS)
-            for key in KEYS:
-                steps = [m.step for m in client.get_metric_history(o["run_id"], key)]
-                stored += len(steps)
-                if sorted(steps) != list(range(o["steps"])):
-                    bad.append(f"client {o['worker']} {key}: {len(steps)} stored of "
-                               f"{o['steps']} sent")
-            status = client.get_run(o["run_id"]).status.value
-            if status != "FINISHED":
-                bad.append(f"client {o['worker']}: run {status}")
-        client.store.close()
-        close_stores()
-        if old_home is None:
-            os.environ.pop("FORGELINE_HOME", None)
-        else:
-            os.environ["FORGELINE_HOME"] = old_home
+        with home_env(Path(home)):
+            client = fl.Client(url)
+            sent = stored = 0
+            bad: list[str] = []
+            for o in outs:
+                if o["run_id"] is None:
+                    continue
+                sent += o["steps"] * len(KEYS)
+                for key in KEYS:
+                    steps = [m.step for m in client.get_metric_history(o["run_id"], key)]
+                    stored += len(steps)
+                    if sorted(steps) != list(range(o["steps"])):
+                        bad.append(f"client {o['worker']} {key}: {len(steps)} stored of "
+                                   f"{o['steps']} sent")
+                status = client.get_run(o["run_id"]).status.value
+                if status != "FINISHED":
+                    bad.append(f"client {o['worker']}: run {status}")
+            client.store.close()
         problems = server_problems(server)
     statuses: dict[str, int] = {}
     for o in outs:

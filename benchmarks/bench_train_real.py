@@ -525,14 +525,12 @@ def run_table(table: Table, root: Path, args: argparse.Namespace) -> dict[str, A
                 "forgeline_cv": _number(result.get("cv_score")),
                 "selection": (result.get("selection") or {}).get("reason")})
 
+    from _common import home_env
     from forgeline import load_model
-    from forgeline.store import close_stores
     from forgeline.tracking.client import Client
     from forgeline.training.layout import MODEL_PATH
 
-    old_home = os.environ.get("FORGELINE_HOME")
-    os.environ["FORGELINE_HOME"] = str(folder / ".forgeline")
-    try:
+    with home_env(folder / ".forgeline"):
         client = Client()
         run_id = result["run_id"]
         logged = {context: ds for ds, context in client.get_run_datasets(run_id)}
@@ -547,12 +545,6 @@ def run_table(table: Table, root: Path, args: argparse.Namespace) -> dict[str, A
                       "trials": count_trials(client, row["spec"]["name"], run_id)}
         package = client.download_artifacts(run_id, MODEL_PATH, folder / "package")
         predictor = load_model(package)
-    finally:
-        close_stores()
-        if old_home is None:
-            os.environ.pop("FORGELINE_HOME", None)
-        else:
-            os.environ["FORGELINE_HOME"] = old_home
     features = [c for c in frame.columns if c != table.target and c not in row["drop"]]
     train, test = frame.loc[train_index], frame.loc[test_index]
     X, y, X_test = train[features], train[table.target], test[features]
