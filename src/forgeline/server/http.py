@@ -22,8 +22,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from forgeline.errors import ForgelineError, InvalidInput, NotFound, http_status
-from forgeline.store.http import wire
 from forgeline.store.http.wire import API_PREFIX
+from forgeline.util.json import parse_json
 
 __all__ = ["BodyLimit", "BodyTooLarge", "ErrorRenderer", "add_error_renderer", "install_errors",
            "json_body", "reply"]
@@ -49,7 +49,7 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not body.strip():
         raise InvalidInput("The request body is empty: send a JSON object.",
                            hint="Send Content-Type: application/json with a JSON object.")
-    data = wire.decode(body)
+    data = parse_json(body)
     if not isinstance(data, dict):
         raise InvalidInput(f"The request body must be a JSON object, not {type(data).__name__}.",
                            hint="Send the fields as a JSON object: {\"name\": ...}.")

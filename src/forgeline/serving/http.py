@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from forgeline.errors import ForgelineError, InvalidInput, http_status
+from forgeline.util.json import parse_json
 
 if TYPE_CHECKING:
     from forgeline.serving.metrics import ServingMetrics
@@ -102,12 +103,7 @@ async def read_json(request: Request | RawRequest, limit: int) -> Any:
     body = b"".join(chunks)
     if not body.strip():
         raise InvalidInput("The request body is empty: send a JSON object.")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise InvalidInput(f"The request body is not valid JSON: {e}.",
-                           hint="Send Content-Type: application/json with a JSON object."
-                           ) from None
+    return parse_json(body)
 
 
 def _too_large(size: int | None, limit: int) -> str:

@@ -10,7 +10,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["jsonable"]
+from forgeline.errors import InvalidInput
+
+__all__ = ["jsonable", "parse_json"]
 
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
@@ -46,3 +48,15 @@ def jsonable(value: Any, *, non_finite_as_text: bool = False) -> Any:
         return str(x)
 
     return convert(value)
+
+
+def parse_json(body: bytes, what: str = "The request body") -> Any:
+    """Parse JSON bytes; InvalidInput (naming ``what``) if they are not JSON."""
+    import orjson  # loaded by the servers that read bodies, not at every start-up
+
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"{what} is not valid JSON: {e}.",
+                           hint="Send a JSON object with Content-Type: application/json."
+                           ) from None

@@ -38,7 +38,7 @@ from forgeline.errors import InvalidInput
 from forgeline.store.base import MetricPoint
 
 __all__ = [
-    "API_PREFIX", "decode", "dump_artifact", "dump_dataset", "dump_experiment", "dump_lineage",
+    "API_PREFIX", "dump_artifact", "dump_dataset", "dump_experiment", "dump_lineage",
     "dump_metric_points", "dump_metrics", "dump_model_version", "dump_monitoring",
     "dump_registered_model", "dump_run", "dump_token", "encode", "load_artifact",
     "load_dataset", "load_experiment", "load_float", "load_metric_points", "load_metrics",
@@ -55,16 +55,6 @@ _MISSING = object()
 def encode(payload: Any) -> bytes:
     """JSON bytes (orjson)."""
     return orjson.dumps(payload)
-
-
-def decode(body: bytes, what: str = "The request body") -> Any:
-    """Parse JSON bytes; InvalidInput (naming ``what``) if they are not JSON."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise InvalidInput(f"{what} is not valid JSON: {e}.",
-                           hint="Send a JSON object with Content-Type: application/json."
-                           ) from None
 
 
 # -- numbers ------------------------------------------------------------------------------
