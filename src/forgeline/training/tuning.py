@@ -12,13 +12,14 @@ worker).
 
 Time: a :class:`Deadline` says when tuning must end (``tuning.timeout_s`` from its start,
 and for a whole-run budget, ``tuning.time_budget_s``, the run's end less what the refit
-and the evaluation of the best trial so far will take). Once a trial has completed, a
+and the evaluation of the trial that would be chosen now will take). Once a trial has completed, a
 trial that would run past the deadline stops between folds, and a trial of a family
 whose measured cost exceeds the time left is skipped with a note; tuning ends there.
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 import warnings
@@ -51,7 +52,7 @@ from forgeline.training.trials import TrialOutcome
 from forgeline.training.zoo import ZOO, ModelKind
 
 __all__ = ["BALANCED", "EXPLAIN_SHARE", "PACKAGING_S", "Deadline", "ModelPlan",
-           "TuningResult", "cv_folds", "reserve", "score_model", "tune"]
+           "TuningResult", "cv_folds", "refit_scale", "reserve", "score_model", "tune"]
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
 _STARTUP_TRIALS = 5
@@ -81,23 +82,30 @@ class Deadline:
     fixed: float | None = None
     run_end: float | None = None
     explain_s: float = 0.0
+    refit_scale: float = 1.0  # the training split's rows over a fold's mean training rows
 
-    def at(self, best: TrialOutcome | None) -> float | None:
-        """The deadline, given the best complete trial so far (None: no limit)."""
+    def at(self, chosen: TrialOutcome | None) -> float | None:
+        """The deadline, given the trial that would be refitted now (None: no limit)."""
         ends = [self.fixed] if self.fixed is not None else []
         if self.run_end is not None:
-            ends.append(self.run_end - reserve(best) - self.explain_s)
+            ends.append(self.run_end - reserve(chosen, self.refit_scale) - self.explain_s)
         return min(ends) if ends else None
 
 
-def reserve(best: TrialOutcome | None) -> float:
-    """Seconds to keep for refitting ``best`` on the whole training split and evaluating it:
-    a refit costs about a fold's fit scaled to all the rows, the evaluation (permutation
-    importance, curves) about as much again."""
-    if best is None or not best.fold_scores:
+def refit_scale(folds: Folds, rows: int) -> float:
+    """How many times a fold's training rows the refit fits: 1.25 for 5-fold CV, 2 for the
+    expanding windows of a 5-fold time split (they train on half the rows on average)."""
+    return rows / statistics.fmean(len(fit) for fit, _ in folds) if folds else 1.0
+
+
+def reserve(chosen: TrialOutcome | None, scale: float = 1.0) -> float:
+    """Seconds to keep for refitting ``chosen`` on the whole training split and evaluating
+    it: a refit costs a fold's fit scaled to all the rows (``scale``), the evaluation on the
+    test split (predictions, curves, the newest slice) about as much again."""
+    if chosen is None or not chosen.fold_scores:
         return PACKAGING_S
-    per_fold = best.seconds / len(best.fold_scores)
-    return 3.0 * per_fold + PACKAGING_S
+    per_fold = chosen.seconds / len(chosen.fold_scores)
+    return 2.0 * per_fold * max(scale, 1.0) + PACKAGING_S
 
 
 @dataclass(frozen=True)
@@ -292,8 +300,10 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
             study.enqueue_trial({"model": default["model"]})
     done: list[TrialOutcome] = []
     best: TrialOutcome | None = None
+    weights = [len(fit) for fit, _ in folds]
     while len(done) < spec.trials:
-        end = deadline.at(best)
+        end = deadline.at(None if best is None
+                          else _select(done, metric, spec.select, weights, best).chosen)
         if end is not None and time.time() >= end and best is not None:
             break
         thresholds = _thresholds(done, len(folds), spec.pruning)
@@ -330,9 +340,16 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
         first = next((t.error for t in done if t.error), "no trial finished")
         raise ForgelineError(f"Tuning failed: every trial failed ({first}).",
                              hint="Check the data and the models in the spec.")
+    return TuningResult(best, done, _select(done, metric, spec.select, weights, best))
+
+
+def _select(done: Sequence[TrialOutcome], metric: Metric, rule: str, weights: list[int],
+            best: TrialOutcome) -> Selection:
+    # expanding windows (a time split) train on more rows fold after fold; k-fold folds
+    # differ by one row at most
+    ordered = len(weights) > 1 and all(b > a + 1 for a, b in itertools.pairwise(weights))
     try:
-        selection = select_model(done, metric, spec.select)
+        return select_model(done, metric, rule, fold_weights=weights, time_ordered=ordered)
     except ValueError:  # no complete trial has a finite score: keep the first complete one
-        selection = Selection(spec.select, best, best, (), None,
-                              f"no complete trial has a finite cv {metric.name}")
-    return TuningResult(best, done, selection)
+        return Selection(rule, best, best, (), None,
+                         f"no complete trial has a finite cv {metric.name}")

@@ -68,6 +68,7 @@ from forgeline.training.tuning import (
     ModelPlan,
     TuningResult,
     cv_folds,
+    refit_scale,
     score_model,
     tune,
 )
@@ -254,7 +255,8 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         timeout = spec.tuning.timeout_s
         deadline = Deadline(fixed=None if timeout is None else time.time() + timeout,
                             run_end=None if budget is None else started_at + budget,
-                            explain_s=0.0 if budget is None else EXPLAIN_SHARE * budget)
+                            explain_s=0.0 if budget is None else EXPLAIN_SHARE * budget,
+                            refit_scale=refit_scale(folds, len(X)))
         progress.task("tuning", spec.tuning.trials, "trials")
         pruned = 0
 

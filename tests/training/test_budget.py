@@ -1,0 +1,33 @@
+"""The time kept for the refit and the evaluation under a whole-run budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgeline.entities import SplitStrategy, Task
+from forgeline.training.trials import TrialOutcome
+from forgeline.training.tuning import PACKAGING_S, Deadline, cv_folds, refit_scale, reserve
+
+
+def test_the_refit_scale_follows_the_folds() -> None:
+    y = pd.Series(np.arange(600.0))
+    kfold = cv_folds(Task.REGRESSION, y, 5, seed=0)
+    assert refit_scale(kfold, len(y)) == pytest.approx(1.25)
+    times = pd.Series(pd.date_range("2020-01-01", periods=600, freq="h"))
+    windows = cv_folds(Task.REGRESSION, y, 5, seed=0, strategy=SplitStrategy.TIME, times=times)
+    assert refit_scale(windows, len(y)) == pytest.approx(2.0)  # 1..5 sixths: half on average
+
+
+def test_the_reserve_is_for_the_trial_that_would_be_refitted() -> None:
+    slow = TrialOutcome(0, "random_forest", {}, [0.9] * 5, seconds=50.0)  # 10 s a fold
+    fast = TrialOutcome(1, "linear", {}, [0.8] * 5, seconds=5.0)
+    assert reserve(None) == PACKAGING_S
+    assert reserve(slow, 2.0) == pytest.approx(2 * 10 * 2 + PACKAGING_S)
+    assert reserve(fast, 1.25) == pytest.approx(2 * 1 * 1.25 + PACKAGING_S)
+    deadline = Deadline(run_end=1000.0, explain_s=6.0, refit_scale=2.0)
+    assert deadline.at(slow) == pytest.approx(1000 - 40 - PACKAGING_S - 6)
+    assert deadline.at(fast) == pytest.approx(1000 - 4 - PACKAGING_S - 6)
+    assert Deadline(fixed=900.0, run_end=1000.0).at(fast) == 900.0
+    assert Deadline().at(slow) is None
