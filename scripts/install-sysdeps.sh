@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# System packages (Debian): a PostgreSQL server for the tests; with --bench, also wrk, the
-# serving benchmarks' load generator.
+# System packages (Debian): a PostgreSQL server for the tests, Chromium for the web UI's
+# browser tests (Playwright drives it; it downloads no browser of its own); with --bench,
+# also wrk, the serving benchmarks' load generator.
 set -euo pipefail
 have_postgres() {
   command -v pg_ctl >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null
@@ -16,6 +17,10 @@ apt_install() {  # apt_install PACKAGE WHAT-FOR
 if ! have_postgres; then
   apt_install postgresql "the store tests"
   have_postgres || { echo "PostgreSQL install failed: pg_ctl not found" >&2; exit 1; }
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium "the web UI's browser tests"
+  command -v chromium >/dev/null 2>&1 || { echo "Chromium install failed: chromium not found" >&2; exit 1; }
 fi
 if [ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null 2>&1; then
   apt_install wrk "the serving benchmarks"

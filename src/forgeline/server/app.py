@@ -1,5 +1,5 @@
 """The team server's app: the REST API over a store and its artifacts, access control,
-and the MLflow-compatible routes.
+the MLflow-compatible routes and the web UI (:mod:`forgeline.server.ui`).
 
 :func:`create_app` builds it around a Store and an ArtifactStore (a test or an embedding
 program passes its own); :func:`create_app_from_env` is the factory each uvicorn worker of
@@ -17,7 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from forgeline.config import SERVER_MAX_BODY_BYTES, ServerSettings
-from forgeline.server import mlflow
+from forgeline.server import mlflow, ui
 from forgeline.server.api import admin, registry, tracking
 from forgeline.server.api import artifacts as artifact_routes
 from forgeline.server.http import BodyLimit, install_errors
@@ -55,6 +55,7 @@ def create_app(store: Store, artifacts: ArtifactStore, *, auth: bool,
     app.add_middleware(BodyLimit, state=app.state, limit=max_body_bytes,
                        upload_limit=max_upload_bytes)
     mlflow.install(app)
+    ui.install(app)
     return app
 
 

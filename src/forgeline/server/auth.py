@@ -1,6 +1,7 @@
 """Access control of the team server: bearer tokens with roles.
 
-A request sends ``Authorization: Bearer <secret>``; the server looks up the secret's
+A request sends ``Authorization: Bearer <secret>`` (a browser signed in to the web UI sends
+it in the :data:`SESSION_COOKIE` cookie instead); the server looks up the secret's
 sha256 (:func:`forgeline.store.tokens.secret_sha256`) with ``store.find_token``. Roles
 are ordered, each allowing what the ones before it allow (:class:`~forgeline.entities.Role`):
 
@@ -33,11 +34,12 @@ from forgeline.errors import Forbidden, NotFound, Unauthorized
 from forgeline.store.base import Store
 from forgeline.store.tokens import secret_sha256
 
-__all__ = ["CACHE_S", "PROTECTED_TAG", "authorize", "is_protected", "require",
-           "require_alias_role"]
+__all__ = ["CACHE_S", "PROTECTED_TAG", "SESSION_COOKIE", "authorize", "is_protected",
+           "require", "require_alias_role", "token_of"]
 
 PROTECTED_TAG = "forgeline.protected"  # = "true" on a registered model: its aliases are an admin's
 CACHE_S = 5.0
+SESSION_COOKIE = "forgeline_token"  # the web UI keeps the signed-in token's secret here
 _CREATE_HINT = ("Create one with `forgeline server token create --role writer --name NAME` "
                 "on the server's store and send it as Authorization: Bearer <secret> "
                 "(Forgeline clients read it from FORGELINE_TOKEN).")
@@ -81,6 +83,9 @@ def _cache(connection: HTTPConnection) -> _TokenCache:
 def _secret(connection: HTTPConnection) -> str:
     header = connection.headers.get("authorization")
     if not header:
+        cookie = connection.cookies.get(SESSION_COOKIE, "").strip()
+        if cookie:  # the web UI's sign-in (HttpOnly, SameSite=Strict: never sent cross-site)
+            return cookie
         raise Unauthorized("This server needs a token and the request sent none.",
                            hint=_CREATE_HINT)
     scheme, _, secret = header.partition(" ")
@@ -106,6 +111,13 @@ async def _token(connection: HTTPConnection) -> ApiToken:
         cache.put(digest, token)
     connection.scope["forgeline.token"] = token
     return token
+
+
+async def token_of(connection: HTTPConnection) -> ApiToken | None:
+    """The request's token (None with auth off); Unauthorized without a valid one."""
+    if not connection.app.state.auth:
+        return None
+    return await _token(connection)
 
 
 async def authorize(connection: HTTPConnection, role: Role, why: str = ""

@@ -28,8 +28,9 @@ from forgeline.util.json import parse_json
 __all__ = ["BodyLimit", "BodyTooLarge", "ErrorRenderer", "add_error_renderer", "install_errors",
            "json_body", "reply"]
 
-ErrorRenderer = Callable[[ForgelineError, int], Response]
-"""Builds the response for an error and its HTTP status (for routes with their own shape)."""
+ErrorRenderer = Callable[[Request, ForgelineError, int], Response]
+"""Builds the response to a request for an error and its HTTP status (for routes with their
+own shape: MLflow's JSON, the web UI's pages)."""
 
 
 class BodyTooLarge(InvalidInput):
@@ -78,7 +79,7 @@ def _respond(request: Request, error: ForgelineError, status: int) -> Response:
     path = request.url.path
     for prefixes, render in getattr(request.app.state, "error_renderers", ()):
         if path.startswith(prefixes):
-            return render(error, status)
+            return render(request, error, status)
     return _forgeline_shape(error, status)
 
 

@@ -68,7 +68,7 @@ def _forgeline_error(error: ForgelineError) -> Response:
     return error_response(code, str(error), int(getattr(error, "status", 0) or status))
 
 
-def render_error(error: ForgelineError, status: int) -> Response:
+def render_error(request: Request, error: ForgelineError, status: int) -> Response:
     """MLflow's shape for an error the app answers outside a route (see
     :func:`forgeline.server.http.add_error_renderer`)."""
     code = ERRORS.get(error.code, ERRORS[ForgelineError.code])[0]

@@ -1,0 +1,111 @@
+"""Rendering the web UI's pages: one Jinja2 environment, the filters its templates use,
+and the error page every UI route answers with instead of a JSON body.
+
+Templates live in ``templates/`` beside this module and extend ``base.html``. A request
+sent by htmx (header ``HX-Request``) gets only the template's ``content`` block swapped in
+by the page's script; every other request gets the whole page, so each URL is a page that
+can be bookmarked, shared and reloaded (a saved view is its URL).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from forgeline.errors import ForgelineError
+from forgeline.version import __version__
+
+__all__ = ["UI_PREFIX", "error_page", "fmt_duration", "fmt_number", "fmt_time", "page",
+           "url_for_static"]
+
+UI_PREFIX = "/ui"
+
+
+def fmt_time(ms: int | None) -> str:
+    """Epoch milliseconds as ``2026-12-03 22:10:05`` (UTC); an empty string for None."""
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_duration(start_ms: int | None, end_ms: int | None) -> str:
+    """``1h 02m``, ``3m 05s``, ``4.2s``; empty while a run has no end."""
+    if start_ms is None or end_ms is None:
+        return ""
+    s = max(0.0, (end_ms - start_ms) / 1000)
+    if s < 60:
+        return f"{s:.1f}s"
+    m, s = divmod(int(s), 60)
+    if m < 60:
+        return f"{m}m {s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m"
+
+
+def fmt_number(value: Any) -> str:
+    """A metric value in at most 5 significant digits (``0.91234``, ``1.2346e+06``)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    x = float(value)
+    if math.isnan(x):
+        return "NaN"
+    if x == 0 or 1e-4 <= abs(x) < 1e6:
+        return f"{x:.5g}" if not float(x).is_integer() or abs(x) >= 1e5 else f"{int(x)}"
+    return f"{x:.4e}"
+
+
+def url_for_static(path: str) -> str:
+    """The URL of a static file, with the version so browsers cache it safely."""
+    return f"{UI_PREFIX}/static/{path}?v={__version__}"
+
+
+@cache
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("forgeline.server.ui", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(time=fmt_time, number=fmt_number)
+    env.globals.update(duration=fmt_duration, static=url_for_static, ui=UI_PREFIX,
+                       version=__version__)
+    return env
+
+
+def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render ``template`` (the whole page, or only its content for an htmx request)."""
+    partial = request.headers.get("hx-request") == "true" and \
+        request.headers.get("hx-history-restore-request") != "true"
+    who = request.scope.get("forgeline.token")
+    html = _env().get_template(template).render(
+        request=request, partial=partial, auth=request.app.state.auth,
+        who=None if who is None else {"name": who.name, "role": who.role.value},
+        path=request.url.path, **context)
+    return HTMLResponse(html, status_code=status)
+
+
+_POSITION = re.compile(r"at position (\d+)")
+
+
+def error_position(error: ForgelineError) -> int | None:
+    """The 1-based position a filter error names (``Invalid filter at position 7 ...``)."""
+    found = _POSITION.search(error.message)
+    return int(found.group(1)) if found else None
+
+
+def error_page(request: Request, error: ForgelineError, status: int) -> Response:
+    """The page shown for an error: the sign-in form for 401, else the message and what
+    to do, never a traceback."""
+    if status == 401:
+        return page(request, "login.html", status, message=error.message,
+                    next=request.url.path + (f"?{request.url.query}" if request.url.query
+                                             else ""))
+    return page(request, "error.html", status, status_code=status, message=error.message,
+                hint=error.hint or "")

@@ -1,0 +1,98 @@
+// Forgeline web UI: metric charts (uPlot), mounted only when scrolled into view.
+// A chart element: <div class="chart" data-src="URL returning {series:[{label, steps, values}]}">.
+// Zooming (drag a range) asks the server again for that step range: the exact points once
+// they fit; a double click goes back to the whole series.
+(function () {
+  "use strict";
+  const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2",
+                  "#be185d", "#4d7c0f", "#7c3aed", "#b45309"];
+  window.forgeline = window.forgeline || {};
+  forgeline.charts = 0;  // charts drawn (read by the benchmarks and tests)
+
+  function url(src, lo, hi) {
+    const u = new URL(src, location.href);
+    if (lo != null) { u.searchParams.set("min_step", Math.floor(lo)); }
+    if (hi != null) { u.searchParams.set("max_step", Math.ceil(hi)); }
+    return u.toString();
+  }
+
+  function align(series) {  // uPlot wants one x array: the union of the series' steps
+    if (series.length === 1) { return [series[0].steps, series[0].values]; }
+    const xs = Array.from(new Set(series.flatMap(s => s.steps))).sort((a, b) => a - b);
+    const at = new Map(xs.map((x, i) => [x, i]));
+    const ys = series.map(s => {
+      const y = new Array(xs.length).fill(null);
+      s.steps.forEach((x, i) => { y[at.get(x)] = s.values[i]; });
+      return y;
+    });
+    return [xs, ...ys];
+  }
+
+  async function load(el, lo, hi) {
+    const r = await fetch(url(el.dataset.src, lo, hi), {credentials: "same-origin"});
+    if (!r.ok) {
+      let msg = r.status + " " + r.statusText;
+      try { msg = (await r.json()).error.message; } catch (e) { /* not JSON */ }
+      throw new Error(msg);
+    }
+    return r.json();
+  }
+
+  function note(el, body) {
+    let n = el.querySelector(".note");
+    if (!n) { n = document.createElement("div"); n.className = "note"; el.appendChild(n); }
+    const total = body.series.reduce((a, s) => a + (s.total || s.steps.length), 0);
+    const shown = body.series.reduce((a, s) => a + s.steps.length, 0);
+    n.textContent = shown < total ? `${shown.toLocaleString()} of ${total.toLocaleString()} points shown (zoom for exact values)`
+                                  : `${total.toLocaleString()} points`;
+  }
+
+  async function draw(el) {
+    el.dataset.mounted = "1";
+    let body;
+    try { body = await load(el); } catch (e) {
+      el.textContent = "Could not load the chart: " + e.message; el.classList.add("error"); return;
+    }
+    if (!body.series.length || !body.series.some(s => s.steps.length)) {
+      el.textContent = "No points."; return;
+    }
+    const width = Math.max(300, el.clientWidth || 400);
+    const opts = {
+      width, height: 220, legend: {live: true},
+      scales: {x: {time: false}},
+      cursor: {drag: {x: true, y: false}},
+      axes: [{label: el.dataset.xlabel || "step"}, {}],
+      series: [{label: "step"}, ...body.series.map((s, i) => ({
+        label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true,
+        points: {show: s.steps.length < 60}}))],
+      hooks: {setSelect: [async u => {
+        if (u.select.width < 3) { return; }
+        const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x");
+        u.setSelect({left: 0, width: 0}, false);
+        const zoomed = await load(el, lo, hi);
+        u.setData(align(zoomed.series)); note(el, zoomed);
+      }]},
+    };
+    el.textContent = "";
+    const plot = new uPlot(opts, align(body.series), el);
+    note(el, body);
+    plot.over.addEventListener("dblclick", async () => {
+      const all = await load(el); plot.setData(align(all.series)); note(el, all);
+    });
+    el._plot = plot;
+    forgeline.charts += 1;
+    el.dispatchEvent(new CustomEvent("forgeline:drawn", {bubbles: true}));
+  }
+  forgeline.redraw = async function (el) { if (el._plot) { el._plot.destroy(); el._plot = null; } await draw(el); };
+
+  const seen = new IntersectionObserver(entries => {
+    for (const e of entries) {
+      if (e.isIntersecting && !e.target.dataset.mounted) { seen.unobserve(e.target); draw(e.target); }
+    }
+  }, {rootMargin: "200px"});
+
+  function mount(root) {
+    root.querySelectorAll(".chart[data-src]").forEach(el => { if (!el.dataset.mounted) { seen.observe(el); } });
+  }
+  htmx.onLoad(mount);
+})();
