@@ -91,3 +91,40 @@ def test_refusals_are_one_line(tmp_path: Path) -> None:
     assert taken.returncode == 2, taken.stderr
     assert taken.stderr.startswith(f"error: Cannot listen on 127.0.0.1:{port}")
     assert taken.stderr.count("\n") == 1
+
+
+def test_ui_serves_the_local_store_on_loopback_without_tokens(tmp_path: Path) -> None:
+    """`forgeline ui` over the default local store: the web UI on 127.0.0.1, auth off."""
+    home = tmp_path / "home"
+    env = {**os.environ, "COLUMNS": "300", "FORGELINE_HOME": str(home),
+           "BROWSER": "true"}  # were a browser opened, it would be this no-op command
+    logged = subprocess.run([sys.executable, "-c", "import forgeline as fl\n"
+                             "with fl.start_run(experiment='churn', name='first') as r:\n"
+                             "    r.log_metric('auc', 0.9)"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert logged.returncode == 0, logged.stderr
+    server = subprocess.Popen([str(FORGELINE), "ui", "--port", "0", "--no-browser"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=tmp_path, env=env)
+    try:
+        assert server.stdout is not None
+        assert " · auth off · 1 worker" in server.stdout.readline()
+        ui = server.stdout.readline().strip()
+        assert re.fullmatch(r"Web UI: http://127\.0\.0\.1:\d+/ui/", ui), ui
+        url = ui.removeprefix("Web UI: ")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(url)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert page.status_code == 200 and "churn" in page.text
+        runs = httpx.get(url + "experiments/1")
+        assert runs.status_code == 200 and "first" in runs.text
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+    assert server.returncode == 0, server.stderr.read() if server.stderr else ""

@@ -1,4 +1,5 @@
-"""``forgeline server``: the team server, and ``forgeline server token ...``: its tokens.
+"""``forgeline server``: the team server, ``forgeline server token ...``: its tokens, and
+``forgeline ui``: the same server on loopback over a local store, for its web UI.
 
 The server runs under uvicorn, which imports the app by name in each worker
 (``forgeline.server.app:create_app_from_env``) with the settings handed over in
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from forgeline.store.base import Store
     from forgeline.tracking.client import Client
 
-__all__ = ["APP_FACTORY", "app", "auth_by_default"]
+__all__ = ["APP_FACTORY", "app", "auth_by_default", "ui_command"]
 
 APP_FACTORY = "forgeline.server.app:create_app_from_env"
 
@@ -89,11 +90,29 @@ def server_command(
     the MLflow client, and artifact bytes."""
     if ctx.invoked_subcommand is not None:
         return
+    _serve(_client(ctx, store), artifacts, host, port, workers, auth, max_body_bytes)
+
+
+def ui_command(
+    ctx: typer.Context,
+    store: str | None = typer.Option(None, "--store", metavar="URI", help=STORE_HELP),
+    port: int = typer.Option(5000, "--port", min=0, max=65535, help="Port (0: any free one)."),
+    browser: bool = typer.Option(True, "--browser/--no-browser",
+                                 help="Open the web UI in the default browser."),
+) -> None:
+    """The web UI over a local store, on this machine only (127.0.0.1, no tokens): runs,
+    charts, comparisons, models and monitoring. For a team, `forgeline server`."""
+    _serve(_client(ctx, store), None, "127.0.0.1", port, 1, False, SERVER_MAX_BODY_BYTES,
+           open_ui=browser)
+
+
+def _serve(client: Client, artifacts: str | None, host: str, port: int, workers: int,
+           auth: bool | None, max_body_bytes: int, *, open_ui: bool = False) -> None:
+    """Check what can fail, say where the server is, and run it until Ctrl-C."""
     import uvicorn
 
     from forgeline.store.artifacts import LocalArtifactStore
 
-    client = _client(ctx, store)
     if not isinstance(client.artifacts, LocalArtifactStore):
         raise InvalidInput(f"The team server needs a database store, not {client.store.uri}.",
                            hint="Give --store sqlite:///... or postgresql+psycopg://...")
@@ -108,9 +127,16 @@ def server_command(
     out = console()
     out.print(f"Forgeline server on http://{shown}:{port} · store {client.store.uri} · "
               f"artifacts {root} · auth {state} · {workers} worker{'s' * (workers > 1)}")
+    ui = f"http://{shown}:{port}/ui/"
+    out.print(f"Web UI: {ui}")
     if secure and not admins:
         out.print("No admin token yet: create one with `forgeline server token create --role "
                   f"admin --name NAME --store {client.store.uri}`.", style="yellow")
+    if open_ui:
+        import threading
+        import webbrowser
+
+        threading.Timer(1.0, webbrowser.open, [ui]).start()
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server stops
         uvicorn.run(APP_FACTORY, factory=True, host=host.strip("[]"), port=port,
                     workers=workers, log_level="warning", access_log=False,
