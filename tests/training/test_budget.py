@@ -8,7 +8,14 @@ import pytest
 
 from forgeline.entities import SplitStrategy, Task
 from forgeline.training.trials import TrialOutcome
-from forgeline.training.tuning import PACKAGING_S, Deadline, cv_folds, refit_scale, reserve
+from forgeline.training.tuning import (
+    PACKAGING_S,
+    Deadline,
+    _expanding,
+    cv_folds,
+    refit_scale,
+    reserve,
+)
 
 
 def test_the_refit_scale_follows_the_folds() -> None:
@@ -18,6 +25,9 @@ def test_the_refit_scale_follows_the_folds() -> None:
     times = pd.Series(pd.date_range("2020-01-01", periods=600, freq="h"))
     windows = cv_folds(Task.REGRESSION, y, 5, seed=0, strategy=SplitStrategy.TIME, times=times)
     assert refit_scale(windows, len(y)) == pytest.approx(2.0)  # 1..5 sixths: half on average
+    # and only the windows are told apart as time-ordered (no one-SE trade on them)
+    assert _expanding(windows) and not _expanding(kfold)
+    assert not _expanding(cv_folds(Task.REGRESSION, y[:601], 2, seed=0))  # 300 / 301 rows
 
 
 def test_the_reserve_is_for_the_trial_that_would_be_refitted() -> None:

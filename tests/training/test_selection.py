@@ -15,7 +15,7 @@ from forgeline.entities import Task
 from forgeline.errors import InvalidSpec
 from forgeline.metrics import get_metric
 from forgeline.training.layout import REPORT_PATH, SELECTION_PATH
-from forgeline.training.selection import fold_se, paired_gap, select_model
+from forgeline.training.selection import fold_se, select_model
 from forgeline.training.spec import load_spec
 from forgeline.training.trials import TrialOutcome
 from forgeline.workflows.train import train
@@ -107,54 +107,23 @@ def test_lower_is_better_metrics_look_the_other_way() -> None:
     assert select_model(trials, RMSE).chosen.model == "linear"  # better on every fold
 
 
-def test_paired_gap_weights_folds_by_their_training_rows() -> None:
-    shortfalls = [-2.0, 1.0, 3.0, 0.5, 4.0]
-    assert paired_gap(shortfalls) == pytest.approx((1.3, fold_se(shortfalls)))
-    assert paired_gap(shortfalls, [7] * 5) == pytest.approx(paired_gap(shortfalls))
-    mean, se = paired_gap(shortfalls, [1, 2, 3, 4, 5])
-    assert mean == pytest.approx((-2 + 2 + 9 + 2 + 20) / 15)
-    n = 15 ** 2 / 55  # Kish's effective number of folds
-    spread = sum(w * (x - mean) ** 2 for w, x in zip([1, 2, 3, 4, 5], shortfalls, strict=True)) / 15
-    assert se == pytest.approx(math.sqrt(spread / (n - 1)))
-    assert paired_gap([0.4], [3]) == pytest.approx((0.4, 0.0))
-
-
-def test_expanding_time_windows_count_by_the_rows_they_trained_on() -> None:
-    """The hotel-rates case (real fold scores, RMSE): on a time split the boosted trees lose
-    the first window (trained on the oldest sixth of the rows) by 17.6 and win the four later
-    ones by 3-7. Counted alike, the first window drowns the rest (0.5 behind ± 4.6 SE: the
-    linear model looks within one SE); counted by the rows each window trained on, the trees
-    lead beyond the noise, and it is the trees that do better on the later test period."""
+def test_on_time_windows_the_best_score_wins() -> None:
+    """The hotel-rates case (real fold scores, RMSE, expanding time windows): the boosted
+    trees lose the first window (trained on the oldest sixth of the rows) by 17.6 and win
+    the four later ones by 3-7. Counted as replicates, the first window drowns the rest
+    (0.5 behind ± 4.6 SE: the linear model looks within one SE); the windows are not
+    replicates, and it is the trees that do better on the later test period."""
     hgb = [51.1, 20.6, 32.8, 15.5, 17.7]
     linear = [33.5, 27.4, 35.7, 21.1, 22.4]
+    blew_up = [35.4, 27.5, 319.7, 21.1, 21.9]  # the default linear trial of a later run
     trials = [_trial(0, "linear", linear), _trial(1, "hist_gradient_boosting", hgb)]
     assert select_model(trials, RMSE).chosen.model == "linear"
-    windows = [2055, 4106, 6157, 8208, 10259]  # TimeSeriesSplit(5) over 12,310 rows
-    s = select_model(trials, RMSE, fold_weights=windows)
-    assert s.chosen.model == "hist_gradient_boosting"
-    gap = s.candidates[1]
-    assert gap.gap == pytest.approx(3.37, abs=0.01) and gap.gap_se < gap.gap
-    # equal k-fold folds: the same choice as without weights
-    assert select_model(trials, RMSE, fold_weights=[9848] * 5).chosen.model == "linear"
-
-
-def test_on_time_windows_a_simpler_family_must_not_trail_on_the_newest() -> None:
-    """The random forest of the same hotel-rates tuning is within one SE by the weighted
-    gap (0.3 ± 2.0), but trails the boosted trees by 2.7 on the newest window, the one
-    nearest to the model that ships (and it scored 38 RMSE on the later test period where
-    the trees scored 30)."""
-    hgb = [51.1, 20.6, 32.8, 15.5, 17.7]
-    forest = [57.5, 19.9, 26.8, 16.4, 20.4]
-    trials = [_trial(0, "random_forest", forest), _trial(1, "hist_gradient_boosting", hgb)]
-    windows = [2055, 4106, 6157, 8208, 10259]
-    assert select_model(trials, RMSE, fold_weights=windows).chosen.model == "random_forest"
-    s = select_model(trials, RMSE, fold_weights=windows, time_ordered=True)
-    assert s.chosen.model == "hist_gradient_boosting" and not s.candidates[1].within
-    # a simpler family level with the best on the newest window is still traded in
-    level = [*forest[:-1], 17.9]
-    trials[0] = _trial(0, "random_forest", level)
-    assert select_model(trials, RMSE, fold_weights=windows,
-                        time_ordered=True).chosen.model == "random_forest"
+    s = select_model(trials, RMSE, time_ordered=True)
+    assert s.chosen.model == "hist_gradient_boosting" and not s.overridden
+    assert s.reason.endswith("(time-ordered folds are no replicates, so no one-SE trade)")
+    trials[0] = _trial(0, "linear", blew_up)
+    assert select_model(trials, RMSE, time_ordered=True).chosen.model == \
+        "hist_gradient_boosting"
 
 
 def test_ties() -> None:

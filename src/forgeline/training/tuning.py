@@ -300,10 +300,10 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
             study.enqueue_trial({"model": default["model"]})
     done: list[TrialOutcome] = []
     best: TrialOutcome | None = None
-    weights = [len(fit) for fit, _ in folds]
+    ordered = _expanding(folds)
     while len(done) < spec.trials:
         end = deadline.at(None if best is None
-                          else _select(done, metric, spec.select, weights, best).chosen)
+                          else _select(done, metric, spec.select, ordered, best).chosen)
         if end is not None and time.time() >= end and best is not None:
             break
         thresholds = _thresholds(done, len(folds), spec.pruning)
@@ -340,16 +340,20 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
         first = next((t.error for t in done if t.error), "no trial finished")
         raise ForgelineError(f"Tuning failed: every trial failed ({first}).",
                              hint="Check the data and the models in the spec.")
-    return TuningResult(best, done, _select(done, metric, spec.select, weights, best))
+    return TuningResult(best, done, _select(done, metric, spec.select, ordered, best))
 
 
-def _select(done: Sequence[TrialOutcome], metric: Metric, rule: str, weights: list[int],
+def _expanding(folds: Folds) -> bool:
+    """Whether the folds are expanding time windows (each trains on more rows than the one
+    before; k-fold folds differ by a row at most)."""
+    sizes = [len(fit) for fit, _ in folds]
+    return len(sizes) > 1 and all(b > a + 1 for a, b in itertools.pairwise(sizes))
+
+
+def _select(done: Sequence[TrialOutcome], metric: Metric, rule: str, ordered: bool,
             best: TrialOutcome) -> Selection:
-    # expanding windows (a time split) train on more rows fold after fold; k-fold folds
-    # differ by one row at most
-    ordered = len(weights) > 1 and all(b > a + 1 for a, b in itertools.pairwise(weights))
     try:
-        return select_model(done, metric, rule, fold_weights=weights, time_ordered=ordered)
+        return select_model(done, metric, rule, time_ordered=ordered)
     except ValueError:  # no complete trial has a finite score: keep the first complete one
         return Selection(rule, best, best, (), None,
                          f"no complete trial has a finite cv {metric.name}")
