@@ -18,6 +18,7 @@ __all__ = [
     "GIT_DIRTY",
     "MIN_SLICE_ROWS",
     "SYSTEM_TAG_PREFIX",
+    "AliasEvent",
     "ApiToken",
     "Artifact",
     "Dataset",
@@ -182,6 +183,31 @@ class Lineage:
     datasets: tuple[tuple[Dataset, str], ...]  # (dataset, context such as "train")
     git_commit: str | None
     git_dirty: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class AliasEvent:
+    """One change of a model's alias, as the registry remembers it.
+
+    ``version`` is where the alias pointed after the change (None: it was deleted) and
+    ``previous_version`` where it pointed before (None: it was new). ``actor`` is who made
+    the change: on a team server with auth on, the name of the request's token; otherwise
+    the user the client reported (None when nobody was named).
+    """
+
+    name: str
+    alias: str
+    version: int | None
+    previous_version: int | None
+    time: int
+    actor: str | None = None
+
+    @property
+    def action(self) -> str:
+        """``"set"`` (a new alias), ``"moved"`` or ``"deleted"``."""
+        if self.version is None:
+            return "deleted"
+        return "set" if self.previous_version is None else "moved"
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,3 +100,35 @@ def test_alias_needs_a_version_or_delete_but_not_both(world: World) -> None:
     result = world.invoke("models", "alias", "fraud", "champion", "two")
     assert result.exit_code == 2 and "integer" in result.stderr
     assert world.client.get_registered_model("fraud").aliases == {"champion": 1}
+
+
+def test_models_history(world: World) -> None:
+    from forgeline.errors import STATUS, NotFound
+    from forgeline.registry.client import local_user
+    from tests.cli.conftest import raised
+
+    for args in (("champion", "2"), ("challenger", "1"), ("challenger", "--delete")):
+        assert world.invoke("models", "alias", "fraud", *args).exit_code == 0
+    result = world.invoke("models", "history", "fraud")
+    assert result.exit_code == 0, result.output
+    rows = [[cell.strip() for cell in line.split("│")[2:5]]
+            for line in result.stdout.splitlines() if "│" in line and "@" in line]
+    assert rows == [["@challenger", "deleted (was 1)", local_user()],  # newest first
+                    ["@challenger", "-> 1 (new)", local_user()],
+                    ["@champion", "-> 2 (was 1)", local_user()],
+                    ["@champion", "-> 1 (new)", local_user()]]  # set when the world was made
+    only = world.invoke("models", "history", "fraud", "--alias", "champion", "--max", "1")
+    assert "Alias history of fraud@champion" in only.stdout
+    (row,) = [line for line in only.stdout.splitlines() if "@champion" in line and "│" in line]
+    assert "-> 2 (was 1)" in row
+    found = json.loads(world.invoke("models", "history", "fraud", "--json").stdout)
+    assert [(e["alias"], e["version"], e["previous_version"]) for e in found] == [
+        ("challenger", None, 1), ("challenger", 1, None), ("champion", 2, 1),
+        ("champion", 1, None)]
+    assert set(found[0]) == {"name", "alias", "version", "previous_version", "time", "actor"}
+    assert found[0]["actor"] == local_user() and isinstance(found[0]["time"], int)
+    none = world.invoke("models", "history", "fraud", "--alias", "shadow")
+    assert none.exit_code == 0 and "No alias changes of fraud@shadow recorded." in none.stdout
+    ghost = world.invoke("models", "history", "ghost")
+    assert type(raised(ghost)) is NotFound and ghost.exit_code == STATUS[NotFound.code][1]
+    assert ghost.stderr.count("\n") == 1 and "Model 'ghost' is not registered" in ghost.stderr

@@ -86,3 +86,27 @@ def test_registering_nothing_is_refused(tmp_path: Path) -> None:
 def test_bad_references(ref: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         fl.Client().get_model_version(ref)
+
+
+def test_alias_changes_are_recorded_as_the_os_user(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    from forgeline.registry.client import local_user
+
+    client = fl.Client()
+    run_id, _ = _train(tmp_path)
+    monkeypatch.setattr(getpass, "getuser", lambda: "alice")
+    client.register_model("fraud", run_id, aliases=["challenger"])
+    client.set_alias("fraud", "champion", 1)
+    assert [(e.alias, e.actor) for e in client.get_alias_history("fraud")] == [
+        ("champion", "alice"), ("challenger", "alice")]
+    for error in (KeyError("uid 1234"), OSError("no user")):  # a container's bare uid
+        def nameless(error: Exception = error) -> str:
+            raise error
+        monkeypatch.setattr(getpass, "getuser", nameless)
+        assert local_user() == "unknown"
+    client.delete_alias("fraud", "challenger")
+    assert client.get_alias_history("fraud", "challenger", max_results=1)[0].actor == "unknown"
+    with pytest.raises(InvalidInput, match="Invalid alias 'latest'"):
+        client.get_alias_history("fraud", "latest")

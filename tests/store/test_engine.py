@@ -139,6 +139,39 @@ def test_a_store_of_the_first_schema_upgrades_with_its_data(sql_store_uri: str) 
             (HEAD_REVISION,)]
 
 
+def test_a_store_of_revision_0002_gains_an_empty_alias_history(sql_store_uri: str) -> None:
+    from alembic import command
+
+    from forgeline.store import close_stores
+
+    store = get_store(sql_store_uri)
+    assert isinstance(store, SqlStore)
+    store.create_model_version("fraud", None, "models/fraud/1")
+    store.create_model_version("fraud", None, "models/fraud/2")
+    store.set_alias("fraud", "champion", 1)
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:  # back to what Forgeline 0002 created
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+        assert not sa.inspect(conn).has_table("model_alias_events")
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
+            ("0002",)]
+    close_stores()
+
+    upgraded = get_store(sql_store_uri)
+    assert isinstance(upgraded, SqlStore) and upgraded is not store
+    assert upgraded.get_alias("fraud", "champion") == 1  # the alias itself is kept
+    assert upgraded.get_alias_history("fraud") == []  # moves before 0003 were not recorded
+    assert upgraded.set_alias("fraud", "champion", 2, actor="alice") == 1
+    (event,) = upgraded.get_alias_history("fraud")
+    assert (event.version, event.previous_version, event.actor) == (2, 1, "alice")
+    with upgraded.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
+            (HEAD_REVISION,)]
+
+
 def _open(uri: str, errors: mp.Queue) -> None:
     try:
         store = get_store(uri)

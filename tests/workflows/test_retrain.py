@@ -12,6 +12,7 @@ import yaml
 
 import forgeline as fl
 from forgeline.errors import InvalidInput
+from forgeline.registry.client import local_user
 from forgeline.serving.predlog import PredictionLog
 from forgeline.serving.runtime import NativeRuntime, Prediction
 from forgeline.store.predictions import prediction_log_root, record_feedback
@@ -96,5 +97,12 @@ def test_a_better_challenger_is_promoted(served: tuple[fl.Client, pd.DataFrame])
     if decision.challenger_score > decision.champion_score:
         assert decision.action == "promoted"
         assert client.get_model_version("fraud@champion").version == 2
+        moved = client.get_alias_history("fraud", "champion", max_results=1)[0]
+        assert (moved.version, moved.previous_version, moved.actor) == (2, 1, local_user())
     else:  # the drifted period did not help this time: the gate must then keep it
         assert decision.action == "kept"
+    # training set the champion, retraining the challenger, both as this OS user
+    moves = [(e.alias, e.version, e.previous_version, e.actor)
+             for e in client.get_alias_history("fraud")]
+    assert moves[-2:] == [("challenger", 2, None, local_user()),
+                          ("champion", 1, None, local_user())]

@@ -1,4 +1,5 @@
-"""``forgeline models ...``: registered models, their versions, aliases and lineage."""
+"""``forgeline models ...``: registered models, their versions, aliases (and who moved
+them when) and lineage."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from forgeline.cli.output import (
     table,
 )
 from forgeline.cli.state import get_client
+from forgeline.entities import AliasEvent
 
 __all__ = ["app"]
 
@@ -144,3 +146,35 @@ def alias(
     else:
         change = f"was {before}"
     typer.echo(f"{name}@{alias_name} -> version {version} ({change})")
+
+
+def _change(event: AliasEvent) -> str:
+    if event.version is None:
+        return f"deleted (was {event.previous_version})"
+    was = "new" if event.previous_version is None else f"was {event.previous_version}"
+    return f"-> {event.version} ({was})"
+
+
+@app.command("history")
+def alias_history(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", help="The registered model's name."),
+    alias_name: str | None = typer.Option(None, "--alias", "-a", metavar="ALIAS",
+                                          help="Only this alias (default: every alias)."),
+    max_results: int = typer.Option(50, "--max", metavar="N", min=1,
+                                    help="Show at most the newest N changes."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Show who pointed the aliases of NAME where, and when, newest first."""
+    from rich.markup import escape  # an actor's name is the client's to choose
+
+    found = get_client(ctx).get_alias_history(name, alias_name, max_results)
+    if as_json:
+        print_json(found)
+        return
+    what = f"{name}@{alias_name}" if alias_name else name
+    t = table("time", "alias", "change", "by", title=f"Alias history of {what}")
+    for event in found:
+        t.add_row(fmt_time(event.time), f"@{event.alias}", _change(event),
+                  escape(event.actor or "-"))
+    print_table(t, empty=f"No alias changes of {what} recorded.")

@@ -3,6 +3,7 @@ each model's monitoring history."""
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 from forgeline.entities import (
     GIT_COMMIT,
     GIT_DIRTY,
+    AliasEvent,
     Lineage,
     ModelVersion,
     MonitoringRecord,
@@ -25,12 +27,28 @@ from forgeline.util.time import now_ms, parse_time
 if TYPE_CHECKING:
     from forgeline.store import ArtifactStore, Store
 
-__all__ = ["RegistryAPI"]
+__all__ = ["RegistryAPI", "local_user"]
+
+
+def local_user() -> str:
+    """The name of the OS user running this process, or ``"unknown"`` when it has none
+    (a container's bare uid)."""
+    try:
+        return getpass.getuser() or "unknown"
+    except (KeyError, OSError, ImportError):
+        return "unknown"
 
 
 class RegistryAPI:
+    """Alias changes made through this API are recorded in the model's alias history as
+    made by the local OS user (:func:`local_user`); a team server with auth on records its
+    token's name instead."""
+
     store: Store
     artifacts: ArtifactStore
+
+    def _actor(self) -> str:
+        return local_user()
 
     def register_model(self, name: str, run_id: str, artifact_path: str = "model",
                        description: str = "", tags: Mapping[str, str] | None = None,
@@ -48,7 +66,8 @@ class RegistryAPI:
                 f"Run {run_id} logged no artifacts under {path!r}; nothing to register.",
                 hint="Log the model first, e.g. run.log_artifact('model_dir', 'model').")
         return self.store.create_model_version(name, run_id, path, description, tags,
-                                               [check_alias(a) for a in aliases])
+                                               [check_alias(a) for a in aliases],
+                                               actor=self._actor())
 
     def get_registered_model(self, name: str) -> RegisteredModel:
         return self.store.get_registered_model(check_model_name(name))
@@ -70,11 +89,25 @@ class RegistryAPI:
 
     def set_alias(self, name: str, alias: str, version: int) -> int | None:
         """Point ``name@alias`` at ``version`` atomically; returns the version it left."""
-        return self.store.set_alias(check_model_name(name), check_alias(alias), int(version))
+        return self.store.set_alias(check_model_name(name), check_alias(alias), int(version),
+                                    actor=self._actor())
 
     def delete_alias(self, name: str, alias: str) -> int:
         """Remove ``name@alias``; returns the version it pointed at."""
-        return self.store.delete_alias(check_model_name(name), check_alias(alias))
+        return self.store.delete_alias(check_model_name(name), check_alias(alias),
+                                       actor=self._actor())
+
+    def get_alias_history(self, name: str, alias: str | None = None,
+                          max_results: int = 100) -> list[AliasEvent]:
+        """Who pointed the aliases of ``name`` (``alias`` only, when given) where, and
+        when: the newest ``max_results`` changes, newest first.
+
+        Example: ``client.get_alias_history("fraud", "champion")[0].actor`` is who last
+        moved ``fraud@champion``.
+        """
+        return self.store.get_alias_history(check_model_name(name),
+                                            None if alias is None else check_alias(alias),
+                                            max_results)
 
     def set_model_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         self.store.set_model_version_tag(check_model_name(name), int(version), key, value)

@@ -18,6 +18,7 @@ import abc
 from collections.abc import Iterable, Mapping, Sequence
 
 from forgeline.entities import (
+    AliasEvent,
     ApiToken,
     Artifact,
     Dataset,
@@ -126,10 +127,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def create_model_version(self, name: str, run_id: str | None, artifact_path: str,
                              description: str = "", tags: Mapping[str, str] | None = None,
-                             aliases: Sequence[str] = ()) -> ModelVersion:
+                             aliases: Sequence[str] = (), *,
+                             actor: str | None = None) -> ModelVersion:
         """Add the next version (1, 2, ...) of a registered model, creating the model.
 
-        ``aliases`` point at the new version in the same transaction: all or nothing.
+        ``aliases`` point at the new version in the same transaction: all or nothing; each
+        is recorded in the alias history as set (or moved) by ``actor``.
         """
 
     @abc.abstractmethod
@@ -147,12 +150,28 @@ class Store(abc.ABC):
     def set_model_version_tag(self, name: str, version: int, key: str, value: str) -> None: ...
 
     @abc.abstractmethod
-    def set_alias(self, name: str, alias: str, version: int) -> int | None:
-        """Point ``alias`` at ``version`` atomically; return where it pointed before."""
+    def set_alias(self, name: str, alias: str, version: int, *,
+                  actor: str | None = None) -> int | None:
+        """Point ``alias`` at ``version`` atomically; return where it pointed before.
+
+        The change is recorded in the alias history, by ``actor``, in the same
+        transaction; pointing an alias where it already points records nothing.
+        """
 
     @abc.abstractmethod
-    def delete_alias(self, name: str, alias: str) -> int:
-        """Remove an alias; return the version it pointed at. NotFound if unset."""
+    def delete_alias(self, name: str, alias: str, *, actor: str | None = None) -> int:
+        """Remove an alias; return the version it pointed at. NotFound if unset.
+
+        The deletion is recorded in the alias history, by ``actor``, in the same transaction.
+        """
+
+    @abc.abstractmethod
+    def get_alias_history(self, name: str, alias: str | None = None,
+                          max_results: int = 100) -> list[AliasEvent]:
+        """The changes of the aliases of model ``name`` (of ``alias`` only, when given),
+        newest first, at most ``max_results``. NotFound for an unknown model; InvalidInput
+        unless ``max_results`` is a positive integer. The history outlives the versions it
+        names and is kept as long as the model."""
 
     @abc.abstractmethod
     def get_alias(self, name: str, alias: str) -> int:

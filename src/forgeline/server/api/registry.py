@@ -4,10 +4,15 @@ Reads need the reader role; registering and tagging the writer role. Moving or d
 an alias needs the writer role, or admin on a protected model (tagged
 ``forgeline.protected=true``); deleting a version, and protecting or unprotecting a
 model, need admin.
+
+Every alias change is recorded in the model's alias history with who made it: the name of
+the request's token with auth on (a client cannot claim another's), else the ``actor`` the
+client sent (Forgeline's client sends the local user).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -35,6 +40,12 @@ _VERSION = _MODEL + "/versions/{version}"
 
 def _store(request: Request) -> Store:
     return request.app.state.store
+
+
+async def _actor(request: Request, claimed: str | None) -> str | None:
+    """Who the alias history records: the token's name with auth on, else ``claimed``."""
+    token = await authorize(request, Role.READER)  # the request's token, already checked
+    return claimed if token is None else token.name
 
 
 class _Registry(RegistryAPI):
@@ -91,10 +102,11 @@ async def create_model_version(request: Request, name: str,
     if aliases:
         await require_alias_role(request, name)
     store = _store(request)
-    version = await run_in_threadpool(
+    version = await run_in_threadpool(partial(
         store.create_model_version, name, optional(body, "run_id", _str),
         required(body, "artifact_path", _str), optional(body, "description", _str, ""),
-        optional(body, "tags", _str_dict), aliases)
+        optional(body, "tags", _str_dict), aliases,
+        actor=await _actor(request, optional(body, "actor", _str))))
     return reply(wire.dump_model_version(version))
 
 
@@ -131,15 +143,30 @@ def get_alias(request: Request, name: str, alias: str) -> Response:
 @router.put(_MODEL + "/aliases/{alias}")
 async def set_alias(request: Request, name: str, alias: str,
                     body: dict[str, Any] = Depends(json_body)) -> Response:
-    """Point an alias at a version: ``{"version": 3}``; answers where it pointed before."""
+    """Point an alias at a version: ``{"version": 3}`` (and ``"actor"``, used with auth
+    off); answers where it pointed before."""
     await require_alias_role(request, name)
     version = required(body, "version", _int)
-    previous = await run_in_threadpool(_store(request).set_alias, name, alias, version)
+    actor = await _actor(request, optional(body, "actor", _str))
+    previous = await run_in_threadpool(partial(_store(request).set_alias, name, alias, version,
+                                               actor=actor))
     return reply({"previous": previous})
 
 
 @router.delete(_MODEL + "/aliases/{alias}")
-async def delete_alias(request: Request, name: str, alias: str) -> Response:
+async def delete_alias(request: Request, name: str, alias: str,
+                       actor: str | None = None) -> Response:
+    """Remove an alias; ``?actor=`` names who did it when auth is off."""
     await require_alias_role(request, name)
-    version = await run_in_threadpool(_store(request).delete_alias, name, alias)
+    actor = await _actor(request, actor)
+    version = await run_in_threadpool(partial(_store(request).delete_alias, name, alias,
+                                              actor=actor))
     return reply({"version": version})
+
+
+@router.get(_MODEL + "/alias-history", dependencies=READ)
+def get_alias_history(request: Request, name: str, alias: str | None = None,
+                      max_results: int = 100) -> Response:
+    """The changes of the model's aliases (of ``alias`` only, when given), newest first."""
+    found = _store(request).get_alias_history(name, alias, max_results)
+    return reply({"events": [wire.dump_alias_event(e) for e in found]})

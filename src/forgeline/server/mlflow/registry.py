@@ -11,6 +11,7 @@ version is in stage ``None``); aliases are Forgeline's aliases.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import Depends, Request
@@ -142,12 +143,19 @@ async def set_registered_model_tag(request: Request, msg: Message = Depends(mess
 
 
 # -- aliases ------------------------------------------------------------------------------------
+async def _actor(request: Request) -> str | None:
+    """Who the alias history records: the token's name (nobody with auth off: MLflow's
+    client names no user)."""
+    token = await authorize(request, Role.READER)  # the request's token, already checked
+    return None if token is None else token.name
+
+
 @router.post("/registered-models/alias")
 async def set_alias(request: Request, msg: Message = Depends(message)) -> Any:
     name = msg.required("name")
     await require_alias_role(request, name)
-    await run_in_threadpool(store_of(request).set_alias, name, msg.required("alias"),
-                            _version(msg))
+    await run_in_threadpool(partial(store_of(request).set_alias, name, msg.required("alias"),
+                                    _version(msg), actor=await _actor(request)))
     return json({})
 
 
@@ -155,7 +163,8 @@ async def set_alias(request: Request, msg: Message = Depends(message)) -> Any:
 async def delete_alias(request: Request, msg: Message = Depends(message)) -> Any:
     name = msg.required("name")
     await require_alias_role(request, name)
-    await run_in_threadpool(store_of(request).delete_alias, name, msg.required("alias"))
+    await run_in_threadpool(partial(store_of(request).delete_alias, name,
+                                    msg.required("alias"), actor=await _actor(request)))
     return json({})
 
 

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from forgeline.config import team_token
 from forgeline.entities import (
+    AliasEvent,
     ApiToken,
     Artifact,
     Dataset,
@@ -172,10 +173,11 @@ class HttpStore(Store):
 
     def create_model_version(self, name: str, run_id: str | None, artifact_path: str,
                              description: str = "", tags: Mapping[str, str] | None = None,
-                             aliases: Sequence[str] = ()) -> ModelVersion:
+                             aliases: Sequence[str] = (), *,
+                             actor: str | None = None) -> ModelVersion:
         return wire.load_model_version(self._post(f"{_model(name)}/versions", {
             "run_id": run_id, "artifact_path": artifact_path, "description": description,
-            "tags": dict(tags or {}), "aliases": list(aliases)}))
+            "tags": dict(tags or {}), "aliases": list(aliases), "actor": actor}))
 
     def get_model_version(self, name: str, version: int) -> ModelVersion:
         return wire.load_model_version(self._get(_version(name, version)))
@@ -190,12 +192,22 @@ class HttpStore(Store):
     def set_model_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         self._put(f"{_version(name, version)}/tags/{_seg(key)}", {"value": value})
 
-    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+    # ``actor`` is who the server records when its auth is off; with auth on it records
+    # the token's name whatever is sent.
+    def set_alias(self, name: str, alias: str, version: int, *,
+                  actor: str | None = None) -> int | None:
         return self._put(f"{_model(name)}/aliases/{_seg(alias)}",
-                         {"version": version})["previous"]
+                         {"version": version, "actor": actor})["previous"]
 
-    def delete_alias(self, name: str, alias: str) -> int:
-        return self._delete(f"{_model(name)}/aliases/{_seg(alias)}")["version"]
+    def delete_alias(self, name: str, alias: str, *, actor: str | None = None) -> int:
+        return self.http.call("DELETE", f"{_model(name)}/aliases/{_seg(alias)}",
+                              params=None if actor is None else {"actor": actor})["version"]
+
+    def get_alias_history(self, name: str, alias: str | None = None,
+                          max_results: int = 100) -> list[AliasEvent]:
+        found = self._get(f"{_model(name)}/alias-history", alias=alias,
+                          max_results=max_results)
+        return [wire.load_alias_event(e) for e in found["events"]]
 
     def get_alias(self, name: str, alias: str) -> int:
         return self._get(f"{_model(name)}/aliases/{_seg(alias)}")["version"]

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import orjson
 
 from forgeline.entities import (
+    AliasEvent,
     ApiToken,
     Artifact,
     Dataset,
@@ -38,12 +39,12 @@ from forgeline.errors import InvalidInput
 from forgeline.store.base import MetricPoint
 
 __all__ = [
-    "API_PREFIX", "dump_artifact", "dump_dataset", "dump_experiment", "dump_lineage",
-    "dump_metric_points", "dump_metrics", "dump_model_version", "dump_monitoring",
-    "dump_registered_model", "dump_run", "dump_token", "encode", "load_artifact",
-    "load_dataset", "load_experiment", "load_float", "load_metric_points", "load_metrics",
-    "load_model_version", "load_monitoring", "load_registered_model", "load_run",
-    "load_token", "num", "optional", "required",
+    "API_PREFIX", "dump_alias_event", "dump_artifact", "dump_dataset", "dump_experiment",
+    "dump_lineage", "dump_metric_points", "dump_metrics", "dump_model_version",
+    "dump_monitoring", "dump_registered_model", "dump_run", "dump_token", "encode",
+    "load_alias_event", "load_artifact", "load_dataset", "load_experiment", "load_float",
+    "load_metric_points", "load_metrics", "load_model_version", "load_monitoring",
+    "load_registered_model", "load_run", "load_token", "num", "optional", "required",
 ]
 
 API_PREFIX = "/api/forgeline/v1"  # every route of the REST API is under it
@@ -285,6 +286,16 @@ def dump_model_version(v: ModelVersion) -> dict[str, Any]:
 def load_model_version(d: Mapping[str, Any]) -> ModelVersion:
     return ModelVersion(d["name"], d["version"], d["run_id"], d["artifact_path"],
                         d["creation_time"], d["description"], tuple(d["aliases"]), d["tags"])
+
+
+def dump_alias_event(e: AliasEvent) -> dict[str, Any]:
+    return {"name": e.name, "alias": e.alias, "version": e.version,
+            "previous_version": e.previous_version, "time": e.time, "actor": e.actor}
+
+
+def load_alias_event(d: Mapping[str, Any]) -> AliasEvent:
+    return AliasEvent(d["name"], d["alias"], d["version"], d["previous_version"], d["time"],
+                      d["actor"])
 
 
 def dump_lineage(lineage: Lineage) -> dict[str, Any]:

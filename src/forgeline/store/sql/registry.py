@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from forgeline.entities import ModelVersion, RegisteredModel
-from forgeline.errors import AlreadyExists, Conflict, NotFound
+from forgeline.entities import AliasEvent, ModelVersion, RegisteredModel
+from forgeline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from forgeline.names import check_alias, check_key, check_model_name
 from forgeline.store.sql import tables as t
 from forgeline.store.sql.base import SqlBase
@@ -16,11 +16,28 @@ from forgeline.util.time import now_ms
 
 _rm, _mv, _al, _mvt = (t.registered_models.c, t.model_versions.c, t.model_aliases.c,
                        t.model_version_tags.c)
+_ae = t.model_alias_events.c
 
 
 def _model_not_found(name: str) -> NotFound:
     return NotFound(f"Model {name!r} is not registered.",
                     hint="List models with `forgeline models list`.")
+
+
+def _check_actor(actor: str | None) -> str | None:
+    if actor is not None and (not isinstance(actor, str) or not 0 < len(actor) <= 256):
+        shown = repr(actor) if len(repr(actor)) <= 60 else repr(actor)[:57] + "..."
+        raise InvalidInput(f"Invalid actor {shown}: expected a name of 1 to 256 characters.",
+                           hint="Name who changes the alias, or pass None.")
+    return actor
+
+
+def _record_alias_change(conn: Connection, name: str, alias: str, version: int | None,
+                         previous: int | None, time: int, actor: str | None) -> None:
+    """Append one change to the alias history, in the caller's transaction."""
+    conn.execute(t.model_alias_events.insert().values(
+        name=name, alias=alias, version=version, previous_version=previous, time=time,
+        actor=actor))
 
 
 class RegistryMixin(SqlBase):
@@ -62,10 +79,12 @@ class RegistryMixin(SqlBase):
 
     def create_model_version(self, name: str, run_id: str | None, artifact_path: str,
                              description: str = "", tags: Mapping[str, str] | None = None,
-                             aliases: Sequence[str] = ()) -> ModelVersion:
+                             aliases: Sequence[str] = (), *,
+                             actor: str | None = None) -> ModelVersion:
         check_model_name(name)
         for alias in aliases:
             check_alias(alias)
+        _check_actor(actor)
 
         def tx(conn: Connection) -> int:
             if run_id is not None:
@@ -88,9 +107,16 @@ class RegistryMixin(SqlBase):
                      "value": str(v)} for k, v in (tags or {}).items()]
             if rows:
                 conn.execute(t.model_version_tags.insert(), rows)
+            moved = list(dict.fromkeys(aliases))
+            before: dict[str, int] = {}
+            if moved:
+                before = dict(conn.execute(sa.select(_al.alias, _al.version).where(
+                    _al.name == name, _al.alias.in_(moved)).with_for_update()).all())
             self._upsert(conn, t.model_aliases,
-                         [{"name": name, "alias": a, "version": version} for a in aliases],
+                         [{"name": name, "alias": a, "version": version} for a in moved],
                          keys=("name", "alias"), update=("version",))
+            for a in moved:
+                _record_alias_change(conn, name, a, version, before.get(a), now, actor)
             return version
 
         return self.get_model_version(name, self._write(tx))
@@ -173,8 +199,10 @@ class RegistryMixin(SqlBase):
                          keys=("name", "key"), update=("value",))
         self._write(tx)
 
-    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+    def set_alias(self, name: str, alias: str, version: int, *,
+                  actor: str | None = None) -> int | None:
         check_alias(alias)
+        _check_actor(actor)
 
         def tx(conn: Connection) -> int | None:
             self._require_version(conn, name, version)
@@ -183,20 +211,44 @@ class RegistryMixin(SqlBase):
             self._upsert(conn, t.model_aliases, [{"name": name, "alias": alias,
                                                   "version": version}],
                          keys=("name", "alias"), update=("version",))
+            now = now_ms()
             conn.execute(t.registered_models.update().where(_rm.name == name)
-                         .values(last_updated_time=now_ms()))
+                         .values(last_updated_time=now))
+            if before != version:  # pointing it where it points is not a move
+                _record_alias_change(conn, name, alias, version, before, now, actor)
             return before
         return self._write(tx)
 
-    def delete_alias(self, name: str, alias: str) -> int:
+    def delete_alias(self, name: str, alias: str, *, actor: str | None = None) -> int:
+        _check_actor(actor)
+
         def tx(conn: Connection) -> int:
             before = conn.execute(sa.select(_al.version).where(
                 _al.name == name, _al.alias == alias).with_for_update()).scalar()
             if before is None:
                 raise NotFound(f"Model {name!r} has no alias {alias!r}.")
             conn.execute(t.model_aliases.delete().where(_al.name == name, _al.alias == alias))
+            _record_alias_change(conn, name, alias, None, before, now_ms(), actor)
             return before
         return self._write(tx)
+
+    def get_alias_history(self, name: str, alias: str | None = None,
+                          max_results: int = 100) -> list[AliasEvent]:
+        if (isinstance(max_results, bool) or not isinstance(max_results, int)
+                or max_results < 1):
+            raise InvalidInput(f"Invalid max_results {max_results!r} for the alias history.",
+                               hint="Pass a positive number of events.")
+        query = sa.select(t.model_alias_events).where(_ae.name == name)
+        if alias is not None:
+            query = query.where(_ae.alias == alias)
+        query = query.order_by(_ae.id.desc()).limit(max_results)  # ids grow with each change
+
+        def read(conn: Connection) -> list[AliasEvent]:
+            if conn.execute(sa.select(_rm.name).where(_rm.name == name)).first() is None:
+                raise _model_not_found(name)
+            return [AliasEvent(r.name, r.alias, r.version, r.previous_version, r.time, r.actor)
+                    for r in conn.execute(query)]
+        return self._read(read)
 
     def get_alias(self, name: str, alias: str) -> int:
         def read(conn: Connection) -> int | None:

@@ -162,6 +162,21 @@ model_aliases = Table(
     ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"]),
 )
 
+# Every change of an alias, newest last (by id): ``version`` NULL when it was deleted,
+# ``previous_version`` NULL when it was new. No foreign key to model_versions: the history
+# outlives the versions it names (a version may be deleted once no alias points at it).
+model_alias_events = Table(
+    "model_alias_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), ForeignKey("registered_models.name"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("version", Integer),
+    Column("previous_version", Integer),
+    Column("time", BigInteger, nullable=False),
+    Column("actor", String(256)),
+    Index("ix_model_alias_events_name_alias", "name", "alias"),
+)
+
 # One row per monitoring run. ``end_time`` is the window's end, else the creation time: the
 # history is cut and ordered on it. The dict and tuple fields are JSON.
 monitoring_records = Table(
