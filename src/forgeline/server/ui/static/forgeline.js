@@ -57,12 +57,14 @@
       el.textContent = "No points."; return;
     }
     const width = Math.max(300, el.clientWidth || 400);
+    const time = el.dataset.time === "1";  // steps are epoch seconds: dates on x, in UTC
     const opts = {
       width, height: 220, legend: {live: true},
-      scales: {x: {time: false}},
+      scales: {x: {time}},
+      tzDate: ts => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
       cursor: {drag: {x: true, y: false}},
       axes: [{label: el.dataset.xlabel || "step"}, {}],
-      series: [{label: "step"}, ...body.series.map((s, i) => ({
+      series: [{label: time ? "time" : "step"}, ...body.series.map((s, i) => ({
         label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true,
         points: {show: s.steps.length < 60}}))],
       hooks: {setSelect: [async u => {
