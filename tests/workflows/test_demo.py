@@ -55,6 +55,10 @@ def test_the_whole_story(tmp_path: Path) -> None:
     page = (home / "reports" / "fraud-monitor.html").read_text("utf-8")
     assert "event time: ts (when the rows happened" in page
     assert re.search(r"2025-05-0\d\S* to 2025-05-[23]\d", page)
+    # and the check is in the monitoring history (what the web UI charts)
+    [record] = client.get_monitoring_history("fraud")
+    assert record.source == "monitor" and record.alerts == ("dataset_drift > 0.3",)
+    assert record.clock.startswith("event time") and record.report.endswith("fraud-monitor.html")
     # the labels joined the logged predictions by request id
     assert result.labels == 400
     labelled = labelled_predictions(settings, "fraud")

@@ -338,6 +338,7 @@ class _Story:
 
     def monitor(self, champion: int, traffic: pd.DataFrame, answers: pd.DataFrame) -> None:
         from forgeline.monitoring import MonitorConfig, monitor
+        from forgeline.monitoring.history import record_result
         from forgeline.packaging import load_model
         from forgeline.reports import render_monitor_report
         from forgeline.store.predictions import (
@@ -365,6 +366,10 @@ class _Story:
         result = monitor(load_model(f"{MODEL}/{champion}", self.client), current,
                          config=MonitorConfig(rules=(self.config.rule,)))
         report = render_monitor_report(result, self.home / "reports" / f"{MODEL}-monitor.html")
+        warning = record_result(self.client.store, result, source="monitor", model=MODEL,
+                                report=report)  # the history the web UI charts
+        if warning is not None:
+            self.progress.status(warning)
         d = result.dataset
         drifted = ", ".join(f.column for f in result.features.values() if f.drifted)
         self.result.alerts = [a.rule for a in result.fired]
