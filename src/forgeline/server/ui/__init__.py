@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from forgeline.server.http import add_error_renderer
-from forgeline.server.ui import models, monitoring, runs, session
+from forgeline.server.ui import compare, models, monitoring, run, run_artifacts, runs, session
 from forgeline.server.ui.render import UI_PREFIX, error_page
 
 __all__ = ["UI_PREFIX", "install"]
@@ -26,7 +26,7 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the UI's routes, its static files and its error pages to ``app``."""
-    for module in (session, runs, models, monitoring):
+    for module in (session, runs, run, run_artifacts, compare, models, monitoring):
         app.include_router(module.router, prefix=UI_PREFIX, include_in_schema=False)
     app.mount(f"{UI_PREFIX}/static", StaticFiles(directory=STATIC), name="ui-static")
     add_error_renderer(app, (UI_PREFIX,), error_page)

@@ -47,7 +47,12 @@
                                   : `${total.toLocaleString()} points`;
   }
 
-  async function draw(el) {
+  async function draw(el) {  // el._busy: a live refresh waits for the draw under way
+    el._busy = true;
+    try { await drawNow(el); } finally { el._busy = false; }
+  }
+
+  async function drawNow(el) {
     el.dataset.mounted = "1";
     let body;
     try { body = await load(el); } catch (e) {
@@ -56,6 +61,15 @@
     if (!body.series.length || !body.series.some(s => s.steps.length)) {
       el.textContent = "No points."; return;
     }
+    // data-one-point="text": a metric logged once (per series) is shown as its value
+    if (el.dataset.onePoint === "text" && body.series.every(s => (s.total ?? s.steps.length) <= 1)) {
+      const value = v => v == null ? "NaN" : String(+Number(v).toPrecision(5));
+      el.classList.add("single");
+      el.textContent = body.series.filter(s => s.steps.length).map(s =>
+        (body.series.length > 1 ? s.label + ": " : "") + value(s.values[0]) + " at step " + s.steps[0]).join(" · ");
+      return;
+    }
+    el.classList.remove("single");
     const width = Math.max(300, el.clientWidth || 400);
     const time = el.dataset.time === "1";  // steps are epoch seconds: dates on x, in UTC
     const opts = {
@@ -71,6 +85,7 @@
         if (u.select.width < 3) { return; }
         const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x");
         u.setSelect({left: 0, width: 0}, false);
+        el._zoomed = true;  // a live refresh leaves a zoomed chart alone
         const zoomed = await load(el, lo, hi);
         u.setData(align(zoomed.series)); note(el, zoomed);
       }]},
@@ -79,6 +94,7 @@
     const plot = new uPlot(opts, align(body.series), el);
     note(el, body);
     plot.over.addEventListener("dblclick", async () => {
+      el._zoomed = false;
       const all = await load(el); plot.setData(align(all.series)); note(el, all);
     });
     el._plot = plot;
@@ -97,4 +113,23 @@
     root.querySelectorAll(".chart[data-src]").forEach(el => { if (!el.dataset.mounted) { seen.observe(el); } });
   }
   htmx.onLoad(mount);
+
+  // A page of a running run polls a fragment whose answer triggers "forgeline-refresh"
+  // (HX-Trigger): the charts in view that are not zoomed load their points again.
+  function inView(el) {
+    const r = el.getBoundingClientRect();
+    return r.bottom > 0 && r.top < window.innerHeight;
+  }
+  async function refresh(el) {
+    if (!el._plot) { await forgeline.redraw(el); return; }  // it had no points yet
+    const body = await load(el);
+    if (body.series.length === el._plot.series.length - 1) {
+      el._plot.setData(align(body.series)); note(el, body);
+    } else { await forgeline.redraw(el); }
+  }
+  document.addEventListener("forgeline-refresh", () => {
+    document.querySelectorAll(".chart[data-mounted]").forEach(el => {
+      if (!el._zoomed && !el._busy && inView(el)) { refresh(el).catch(() => { /* the next poll tries again */ }); }
+    });
+  });
 })();
