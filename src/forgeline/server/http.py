@@ -25,7 +25,8 @@ from forgeline.errors import ForgelineError, InvalidInput, NotFound, http_status
 from forgeline.store.http.wire import API_PREFIX
 from forgeline.util.json import parse_json
 
-__all__ = ["BodyLimit", "BodyTooLarge", "ErrorRenderer", "add_error_renderer", "install_errors",
+__all__ = ["BodyLimit", "BodyTooLarge", "ErrorRenderer", "add_error_renderer", "error_json",
+           "install_errors",
            "json_body", "reply"]
 
 ErrorRenderer = Callable[[Request, ForgelineError, int], Response]
@@ -61,7 +62,8 @@ def _status(error: ForgelineError) -> int:
     return int(getattr(error, "status", 0) or http_status(error))
 
 
-def _forgeline_shape(error: ForgelineError, status: int) -> Response:
+def error_json(error: ForgelineError, status: int) -> Response:
+    """An error in Forgeline's JSON shape (the REST API's, and the web UI's data routes)."""
     response = reply({"error": {"code": error.code, "message": error.message,
                                 "hint": error.hint}}, status)
     if status == 401:
@@ -80,7 +82,7 @@ def _respond(request: Request, error: ForgelineError, status: int) -> Response:
     for prefixes, render in getattr(request.app.state, "error_renderers", ()):
         if path.startswith(prefixes):
             return render(request, error, status)
-    return _forgeline_shape(error, status)
+    return error_json(error, status)
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -205,7 +207,7 @@ def _too_large_message(size: int | None, limit: int) -> str:
 
 
 def _too_large(size: int | None, limit: int) -> Response:
-    return _forgeline_shape(BodyTooLarge(
+    return error_json(BodyTooLarge(
         _too_large_message(size, limit),
         hint="Send smaller batches, or raise the limit with `forgeline server "
              "--max-body-bytes`."), 413)

@@ -284,3 +284,13 @@ def test_behind_tokens_the_page_its_charts_and_files_need_a_sign_in(secured: Tea
     page.wait_for_function("document.querySelector('img.image-preview').naturalWidth === 1")
     got = page.request.get(file)  # the browser's cookie, as a download link sends it
     assert got.status == 200 and got.body() == TEXT.encode()
+
+
+def test_a_chart_asking_for_json_gets_its_error_as_json(team: Team) -> None:
+    """What forgeline.js shows under a chart that failed: the message, not a page."""
+    answer = httpx.get(f"{team.url}/ui/runs/no-such-run/metrics/loss",
+                       headers={"Accept": "application/json"})
+    assert answer.status_code == 404
+    assert "no-such-run" in answer.json()["error"]["message"]
+    page = httpx.get(f"{team.url}/ui/runs/no-such-run")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")

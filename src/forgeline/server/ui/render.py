@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from forgeline.errors import ForgelineError
+from forgeline.server.http import error_json
 from forgeline.version import __version__
 
 __all__ = ["UI_PREFIX", "error_page", "fmt_duration", "fmt_number", "fmt_time", "page",
@@ -102,7 +103,10 @@ def error_position(error: ForgelineError) -> int | None:
 
 def error_page(request: Request, error: ForgelineError, status: int) -> Response:
     """The page shown for an error: the sign-in form for 401, else the message and what
-    to do, never a traceback."""
+    to do, never a traceback. A script asking for JSON (a chart's data) gets the error as
+    JSON, so it can show the message."""
+    if "application/json" in request.headers.get("accept", ""):
+        return error_json(error, status)
     if status == 401:
         return page(request, "login.html", status, message=error.message,
                     next=request.url.path + (f"?{request.url.query}" if request.url.query

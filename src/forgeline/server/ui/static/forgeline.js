@@ -29,7 +29,8 @@
   }
 
   async function load(el, lo, hi) {
-    const r = await fetch(url(el.dataset.src, lo, hi), {credentials: "same-origin"});
+    const r = await fetch(url(el.dataset.src, lo, hi),
+                          {credentials: "same-origin", headers: {Accept: "application/json"}});
     if (!r.ok) {
       let msg = r.status + " " + r.statusText;
       try { msg = (await r.json()).error.message; } catch (e) { /* not JSON */ }
