@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install sysdeps test lint demo bench clean
+.PHONY: install sysdeps test lint demo bench screenshots clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ lint: install
 
 test: install sysdeps lint
 	$(BIN)/python -m pytest
+
+# The web UI's pages as the README shows them (docs/ui/*.png), taken by its browser tests.
+screenshots: install sysdeps
+	FORGELINE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/server/ui
 
 # The whole story (see `forgeline demo --help`); options in DEMO_ARGS, e.g. DEMO_ARGS="--home /tmp/d".
 demo: install

@@ -54,7 +54,11 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def screenshot(page: Any, name: str) -> None:
-    """Keep a screenshot of the page for the README (docs/ui/NAME.png)."""
+    """Keep a screenshot of the page for the README (docs/ui/NAME.png) when
+    FORGELINE_SCREENSHOTS is set (`make screenshots`), so a test run leaves the tree as it
+    found it."""
+    if not os.environ.get("FORGELINE_SCREENSHOTS"):
+        return
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 
