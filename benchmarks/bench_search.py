@@ -5,6 +5,10 @@ for a two-clause filter (``metrics.m3 > 0.5 and params.depth = '6'``) and the sa
 sorted by ``metrics.m0 DESC``. Reference: MLflow's ``search_runs`` with the same filter
 over the same runs (same names, values and params), in .venv-bench.
 
+Pages: with no filter, the last page (runs 9,901-10,000 of 100-run keyset pages) against
+the first, newest first and by ``metrics.m0 DESC``: a deep page should cost what the first
+one costs (the ratio is printed).
+
     .venv/bin/python benchmarks/bench_search.py [--runs 10000] [--metrics 20] [--profile]
 
 The SQLite store is written through the Store API (``create_run`` + one ``log_batch`` of
@@ -160,6 +164,46 @@ def time_queries(uri: str, reps: int, want_profile: bool) -> dict[str, Any]:
     return results
 
 
+def _median_ms(fn: Any, reps: int) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return median(times) * 1000
+
+
+def time_pages(uri: str, reps: int) -> dict[str, Any]:
+    """The first and the last page of every run (no filter), median ms of each."""
+    from forgeline.store import get_store
+
+    store = get_store(uri)
+    experiment = store.get_experiment_by_name("bench")
+    assert experiment is not None
+    eids = [experiment.experiment_id]
+    results: dict[str, Any] = {}
+    for label, order in (("newest first", None), ("metrics.m0 DESC", [search_order()])):
+        tokens: list[str | None] = [None]
+        while (token := store.search_runs(eids, None, order, MAX_RESULTS,
+                                          tokens[-1]).token) is not None:
+            tokens.append(token)
+        last = tokens[-1]
+        results[label] = {
+            "pages": len(tokens),
+            "first_ms": _median_ms(lambda o=order: store.search_runs(eids, None, o, MAX_RESULTS),
+                                   reps),
+            "last_ms": _median_ms(lambda o=order, t=last: store.search_runs(
+                eids, None, o, MAX_RESULTS, t), reps)}
+    store.close()
+    return results
+
+
+def _pages_line(label: str, p: dict[str, Any]) -> str:
+    return (f"  pages, {label:<16} first {p['first_ms']:6.1f} ms, page {p['pages']} "
+            f"{p['last_ms']:6.1f} ms (median): last/first {ratio(p['last_ms'], p['first_ms'])}")
+
+
 def _line(label: str, q: dict[str, Any]) -> str:
     return (f"  {label:<13} median {q['median_ms']:7.1f} ms   p95 {q['p95_ms']:7.1f} ms   "
             f"({q['returned']} runs returned)")
@@ -204,9 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         with Neighbours() as neighbours:
             sqlite_q = time_queries(uri, args.reps, args.profile)
         print(f"  ({neighbours.report()} while querying)")
-        results["sqlite"] = {"populate_s": pop_s, "queries": sqlite_q}
+        sqlite_pages = time_pages(uri, args.reps)
+        results["sqlite"] = {"populate_s": pop_s, "queries": sqlite_q, "pages": sqlite_pages}
         for label, q in sqlite_q.items():
             print(_line(label, q) + f"   {_verdict(q)}")
+        for label, p in sqlite_pages.items():
+            print(_pages_line(label, p))
 
         if not args.no_postgres:
             with postgres() as server:
@@ -224,12 +271,15 @@ def main(argv: list[str] | None = None) -> int:
                     pg_q = time_queries(pg_uri, args.reps, args.profile)
                 print(f"  ({neighbours.report()} while querying, the PostgreSQL server "
                       "included)")
+                pg_pages = time_pages(pg_uri, args.reps)
             results["postgres"] = {"version": version, "api_ms_per_run": per_run * 1000,
-                                   "copy_s": copy_s, "queries": pg_q}
+                                   "copy_s": copy_s, "queries": pg_q, "pages": pg_pages}
             for label, q in pg_q.items():
                 print(_line(label, q) + f"   {_verdict(q)}")
                 if q["names"] != sqlite_q[label]["names"]:
                     print(f"  WARNING: PostgreSQL and SQLite returned different runs ({label})")
+            for label, p in pg_pages.items():
+                print(_pages_line(label, p))
 
         if not args.no_mlflow:
             mlflow_dir = tmp / "mlflow"

@@ -26,6 +26,7 @@ __all__ = [
     "Experiment",
     "Lineage",
     "Metric",
+    "MetricSeries",
     "ModelVersion",
     "MonitoringRecord",
     "PagedList",
@@ -33,6 +34,7 @@ __all__ = [
     "RegisteredModel",
     "Role",
     "Run",
+    "RunKeys",
     "RunStatus",
     "SplitStrategy",
     "Task",
@@ -107,6 +109,33 @@ class Metric:
     value: float
     step: int
     timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSeries:
+    """One metric of one run as a chart draws it: points ordered by step.
+
+    ``total`` is how many points the requested step range holds. When it is at most the
+    points asked for, ``steps`` and ``values`` are exactly those points and
+    ``downsampled`` is False; otherwise they are a subset that keeps the series' shape
+    (the first, last, lowest and highest point of each step bucket: the range's first and
+    last point and its extremes are always in it) and ``downsampled`` is True. A value may
+    be NaN (or infinite), as logged.
+    """
+
+    steps: tuple[int, ...]
+    values: tuple[float, ...]
+    total: int
+    downsampled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunKeys:
+    """The distinct metric, param and tag keys that runs use, each sorted."""
+
+    metrics: tuple[str, ...]
+    params: tuple[str, ...]
+    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 
 import pytest
@@ -155,3 +157,103 @@ def test_bad_page_arguments(populated: tuple[Store, str, dict[str, str]]) -> Non
         store.search_runs([exp], page_token="garbage")
     with pytest.raises(InvalidInput, match="max_results must be between 1 and 10000"):
         store.search_runs([exp], max_results=0)
+
+
+# -- keyset pages ------------------------------------------------------------------------------
+@pytest.fixture
+def crowd(store_uri: str) -> tuple[Store, str]:
+    """24 runs with ties and missing values in every sort key; (store, experiment id)."""
+    store = get_store(store_uri)
+    exp = store.create_experiment("crowd").experiment_id
+    aucs = [0.5, 0.9, math.nan, None, 0.5, math.inf, -math.inf]
+    depths = ["6", "10", "deep", None, "2.5", "6", "Deep"]
+    for i in range(24):
+        team = ["risk", None, "growth", "Risk"][i % 4]
+        run_id = store.create_run(exp, f"r{i % 5}", 1000 + i // 3,
+                                  tags={"team": team} if team else None).run_id
+        auc, depth = aucs[i % 7], depths[i % 7 if i < 14 else (i + 3) % 7]
+        store.log_batch(run_id, metrics=[("auc", auc, 0, 1)] if auc is not None else (),
+                        params={"depth": depth} if depth is not None else None)
+        if i % 3 == 0:
+            store.set_run_status(run_id, RunStatus.FINISHED, 5000 - i // 6)
+    return store, exp
+
+
+def _paged(store: Store, exp: str, order_by: list[str] | None, size: int) -> list[str]:
+    seen, token = [], None
+    while True:
+        page = store.search_runs([exp], None, order_by, max_results=size, page_token=token)
+        assert len(page) <= size
+        seen += [r.run_id for r in page]
+        token = page.token
+        if token is None:
+            return seen
+
+
+@pytest.mark.parametrize("order_by", [
+    None,
+    ["start_time"],
+    ["metrics.auc DESC"],
+    ["metrics.auc"],
+    ["params.depth"],
+    ["params.depth DESC", "metrics.auc"],
+    ["tags.team", "name DESC"],
+    ["tags.team DESC", "end_time"],
+    ["status", "end_time DESC", "params.depth"],
+    ["name", "start_time DESC", "tags.team"],
+])
+def test_pages_return_every_run_once_in_the_order_of_one_page(
+        crowd: tuple[Store, str], order_by: list[str] | None) -> None:
+    store, exp = crowd
+    whole = [r.run_id for r in store.search_runs([exp], None, order_by)]
+    assert len(whole) == len(set(whole)) == 24
+    for size in (1, 5, 7):
+        assert _paged(store, exp, order_by, size) == whole
+    assert [r.run_id for r in store.iter_runs([exp], order_by=order_by)] == whole
+
+
+@pytest.mark.parametrize("order_by", [None, ["metrics.auc DESC"], ["params.depth"]])
+def test_runs_created_while_paging_repeat_nothing(crowd: tuple[Store, str],
+                                                  order_by: list[str] | None) -> None:
+    store, exp = crowd
+    before = {r.run_id for r in store.search_runs([exp])}
+    first = store.search_runs([exp], None, order_by, max_results=5)
+    seen = [r.run_id for r in first]
+    for start_time in (999, 1004, 9999):  # at the top, in the middle, at the end
+        new = store.create_run(exp, "late", start_time).run_id
+        store.log_batch(new, metrics=[("auc", 2.0, 0, 1)], params={"depth": "1"})
+    token = first.token
+    while token is not None:
+        page = store.search_runs([exp], None, order_by, max_results=5, page_token=token)
+        seen += [r.run_id for r in page]
+        token = page.token
+    assert len(seen) == len(set(seen))  # no run twice
+    assert before <= set(seen)  # and none of the runs there at the start is skipped
+
+
+def _altered(token: str) -> str:
+    payload = json.loads(base64.urlsafe_b64decode(token))
+    payload["k"][-1] = "0" * 32
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
+
+
+def test_bad_page_tokens_say_to_restart(crowd: tuple[Store, str]) -> None:
+    store, exp = crowd
+    token = store.search_runs([exp], None, ["metrics.auc DESC"], max_results=3).token
+    assert token is not None
+    offset = base64.urlsafe_b64encode(b'{"offset": 3}').decode()  # an old offset token
+    for bad, order_by, filter in [
+        ("garbage", ["metrics.auc DESC"], None),
+        (token[:-6], ["metrics.auc DESC"], None),  # truncated
+        (_altered(token), ["metrics.auc DESC"], None),  # edited
+        (offset, ["metrics.auc DESC"], None),
+        (token, ["metrics.auc ASC"], None),  # another order
+        (token, ["metrics.auc DESC"], "tags.team = 'risk'"),  # another filter
+        ("é", None, None),
+    ]:
+        with pytest.raises(InvalidInput, match=r"Invalid page token .*Restart from the first "
+                                               r"page"):
+            store.search_runs([exp], filter, order_by, max_results=3, page_token=bad)
+    other = store.create_experiment("other").experiment_id
+    with pytest.raises(InvalidInput, match="Restart from the first page"):
+        store.search_runs([exp, other], None, ["metrics.auc DESC"], page_token=token)

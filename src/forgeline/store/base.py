@@ -24,20 +24,35 @@ from forgeline.entities import (
     Dataset,
     Experiment,
     Metric,
+    MetricSeries,
     ModelVersion,
     MonitoringRecord,
     PagedList,
     RegisteredModel,
     Role,
     Run,
+    RunKeys,
     RunStatus,
 )
-from forgeline.errors import AlreadyExists, NotFound
+from forgeline.errors import AlreadyExists, InvalidInput, NotFound
 from forgeline.names import parse_model_ref
+from forgeline.util.downsample import downsample
 
-__all__ = ["MetricPoint", "Store"]
+__all__ = ["MAX_SERIES_POINTS", "MetricPoint", "Store", "check_series_request"]
 
 MetricPoint = tuple[str, float, int, int]  # key, value, step, timestamp (ms)
+MAX_SERIES_POINTS = 100_000  # the most points get_metric_series returns at once
+
+
+def check_series_request(max_points: int, min_step: int | None, max_step: int | None) -> None:
+    """InvalidInput unless ``4 <= max_points <= MAX_SERIES_POINTS`` and the step range is
+    not empty."""
+    if not 4 <= max_points <= MAX_SERIES_POINTS:
+        raise InvalidInput(f"max_points must be between 4 and {MAX_SERIES_POINTS}, got "
+                           f"{max_points}.", hint="A chart needs about twice its width.")
+    if min_step is not None and max_step is not None and min_step > max_step:
+        raise InvalidInput(f"min_step ({min_step}) is after max_step ({max_step}).",
+                           hint="Pass min_step <= max_step, or leave either out.")
 
 
 class Store(abc.ABC):
@@ -97,7 +112,13 @@ class Store(abc.ABC):
     def search_runs(self, experiment_ids: Sequence[str], filter: str | None = None,
                     order_by: Sequence[str] | None = None, max_results: int = 1000,
                     page_token: str | None = None) -> PagedList:
-        """Runs matching the filter language of :mod:`forgeline.store.filter`."""
+        """Runs matching the filter language of :mod:`forgeline.store.filter`.
+
+        Pages are keyset pages: the token of a page names its last row, so a deep page
+        costs what the first one does and runs created between pages repeat nothing. A
+        token is valid with the same experiments, filter and order_by only; any other is
+        InvalidInput, which says to restart from the first page.
+        """
 
     # -- artifacts and datasets -----------------------------------------------------------
     @abc.abstractmethod
@@ -253,3 +274,40 @@ class Store(abc.ABC):
             token = page.token
             if token is None:
                 return
+
+    def get_metric_series(self, run_id: str, key: str, max_points: int = 2000,
+                          min_step: int | None = None, max_step: int | None = None
+                          ) -> MetricSeries:
+        """One metric of one run, for a chart: its points with steps in [min_step,
+        max_step] (None: unbounded), exactly when there are at most ``max_points`` of them,
+        else at most ``max_points`` that keep the series' shape (:class:`MetricSeries`).
+        Zooming is asking again for a narrower range. NotFound for an unknown run; an
+        unknown key is an empty series; InvalidInput for a bad ``max_points`` or range.
+
+        This default reads the whole history and downsamples it with
+        :func:`forgeline.util.downsample.downsample`; a backend overrides it with a query
+        that reads no more than the chart needs.
+        """
+        check_series_request(max_points, min_step, max_step)
+        points = [m for m in self.get_metric_history(run_id, key)
+                  if (min_step is None or m.step >= min_step)
+                  and (max_step is None or m.step <= max_step)]
+        keep = downsample([m.step for m in points], [m.value for m in points], max_points)
+        return MetricSeries(tuple(points[i].step for i in keep),
+                            tuple(points[i].value for i in keep), len(points),
+                            len(keep) < len(points))
+
+    def list_run_keys(self, experiment_ids: Sequence[str]) -> RunKeys:
+        """The distinct metric, param and tag keys that the runs of these experiments
+        use, each sorted (what a search or a chart can name).
+
+        This default reads every run; a backend overrides it with one query.
+        """
+        metrics: set[str] = set()
+        params: set[str] = set()
+        tags: set[str] = set()
+        for run in self.iter_runs(experiment_ids):
+            metrics.update(run.metrics)
+            params.update(run.params)
+            tags.update(run.tags)
+        return RunKeys(tuple(sorted(metrics)), tuple(sorted(params)), tuple(sorted(tags)))

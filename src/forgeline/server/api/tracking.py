@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from forgeline.entities import Role, RunStatus
@@ -122,6 +122,22 @@ def get_metric_history(request: Request, run_id: str, key: str) -> Response:
     """Every point of metric ``key`` as ``[value, step, timestamp]``, by step."""
     history = _store(request).get_metric_history(run_id, key)
     return reply({"key": key, "points": wire.dump_metrics(history)})
+
+
+@router.get("/runs/{run_id}/metric-series", dependencies=READ)
+def get_metric_series(request: Request, run_id: str, key: str, max_points: int = 2000,
+                      min_step: int | None = None, max_step: int | None = None) -> Response:
+    """Metric ``key`` for a chart: the points of steps in [min_step, max_step], exact up to
+    ``max_points``, else downsampled to at most that many (Store.get_metric_series)."""
+    series = _store(request).get_metric_series(run_id, key, max_points, min_step, max_step)
+    return reply(wire.dump_metric_series(series))
+
+
+@router.get("/run-keys", dependencies=READ)
+def list_run_keys(request: Request,
+                  experiment_ids: list[str] = Query(default_factory=list)) -> Response:
+    """The distinct metric, param and tag keys of the runs of these experiments."""
+    return reply(wire.dump_run_keys(_store(request).list_run_keys(experiment_ids)))
 
 
 # -- artifact records and datasets ----------------------------------------------------------------

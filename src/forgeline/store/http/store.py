@@ -23,12 +23,14 @@ from forgeline.entities import (
     Dataset,
     Experiment,
     Metric,
+    MetricSeries,
     ModelVersion,
     MonitoringRecord,
     PagedList,
     RegisteredModel,
     Role,
     Run,
+    RunKeys,
     RunStatus,
 )
 from forgeline.store.base import MetricPoint, Store
@@ -133,6 +135,13 @@ class HttpStore(Store):
         found = self._get(f"/runs/{_seg(run_id)}/metric-history", key=key)
         return wire.load_metrics(key, found["points"])
 
+    def get_metric_series(self, run_id: str, key: str, max_points: int = 2000,
+                          min_step: int | None = None, max_step: int | None = None
+                          ) -> MetricSeries:
+        return wire.load_metric_series(self._get(
+            f"/runs/{_seg(run_id)}/metric-series", key=key, max_points=max_points,
+            min_step=min_step, max_step=max_step))
+
     def search_runs(self, experiment_ids: Sequence[str], filter: str | None = None,
                     order_by: Sequence[str] | None = None, max_results: int = 1000,
                     page_token: str | None = None) -> PagedList:
@@ -141,6 +150,9 @@ class HttpStore(Store):
             "order_by": None if order_by is None else list(order_by),
             "max_results": max_results, "page_token": page_token})
         return PagedList([wire.load_run(r) for r in found["runs"]], found["next_page_token"])
+
+    def list_run_keys(self, experiment_ids: Sequence[str]) -> RunKeys:
+        return wire.load_run_keys(self._get("/run-keys", experiment_ids=list(experiment_ids)))
 
     # -- artifacts and datasets ---------------------------------------------------------------
     def record_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:

@@ -28,11 +28,13 @@ from forgeline.entities import (
     Experiment,
     Lineage,
     Metric,
+    MetricSeries,
     ModelVersion,
     MonitoringRecord,
     RegisteredModel,
     Role,
     Run,
+    RunKeys,
     RunStatus,
 )
 from forgeline.errors import InvalidInput
@@ -40,11 +42,12 @@ from forgeline.store.base import MetricPoint
 
 __all__ = [
     "API_PREFIX", "dump_alias_event", "dump_artifact", "dump_dataset", "dump_experiment",
-    "dump_lineage", "dump_metric_points", "dump_metrics", "dump_model_version",
-    "dump_monitoring", "dump_registered_model", "dump_run", "dump_token", "encode",
-    "load_alias_event", "load_artifact", "load_dataset", "load_experiment", "load_float",
-    "load_metric_points", "load_metrics", "load_model_version", "load_monitoring",
-    "load_registered_model", "load_run", "load_token", "num", "optional", "required",
+    "dump_lineage", "dump_metric_points", "dump_metric_series", "dump_metrics",
+    "dump_model_version", "dump_monitoring", "dump_registered_model", "dump_run",
+    "dump_run_keys", "dump_token", "encode", "load_alias_event", "load_artifact",
+    "load_dataset", "load_experiment", "load_float", "load_metric_points", "load_metric_series",
+    "load_metrics", "load_model_version", "load_monitoring", "load_registered_model",
+    "load_run", "load_run_keys", "load_token", "num", "optional", "required",
 ]
 
 API_PREFIX = "/api/forgeline/v1"  # every route of the REST API is under it
@@ -191,6 +194,26 @@ def dump_metrics(metrics: Sequence[Metric]) -> list[list[Any]]:
 def load_metrics(key: str, value: list[list[Any]]) -> list[Metric]:
     return [Metric(key, v if type(v) is float else load_float(v, "value"), s, t)
             for v, s, t in value]
+
+
+def dump_metric_series(series: MetricSeries) -> dict[str, Any]:
+    """A series as ``{"steps": [...], "values": [...], "total": n, "downsampled": b}``."""
+    return {"steps": series.steps, "values": [v if v - v == 0 else num(v) for v in series.values],
+            "total": series.total, "downsampled": series.downsampled}
+
+
+def load_metric_series(d: Mapping[str, Any]) -> MetricSeries:
+    return MetricSeries(tuple(d["steps"]),
+                        tuple(v if type(v) is float else load_float(v, "values")
+                              for v in d["values"]), d["total"], d["downsampled"])
+
+
+def dump_run_keys(keys: RunKeys) -> dict[str, Any]:
+    return {"metrics": keys.metrics, "params": keys.params, "tags": keys.tags}
+
+
+def load_run_keys(d: Mapping[str, Any]) -> RunKeys:
+    return RunKeys(tuple(d["metrics"]), tuple(d["params"]), tuple(d["tags"]))
 
 
 def _num_dict(values: Mapping[str, float]) -> dict[str, float | str]:

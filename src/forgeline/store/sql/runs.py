@@ -11,13 +11,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from forgeline.entities import Artifact, Dataset, Experiment, Metric, PagedList, Run, RunStatus
+from forgeline.entities import (
+    Artifact,
+    Dataset,
+    Experiment,
+    Metric,
+    MetricSeries,
+    PagedList,
+    Run,
+    RunKeys,
+    RunStatus,
+)
 from forgeline.errors import AlreadyExists, InvalidInput, NotFound
 from forgeline.names import check_key, check_name
-from forgeline.store.base import MetricPoint
+from forgeline.store.base import MetricPoint, check_series_request
 from forgeline.store.sql import tables as t
 from forgeline.store.sql.base import SqlBase
-from forgeline.store.sql.search import search_run_ids
+from forgeline.store.sql.search import run_keys, search_run_ids
+from forgeline.store.sql.series import metric_series
 from forgeline.util.time import now_ms
 
 _MAX_PARAM = 6000
@@ -215,6 +226,19 @@ class RunsMixin(SqlBase):
             return [Metric(key, math.nan if v is None else v, s, ts) for v, s, ts in rows]
         return self._read(read)
 
+    def get_metric_series(self, run_id: str, key: str, max_points: int = 2000,
+                          min_step: int | None = None, max_step: int | None = None
+                          ) -> MetricSeries:
+        check_series_request(max_points, min_step, max_step)
+
+        def read(conn: Connection) -> MetricSeries:
+            self._require_run(conn, run_id)
+            lm = t.latest_metrics.c
+            series_id = conn.execute(sa.select(lm.series_id).where(
+                lm.run_id == run_id, lm.key == key)).scalar()
+            return metric_series(conn, series_id, max_points, min_step, max_step)
+        return self._read(read)
+
     def search_runs(self, experiment_ids: Sequence[str], filter: str | None = None,
                     order_by: Sequence[str] | None = None, max_results: int = 1000,
                     page_token: str | None = None) -> PagedList:
@@ -226,6 +250,10 @@ class RunsMixin(SqlBase):
             ids, token = search_run_ids(conn, eids, filter, order_by, max_results, page_token)
             return PagedList(_load_runs(conn, ids), token)
         return self._read(read)
+
+    def list_run_keys(self, experiment_ids: Sequence[str]) -> RunKeys:
+        eids = [_experiment_id(e) for e in experiment_ids]
+        return self._read(lambda conn: run_keys(conn, eids))
 
     # -- artifacts and datasets -----------------------------------------------------------
     def record_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:

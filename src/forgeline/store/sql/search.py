@@ -2,22 +2,29 @@
 
 Each comparison on a metric, param or tag becomes ``run_id IN (subquery)`` served by an
 index on (key, value); sorting on a metric or param is an outer join, missing values last.
-Pages are offsets carried in an opaque token.
+Pages are keyset pages: the token carries the last row's sort-key values (:mod:`.keyset`).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from forgeline.errors import InvalidInput
-from forgeline.store.filter import And, Comparison, Node, Or, parse_filter, parse_order_by
+from forgeline.entities import RunKeys
+from forgeline.store.filter import (
+    And,
+    Comparison,
+    Node,
+    Or,
+    OrderBy,
+    parse_filter,
+    parse_order_by,
+)
 from forgeline.store.sql import tables as t
+from forgeline.store.sql.keyset import SortKey, after, decode_token, encode_token
 
 _OPS = {
     "=": lambda c, v: c == v,
@@ -81,50 +88,106 @@ def _comparison(c: Comparison) -> sa.ColumnElement[bool]:
     return _compare(column, c.op, c.value)
 
 
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+def _order_key(query: Any, i: int, item: OrderBy) -> tuple[Any, list[SortKey]]:
+    """Join what ``item`` sorts on into ``query``; its sort keys."""
+    runs = t.runs
+    if item.kind == "attribute":
+        column = runs.c[item.key]
+        kind = str if isinstance(column.type, sa.String) else int
+        return query, [SortKey(column, item.ascending, bool(column.nullable), kind)]
+    table = {"metric": t.latest_metrics, "param": t.params, "tag": t.run_tags}[item.kind]
+    alias = table.alias(f"order_{i}")
+    query = query.outerjoin(alias, (alias.c.run_id == runs.c.run_id) & (alias.c.key == item.key))
+    if item.kind == "metric":
+        return query, [SortKey(alias.c.value, item.ascending, True, float)]
+    text = SortKey(alias.c.value, item.ascending, True, str)
+    if item.kind == "tag":
+        return query, [text]
+    # params: numbers in numeric order, then text in text order
+    return query, [SortKey(alias.c.num_value, item.ascending, True, float), text]
 
 
-def _decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        if isinstance(offset, int) and offset >= 0:
-            return offset
-    except (ValueError, KeyError, TypeError):
-        pass
-    raise InvalidInput(f"Invalid page token {token!r}.",
-                       hint="Pass the token of the previous page as it was returned.")
+def _sort_keys(items: Sequence[OrderBy]) -> tuple[Any, list[SortKey]]:
+    """The runs joined with what ``items`` sort on, and every sort key: ``items``, then
+    newest first, then the run id, which makes the order total (a keyset needs that)."""
+    runs = t.runs
+    query: Any = runs
+    keys: list[SortKey] = []
+    for i, item in enumerate(items):
+        query, more = _order_key(query, i, item)
+        keys += more
+    keys += [SortKey(runs.c.start_time, False, False, int),
+             SortKey(runs.c.run_id, True, False, str)]
+    return query, keys
+
+
+def _search_id(experiment_ids: Sequence[int], filter: str | None,
+               items: Sequence[OrderBy]) -> list[Any]:
+    """What a page token is bound to: a token of another search is refused."""
+    return [sorted(experiment_ids), (filter or "").strip(),
+            [[o.kind, o.key, o.ascending] for o in items]]
 
 
 def search_run_ids(conn: Connection, experiment_ids: Sequence[int], filter: str | None,
                    order_by: Sequence[str] | None, max_results: int,
                    page_token: str | None) -> tuple[list[str], str | None]:
-    """The ids of one page of matching runs, and the token of the next page (or None)."""
+    """The ids of one page of matching runs, and the token of the next page (or None).
+
+    Pages are keyset pages (:mod:`.keyset`) in the order of :func:`_sort_keys`.
+    """
     node = parse_filter(filter)
-    offset = _decode_token(page_token)
-    runs = t.runs
-    query = sa.select(runs.c.run_id).where(runs.c.experiment_id.in_(list(experiment_ids)))
+    items = parse_order_by(order_by)
+    query, keys = _sort_keys(items)
+    search = _search_id(experiment_ids, filter, items)
+    cursor = decode_token(page_token, search, keys)
+    select = sa.select(*(k.column.label(f"k{i}") for i, k in enumerate(keys))).select_from(query)
+    select = select.where(t.runs.c.experiment_id.in_(list(experiment_ids)))
     if node is not None:
-        query = query.where(_condition(node))
-    sort: list[Any] = []
-    for i, item in enumerate(parse_order_by(order_by)):
-        if item.kind == "attribute":
-            column: Any = runs.c[item.key]
-        else:
-            table = {"metric": t.latest_metrics, "param": t.params, "tag": t.run_tags}[item.kind]
-            alias = table.alias(f"order_{i}")
-            query = query.outerjoin(alias, (alias.c.run_id == runs.c.run_id)
-                                    & (alias.c.key == item.key))
-            column = alias.c.num_value if item.kind == "param" else alias.c.value
-            if item.kind == "param":  # numbers in numeric order, then text in text order
-                sort.append(column.asc().nulls_last() if item.ascending
-                            else column.desc().nulls_last())
-                column = alias.c.value
-        sort.append(column.asc().nulls_last() if item.ascending else column.desc().nulls_last())
-    sort += [runs.c.start_time.desc(), runs.c.run_id]
-    rows = conn.execute(query.order_by(*sort).limit(max_results + 1).offset(offset)).scalars()
-    ids = list(rows)
-    token = _encode_token(offset + max_results) if len(ids) > max_results else None
-    return ids[:max_results], token
+        select = select.where(_condition(node))
+    if cursor is not None:
+        select = select.where(after(keys, cursor))
+    rows = conn.execute(select.order_by(*(k.order() for k in keys)).limit(max_results + 1)).all()
+    token = encode_token(search, list(rows[max_results - 1])) if len(rows) > max_results else None
+    return [row[-1] for row in rows[:max_results]], token
+
+
+def _keys_by_distinct(conn: Connection, table: sa.Table, mine: sa.ColumnElement[bool]
+                      ) -> list[str]:
+    """DISTINCT over the rows of the runs ``mine`` selects: reads each of those rows."""
+    return list(conn.execute(sa.select(table.c.key).distinct().where(
+        table.c.run_id.in_(sa.select(t.runs.c.run_id).where(mine)))).scalars())
+
+
+def _keys_by_skip_scan(conn: Connection, table: sa.Table, mine: sa.ColumnElement[bool]
+                       ) -> list[str]:
+    """A loose index scan on (key, ...): one seek per distinct key in the whole table, each
+    kept if one of the runs ``mine`` selects uses it (a probe that stops at the first)."""
+    nxt, probe = table.alias("nxt"), table.alias("probe")
+    keys = sa.select(sa.func.min(table.c.key).label("key")).cte("keys", recursive=True)
+    keys = keys.union_all(sa.select(sa.select(sa.func.min(nxt.c.key)).where(
+        nxt.c.key > keys.c.key).scalar_subquery()).where(keys.c.key.is_not(None)))
+    # A scalar subquery with LIMIT 1, not EXISTS: PostgreSQL turns an EXISTS into a
+    # semi-join that reads every row, where this probe stops at the first match.
+    used = (sa.select(sa.literal(1)).where(probe.c.key == keys.c.key,
+                                           probe.c.run_id == t.runs.c.run_id, mine)
+            .limit(1).scalar_subquery().is_not(None))
+    return list(conn.execute(sa.select(keys.c.key).where(keys.c.key.is_not(None), used))
+                .scalars())
+
+
+def run_keys(conn: Connection, experiment_ids: Sequence[int]) -> RunKeys:
+    """The distinct metric, param and tag keys of the runs of these experiments.
+
+    When these runs are at least half of the store's (one main experiment: the usual
+    case), a skip scan finds the keys in a few milliseconds, and the keys only other runs
+    use cost at most a scan of those other runs' rows, fewer than these runs' own. Else a
+    DISTINCT over these runs' rows, whose cost grows with them alone.
+    """
+    mine = t.runs.c.experiment_id.in_(list(experiment_ids))
+    count = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+    if not count:
+        return RunKeys((), (), ())
+    total = conn.execute(sa.select(sa.func.count()).select_from(t.runs)).scalar_one()
+    find = _keys_by_skip_scan if 2 * count >= total else _keys_by_distinct
+    return RunKeys(*(tuple(sorted(find(conn, table, mine)))  # by code point, as everywhere
+                     for table in (t.latest_metrics, t.params, t.run_tags)))
