@@ -10,12 +10,12 @@ import pytest
 from forgeline.cli.output import (
     error_line,
     fmt_bytes,
-    fmt_duration,
     fmt_value,
     print_json,
 )
 from forgeline.entities import Lineage, ModelVersion, Run, RunStatus
 from forgeline.util.json import jsonable
+from forgeline.util.time import run_duration
 
 
 def _run(**metrics: float) -> Run:
@@ -45,11 +45,11 @@ def test_table_values() -> None:
         == ["NaN", "inf", "-inf", "-", "0.123457", "6"]
     assert [fmt_bytes(n) for n in (0, 1023, 2048, 5 * 1024**3)] == ["0 B", "1023 B",
                                                                    "2.0 KiB", "5.0 GiB"]
-    assert fmt_duration(0, 4_200) == "4.2s"
-    assert fmt_duration(0, 187_000) == "3m 07s"
-    assert fmt_duration(0, 3_720_000) == "1h 02m"
-    assert fmt_duration(0, 3 * 86_400_000) == "3d 00h"
-    assert fmt_duration(None, None) == "-"
+    assert run_duration(0, 4_200) == "4.2s"
+    assert run_duration(0, 187_000) == "3m 07s"
+    assert run_duration(0, 3_720_000) == "1h 02m"
+    assert run_duration(0, 3 * 86_400_000) == "3d 00h"
+    assert run_duration(None, None) == "-"
 
 
 def test_error_line_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

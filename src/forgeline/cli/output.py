@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from forgeline.util.json import jsonable
-from forgeline.util.time import now_ms
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
 
     from forgeline.entities import RunStatus
 
-__all__ = ["console", "error_line", "fmt_bytes", "fmt_duration", "fmt_time", "fmt_value",
+__all__ = ["console", "error_line", "fmt_bytes", "fmt_time", "fmt_value",
            "key_value_table", "print_json", "print_table", "short_id",
            "status_text", "table"]
 
@@ -106,24 +105,6 @@ def fmt_time(ms: int | None) -> str:
     if ms is None:
         return "-"
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def fmt_duration(start_ms: int | None, end_ms: int | None) -> str:
-    """``1h 02m``, ``3m 07s``, ``4.2s``; a run without an end counts up to now."""
-    if start_ms is None:
-        return "-"
-    end = end_ms if end_ms is not None else now_ms()
-    seconds = max(end - start_ms, 0) / 1000
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
 
 
 def fmt_value(value: Any) -> str:

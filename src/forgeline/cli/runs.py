@@ -12,7 +12,6 @@ import typer
 from forgeline.cli.output import (
     console,
     fmt_bytes,
-    fmt_duration,
     fmt_time,
     fmt_value,
     key_value_table,
@@ -25,6 +24,7 @@ from forgeline.cli.output import (
 from forgeline.cli.state import get_client
 from forgeline.entities import GIT_COMMIT, GIT_DIRTY, SYSTEM_TAG_PREFIX
 from forgeline.tracking.context import COMMAND
+from forgeline.util.time import run_duration
 
 if TYPE_CHECKING:
     from forgeline.entities import Run
@@ -81,7 +81,7 @@ def list_runs(
         t.add_row(short_id(run.run_id), run.name, names.get(run.experiment_id,
                                                             run.experiment_id),
                   status_text(run.status), fmt_time(run.start_time),
-                  fmt_duration(run.start_time, run.end_time),
+                  run_duration(run.start_time, run.end_time),
                   *(fmt_value(run.metrics.get(key)) for key in keys))
     print_table(t, empty="No runs match.")
     if found.token is not None:
@@ -94,7 +94,7 @@ def _info_rows(run: Run, experiment: str) -> list[tuple[str, Any]]:
         ("experiment", f"{experiment} ({run.experiment_id})"),
         ("status", status_text(run.status)), ("start", fmt_time(run.start_time)),
         ("end", fmt_time(run.end_time)),
-        ("duration", fmt_duration(run.start_time, run.end_time)),
+        ("duration", run_duration(run.start_time, run.end_time)),
     ]
     if run.parent_run_id:
         rows.append(("parent run", run.parent_run_id))
@@ -189,7 +189,7 @@ def compare_runs(
     t.columns[0].style = "bold"
     t.add_row("experiment", *(names.get(r.experiment_id, r.experiment_id) for r in found))
     t.add_row("status", *(status_text(r.status) for r in found))
-    t.add_row("duration", *(fmt_duration(r.start_time, r.end_time) for r in found),
+    t.add_row("duration", *(run_duration(r.start_time, r.end_time) for r in found),
               end_section=True)
     for prefix, rows in (("params", params), ("metrics", metrics)):
         for key, values in rows.items():

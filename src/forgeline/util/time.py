@@ -20,7 +20,8 @@ from pathlib import Path
 
 from forgeline.errors import InvalidInput
 
-__all__ = ["format_duration", "now_ms", "parse_duration", "parse_time", "process_started_at"]
+__all__ = ["format_duration", "now_ms", "parse_duration", "parse_time", "process_started_at",
+           "run_duration"]
 
 _DAY_S = 86_400.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|d|w)?\s*$",
@@ -72,6 +73,25 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0 and not (unit == "d" and seconds < 2 * _DAY_S):
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
+
+
+def run_duration(start_ms: int | None, end_ms: int | None) -> str:
+    """How long a run took, for people: ``1h 02m``, ``3m 07s``, ``4.2s``, ``2d 03h``; a run
+    without an end counts up to now; ``-`` without a start."""
+    if start_ms is None:
+        return "-"
+    end = end_ms if end_ms is not None else now_ms()
+    seconds = max(end - start_ms, 0) / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
 
 
 def parse_time(value: int | str | datetime | None, what: str = "time",

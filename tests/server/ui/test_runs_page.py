@@ -25,6 +25,8 @@ def test_filter_sort_columns_and_pages(team: Team, page: Any) -> None:
     # sort by the auc column: descending first
     page.get_by_label("Filter runs").fill("")
     page.get_by_role("button", name="Filter").click()
+    page.wait_for_function("new URLSearchParams(location.search).get('q') === ''")
+    page.wait_for_function("document.querySelectorAll('table.runs tbody tr').length == 12")
     page.locator("th.metrics a[title='sort by metrics.auc']").click()
     page.wait_for_url("**sort=metrics.auc*DESC*")
     auc_cells = page.locator("table.runs tbody tr td:nth-child(7)")

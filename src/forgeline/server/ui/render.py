@@ -21,9 +21,10 @@ from starlette.responses import HTMLResponse, Response
 
 from forgeline.errors import ForgelineError
 from forgeline.server.http import error_json
+from forgeline.util.time import run_duration
 from forgeline.version import __version__
 
-__all__ = ["UI_PREFIX", "error_page", "fmt_duration", "fmt_number", "fmt_time", "page",
+__all__ = ["UI_PREFIX", "error_page", "fmt_number", "fmt_time", "page",
            "url_for_static"]
 
 UI_PREFIX = "/ui"
@@ -34,20 +35,6 @@ def fmt_time(ms: int | None) -> str:
     if ms is None:
         return ""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def fmt_duration(start_ms: int | None, end_ms: int | None) -> str:
-    """``1h 02m``, ``3m 05s``, ``4.2s``; empty while a run has no end."""
-    if start_ms is None or end_ms is None:
-        return ""
-    s = max(0.0, (end_ms - start_ms) / 1000)
-    if s < 60:
-        return f"{s:.1f}s"
-    m, s = divmod(int(s), 60)
-    if m < 60:
-        return f"{m}m {s:02d}s"
-    h, m = divmod(m, 60)
-    return f"{h}h {m:02d}m"
 
 
 def fmt_number(value: Any) -> str:
@@ -75,7 +62,7 @@ def _env() -> jinja2.Environment:
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(time=fmt_time, number=fmt_number)
-    env.globals.update(duration=fmt_duration, static=url_for_static, ui=UI_PREFIX,
+    env.globals.update(duration=run_duration, static=url_for_static, ui=UI_PREFIX,
                        version=__version__)
     return env
 
