@@ -74,6 +74,11 @@ def names(store: Store, exp: str, filter: str | None, order_by: list[str] | None
     ("(metrics.auc > 0.9 or tags.team = 'growth') and params.depth = '6'", {"a", "c"}),
     ("metrics.auc > 0.9 and params.depth = '6' or status = 'FAILED'", {"a", "c"}),
     ("metrics.missing > 0", set()),
+    ("metrics.loss IS NULL", {"c", "e"}),
+    ("metrics.loss is not null", {"a", "b", "d"}),
+    ("params.model IS NULL and tags.team IS NOT NULL", {"a", "b", "e"}),
+    ("end_time IS NOT NULL", {"c"}),
+    ("parent_run_id IS NULL", {"a", "b", "c", "d", "e"}),
     ("   ", {"a", "b", "c", "d", "e"}),
 ])
 def test_filter(populated: tuple[Store, str, dict[str, str]], expr: str,
@@ -134,6 +139,7 @@ def test_results_carry_params_metrics_and_tags(populated: tuple[Store, str, dict
     ("tags.team = 3", 13, "is text; quote the value"),
     ("params.a IN (1, 'x')", 13, "mixes numbers and strings"),
     ("metrics.auc LIKE '1%'", 18, "LIKE does not apply"),
+    ("parent_run_id IS 'x'", 18, "expected 'NULL'"),
 ])
 def test_bad_filters_name_their_position(populated: tuple[Store, str, dict[str, str]],
                                          expr: str, position: int, what: str) -> None:

@@ -2,11 +2,14 @@
 
     metrics.auc > 0.9 and (params.depth = '6' or tags.team LIKE 'risk%')
     status IN ('FINISHED', 'KILLED') and attributes.start_time >= 1700000000000
+    parent_run_id IS NULL and params.depth IS NOT NULL
 
 Keys are ``metrics.K``, ``params.K``, ``tags.K`` or an attribute (``attributes.`` is
 optional); a key with spaces or dots is written in backticks: ``metrics.`val loss```.
 Metrics compare as numbers (their latest value); params compare as strings, or as
 numbers when the literal is a number; tags and text attributes compare as strings.
+``IS NULL`` holds when a run has no such key (or the attribute is unset, such as the parent
+of a top-level run); ``IS NOT NULL`` when it has one.
 Every syntax error is an :class:`InvalidInput` that names its position.
 """
 
@@ -21,7 +24,7 @@ from forgeline.errors import InvalidInput
 __all__ = ["And", "Comparison", "Node", "Or", "OrderBy", "parse_filter", "parse_order_by"]
 
 Kind = Literal["metric", "param", "tag", "attribute"]
-Value = float | str | tuple[float | str, ...]
+Value = float | str | tuple[float | str, ...] | None  # None: IS [NOT] NULL
 
 _PREFIXES: dict[str, Kind] = {
     "metrics": "metric", "metric": "metric",
@@ -75,7 +78,7 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_KEYWORDS = {"AND", "OR", "IN", "NOT", "LIKE", "ILIKE"}
+_KEYWORDS = {"AND", "OR", "IN", "NOT", "LIKE", "ILIKE", "IS", "NULL"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,13 +198,18 @@ class _Parser:
         kind, key = _split_key(self.text, key_tok)
         op_tok = self.take()
         op = op_tok.text
+        if op == "IS":  # IS NULL / IS NOT NULL: the run has no such key (or attribute)
+            negated = self.tok.text == "NOT" and bool(self.take())
+            self.expect("NULL")
+            return Comparison(kind, key, "IS NOT NULL" if negated else "IS NULL", None)
         if op == "NOT" and self.tok.text in ("IN", "LIKE", "ILIKE"):
             op = f"NOT {self.take().text}"
         elif op_tok.kind == "op":
             op = {"==": "=", "<>": "!="}.get(op, op)
         elif op not in ("IN", "LIKE", "ILIKE"):
             raise _error(self.text, op_tok.pos, "expected a comparison operator "
-                                                "(=, !=, <, <=, >, >=, LIKE, ILIKE, IN)")
+                                                "(=, !=, <, <=, >, >=, LIKE, ILIKE, IN, "
+                                                "IS NULL)")
         value_pos = self.tok.pos
         value: Value
         if op.endswith("IN"):

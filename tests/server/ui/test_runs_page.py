@@ -56,6 +56,12 @@ def test_a_chosen_column_is_added_and_removed(team: Team, page: Any) -> None:
     page.get_by_role("button", name="Add").click()
     page.wait_for_url("**params.lr*")
     assert "lr" in page.locator("table.runs thead th").last.inner_text()
+    # the picker suggests every key of the experiment once it is used, not only the page's
+    seed_runs(team.store, runs=1, seed=3)
+    team.store.log_batch(team.store.search_runs(["1"], max_results=1)[0].run_id,
+                         params={"rare": "x"})
+    page.get_by_label("Add a column").focus()
+    page.wait_for_selector("datalist#keys option[value='params.rare']", state="attached")
     page.locator("th.params a.remove").click()
     page.wait_for_url("**cols=metrics.auc&*")
     assert "lr" not in " ".join(page.locator("table.runs thead th").all_inner_texts())
@@ -89,3 +95,30 @@ def test_unknown_ids_and_a_missing_token_are_pages_not_traces(secured: Team, pag
     assert response.status == 404
     assert "Not found" in page.get_by_role("heading").first.inner_text()
     assert "Traceback" not in page.content()
+
+
+def test_child_runs_fold_under_their_parent(team: Team, page: Any) -> None:
+    """A training run's trials are its child runs: the table lists the parents, and a
+    parent's button unfolds its children; the flat view lists every run."""
+    store = team.store
+    eid = store.get_or_create_experiment("tuning").experiment_id
+    parent = store.create_run(eid, "train", 1_700_000_000_000)
+    for i in range(3):
+        store.create_run(eid, f"trial-{i}", 1_700_000_001_000 + i, parent_run_id=parent.run_id)
+    store.create_run(eid, "alone", 1_700_000_002_000)
+    page.goto(f"{team.url}/ui/experiments/{eid}")
+    visible = page.locator("table.runs tbody tr:visible td:nth-child(2) a")
+    assert sorted(visible.all_inner_texts()) == ["alone", "train"]
+    page.get_by_role("button", name="▸ 3").click()
+    assert sorted(visible.all_inner_texts()) == ["alone", "train", "trial-0", "trial-1",
+                                                 "trial-2"]
+    page.get_by_role("button", name="▾ 3").click()
+    assert visible.count() == 2
+    # a filter applies to the parents; the flat view lists every run that matches
+    page.get_by_role("link", name="Show child runs as rows").click()
+    page.wait_for_url("**nested=0**")
+    assert page.locator("table.runs tbody tr").count() == 5
+    page.get_by_label("Filter runs").fill("name LIKE 'trial%'")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**q=name*")
+    assert sorted(visible.all_inner_texts()) == ["trial-0", "trial-1", "trial-2"]

@@ -240,6 +240,8 @@ def _like(pattern: str, value: str, ignore_case: bool) -> bool:
 
 
 def _compare(value: str | None, c: Comparison) -> bool:
+    if c.op in ("IS NULL", "IS NOT NULL"):
+        return (value is None) == (c.op == "IS NULL")
     negated = c.op.startswith("NOT ") or c.op == "!="
     if value is None:
         return negated

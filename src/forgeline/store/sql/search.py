@@ -65,6 +65,8 @@ def _condition(node: Node) -> sa.ColumnElement[bool]:
 
 def _comparison(c: Comparison) -> sa.ColumnElement[bool]:
     run_id = t.runs.c.run_id
+    if c.op in ("IS NULL", "IS NOT NULL"):
+        return _presence(c, c.op == "IS NOT NULL")
     numeric = not isinstance(c.value, str) and all(
         isinstance(v, float) for v in (c.value if isinstance(c.value, tuple) else (c.value,)))
     if c.kind == "metric":
@@ -86,6 +88,17 @@ def _comparison(c: Comparison) -> sa.ColumnElement[bool]:
     if c.key == "experiment_id":
         return _compare(sa.cast(column, sa.String), c.op, c.value)
     return _compare(column, c.op, c.value)
+
+
+def _presence(c: Comparison, present: bool) -> sa.ColumnElement[bool]:
+    """``IS NOT NULL`` (``present``) or ``IS NULL``: the run has the key, or the attribute is
+    set."""
+    if c.kind == "attribute":
+        column = t.runs.c[c.key]
+        return column.is_not(None) if present else column.is_(None)
+    table = {"metric": t.latest_metrics, "param": t.params, "tag": t.run_tags}[c.kind]
+    having = sa.select(table.c.run_id).where(table.c.key == c.key)
+    return t.runs.c.run_id.in_(having) if present else t.runs.c.run_id.not_in(having)
 
 
 def _order_key(query: Any, i: int, item: OrderBy) -> tuple[Any, list[SortKey]]:

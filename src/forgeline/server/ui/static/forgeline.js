@@ -134,3 +134,14 @@
     });
   });
 })();
+
+// The runs table: a parent's button shows or hides its child runs' rows.
+document.addEventListener("click", e => {
+  const button = e.target.closest("button.fold");
+  if (!button) { return; }
+  const open = button.getAttribute("aria-expanded") !== "true";
+  button.setAttribute("aria-expanded", String(open));
+  button.textContent = (open ? "▾" : "▸") + button.textContent.slice(1);
+  document.querySelectorAll(`tr.child[data-parent="${button.dataset.fold}"]`)
+    .forEach(row => { row.hidden = !open; });
+});
