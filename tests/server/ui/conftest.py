@@ -23,6 +23,8 @@ from forgeline.store import Store
 CHROMIUM = os.environ.get("FORGELINE_CHROMIUM") or shutil.which("chromium") or \
     shutil.which("chromium-browser")
 SHOTS = Path(__file__).resolve().parents[3] / "docs" / "ui"
+# read at import: the tests run with every FORGELINE_* variable cleared (tests/conftest.py)
+TAKE_SHOTS = bool(os.environ.get("FORGELINE_SCREENSHOTS"))
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +59,7 @@ def screenshot(page: Any, name: str) -> None:
     """Keep a screenshot of the page for the README (docs/ui/NAME.png) when
     FORGELINE_SCREENSHOTS is set (`make screenshots`), so a test run leaves the tree as it
     found it."""
-    if not os.environ.get("FORGELINE_SCREENSHOTS"):
+    if not TAKE_SHOTS:
         return
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
