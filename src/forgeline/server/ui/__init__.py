@@ -10,6 +10,7 @@ routes. Errors on UI routes are pages too (:func:`~forgeline.server.ui.render.er
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.responses import RedirectResponse, Response
@@ -24,11 +25,21 @@ __all__ = ["UI_PREFIX", "install"]
 STATIC = Path(__file__).parent / "static"
 
 
+class _Static(StaticFiles):
+    """The UI's scripts and styles: their URLs carry the version (``?v=``), so a browser
+    may keep them until the next release."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        return response
+
+
 def install(app: FastAPI) -> None:
     """Add the UI's routes, its static files and its error pages to ``app``."""
     for module in (session, runs, run, run_artifacts, compare, models, monitoring):
         app.include_router(module.router, prefix=UI_PREFIX, include_in_schema=False)
-    app.mount(f"{UI_PREFIX}/static", StaticFiles(directory=STATIC), name="ui-static")
+    app.mount(f"{UI_PREFIX}/static", _Static(directory=STATIC), name="ui-static")
     add_error_renderer(app, (UI_PREFIX,), error_page)
 
     @app.get("/", include_in_schema=False)

@@ -1,10 +1,10 @@
 """Rendering the web UI's pages: one Jinja2 environment, the filters its templates use,
 and the error page every UI route answers with instead of a JSON body.
 
-Templates live in ``templates/`` beside this module and extend ``base.html``. A request
-sent by htmx (header ``HX-Request``) gets only the template's ``content`` block swapped in
-by the page's script; every other request gets the whole page, so each URL is a page that
-can be bookmarked, shared and reloaded (a saved view is its URL).
+Templates live in ``templates/`` beside this module and extend ``base.html``. Every page is a
+plain page load (links and forms navigate), so each URL is a page that can be bookmarked,
+shared and reloaded (a saved view is its URL); htmx only fetches small fragments (a running
+run's status, the column picker's keys).
 """
 
 from __future__ import annotations
@@ -68,12 +68,10 @@ def _env() -> jinja2.Environment:
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """Render ``template`` (the whole page, or only its content for an htmx request)."""
-    partial = request.headers.get("hx-request") == "true" and \
-        request.headers.get("hx-history-restore-request") != "true"
+    """Render ``template`` with what every page shows (who is signed in, where we are)."""
     who = request.scope.get("forgeline.token")
     html = _env().get_template(template).render(
-        request=request, partial=partial, auth=request.app.state.auth,
+        request=request, auth=request.app.state.auth,
         who=None if who is None else {"name": who.name, "role": who.role.value},
         path=request.url.path, **context)
     return HTMLResponse(html, status_code=status)
