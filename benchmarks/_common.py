@@ -211,6 +211,17 @@ def search_run(i: int, n_metrics: int, seed: int
     return f"run-{i:05d}", start_time, params, metrics
 
 
+def ui_run(i: int, n_metrics: int, n_params: int, seed: int
+           ) -> tuple[str, int, dict[str, str], list[tuple[str, float, int, int]]]:
+    """Run ``i`` of the web UI's benchmark: like :func:`search_run`, with ``n_params``
+    params (``p0``..: numbers and words) instead of three."""
+    name, start_time, _, metrics = search_run(i, n_metrics, seed)
+    rng = random.Random(seed * 7_919 + i)
+    params = {f"p{k}": (str(rng.randint(1, 50)) if k % 2 == 0
+                        else rng.choice(["gbdt", "dart", "goss", "rf"])) for k in range(n_params)}
+    return name, start_time, params, metrics
+
+
 def profile(fn: Callable[[], Any], label: str, top: int = 18) -> None:
     """Run ``fn`` once under cProfile and print where the time went (cumulative)."""
     import cProfile

@@ -16,10 +16,12 @@ import logging
 import sys
 import time
 import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _common import median, percentile, search_filter, search_order, search_run
+from _common import median, percentile, search_filter, search_order, search_run, ui_run
 
 warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)
@@ -62,18 +64,19 @@ def log_metric(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _api_populate(client: Any, exp: str, first: int, stop: int, n_metrics: int,
-                  seed: int) -> None:
+                  seed: int, make_run: Callable[..., Any] = search_run) -> None:
     from mlflow.entities import Metric, Param
 
     for i in range(first, stop):
-        name, start_time, params, metrics = search_run(i, n_metrics, seed)
+        name, start_time, params, metrics = make_run(i, n_metrics, seed)
         run_id = client.create_run(exp, start_time=start_time, run_name=name).info.run_id
         client.log_batch(run_id, metrics=[Metric(k, v, ts, s) for k, v, s, ts in metrics],
                          params=[Param(k, v) for k, v in params.items()])
 
 
 def _bulk_populate(store: Any, exp: str, sample_run: str, first: int, stop: int,
-                   n_metrics: int, seed: int) -> None:
+                   n_metrics: int, seed: int, make_run: Callable[..., Any] = search_run
+                   ) -> None:
     """Insert runs into MLflow's own tables exactly as its API writes them.
 
     Every row copies the row MLflow itself wrote for ``sample_run`` (an API-created run)
@@ -116,7 +119,7 @@ def _bulk_populate(store: Any, exp: str, sample_run: str, first: int, stop: int,
                     rows[key] = []
 
         for i in range(first, stop):
-            name, start_time, run_params, run_metrics = search_run(i, n_metrics, seed)
+            name, start_time, run_params, run_metrics = make_run(i, n_metrics, seed)
             rid = uuid.uuid4().hex
             rows["r"].append({**run_t, "run_uuid": rid, "name": name, "start_time": start_time,
                               "experiment_id": int(exp),
@@ -174,6 +177,45 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
             "bulk_runs": args.runs - sample, "bulk_s": bulk_s, "queries": queries}
 
 
+def populate_ui(args: argparse.Namespace) -> dict[str, Any]:
+    """bench_ui.py's data in MLflow's SQLite store: ``--runs`` runs x ``--metrics`` metrics
+    x ``--params`` params (the same as Forgeline's), and one run of ``--long-metrics``
+    metrics x ``--long-steps`` steps, written as MLflow's API writes its rows."""
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
+
+    started = time.perf_counter()
+    client = _client(Path(args.dir))
+    exp = client.create_experiment("ui-bench")
+    make = partial(_ui_run, n_params=args.params)
+    _api_populate(client, exp, 0, 1, args.metrics, args.seed, make)
+    store = client._tracking_client.store
+    sample_run = client.search_runs([exp], max_results=1)[0].info.run_id
+    _bulk_populate(store, exp, sample_run, 1, args.runs, args.metrics, args.seed, make)
+    long_exp = client.create_experiment("ui-long")
+    long_run = client.create_run(long_exp, run_name="long").info.run_id
+    metrics, latest = SqlMetric.__table__, SqlLatestMetric.__table__
+    with store.engine.begin() as conn:
+        for m in range(args.long_metrics):
+            key = f"loss{m}"
+            for first in range(0, args.long_steps, 100_000):
+                conn.execute(metrics.insert(), [
+                    {"run_uuid": long_run, "key": key, "value": 1.0 / (1 + s) + m,
+                     "timestamp": 1_700_000_000_000 + s, "step": s, "is_nan": False}
+                    for s in range(first, min(first + 100_000, args.long_steps))])
+            conn.execute(latest.insert(), {"run_uuid": long_run, "key": key,
+                                           "value": 1.0 / args.long_steps + m,
+                                           "timestamp": 1_700_000_000_000 + args.long_steps,
+                                           "step": args.long_steps - 1, "is_nan": False})
+        conn.execute(sa.text("ANALYZE"))
+    return {"experiment_id": exp, "long_experiment_id": long_exp, "long_run_id": long_run,
+            "seconds": time.perf_counter() - started}
+
+
+def _ui_run(i: int, n_metrics: int, seed: int, n_params: int) -> Any:
+    return ui_run(i, n_metrics, n_params, seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,8 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api-sample", type=int, default=200)
     p.add_argument("--reps", type=int, default=20)
     p.add_argument("--seed", type=int, default=7)
+    p = sub.add_parser("populate-ui")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--runs", type=int, default=10_000)
+    p.add_argument("--metrics", type=int, default=20)
+    p.add_argument("--params", type=int, default=20)
+    p.add_argument("--long-metrics", type=int, default=10)
+    p.add_argument("--long-steps", type=int, default=1_000_000)
+    p.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    result = log_metric(args) if args.command == "log_metric" else search(args)
+    commands = {"log_metric": log_metric, "search": search, "populate-ui": populate_ui}
+    result = commands[args.command](args)
     print(json.dumps(result))
     return 0
 
