@@ -27,8 +27,11 @@ SHOTS = Path(__file__).resolve().parents[3] / "docs" / "ui"
 TAKE_SHOTS = bool(os.environ.get("FORGELINE_SCREENSHOTS"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: Playwright's sync API keeps an
+    event loop running in this thread while it is open, and later tests that call
+    asyncio.run (the demo, the serving tests) would fail."""
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("Chromium is not installed: `make test` installs Debian's chromium "
