@@ -9,11 +9,11 @@ import pytest
 
 from forgeline.cli.output import (
     error_line,
-    fmt_bytes,
     fmt_value,
     print_json,
 )
 from forgeline.entities import Lineage, ModelVersion, Run, RunStatus
+from forgeline.util.files import format_bytes
 from forgeline.util.json import jsonable
 from forgeline.util.time import run_duration
 
@@ -43,7 +43,7 @@ def test_entities_become_plain_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_table_values() -> None:
     assert [fmt_value(v) for v in (math.nan, math.inf, -math.inf, None, 0.123456789, "6")] \
         == ["NaN", "inf", "-inf", "-", "0.123457", "6"]
-    assert [fmt_bytes(n) for n in (0, 1023, 2048, 5 * 1024**3)] == ["0 B", "1023 B",
+    assert [format_bytes(n) for n in (0, 1023, 2048, 5 * 1024**3)] == ["0 B", "1023 B",
                                                                    "2.0 KiB", "5.0 GiB"]
     assert run_duration(0, 4_200) == "4.2s"
     assert run_duration(0, 187_000) == "3m 07s"

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from forgeline.entities import RunStatus
 
-__all__ = ["console", "error_line", "fmt_bytes", "fmt_time", "fmt_value",
+__all__ = ["console", "error_line", "fmt_time", "fmt_value",
            "key_value_table", "print_json", "print_table", "short_id",
            "status_text", "table"]
 
@@ -118,18 +118,6 @@ def fmt_value(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return f"{value:.6g}"
     return str(value)
-
-
-def fmt_bytes(size: int) -> str:
-    """``512 B``, ``1.5 KiB``, ``3.2 MiB``, ..."""
-    if size < 1024:
-        return f"{size} B"
-    amount = float(size)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        amount /= 1024
-        if amount < 1024 or unit == "TiB":
-            break
-    return f"{amount:.1f} {unit}"
 
 
 def status_text(status: RunStatus | str) -> Text:

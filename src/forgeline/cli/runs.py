@@ -11,7 +11,6 @@ import typer
 
 from forgeline.cli.output import (
     console,
-    fmt_bytes,
     fmt_time,
     fmt_value,
     key_value_table,
@@ -24,6 +23,7 @@ from forgeline.cli.output import (
 from forgeline.cli.state import get_client
 from forgeline.entities import GIT_COMMIT, GIT_DIRTY, SYSTEM_TAG_PREFIX
 from forgeline.tracking.context import COMMAND
+from forgeline.util.files import format_bytes
 from forgeline.util.time import run_duration
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def show_run(
     if artifacts:
         t = table("path", "size", "sha256", title="Artifacts")
         for artifact in artifacts:
-            t.add_row(artifact.path, fmt_bytes(artifact.size), artifact.digest[:12])
+            t.add_row(artifact.path, format_bytes(artifact.size), artifact.digest[:12])
         out.print(t)
     if datasets:
         t = table("context", "name", "digest", "rows", "columns", "source", title="Datasets")

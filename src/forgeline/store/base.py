@@ -36,6 +36,7 @@ from forgeline.entities import (
 )
 from forgeline.errors import AlreadyExists, InvalidInput, NotFound
 from forgeline.names import parse_model_ref
+from forgeline.store.artifacts import safe_artifact_path
 from forgeline.util.downsample import downsample
 
 __all__ = ["MAX_SERIES_POINTS", "MetricPoint", "Store", "check_series_request"]
@@ -127,6 +128,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[Artifact]: ...
+
+    def get_artifact(self, run_id: str, path: str) -> Artifact:
+        """The artifact a run logged at ``path`` (checked: no ``..``, no absolute path);
+        NotFound if there is none."""
+        clean = safe_artifact_path(path)
+        for artifact in self.list_artifacts(run_id, clean):
+            if artifact.path == clean:
+                return artifact
+        raise NotFound(f"Run {run_id} has no artifact {clean!r}.",
+                       hint=f"List the run's artifacts: `forgeline runs show {run_id}`.")
 
     @abc.abstractmethod
     def log_dataset(self, run_id: str, dataset: Dataset, context: str) -> None:

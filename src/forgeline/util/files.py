@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write", "temporary_name"]
+__all__ = ["atomic_path", "atomic_write", "format_bytes", "temporary_name"]
 
 
 def temporary_name(target: Path) -> Path:
@@ -76,3 +76,15 @@ def atomic_write(target: str | Path, data: bytes | str, *, fsync: bool = False) 
             f.flush()
             os.fsync(f.fileno())
     return Path(target)
+
+
+def format_bytes(size: int) -> str:
+    """A file size for people: ``512 B``, ``1.5 KiB``, ``3.2 MiB``, ..."""
+    if size < 1024:
+        return f"{size} B"
+    amount = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        amount /= 1024
+        if amount < 1024 or unit == "TiB":
+            break
+    return f"{amount:.1f} {unit}"

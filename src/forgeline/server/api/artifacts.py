@@ -16,10 +16,10 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, Response
 
 from forgeline.entities import Role
-from forgeline.errors import InvalidInput, NotFound
+from forgeline.errors import InvalidInput
 from forgeline.server.auth import require
 from forgeline.server.http import reply
-from forgeline.store.artifacts import ArtifactStore, check_digest, safe_artifact_path
+from forgeline.store.artifacts import ArtifactStore, check_digest
 from forgeline.store.base import Store
 
 __all__ = ["UPLOAD_ROUTE", "router"]
@@ -79,10 +79,5 @@ def list_digests(request: Request) -> Response:
 @router.get("/runs/{run_id}/artifacts/{path:path}", dependencies=READ)
 def download_by_path(request: Request, run_id: str, path: str) -> Response:
     """A file a run logged, by its path in the run (``model/model.skops``)."""
-    clean = safe_artifact_path(path)
     store: Store = request.app.state.store
-    found = [a for a in store.list_artifacts(run_id, clean) if a.path == clean]
-    if not found:
-        raise NotFound(f"Run {run_id} has no artifact {clean!r}.",
-                       hint=f"List them: GET /runs/{run_id}/artifacts.")
-    return _file(_artifacts(request), found[0].digest)
+    return _file(_artifacts(request), store.get_artifact(run_id, path).digest)

@@ -84,10 +84,9 @@ def download_artifact(request: Request, path: str) -> Any:
     store = store_of(request)
     artifacts = artifacts_of(request)
     run, rest = _locate(store, path)
-    found = [a for a in store.list_artifacts(run.run_id, rest) if a.path == rest] if rest else []
-    if not found:
+    if not rest:
         raise NotFound(f"Run {run.run_id} has no artifact {rest!r}.")
-    local = artifacts.get(found[0].digest)  # checks the bytes against their sha256
+    local = artifacts.get(store.get_artifact(run.run_id, rest).digest)  # sha256 checked
     media_type = mimetypes.guess_type(rest)[0] or "application/octet-stream"
     return FileResponse(local, media_type=media_type)
 

@@ -28,6 +28,7 @@ from forgeline.server.ui.render import UI_PREFIX, page
 from forgeline.store.base import Store
 from forgeline.tracking.context import COMMAND
 from forgeline.training.layout import REPORT_PATH
+from forgeline.util.files import format_bytes
 
 __all__ = ["MAX_CHILDREN", "MAX_POINTS", "chart_src", "router", "series_json"]
 
@@ -92,7 +93,7 @@ def run_page(request: Request, run_id: str, dir: str = "", preview: str = "") ->
               "dirty": run.tags.get(GIT_DIRTY, "").lower() == "true",
               "command": run.tags.get(COMMAND, "")},
         report=browser.report_url, artifacts=browser, cards=_cards(run), poll_s=POLL_S,
-        report_path=REPORT_PATH, size=run_artifacts.fmt_size)
+        report_path=REPORT_PATH, size=format_bytes)
 
 
 @router.get("/runs/{run_id}/live")

@@ -18,15 +18,15 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response
 
 from forgeline.entities import Artifact, Role
-from forgeline.errors import ForgelineError, NotFound
+from forgeline.errors import ForgelineError
 from forgeline.server.auth import require
 from forgeline.server.ui.preview import Preview, kind_of, media_type, preview_file
 from forgeline.server.ui.render import UI_PREFIX
-from forgeline.store.artifacts import ArtifactStore, safe_artifact_path
+from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.base import Store
 from forgeline.training.layout import REPORT_PATH
 
-__all__ = ["Folder", "Listing", "browse", "file_url", "fmt_size", "router"]
+__all__ = ["Folder", "Listing", "browse", "file_url", "router"]
 
 router = APIRouter(dependencies=[Depends(require(Role.READER))])
 MAX_FILES = 1000  # files listed in one folder; the rest are counted
@@ -76,15 +76,6 @@ def file_url(run_id: str, path: str, download: bool = False) -> str:
                                                                    else "")
 
 
-def _find(store: Store, run_id: str, path: str) -> Artifact:
-    clean = safe_artifact_path(path)
-    found = [a for a in store.list_artifacts(run_id, clean) if a.path == clean]
-    if not found:
-        raise NotFound(f"Run {run_id} has no artifact {clean!r}.",
-                       hint="Its artifacts are listed on the run's page.")
-    return found[0]
-
-
 def _folder(dir: str) -> str:
     return "/".join(p for p in dir.split("/") if p not in ("", ".", ".."))
 
@@ -117,7 +108,7 @@ def browse(store: Store, artifacts: ArtifactStore, run_id: str, dir: str = "",
 
 def _preview(store: Store, artifacts: ArtifactStore, run_id: str, path: str) -> Preview:
     try:
-        found = _find(store, run_id, path)
+        found = store.get_artifact(run_id, path)
         kind = kind_of(found.path)
         if kind in ("image", "html"):  # the browser loads the file itself, from file_url
             return Preview(kind, found.path)
@@ -129,7 +120,7 @@ def _preview(store: Store, artifacts: ArtifactStore, run_id: str, path: str) -> 
 @router.get("/runs/{run_id}/artifacts/{path:path}")
 def artifact_file(request: Request, run_id: str, path: str, download: bool = False) -> Response:
     """The bytes of a run's file, sha256-checked, with the type its name gives."""
-    found = _find(request.app.state.store, run_id, path)
+    found = request.app.state.store.get_artifact(run_id, path)
     artifacts: ArtifactStore = request.app.state.artifacts
     file = artifacts.get(found.digest)  # checks the sha256 before a byte goes out
     name = found.path.rsplit("/", 1)[-1]
@@ -142,11 +133,3 @@ def artifact_file(request: Request, run_id: str, path: str, download: bool = Fal
                  "Cache-Control": "private, max-age=3600"})
 
 
-def fmt_size(n: int) -> str:
-    """``512 B``, ``3.4 KB``, ``1.2 GB``."""
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
