@@ -45,15 +45,18 @@ def frame(n: int, seed: int) -> pd.DataFrame:
     amount[::11] = np.nan
     country = rng.choice(["FR", "DE", "US", "NG", "BR"], n, p=[0.4, 0.3, 0.26, 0.03, 0.01])
     merchant = rng.choice([f"m{i:03d}" for i in range(40)], n)  # > max_onehot: target-encoded
+    # more categories than HistGradientBoosting splits on: the rarest share one code
+    shop = rng.choice([f"s{i:03d}" for i in range(300)], n)
     note = rng.choice(["late night", "gift card card", "groceries", "fuel stop stop", ""], n)
     when = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 90 * 86400, n),
                                                          unit="s")
     online = rng.random(n) > 0.5
     score = (np.nan_to_num(amount, nan=20) / 40 + (country == "US") + online
-             + (when.hour < 6) + rng.normal(0, 0.3, n))
+             + (when.hour < 6) + np.char.endswith(shop, "7") + rng.normal(0, 0.3, n))
     data = pd.DataFrame({"amount": amount, "items (n)": rng.integers(1, 300, n),
                          "country": pd.Series(country).where(rng.random(n) > 0.05),
-                         "merchant": merchant, "online": online, "when": when, "note": note})
+                         "merchant": merchant, "shop": shop, "online": online, "when": when,
+                         "note": note})
     data["y_binary"] = (score > np.median(score)).astype(int)
     data["y_multi"] = np.digitize(score, np.quantile(score, [0.33, 0.66]))
     data["y_reg"] = score * 100
@@ -91,19 +94,24 @@ def train_frame() -> pd.DataFrame:
 
 CASES = [("binary", "logistic_regression"), ("binary", "lightgbm"),
          ("multiclass", "hist_gradient_boosting"), ("multiclass", "random_forest"),
-         ("regression", "linear"), ("regression", "hist_gradient_boosting")]
+         ("regression", "linear"), ("regression", "hist_gradient_boosting"),
+         ("regression", "lightgbm")]
 
 
 @pytest.mark.parametrize(("task", "model"), CASES)
 def test_pipelines_convert_and_match_the_native_model(
         tmp_path: Path, train_frame: pd.DataFrame, task: str, model: str) -> None:
     predictor = package(tmp_path, task, model, train_frame)
+    if model == "hist_gradient_boosting":  # the chains of BRANCH_EQ nodes are exercised
+        assert any(tree.nodes["is_categorical"].any()
+                   for trees in predictor.model["model"]._predictors for tree in trees)
     runtime = select_runtime(predictor)
     assert runtime.name == "onnxruntime", runtime.detail
     assert "matches the native model" in runtime.detail
     # fresh rows: unseen categories, missing values, the training rows' ties, text
     fresh = frame(300, 1)
     fresh.loc[::7, "country"] = "XX"
+    fresh.loc[::5, "shop"] = "unseen"
     fresh.loc[::13, "when"] = pd.NaT
     rows = predictor.signature.validate(pd.concat([fresh, train_frame.head(100)]))
     assert compare(NativeRuntime(predictor).predict(rows), runtime.predict(rows),

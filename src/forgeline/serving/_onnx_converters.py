@@ -67,6 +67,7 @@ def _register_tree_converters() -> None:
     classes = {"zipmap": [True, False, "columns"], "raw_scores": [True, False],
                "nocl": [True, False], "output_class_labels": [False, True]}
     paths = {"decision_path": [True, False], "decision_leaf": [True, False]}
+    _split_categories_in_hist_trees()
     for model, function, shape, options, float32_inputs in (
             (ensemble.HistGradientBoostingClassifier, classifier, classifier_shape, classes,
              False),
@@ -88,6 +89,63 @@ def _register_tree_converters() -> None:
                                             "zipmap": [True, False, "columns"]})
     _wrap_tree_converter(lightgbm.LGBMRegressor, "LightGbmLGBMRegressor", convert_lightgbm,
                          regressor_shape, {"split": None})
+
+
+def _split_categories_in_hist_trees() -> None:
+    """HistGradientBoosting's splits on categories, which skl2onnx writes as thresholds.
+
+    A categorical node sends a row left when its category is in the node's set (a bitset
+    of raw category values) and a missing value the way ``missing_go_to_left`` says. ONNX
+    trees compare one value per node, so the node becomes a chain of ``BRANCH_EQ`` nodes,
+    one per category in the set: equal goes left, otherwise on to the next, and after the
+    last one right; a missing value goes left at the first node or passes every node to
+    the right. Trees without categorical nodes are written by skl2onnx's own function.
+    """
+    from skl2onnx.common.tree_ensemble import add_node
+    from skl2onnx.operator_converters import random_forest
+
+    plain = random_forest.add_tree_to_attribute_pairs_hist_gradient_boosting
+    if getattr(plain, "_forgeline", False):
+        return
+
+    def add_tree(attr_pairs: Any, is_classifier: bool, tree: Any, tree_id: int,
+                 tree_weight: float, weight_id_bias: int, leaf_weights_are_counts: bool,
+                 adjust_threshold_for_sklearn: bool = False, dtype: Any = None) -> None:
+        nodes = tree.nodes
+        if not nodes["is_categorical"].any():
+            plain(attr_pairs, is_classifier, tree, tree_id, tree_weight, weight_id_bias,
+                  leaf_weights_are_counts, adjust_threshold_for_sklearn, dtype=dtype)
+            return
+        bits = np.unpackbits(tree.raw_left_cat_bitsets.view(np.uint8), axis=1,
+                             bitorder="little")  # row: bit c set = category c goes left
+        fresh = len(nodes)  # ids for the chains' extra nodes
+
+        def node(node_id: int, feature: int, mode: str, value: float, left: int,
+                 right: int, weights: Any, missing_left: bool) -> None:
+            add_node(attr_pairs, is_classifier, tree_id, tree_weight, node_id, feature,
+                     mode, value, left, right, weights, weight_id_bias,
+                     leaf_weights_are_counts, adjust_threshold_for_sklearn and
+                     mode == "BRANCH_LEQ", dtype, int(missing_left))
+
+        for i, n in enumerate(nodes):
+            if n["is_leaf"]:
+                node(i, 0, "LEAF", 0.0, 0, 0, n["value"], False)
+            elif not n["is_categorical"]:
+                node(i, int(n["feature_idx"]), "BRANCH_LEQ", float(n["num_threshold"]),
+                     int(n["left"]), int(n["right"]), n["value"],
+                     bool(n["missing_go_to_left"]))
+            else:
+                going_left = np.flatnonzero(bits[n["bitset_idx"]])
+                ids = [i, *range(fresh, fresh + len(going_left) - 1)]
+                fresh += len(going_left) - 1
+                for k, category in enumerate(going_left):
+                    after = ids[k + 1] if k + 1 < len(ids) else int(n["right"])
+                    node(ids[k], int(n["feature_idx"]), "BRANCH_EQ", float(category),
+                         int(n["left"]), after, n["value"],
+                         k == 0 and bool(n["missing_go_to_left"]))
+
+    add_tree._forgeline = True  # type: ignore[attr-defined]
+    random_forest.add_tree_to_attribute_pairs_hist_gradient_boosting = add_tree
 
 
 class _TreeContainer:

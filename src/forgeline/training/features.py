@@ -2,12 +2,20 @@
 
 numeric      median imputation (+ missing indicators) and scaling
 categorical  missing -> "__missing__", then one-hot (unseen categories ignored) or, above
-             ``max_onehot`` categories with encoding "auto", cross-fitted target encoding
+             ``max_onehot`` categories with encoding "auto", cross-fitted target encoding;
+             for trees that split on categories themselves (``native``), integer codes
+             (unseen as missing) up to 254 values, target encoding above
 boolean      as a two-value categorical
 datetime     year, month, day, day of week, hour, weekend flag and the days elapsed since
              1970 (the position in time); then as numeric (imputed, scaled)
 text         TF-IDF of words and word pairs
 id           never a feature
+
+With ``native`` (boosted trees, encoding "auto"), numbers and dates' parts are passed on
+as they are (the trees send missing values down their own branch; scaling changes
+nothing), and the category codes come first, so the model is told columns
+``0 .. n_categorical - 1`` are categories: scikit-learn's own HistGradientBoosting default
+on a DataFrame with categories, the baseline a user tries first.
 
 Forgeline's own transformers (:mod:`forgeline.packaging.transformers`) hold no learned
 state beyond plain arrays, so the fitted pipeline round-trips through skops.
@@ -17,12 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
 from forgeline.data.schema import ColumnKind, Schema
 from forgeline.packaging.transformers import AsText, Categories, DatetimeParts
@@ -30,9 +39,10 @@ from forgeline.packaging.transformers import AsText, Categories, DatetimeParts
 # AsText, Categories and DatetimeParts are imported here too so that model packages written
 # before they moved to forgeline.packaging.transformers (whose files name them
 # forgeline.training.features.*) still load.
-__all__ = ["build_preprocessor"]
+__all__ = ["build_preprocessor", "native_categories"]
 
 _DENSE_TERMS = 300
+_NATIVE_CODES = 255  # HistGradientBoosting splits on at most max_bins (255) categories
 
 
 def _folds(target_type: str, seed: int) -> KFold:
@@ -41,31 +51,50 @@ def _folds(target_type: str, seed: int) -> KFold:
     return kind(n_splits=5, shuffle=True, random_state=seed)
 
 
+def native_categories(schema: Schema, features: Sequence[str]) -> list[str]:
+    """The features a ``native`` preprocessor passes as category codes: categories and
+    booleans with fewer values than the trees split on (more are target-encoded)."""
+    return [name for name in features
+            if schema[name].kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
+            and schema[name].n_unique < _NATIVE_CODES]
+
+
 def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str = "auto",
                        max_onehot: int = 20, dense: bool = False, seed: int = 0,
-                       target_type: str = "auto") -> ColumnTransformer:
+                       target_type: str = "auto", native: bool = False) -> ColumnTransformer:
     """The ColumnTransformer for ``features`` (a subset of the schema's columns).
 
     Args:
         dense: produce a dense matrix (for estimators that refuse sparse input).
         target_type: passed to TargetEncoder ("binary", "multiclass", "continuous").
+        native: for a model that splits on categories itself (see the module's docstring);
+            the categories' codes are the first ``len(native_categories(...))`` columns.
     """
     picked = [schema[name] for name in features]
     numeric = [c.name for c in picked if c.kind is ColumnKind.NUMERIC]
     dates = [c.name for c in picked if c.kind is ColumnKind.DATETIME]
     texts = [c.name for c in picked if c.kind is ColumnKind.TEXT]
     categorical = [c for c in picked if c.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)]
-    wide = encoding == "target" or (encoding == "auto")
-    target_encoded = [c.name for c in categorical
-                      if encoding == "target" or (wide and c.n_unique > max_onehot)]
-    one_hot = [c.name for c in categorical if c.name not in target_encoded]
+    codes = native_categories(schema, features) if native else []
+    target_encoded = [c.name for c in categorical if c.name not in codes and (
+        encoding == "target" or native or (encoding == "auto" and c.n_unique > max_onehot))]
+    one_hot = [c.name for c in categorical if c.name not in target_encoded + codes]
 
     steps: list[tuple[str, object, object]] = []
-    if numeric:
+    if codes:  # first: the model is told their positions
+        steps.append(("categories", make_pipeline(
+            Categories(), OrdinalEncoder(handle_unknown="use_encoded_value",
+                                         unknown_value=np.nan,
+                                         max_categories=_NATIVE_CODES)), codes))
+    if native and numeric:
+        steps.append(("numeric", "passthrough", numeric))
+    elif numeric:
         steps.append(("numeric", make_pipeline(
             SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
             StandardScaler()), numeric))
-    if dates:
+    if native and dates:
+        steps.append(("datetime", DatetimeParts(), dates))
+    elif dates:
         steps.append(("datetime", make_pipeline(  # scaled: the days elapsed run to ~20,000
             DatetimeParts(), SimpleImputer(strategy="median", keep_empty_features=True),
             StandardScaler()), dates))

@@ -60,6 +60,8 @@ class FeatureSpec(_Strict):
     datetime: tuple[str, ...] = ()
     text: tuple[str, ...] = ()
     id: tuple[str, ...] = ()
+    # "auto": boosted trees split on categories themselves; other models one-hot encode
+    # up to max_onehot categories and target-encode above
     encoding: Literal["auto", "onehot", "target"] = "auto"
     max_onehot: int = Field(20, ge=2)  # above this many categories "auto" target-encodes
 

@@ -45,7 +45,7 @@ from forgeline.engines import Engine
 from forgeline.entities import SplitStrategy, Task
 from forgeline.errors import ForgelineError
 from forgeline.metrics import Metric, get_metric
-from forgeline.training.features import build_preprocessor
+from forgeline.training.features import build_preprocessor, native_categories
 from forgeline.training.selection import Selection, select_model
 from forgeline.training.spec import TuningSpec
 from forgeline.training.trials import TrialOutcome
@@ -129,12 +129,17 @@ class ModelPlan:
         kind = ZOO[model]
         target_type = {Task.BINARY: "binary", Task.MULTICLASS: "multiclass"}.get(
             self.task, "continuous")
+        native = kind.categories is not None and self.encoding == "auto"
         features = build_preprocessor(self.schema, self.features, encoding=self.encoding,
                                       max_onehot=self.max_onehot, dense=kind.dense,
-                                      seed=self.seed, target_type=target_type)
-        return Pipeline([("features", features),
-                         ("model", kind.build(self.task, _hyper(params), self.seed,
-                                              bool(params.get(BALANCED))))])
+                                      seed=self.seed, target_type=target_type,
+                                      native=native)
+        estimator = kind.build(self.task, _hyper(params), self.seed,
+                               bool(params.get(BALANCED)))
+        codes = len(native_categories(self.schema, self.features)) if native else 0
+        if codes:
+            estimator.set_params(**{kind.categories: list(range(codes))})
+        return Pipeline([("features", features), ("model", estimator)])
 
 
 def score_model(model: Pipeline, X: pd.DataFrame, y: pd.Series, metric: Metric) -> float:

@@ -47,6 +47,11 @@ class ModelKind:
     # The order the families' default trials run in: strong and fast on large data first,
     # so a tight budget is spent on the family most likely to win (lower runs earlier).
     first: int = 0
+    # The estimator's parameter naming the columns it splits on as categories, for models
+    # that do (features.py passes them as integer codes, first); None: encoded for it.
+    # LightGBM's is its Dataset parameter "categorical_column", which its own fit() sets
+    # from fit(categorical_feature=...); a Pipeline's fit() cannot pass that on.
+    categories: str | None = None
 
     @property
     def installed(self) -> bool:
@@ -166,9 +171,9 @@ ZOO: dict[str, ModelKind] = {m.name: m for m in [
               complexity=0, first=3),
     ModelKind("random_forest", _ALL, _forest, _forest_space, complexity=1, first=4),
     ModelKind("hist_gradient_boosting", _ALL, _hgb, _hgb_space, dense=True, complexity=2,
-              first=0),
+              first=0, categories="categorical_features"),
     ModelKind("lightgbm", _ALL, _lightgbm, _lightgbm_space, needs="lightgbm", complexity=2,
-              first=1),
+              first=1, categories="categorical_column"),
     ModelKind("xgboost", _ALL, _xgboost, _xgboost_space, needs="xgboost", complexity=2,
               first=2),
 ]}
