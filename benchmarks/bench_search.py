@@ -115,7 +115,7 @@ def copy_store(src_uri: str, dst_uri: str) -> float:
     src = get_store(src_uri).engine  # type: ignore[attr-defined]
     dst = get_store(dst_uri).engine  # type: ignore[attr-defined]
     order = (t.experiments, t.experiment_tags, t.runs, t.latest_metrics, t.metrics,
-             t.params, t.run_tags)
+             t.metric_blocks, t.params, t.run_tags)
     raw = dst.raw_connection()
     try:
         with raw.cursor() as cur:

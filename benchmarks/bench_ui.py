@@ -199,12 +199,15 @@ def runs_page(browser: Any, url: str, eid: str) -> dict[str, Any]:
         page.wait_for_selector("table.runs tbody tr td a")
         first.append(_now_ms(page))
         page.get_by_label("Filter runs").fill(FILTER)
-        # the filter loads a new page, whose clock restarts: both ends in the epoch's ms
+        # the filtered table says its filter (data-q); in the epoch's ms, as a page load
+        # (a browser without scripts) restarts the page's clock
         t0 = page.evaluate(EPOCH_MS)
         page.get_by_role("button", name="Filter").click()
-        page.wait_for_url("**q=*", wait_until="commit")
-        page.wait_for_selector("table.runs tbody tr td a")
+        page.wait_for_function("q => document.querySelector('table.runs')?.dataset.q === q"
+                               " && document.querySelector('table.runs tbody tr td a')",
+                               arg=FILTER)
         filtered.append(page.evaluate(EPOCH_MS) - t0)
+        assert FILTER in page.url, page.url  # the view is in the URL
         rows = page.locator("table.runs tbody tr").count()
         page.close()
     from urllib.parse import quote

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from forgeline.training.tuning import (
     PACKAGING_S,
     Deadline,
     _expanding,
+    _next_fold_s,
     cv_folds,
     refit_scale,
     reserve,
@@ -41,3 +44,17 @@ def test_the_reserve_is_for_the_trial_that_would_be_refitted() -> None:
     assert deadline.at(fast) == pytest.approx(1000 - 4 - PACKAGING_S - 6)
     assert Deadline(fixed=900.0, run_end=1000.0).at(fast) == 900.0
     assert Deadline().at(slow) is None
+
+
+def test_the_next_fold_is_priced_by_its_training_rows() -> None:
+    """A trial stops between folds when the next one would end past the deadline; on a
+    time split the next window trains on more rows than any before it (1, 2, ... sixths),
+    so it costs the last fold's time scaled up, not the mean of the folds so far."""
+    y = pd.Series(np.arange(600.0))
+    times = pd.Series(pd.date_range("2020-01-01", periods=600, freq="h"))
+    windows = cv_folds(Task.REGRESSION, y, 5, seed=0, strategy=SplitStrategy.TIME, times=times)
+    ten_s_ago = time.perf_counter() - 10.0
+    assert _next_fold_s(windows, 0, ten_s_ago) == pytest.approx(20.0, rel=0.01)
+    assert _next_fold_s(windows, 3, ten_s_ago) == pytest.approx(12.5, rel=0.01)  # 5/4
+    kfold = cv_folds(Task.REGRESSION, y, 5, seed=0)
+    assert _next_fold_s(kfold, 0, ten_s_ago) == pytest.approx(10.0, rel=0.01)

@@ -24,7 +24,7 @@ from forgeline.errors import InvalidInput, StoreError
 __all__ = ["HEAD_REVISION", "make_engine", "migrate", "redacted", "translate", "with_retry"]
 
 # The newest migration; a test checks it against the scripts in migrations/versions.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_ID = 0x466F7267  # "Forg": advisory lock held while migrating
 T = TypeVar("T")

@@ -27,6 +27,7 @@ from forgeline.names import check_key, check_name
 from forgeline.store.base import MetricPoint, check_series_request
 from forgeline.store.sql import tables as t
 from forgeline.store.sql.base import SqlBase
+from forgeline.store.sql.blocks import BLOCK_SUMMARY, merged_blocks
 from forgeline.store.sql.search import run_keys, search_run_ids
 from forgeline.store.sql.series import metric_series
 from forgeline.util.time import now_ms
@@ -184,16 +185,38 @@ class RunsMixin(SqlBase):
         self._upsert(
             conn, t.latest_metrics,
             [{"run_id": run_id, "key": k, "value": v if v == v else None, "step": s,
-              "timestamp": ts} for k, (v, s, ts) in latest.items()],
+              "timestamp": ts, "n_points": 0} for k, (v, s, ts) in latest.items()],
             keys=("run_id", "key"), update=("value", "step", "timestamp"), where=_newer)
         lm = t.latest_metrics.c
-        series = dict(conn.execute(sa.select(lm.key, lm.series_id).where(
-            lm.run_id == run_id, lm.key.in_(list(latest)))).all())
+        query = sa.select(lm.key, lm.series_id, lm.n_points).where(
+            lm.run_id == run_id, lm.key.in_(list(latest)))
+        if conn.dialect.name == "postgresql":  # the counts are read, then moved on
+            query = query.with_for_update()
+        series = {k: (i, n) for k, i, n in conn.execute(query)}
+        rows = [(series[k][0], v if v == v else None, s, ts) for k, v, s, ts in points]
         # Straight to the driver's executemany: the hot path of call-by-call logging.
         p = self._placeholder
         conn.exec_driver_sql(
             f"INSERT INTO metrics (series_id, value, step, timestamp) VALUES ({p}, {p}, {p}, {p})",
-            [(series[k], v if v == v else None, s, ts) for k, v, s, ts in points])
+            rows)
+        self._roll_up(conn, series, rows)
+
+    def _roll_up(self, conn: Connection, series: dict[str, tuple[int, int | None]],
+                 rows: list[tuple[int, float | None, int, int]]) -> None:
+        """Count the new points and merge them into their series' blocks (blocks.py);
+        series logged before the rollup existed (no count) are left as they are."""
+        logged: dict[int, tuple[int, list[tuple[float | None, int, int]]]] = {
+            i: (n, []) for i, n in series.values() if n is not None}
+        if not logged:
+            return
+        for i, v, s, ts in rows:
+            if i in logged:
+                logged[i][1].append((v, s, ts))
+        p = self._placeholder
+        conn.exec_driver_sql(f"UPDATE latest_metrics SET n_points = {p} WHERE series_id = {p}",
+                             [(n + len(added), i) for i, (n, added) in logged.items()])
+        self._upsert(conn, t.metric_blocks, merged_blocks(conn, logged),
+                     keys=("series_id", "block"), update=BLOCK_SUMMARY)
 
     def _insert_params(self, conn: Connection, run_id: str, params: dict[str, str]) -> None:
         existing = dict(conn.execute(sa.select(t.params.c.key, t.params.c.value).where(
@@ -234,9 +257,10 @@ class RunsMixin(SqlBase):
         def read(conn: Connection) -> MetricSeries:
             self._require_run(conn, run_id)
             lm = t.latest_metrics.c
-            series_id = conn.execute(sa.select(lm.series_id).where(
-                lm.run_id == run_id, lm.key == key)).scalar()
-            return metric_series(conn, series_id, max_points, min_step, max_step)
+            found = conn.execute(sa.select(lm.series_id, lm.n_points).where(
+                lm.run_id == run_id, lm.key == key)).first()
+            series_id, n_points = found if found is not None else (None, None)
+            return metric_series(conn, series_id, max_points, min_step, max_step, n_points)
         return self._read(read)
 
     def search_runs(self, experiment_ids: Sequence[str], filter: str | None = None,

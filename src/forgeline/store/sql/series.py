@@ -22,8 +22,10 @@ MAX skip it, and a bucket's first or last point may be NaN, which a chart draws 
 
 On SQLite the whole call costs about 1.4 times one ``SELECT COUNT(*), MIN(value),
 MAX(value)`` over the series (benchmarks/bench_metric_series.py: 241 ms against 172 ms for
-1,000,000 points on 2 cores); on PostgreSQL the GROUP BY dominates (513 ms). Going faster
-needs values that are not read at query time: a rollup kept as points are logged.
+1,000,000 points on 2 cores); on PostgreSQL the GROUP BY dominates (513 ms). The whole of a
+long series (no step range, at least ``max_points // 4`` blocks) is therefore drawn from
+the rollup kept as its points are logged (:mod:`.blocks`), the same M4 over blocks of
+1,024 points instead of step buckets, without reading a point.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from sqlalchemy.engine import Connection
 
 from forgeline.entities import MetricSeries
 from forgeline.store.sql import tables as t
+from forgeline.store.sql.blocks import m4_from_blocks, m4_points, read_blocks
 
 __all__ = ["FINE", "FineBucket", "fine_stats_grouped", "fine_stats_stepped", "metric_series"]
 
@@ -177,20 +180,19 @@ def _refine(conn: Connection, series_id: int, buckets: Sequence[_Bucket]) -> lis
 def _m4(buckets: Sequence[_Bucket], found: Sequence[Any]
         ) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """The points the buckets keep, each once, by step (first, extremes, last)."""
-    kept: dict[tuple[int, float | None], int] = {}  # (step, value) -> rank at that step
-    for b, (first, first_value, last, last_value, low, high) in zip(buckets, found,
-                                                                    strict=True):
-        for rank, step, value in ((0, first, first_value), (1, low, b.low),
-                                  (1, high, b.high), (2, last, last_value)):
-            if step is not None:
-                kept.setdefault((step, value), rank)
-    ordered = sorted(kept, key=lambda point: (point[0], kept[point]))
-    return tuple(s for s, _ in ordered), tuple(_value(v) for _, v in ordered)
+    return m4_points(((first, first_value), (low, b.low), (high, b.high), (last, last_value))
+                     for b, (first, first_value, last, last_value, low, high)
+                     in zip(buckets, found, strict=True))
 
 
 def metric_series(conn: Connection, series_id: int | None, max_points: int,
-                  min_step: int | None, max_step: int | None) -> MetricSeries:
-    """The series of ``series_id`` (None: a key never logged) between the steps given."""
+                  min_step: int | None, max_step: int | None,
+                  n_points: int | None = None) -> MetricSeries:
+    """The series of ``series_id`` (None: a key never logged) between the steps given.
+
+    ``n_points``: how many points the series has, when its blocks count them
+    (:mod:`.blocks`); the whole of a long series is then drawn from its blocks.
+    """
     if series_id is None:
         return MetricSeries((), (), 0, False)
     m = t.metrics.c
@@ -199,6 +201,10 @@ def metric_series(conn: Connection, series_id: int | None, max_points: int,
     if len(head) <= max_points:
         return MetricSeries(tuple(s for s, _ in head), tuple(_value(v) for _, v in head),
                             len(head), False)
+    if min_step is None and max_step is None:
+        rolled = m4_from_blocks(read_blocks(conn, series_id), n_points, max_points)
+        if rolled is not None:
+            return rolled
     if conn.dialect.name == "postgresql":
         # The refine statement's estimated cost is high and its real cost low: compiling it
         # (JIT) took longer than running it. For this read transaction only.

@@ -63,6 +63,8 @@ latest_metrics = Table(
     Column("value", Float),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
+    # points logged, counted by the rollup (blocks.py); NULL: logged before it existed
+    Column("n_points", BigInteger),
     UniqueConstraint("run_id", "key", name="uq_latest_metrics_run_key"),
     Index("ix_latest_metrics_key_value", "key", "value"),
 )
@@ -75,6 +77,24 @@ metrics = Table(
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Index("ix_metrics_series_step", "series_id", "step"),
+)
+
+# The rollup of each series: its points in blocks of 1,024 as logged (see blocks.py).
+metric_blocks = Table(
+    "metric_blocks", metadata,
+    Column("series_id", Integer, primary_key=True),
+    Column("block", BigInteger, primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("first_step", BigInteger, nullable=False),
+    Column("first_ts", BigInteger, nullable=False),
+    Column("first_value", Float),
+    Column("last_step", BigInteger, nullable=False),
+    Column("last_ts", BigInteger, nullable=False),
+    Column("last_value", Float),
+    Column("low", Float),
+    Column("low_step", BigInteger),
+    Column("high", Float),
+    Column("high_step", BigInteger),
 )
 
 params = Table(

@@ -1,0 +1,182 @@
+"""A rollup of every long metric series, kept as its points are logged.
+
+The points of a series are cut, in the order they were logged, into blocks of ``BLOCK``
+(1,024): block ``i`` holds points ``i * BLOCK .. (i + 1) * BLOCK - 1``. Each block keeps
+its count, its first and last point (by step, then timestamp) and its lowest and highest
+value with the step where each first occurs: everything M4 needs (:mod:`.series`). Logging
+merges a batch's points into the last, partly filled block and writes new ones: one read
+and one write per batch, whatever its size.
+
+A chart of a whole long series then reads about a thousand block rows instead of a
+million points (:func:`m4_from_blocks`); zooming into a range still reads the points
+(:func:`forgeline.store.sql.series.metric_series`). The blocks are used only when they
+describe the series exactly: every point counted (series logged before the rollup
+existed have no count, ``latest_metrics.n_points`` is NULL) and the blocks in step order
+(a series logged out of order falls back to reading the points).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from itertools import pairwise
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from forgeline.entities import MetricSeries
+from forgeline.store.sql import tables as t
+
+__all__ = ["BLOCK", "BLOCK_SUMMARY", "Block", "m4_from_blocks", "m4_points", "merged_blocks",
+           "read_blocks"]
+
+BLOCK = 1024  # points per block
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    series_id: int
+    block: int
+    n: int
+    first_step: int
+    first_ts: int
+    first_value: float | None
+    last_step: int
+    last_ts: int
+    last_value: float | None
+    low: float | None  # None: every value in it is NaN
+    low_step: int | None
+    high: float | None
+    high_step: int | None
+
+    def merged(self, o: Block) -> Block:
+        """The summary of both blocks' points (``o``'s come later in the log)."""
+        first = self if (self.first_step, self.first_ts) <= (o.first_step, o.first_ts) else o
+        last = o if (o.last_step, o.last_ts) >= (self.last_step, self.last_ts) else self
+        low, low_step = _extreme(self.low, self.low_step, o.low, o.low_step, min)
+        high, high_step = _extreme(self.high, self.high_step, o.high, o.high_step, max)
+        return replace(self, n=self.n + o.n, first_step=first.first_step,
+                       first_ts=first.first_ts, first_value=first.first_value,
+                       last_step=last.last_step, last_ts=last.last_ts,
+                       last_value=last.last_value, low=low, low_step=low_step, high=high,
+                       high_step=high_step)
+
+
+def _extreme(a: float | None, a_step: int | None, b: float | None, b_step: int | None,
+             pick: type[min] | type[max]) -> tuple[float | None, int | None]:
+    """The lower (``min``) or higher (``max``) value, at the lower step on a tie."""
+    if a is None or b is None:
+        return (b, b_step) if a is None else (a, a_step)
+    if a == b:
+        return a, min(a_step, b_step)  # type: ignore[type-var]
+    return (a, a_step) if pick(a, b) == a else (b, b_step)
+
+
+def _summaries(series_id: int, start: int,
+               points: Sequence[tuple[float | None, int, int]]) -> list[Block]:
+    """The blocks of points logged from position ``start`` on (value, step, timestamp)."""
+    values = np.array([np.nan if v is None else v for v, _, _ in points], dtype=np.float64)
+    steps = np.array([s for _, s, _ in points], dtype=np.int64)
+    stamps = np.array([ts for _, _, ts in points], dtype=np.int64)
+    found = []
+    cut = 0
+    while cut < len(points):
+        block = (start + cut) // BLOCK
+        end = min(len(points), (block + 1) * BLOCK - start)
+        v, s, ts = values[cut:end], steps[cut:end], stamps[cut:end]
+        order = np.lexsort((ts, s))
+        first, last = order[0], order[-1]
+        valued = ~np.isnan(v)
+        low = high = low_step = high_step = None
+        if valued.any():
+            low, high = float(v[valued].min()), float(v[valued].max())
+            low_step, high_step = int(s[v == low].min()), int(s[v == high].min())
+        found.append(Block(series_id, block, end - cut, int(s[first]), int(ts[first]),
+                           _number(v[first]), int(s[last]), int(ts[last]), _number(v[last]),
+                           low, low_step, high, high_step))
+        cut = end
+    return found
+
+
+def _number(value: np.float64) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def merged_blocks(conn: Connection,
+                  logged: dict[int, tuple[int, list[tuple[float | None, int, int]]]]
+                  ) -> list[dict[str, object]]:
+    """The block rows to write for newly logged points: their own blocks, the first one
+    merged with the partly filled block it continues.
+
+    Args:
+        logged: per series id, the number of its points logged before these (their first
+            position) and the points (value with NaN as None, step, timestamp) in order.
+    """
+    new: dict[tuple[int, int], Block] = {}
+    for series_id, (start, points) in logged.items():
+        for block in _summaries(series_id, start, points):
+            new[(series_id, block.block)] = block
+    sql = _HELD.format(p="?" if conn.dialect.paramstyle == "qmark" else "%s",
+                       lock=" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
+    for series_id, (start, points) in logged.items():
+        if start % BLOCK and points:  # the block these points continue
+            row = conn.exec_driver_sql(sql, (series_id, start // BLOCK)).first()
+            if row is not None:
+                held = Block(*row)
+                key = (series_id, held.block)
+                new[key] = held.merged(new[key])
+    return [asdict(block) for block in new.values()]
+
+
+# the columns a block's row is rewritten with when points are merged into it
+BLOCK_SUMMARY = tuple(f.name for f in fields(Block))[2:]
+_HELD = (f"SELECT {', '.join(f.name for f in fields(Block))} FROM metric_blocks "
+         "WHERE series_id = {p} AND block = {p}{lock}")
+
+
+def read_blocks(conn: Connection, series_id: int) -> list[Block]:
+    b = t.metric_blocks.c
+    rows = conn.execute(sa.select(t.metric_blocks).where(b.series_id == series_id)
+                        .order_by(b.block))
+    return [Block(*row) for row in rows]
+
+
+def m4_from_blocks(blocks: Sequence[Block], n_points: int | None, max_points: int
+                   ) -> MetricSeries | None:
+    """The whole series downsampled as :mod:`.series` does, from its blocks alone; None
+    when the blocks cannot stand for it (see the module's docstring) or are too few to
+    fill ``max_points // 4`` chart buckets (a shorter series is read point by point)."""
+    buckets = max_points // 4
+    if (n_points is None or len(blocks) < buckets
+            or sum(b.n for b in blocks) != n_points
+            or any(a.last_step > b.first_step for a, b in pairwise(blocks))):
+        return None
+    per = -(-len(blocks) // buckets)
+    groups = []
+    for i in range(0, len(blocks), per):
+        whole = blocks[i]
+        for other in blocks[i + 1:i + per]:
+            whole = whole.merged(other)
+        groups.append(((whole.first_step, whole.first_value), (whole.low_step, whole.low),
+                       (whole.high_step, whole.high), (whole.last_step, whole.last_value)))
+    steps, values = m4_points(groups)
+    return MetricSeries(steps, values, n_points, True)
+
+
+Point = tuple[int | None, float | None]  # (step, value); no step: no such point
+
+
+def m4_points(buckets: Iterable[tuple[Point, Point, Point, Point]]
+              ) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The points M4 keeps of each bucket (its first, lowest, highest and last point),
+    each once, ordered by step (at one step: first, then the extremes, then last)."""
+    kept: dict[tuple[int, float | None], int] = {}  # (step, value) -> rank at that step
+    for bucket in buckets:
+        for rank, (step, value) in zip((0, 1, 1, 2), bucket, strict=True):
+            if step is not None:
+                kept.setdefault((step, value), rank)
+    ordered = sorted(kept, key=lambda point: (point[0], kept[point]))
+    return (tuple(s for s, _ in ordered),
+            tuple(math.nan if v is None else v for _, v in ordered))
