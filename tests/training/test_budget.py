@@ -8,13 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forgeline.data.inference import infer_schema
 from forgeline.entities import SplitStrategy, Task
 from forgeline.training.trials import TrialOutcome
 from forgeline.training.tuning import (
     PACKAGING_S,
     Deadline,
+    ModelPlan,
     _expanding,
+    _first_fold_s,
+    _Job,
     _next_fold_s,
+    _run_trial,
     cv_folds,
     refit_scale,
     reserve,
@@ -58,3 +63,28 @@ def test_the_next_fold_is_priced_by_its_training_rows() -> None:
     assert _next_fold_s(windows, 3, ten_s_ago) == pytest.approx(12.5, rel=0.01)  # 5/4
     kfold = cv_folds(Task.REGRESSION, y, 5, seed=0)
     assert _next_fold_s(kfold, 0, ten_s_ago) == pytest.approx(10.0, rel=0.01)
+
+
+def test_a_family_too_slow_for_the_time_left_is_skipped_before_its_first_fold() -> None:
+    """A fold cannot be stopped once started: the first trial of a family not timed yet is
+    timed on a sample first, and skipped when its first fold would end past the deadline
+    (a random forest on the first window of a large time split took 88 s of a 120 s
+    budget before this)."""
+    rng = np.random.default_rng(0)
+    n = 60_000
+    data = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                         "c": rng.choice(list("xyz"), n)})
+    y = pd.Series(data["a"] * 2 + rng.normal(size=n), name="y")
+    schema = infer_schema(data.assign(y=y), "y")
+    plan = ModelPlan(Task.REGRESSION, schema, ("a", "b", "c"), "rmse", 0, False)
+    folds = cv_folds(Task.REGRESSION, y, 5, seed=0)
+    job = _Job(TrialOutcome(3, "random_forest", {}), plan, data, y, folds, (None,) * 5,
+               deadline=time.time() + 3.0, probe=True)
+    started = time.perf_counter()
+    outcome = _run_trial(job)
+    assert outcome.state == "pruned" and not outcome.fold_scores, outcome.error
+    assert outcome.error.startswith("skipped: a random_forest fold would take about")
+    assert time.perf_counter() - started < 3.0  # the probe, not a fold
+    small = _Job(TrialOutcome(4, "linear", {}), plan, data.head(3000), y.head(3000),
+                 cv_folds(Task.REGRESSION, y.head(3000), 5, seed=0), (None,) * 5)
+    assert _first_fold_s(small) == 0.0  # a fold of 2,400 rows is not worth a probe

@@ -20,6 +20,7 @@ whose measured cost exceeds the time left is skipped with a note; tuning ends th
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 import time
 import warnings
@@ -58,6 +59,7 @@ Folds = list[tuple[np.ndarray, np.ndarray]]
 _STARTUP_TRIALS = 5
 BALANCED = "balanced"  # the trial parameter that weights the classes
 BUDGET_NOTE = "stopped at the time budget"
+_PROBE_ROWS = 2000  # rows a family's first trial is timed on before its first fold
 EXPLAIN_SHARE = 0.05  # of a whole-run budget, kept for the permutation importance
 PACKAGING_S = 5.0  # the model package, the report, the registration (measured: 3-5 s)
 
@@ -199,6 +201,7 @@ class _Job:
     folds: Folds
     thresholds: tuple[float | None, ...]  # per fold: the running-mean median to beat
     deadline: float | None = None  # stop between folds rather than run past it
+    probe: bool = False  # its family's cost is unknown: price the first fold on a sample
 
 
 def _run_trial(job: _Job) -> TrialOutcome:
@@ -208,6 +211,16 @@ def _run_trial(job: _Job) -> TrialOutcome:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter from trial settings
         try:
+            if job.probe and job.deadline is not None:
+                first = _first_fold_s(job)
+                if time.time() + first > job.deadline:
+                    outcome.state, outcome.error = "pruned", (
+                        f"skipped: a {outcome.model} fold would take about {first:.0f} s "
+                        f"(timed on {_PROBE_ROWS:,} rows) and "
+                        f"{max(job.deadline - time.time(), 0):.0f} s of the time budget "
+                        "are left")
+                    outcome.seconds = time.perf_counter() - started
+                    return outcome
             for step, (train, valid) in enumerate(job.folds):
                 fold_started = time.perf_counter()
                 model = job.plan.pipeline(outcome.model, outcome.params)
@@ -229,6 +242,24 @@ def _run_trial(job: _Job) -> TrialOutcome:
             outcome.state, outcome.error = "failed", f"{type(e).__name__}: {e}"
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _first_fold_s(job: _Job) -> float:
+    """What the first fold will take, from a fit on ``_PROBE_ROWS`` of its rows scaled by
+    n log n (a fold cannot be stopped once started; a family too slow for the time left,
+    a random forest on a large table say, is skipped instead)."""
+    train = job.folds[0][0]
+    if len(train) <= 2 * _PROBE_ROWS:
+        return 0.0
+    sample = train[np.linspace(0, len(train) - 1, _PROBE_ROWS).astype(int)]
+    model = job.plan.pipeline(job.outcome.model, job.outcome.params)
+    started = time.perf_counter()
+    try:
+        model.fit(job.X.iloc[sample], job.y.iloc[sample])
+    except Exception:  # a sample can miss a class: the folds will tell
+        return 0.0
+    took = time.perf_counter() - started
+    return took * len(train) / _PROBE_ROWS * math.log(len(train)) / math.log(_PROBE_ROWS)
 
 
 def _next_fold_s(folds: Folds, step: int, fold_started: float) -> float:
@@ -331,8 +362,9 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
                 model, done, len(folds), end - time.time())
             if skip is not None:
                 outcome.state, outcome.error = "pruned", skip
+            measured = any(t.model == model and t.fold_scores for t in done)
             batch.append((trial, _Job(outcome, plan, X, y, folds, thresholds,
-                                      None if best is None else end)))
+                                      None if best is None else end, probe=not measured)))
         ran = engine.map(_run_trial, [j for _, j in batch if j.outcome.error is None])
         results = iter(ran)
         for trial, job in batch:
