@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from itertools import pairwise
 
 import numpy as np
@@ -74,28 +74,26 @@ def _extreme(a: float | None, a_step: int | None, b: float | None, b_step: int |
     return (a, a_step) if pick(a, b) == a else (b, b_step)
 
 
-def _summaries(series_id: int, start: int,
-               points: Sequence[tuple[float | None, int, int]]) -> list[Block]:
-    """The blocks of points logged from position ``start`` on (value, step, timestamp)."""
-    values = np.array([np.nan if v is None else v for v, _, _ in points], dtype=np.float64)
-    steps = np.array([s for _, s, _ in points], dtype=np.int64)
-    stamps = np.array([ts for _, _, ts in points], dtype=np.int64)
+def _summaries(series_id: int, start: int, v: np.ndarray, s: np.ndarray, ts: np.ndarray
+               ) -> list[Block]:
+    """The blocks of one series' points logged from position ``start`` on (values with
+    NaN, steps, timestamps, in the order logged)."""
     found = []
     cut = 0
-    while cut < len(points):
+    while cut < len(v):
         block = (start + cut) // BLOCK
-        end = min(len(points), (block + 1) * BLOCK - start)
-        v, s, ts = values[cut:end], steps[cut:end], stamps[cut:end]
-        order = np.lexsort((ts, s))
+        end = min(len(v), (block + 1) * BLOCK - start)
+        bv, bs, bts = v[cut:end], s[cut:end], ts[cut:end]
+        order = np.lexsort((bts, bs))
         first, last = order[0], order[-1]
-        valued = ~np.isnan(v)
+        valued = ~np.isnan(bv)
         low = high = low_step = high_step = None
         if valued.any():
-            low, high = float(v[valued].min()), float(v[valued].max())
-            low_step, high_step = int(s[v == low].min()), int(s[v == high].min())
-        found.append(Block(series_id, block, end - cut, int(s[first]), int(ts[first]),
-                           _number(v[first]), int(s[last]), int(ts[last]), _number(v[last]),
-                           low, low_step, high, high_step))
+            low, high = float(bv[valued].min()), float(bv[valued].max())
+            low_step, high_step = int(bs[bv == low].min()), int(bs[bv == high].min())
+        found.append(Block(series_id, block, end - cut, int(bs[first]), int(bts[first]),
+                           _number(bv[first]), int(bs[last]), int(bts[last]),
+                           _number(bv[last]), low, low_step, high, high_step))
         cut = end
     return found
 
@@ -104,35 +102,46 @@ def _number(value: np.float64) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def merged_blocks(conn: Connection,
-                  logged: dict[int, tuple[int, list[tuple[float | None, int, int]]]]
-                  ) -> list[dict[str, object]]:
-    """The block rows to write for newly logged points: their own blocks, the first one
-    merged with the partly filled block it continues.
+def merged_blocks(conn: Connection, counted: dict[int, int],
+                  rows: Sequence[tuple[int, float | None, int, int]]
+                  ) -> tuple[list[dict[str, object]], dict[int, int]]:
+    """The block rows to write for newly logged points (their own blocks, the first one
+    merged with the partly filled block it continues) and how many points each series got.
 
     Args:
-        logged: per series id, the number of its points logged before these (their first
-            position) and the points (value with NaN as None, step, timestamp) in order.
+        counted: per series id with a rollup, its points logged before these.
+        rows: the new points (series id, value with NaN as None, step, timestamp) in the
+            order logged; those of series not in ``counted`` are left out.
     """
+    of, values, steps, stamps = zip(*rows, strict=True)
+    ids = np.array(of, dtype=np.int64)
+    v = np.array(values, dtype=np.float64)  # None -> NaN
+    s, ts = np.array(steps, dtype=np.int64), np.array(stamps, dtype=np.int64)
     new: dict[tuple[int, int], Block] = {}
-    for series_id, (start, points) in logged.items():
-        for block in _summaries(series_id, start, points):
-            new[(series_id, block.block)] = block
+    added: dict[int, int] = {}
     sql = _HELD.format(p="?" if conn.dialect.paramstyle == "qmark" else "%s",
                        lock=" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
-    for series_id, (start, points) in logged.items():
-        if start % BLOCK and points:  # the block these points continue
+    for series_id, start in counted.items():
+        mine = slice(None) if (ids == series_id).all() else ids == series_id
+        n = len(v[mine])
+        if not n:
+            continue
+        added[series_id] = n
+        for block in _summaries(series_id, start, v[mine], s[mine], ts[mine]):
+            new[(series_id, block.block)] = block
+        if start % BLOCK:  # the block these points continue
             row = conn.exec_driver_sql(sql, (series_id, start // BLOCK)).first()
             if row is not None:
                 held = Block(*row)
                 key = (series_id, held.block)
                 new[key] = held.merged(new[key])
-    return [asdict(block) for block in new.values()]
+    return [{f: getattr(b, f) for f in _COLUMNS} for b in new.values()], added
 
 
 # the columns a block's row is rewritten with when points are merged into it
-BLOCK_SUMMARY = tuple(f.name for f in fields(Block))[2:]
-_HELD = (f"SELECT {', '.join(f.name for f in fields(Block))} FROM metric_blocks "
+_COLUMNS = tuple(f.name for f in fields(Block))
+BLOCK_SUMMARY = _COLUMNS[2:]
+_HELD = (f"SELECT {', '.join(_COLUMNS)} FROM metric_blocks "
          "WHERE series_id = {p} AND block = {p}{lock}")
 
 

@@ -205,18 +205,15 @@ class RunsMixin(SqlBase):
                  rows: list[tuple[int, float | None, int, int]]) -> None:
         """Count the new points and merge them into their series' blocks (blocks.py);
         series logged before the rollup existed (no count) are left as they are."""
-        logged: dict[int, tuple[int, list[tuple[float | None, int, int]]]] = {
-            i: (n, []) for i, n in series.values() if n is not None}
-        if not logged:
+        counted = {i: n for i, n in series.values() if n is not None}
+        if not counted:
             return
-        for i, v, s, ts in rows:
-            if i in logged:
-                logged[i][1].append((v, s, ts))
+        blocks, added = merged_blocks(conn, counted, rows)
         p = self._placeholder
         conn.exec_driver_sql(f"UPDATE latest_metrics SET n_points = {p} WHERE series_id = {p}",
-                             [(n + len(added), i) for i, (n, added) in logged.items()])
-        self._upsert(conn, t.metric_blocks, merged_blocks(conn, logged),
-                     keys=("series_id", "block"), update=BLOCK_SUMMARY)
+                             [(counted[i] + k, i) for i, k in added.items()])
+        self._upsert(conn, t.metric_blocks, blocks, keys=("series_id", "block"),
+                     update=BLOCK_SUMMARY)
 
     def _insert_params(self, conn: Connection, run_id: str, params: dict[str, str]) -> None:
         existing = dict(conn.execute(sa.select(t.params.c.key, t.params.c.value).where(
