@@ -4,7 +4,8 @@ and the error page every UI route answers with instead of a JSON body.
 Templates live in ``templates/`` beside this module and extend ``base.html``. Every page is a
 plain page load (links and forms navigate), so each URL is a page that can be bookmarked,
 shared and reloaded (a saved view is its URL); htmx only fetches small fragments (a running
-run's status, the column picker's keys).
+run's status, the column picker's keys) and swaps the runs table's content when a filter
+is applied (the URL still changes to the view's).
 """
 
 from __future__ import annotations
@@ -68,13 +69,20 @@ def _env() -> jinja2.Environment:
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """Render ``template`` with what every page shows (who is signed in, where we are)."""
+    """Render ``template`` with what every page shows (who is signed in, where we are).
+
+    A request from htmx that swaps the page's content (``HX-Target: content``: the runs
+    filter) gets only that part, ``<main id="content">``: less to render and to parse.
+    """
     who = request.scope.get("forgeline.token")
-    html = _env().get_template(template).render(
-        request=request, auth=request.app.state.auth,
-        who=None if who is None else {"name": who.name, "role": who.role.value},
-        path=request.url.path, **context)
-    return HTMLResponse(html, status_code=status)
+    found = _env().get_template(template)
+    values = {"request": request, "auth": request.app.state.auth,
+              "who": None if who is None else {"name": who.name, "role": who.role.value},
+              "path": request.url.path, **context}
+    if request.headers.get("hx-target") == "content" and "content" in found.blocks:
+        body = "".join(found.blocks["content"](found.new_context(values)))
+        return HTMLResponse(f'<main id="content">{body}</main>', status_code=status)
+    return HTMLResponse(found.render(**values), status_code=status)
 
 
 _POSITION = re.compile(r"at position (\d+)")
