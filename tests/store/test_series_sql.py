@@ -53,15 +53,19 @@ def test_blocks_are_the_same_however_the_points_were_batched(sql_store_uri: str)
         points = [("m", _value(s), s, 7 + s // 3) for s in range(10_000)]
         store.log_batch(whole, metrics=points)
         at = 0
-        for size in (1, 1023, 1, 2047, 3, 5000, 1925):
-            store.log_batch(pieces, metrics=points[at:at + size])
+        for size in (1, 1023, 1, 2047, 3, 5000, 1925):  # two series in every batch
+            store.log_batch(pieces, metrics=[p for m, v, s, ts in points[at:at + size]
+                                             for p in ((m, v, s, ts), ("m2", v, s, ts))])
             at += size
         assert at == len(points)
         with store.engine.connect() as conn:
-            ids = dict(conn.execute(sa.select(t.latest_metrics.c.run_id,
-                                              t.latest_metrics.c.series_id)).all())
-            a, b = (read_blocks(conn, ids[r]) for r in (whole, pieces))
-        assert [replace(x, series_id=0) for x in a] == [replace(x, series_id=0) for x in b]
+            ids = {(r, k): i for r, k, i in conn.execute(sa.select(
+                t.latest_metrics.c.run_id, t.latest_metrics.c.key,
+                t.latest_metrics.c.series_id))}
+            a, b, c = (read_blocks(conn, ids[r]) for r in ((whole, "m"), (pieces, "m"),
+                                                           (pieces, "m2")))
+        assert ([replace(x, series_id=0) for x in a] == [replace(x, series_id=0) for x in b]
+                == [replace(x, series_id=0) for x in c])
         assert [x.n for x in a] == [BLOCK] * 9 + [10_000 - 9 * BLOCK]
         third = a[3]  # points 3072..4095: NaN from 3000 to 4099, so every value is NaN
         assert (third.low, third.high, third.low_step, third.first_value) == (None,) * 4

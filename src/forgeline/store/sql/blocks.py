@@ -119,30 +119,30 @@ def merged_blocks(conn: Connection, counted: dict[int, int],
     s, ts = np.array(steps, dtype=np.int64), np.array(stamps, dtype=np.int64)
     new: dict[tuple[int, int], Block] = {}
     added: dict[int, int] = {}
-    sql = _HELD.format(p="?" if conn.dialect.paramstyle == "qmark" else "%s",
-                       lock=" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
     for series_id, start in counted.items():
         mine = slice(None) if (ids == series_id).all() else ids == series_id
         n = len(v[mine])
-        if not n:
-            continue
-        added[series_id] = n
-        for block in _summaries(series_id, start, v[mine], s[mine], ts[mine]):
-            new[(series_id, block.block)] = block
-        if start % BLOCK:  # the block these points continue
-            row = conn.exec_driver_sql(sql, (series_id, start // BLOCK)).first()
-            if row is not None:
-                held = Block(*row)
-                key = (series_id, held.block)
-                new[key] = held.merged(new[key])
+        if n:
+            added[series_id] = n
+            for block in _summaries(series_id, start, v[mine], s[mine], ts[mine]):
+                new[(series_id, block.block)] = block
+    # the blocks these points continue (each series' last one, partly filled): one read
+    held = [(i, counted[i] // BLOCK) for i in added if counted[i] % BLOCK]
+    if held:
+        p = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        sql = (f"SELECT {', '.join(_COLUMNS)} FROM metric_blocks WHERE (series_id, block) "
+               f"IN ({', '.join([f'({p}, {p})'] * len(held))})"
+               + (" FOR UPDATE" if conn.dialect.name == "postgresql" else ""))
+        for row in conn.exec_driver_sql(sql, tuple(x for pair in held for x in pair)):
+            block = Block(*row)
+            key = (block.series_id, block.block)
+            new[key] = block.merged(new[key])
     return [{f: getattr(b, f) for f in _COLUMNS} for b in new.values()], added
 
 
 # the columns a block's row is rewritten with when points are merged into it
 _COLUMNS = tuple(f.name for f in fields(Block))
 BLOCK_SUMMARY = _COLUMNS[2:]
-_HELD = (f"SELECT {', '.join(_COLUMNS)} FROM metric_blocks "
-         "WHERE series_id = {p} AND block = {p}{lock}")
 
 
 def read_blocks(conn: Connection, series_id: int) -> list[Block]:
