@@ -130,8 +130,10 @@ def merged_blocks(conn: Connection, counted: dict[int, int],
     held = [(i, counted[i] // BLOCK) for i in added if counted[i] % BLOCK]
     if held:
         p = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        sql = (f"SELECT {', '.join(_COLUMNS)} FROM metric_blocks WHERE (series_id, block) "
-               f"IN ({', '.join([f'({p}, {p})'] * len(held))})"
+        # OR of pairs: both SQLite and PostgreSQL seek the primary key for each (a row-value
+        # IN list made SQLite scan the table)
+        sql = (f"SELECT {', '.join(_COLUMNS)} FROM metric_blocks WHERE "
+               + " OR ".join([f"(series_id = {p} AND block = {p})"] * len(held))
                + (" FOR UPDATE" if conn.dialect.name == "postgresql" else ""))
         for row in conn.exec_driver_sql(sql, tuple(x for pair in held for x in pair)):
             block = Block(*row)
