@@ -42,6 +42,7 @@ from forgeline.packaging.transformers import AsText, Categories, DatetimeParts
 __all__ = ["build_preprocessor", "native_categories"]
 
 _DENSE_TERMS = 300
+_CATEGORY_KINDS = (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)  # booleans: two values
 _NATIVE_CODES = 255  # HistGradientBoosting splits on at most max_bins (255) categories
 
 
@@ -55,7 +56,7 @@ def native_categories(schema: Schema, features: Sequence[str]) -> list[str]:
     """The features a ``native`` preprocessor passes as category codes: categories and
     booleans with fewer values than the trees split on (more are target-encoded)."""
     return [name for name in features
-            if schema[name].kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
+            if schema[name].kind in _CATEGORY_KINDS
             and schema[name].n_unique < _NATIVE_CODES]
 
 
@@ -74,7 +75,7 @@ def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str
     numeric = [c.name for c in picked if c.kind is ColumnKind.NUMERIC]
     dates = [c.name for c in picked if c.kind is ColumnKind.DATETIME]
     texts = [c.name for c in picked if c.kind is ColumnKind.TEXT]
-    categorical = [c for c in picked if c.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)]
+    categorical = [c for c in picked if c.kind in _CATEGORY_KINDS]
     codes = native_categories(schema, features) if native else []
     target_encoded = [c.name for c in categorical if c.name not in codes and (
         encoding == "target" or native or (encoding == "auto" and c.n_unique > max_onehot))]
