@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from forgeline.store.sql import SqlStore
 from forgeline.store.sql import tables as t
-from forgeline.store.sql.blocks import BLOCK, read_blocks
+from forgeline.store.sql.blocks import BLOCK, Block, m4_from_blocks, read_blocks
 from forgeline.store.sql.series import FineBucket, fine_stats_grouped, fine_stats_stepped
 
 
@@ -111,3 +111,16 @@ def test_series_without_usable_blocks_are_read_point_by_point(sql_store_uri: str
                                 ).scalar_one() == 10  # the backwards series' blocks only
     finally:
         store.close()
+
+
+def test_blocks_fill_every_chart_bucket() -> None:
+    """A few more blocks than buckets still fill every bucket (13 blocks in 10 buckets: 3
+    of two blocks and 7 of one), not half of them (two blocks in every bucket: 7)."""
+    blocks = [Block(1, i, 2, 2 * i, 0, 2.0 * i, 2 * i + 1, 0, 2.0 * i + 1, 2.0 * i, 2 * i,
+                    2.0 * i + 1, 2 * i + 1) for i in range(13)]
+    series = m4_from_blocks(blocks, 26, max_points=40)
+    assert series is not None and series.downsampled and series.total == 26
+    # each bucket keeps its first (= lowest) and last (= highest) point
+    assert series.steps == (0, 1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 17, 18, 19, 20, 21,
+                            22, 25)
+    assert m4_from_blocks(blocks[:9], 18, max_points=40) is None  # fewer blocks than buckets

@@ -15,7 +15,7 @@ from forgeline.entities import Task
 from forgeline.errors import InvalidSpec
 from forgeline.metrics import get_metric
 from forgeline.training.layout import REPORT_PATH, SELECTION_PATH
-from forgeline.training.selection import fold_se, select_model
+from forgeline.training.selection import expected_largest, fold_se, select_model
 from forgeline.training.spec import load_spec
 from forgeline.training.trials import TrialOutcome
 from forgeline.workflows.train import train
@@ -143,15 +143,32 @@ def test_on_time_windows_a_tuned_trial_must_beat_its_defaults_beyond_noise() -> 
               TrialOutcome(2, "lightgbm", {"num_leaves": 84}, tuned)]
     s = select_model(trials, RMSE, time_ordered=True)
     assert s.best.number == 2 and s.chosen.number == 1 and s.overridden
-    assert s.reason.startswith("lightgbm's defaults (cv rmse 27.0800) are within one "
-                               "standard error of its best tuned trial (26.7600)")
+    assert s.reason.startswith("lightgbm's defaults (cv rmse 27.0800) stay: its best tuned "
+                               "trial (26.7600) is not ahead of them beyond noise")
     assert select_model(trials, RMSE).chosen.number == 2  # random folds: the one-SE rule's
     ahead = [d - 1.0 + 0.1 * k for k, d in enumerate(defaults)]  # ahead on every window
     trials[2] = TrialOutcome(2, "lightgbm", {"num_leaves": 84}, ahead)
     s = select_model(trials, RMSE, time_ordered=True)
-    assert s.chosen.number == 2 and "ahead of its defaults window by window" in s.reason
+    assert s.chosen.number == 2 and "ahead of its defaults beyond noise" in s.reason
     trials[1] = TrialOutcome(1, "lightgbm", {"num_leaves": 8}, defaults)  # not the defaults
     assert select_model(trials, RMSE, time_ordered=True).chosen.number == 2
+
+
+def test_the_best_of_many_tuned_trials_must_lead_by_more() -> None:
+    """A lead of 1.4 standard errors of the paired gaps is beyond noise for one tuned trial,
+    not for the best of eleven (ten of them pruned: the search compared them too), whose
+    best leads by about 1.6 SE on noise alone."""
+    defaults = [50.3, 19.8, 32.4, 15.4, 17.5]
+    tuned = [48.8, 20.3, 31.2, 15.6, 16.75]  # 0.55 ahead, ± 0.39 SE
+    trials = [_default(0, "lightgbm", defaults), TrialOutcome(1, "lightgbm", {"a": 1}, tuned)]
+    assert select_model(trials, RMSE, time_ordered=True).chosen.number == 1
+    trials += [TrialOutcome(n, "lightgbm", {"a": n}, [60.0], state="pruned")
+               for n in range(2, 12)]
+    trials.append(TrialOutcome(12, "random_forest", {"a": 1}, [61.0], state="pruned"))
+    s = select_model(trials, RMSE, time_ordered=True)
+    assert s.chosen.number == 0 and "over 1.59 SE for the best of 11 tuned trials" in s.reason
+    assert expected_largest(1) == expected_largest(3) == 1.0
+    assert expected_largest(10) == pytest.approx(1.539, abs=0.01)  # the exact value
 
 
 def test_ties() -> None:

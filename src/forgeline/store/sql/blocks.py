@@ -164,11 +164,12 @@ def m4_from_blocks(blocks: Sequence[Block], n_points: int | None, max_points: in
             or sum(b.n for b in blocks) != n_points
             or any(a.last_step > b.first_step for a, b in pairwise(blocks))):
         return None
-    per = -(-len(blocks) // buckets)
+    # exactly ``buckets`` groups of consecutive blocks, their sizes differing by at most one
+    cuts = [len(blocks) * k // buckets for k in range(buckets + 1)]
     groups = []
-    for i in range(0, len(blocks), per):
+    for i, j in pairwise(cuts):
         whole = blocks[i]
-        for other in blocks[i + 1:i + per]:
+        for other in blocks[i + 1:j]:
             whole = whole.merged(other)
         groups.append(((whole.first_step, whole.first_value), (whole.low_step, whole.low),
                        (whole.high_step, whole.high), (whole.last_step, whole.last_value)))
