@@ -58,6 +58,7 @@ from _common import (
 FORGELINE = ROOT / ".venv" / "bin" / "forgeline"
 CHROMIUM = os.environ.get("FORGELINE_CHROMIUM", "/usr/bin/chromium")
 REPS = 5
+SHOTS = ROOT / "benchmarks" / "out"  # what MLflow's page showed when it did not finish
 MLFLOW_WAIT_S = 60.0
 TARGETS = {"runs_first_ms": 1000, "filter_ms": 300, "run_charts_ms": 1000,
            "run_memory_mb": 300, "compare_ms": 2000}
@@ -280,12 +281,15 @@ def mlflow_pages(browser: Any, url: str, ids: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     newest = f"run-{ids['runs'] - 1:05d}"
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{url}/#/experiments/{ids['experiment_id']}", wait_until="commit")
+    # the runs tab itself (MLflow 3 opens an experiment on its overview or traces tab)
+    page.goto(f"{url}/#/experiments/{ids['experiment_id']}/runs", wait_until="commit")
     try:
         page.get_by_text(newest, exact=True).first.wait_for(timeout=MLFLOW_WAIT_S * 1000)
         out["runs_first_ms"] = _now_ms(page)
-    except Exception as e:  # a timeout: reported as not finished
+    except Exception as e:  # a timeout: reported as not finished, with what the page shows
         out["runs_first_ms"], out["runs_error"] = None, type(e).__name__
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "mlflow-runs-timeout.png"))
     page.close()
     page = browser.new_page(viewport={"width": 1400, "height": 3000})
     page.goto(f"{url}/#/experiments/{ids['long_experiment_id']}/runs/{ids['long_run_id']}"

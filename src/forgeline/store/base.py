@@ -60,6 +60,9 @@ class Store(abc.ABC):
     """Persistence of experiments, runs, datasets and the model registry."""
 
     uri: str
+    # Writes wait on the network (a team server): a live run sends its metric batches from
+    # a background thread, so the logging loop fills the next batch meanwhile.
+    remote: bool = False
 
     # -- experiments --------------------------------------------------------------------
     @abc.abstractmethod

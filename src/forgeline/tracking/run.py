@@ -4,6 +4,15 @@ Metric points go to an in-memory buffer and reach the store in batches: when the
 holds ``metric_flush_size`` points, at the first call after ``metric_flush_interval_s``,
 on :meth:`ActiveRun.flush`, and when the run ends. That is what makes call-by-call
 logging cost microseconds instead of a database transaction.
+
+Into a remote store (``Store.remote``: a team server) a full batch is sent from a
+background thread while the logging loop fills the next one, so the rate is bound by the
+slower of the two, not their sum. At most one batch is in flight: the next full batch
+waits for it (the loop cannot outrun the server without bound), points reach the store in
+the order logged, and a batch the store refused is put back in front of the buffer and its
+error raised by the next call (``log_metric``, :meth:`ActiveRun.flush` or
+:meth:`ActiveRun.end`). :meth:`ActiveRun.flush` and :meth:`ActiveRun.end` return once
+every point is stored.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import numbers
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -95,6 +105,9 @@ class ActiveRun:
         self._flush_size = flush_size
         self._flush_interval = flush_interval_s
         self._flush_due = 0  # ms since the epoch: flush at the first point after this
+        # a remote store: the batch being sent in the background, and its sender
+        self._sending: tuple[Future[None], list[MetricPoint]] | None = None
+        self._sender: ThreadPoolExecutor | None = None
         self._keys: set[str] = set()
         self._ended = False
         self.on_end: Callable[[], None] | None = None  # the fluent API resets its context
@@ -122,7 +135,7 @@ class ActiveRun:
             buffer = self._buffer
             buffer.append((key, value, step, now if timestamp is None else int(timestamp)))
             if len(buffer) >= self._flush_size or now >= self._flush_due:
-                self._flush_locked()
+                self._flush_locked(wait=False)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0,
                     timestamp: int | None = None) -> None:
@@ -130,18 +143,40 @@ class ActiveRun:
             self.log_metric(key, value, step, timestamp)
 
     def flush(self) -> None:
-        """Write buffered metric points now."""
+        """Write buffered metric points now; return once every point is stored."""
         with self._lock:
-            self._flush_locked()
+            self._flush_locked(wait=True)
 
-    def _flush_locked(self) -> None:
+    def _flush_locked(self, wait: bool) -> None:
         self._flush_due = now_ms() + int(self._flush_interval * 1000)
+        self._settle()
         if not self._buffer:
             return
-        batch = self._buffer
-        self._store.log_metrics(self.run_id, batch)
-        # Cleared only once stored: a failed flush keeps the points for the next try.
-        self._buffer = []
+        batch, self._buffer = self._buffer, []
+        if wait or not self._store.remote:
+            try:
+                self._store.log_metrics(self.run_id, batch)
+            except BaseException:
+                self._buffer = batch + self._buffer  # kept for the next try
+                raise
+            return
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(1, thread_name_prefix=f"forgeline-{self.name}")
+        self._sending = (self._sender.submit(self._store.log_metrics, self.run_id, batch),
+                         batch)
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight; one the store refused goes back in front of the
+        buffer (nothing is lost, the order is kept) and its error is raised here."""
+        if self._sending is None:
+            return
+        future, batch = self._sending
+        self._sending = None
+        try:
+            future.result()
+        except BaseException:
+            self._buffer = batch + self._buffer
+            raise
 
     # -- params, tags, artifacts, datasets ------------------------------------------------
     def log_param(self, key: str, value: Any) -> None:
@@ -192,6 +227,8 @@ class ActiveRun:
         try:
             self.flush()
         finally:
+            if self._sender is not None:
+                self._sender.shutdown(wait=True)
             self._store.set_run_status(self.run_id, RunStatus(status),
                                        now_ms())
             if self.on_end is not None:

@@ -67,6 +67,8 @@ class HttpStore(Store):
         options: timeouts and retries (:class:`HttpOptions`).
     """
 
+    remote = True
+
     def __init__(self, uri: str, token: str | None = None,
                  options: HttpOptions | None = None) -> None:
         self.uri = uri.rstrip("/")
