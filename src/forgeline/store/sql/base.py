@@ -20,14 +20,13 @@ T = TypeVar("T")
 
 @functools.lru_cache(maxsize=64)
 def _upsert_statement(dialect: str, table: sa.Table, keys: tuple[str, ...],
-                      update: tuple[str, ...], where: Callable[[Any, Any], Any] | None) -> Any:
+                      update: tuple[str, ...]) -> Any:
     # Building the statement costs more than running it for a small batch: build it once.
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     if not update:
         return insert.on_conflict_do_nothing(index_elements=list(keys))
     return insert.on_conflict_do_update(
-        index_elements=list(keys), set_={c: insert.excluded[c] for c in update},
-        where=where(table.c, insert.excluded) if where else None)
+        index_elements=list(keys), set_={c: insert.excluded[c] for c in update})
 
 
 class SqlBase:
@@ -67,15 +66,10 @@ class SqlBase:
 
     @staticmethod
     def _upsert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
-                keys: tuple[str, ...], update: tuple[str, ...] = (),
-                where: Callable[[Any, Any], Any] | None = None) -> None:
-        """INSERT ... ON CONFLICT (keys) DO UPDATE SET update [WHERE where(table, excluded)].
-
-        ``where`` must be a module-level function: statements are built once and cached.
-        """
+                keys: tuple[str, ...], update: tuple[str, ...] = ()) -> None:
+        """INSERT ... ON CONFLICT (keys) DO UPDATE SET update (DO NOTHING without)."""
         if rows:
-            conn.execute(_upsert_statement(conn.dialect.name, table, keys, update, where),
-                         list(rows))
+            conn.execute(_upsert_statement(conn.dialect.name, table, keys, update), list(rows))
 
     @staticmethod
     def _require_run(conn: Connection, run_id: str) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from forgeline.entities import MetricSeries
 from forgeline.store.sql import tables as t
 
-__all__ = ["BLOCK", "BLOCK_SUMMARY", "Block", "m4_from_blocks", "m4_points", "merged_blocks",
+__all__ = ["BLOCK", "BLOCK_COLUMNS", "Block", "m4_from_blocks", "m4_points", "merged_blocks",
            "read_blocks"]
 
 BLOCK = 1024  # points per block
@@ -104,9 +104,9 @@ def _number(value: np.float64) -> float | None:
 
 def merged_blocks(conn: Connection, counted: dict[int, int],
                   rows: Sequence[tuple[int, float | None, int, int]]
-                  ) -> tuple[list[dict[str, object]], dict[int, int]]:
+                  ) -> list[tuple[object, ...]]:
     """The block rows to write for newly logged points (their own blocks, the first one
-    merged with the partly filled block it continues) and how many points each series got.
+    merged with the partly filled block it continues), as tuples of ``BLOCK_COLUMNS``.
 
     Args:
         counted: per series id with a rollup, its points logged before these.
@@ -118,12 +118,11 @@ def merged_blocks(conn: Connection, counted: dict[int, int],
     v = np.array(values, dtype=np.float64)  # None -> NaN
     s, ts = np.array(steps, dtype=np.int64), np.array(stamps, dtype=np.int64)
     new: dict[tuple[int, int], Block] = {}
-    added: dict[int, int] = {}
+    added: list[int] = []
     for series_id, start in counted.items():
         mine = slice(None) if (ids == series_id).all() else ids == series_id
-        n = len(v[mine])
-        if n:
-            added[series_id] = n
+        if len(v[mine]):
+            added.append(series_id)
             for block in _summaries(series_id, start, v[mine], s[mine], ts[mine]):
                 new[(series_id, block.block)] = block
     # the blocks these points continue (each series' last one, partly filled): one read
@@ -132,19 +131,17 @@ def merged_blocks(conn: Connection, counted: dict[int, int],
         p = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         # OR of pairs: both SQLite and PostgreSQL seek the primary key for each (a row-value
         # IN list made SQLite scan the table)
-        sql = (f"SELECT {', '.join(_COLUMNS)} FROM metric_blocks WHERE "
+        sql = (f"SELECT {', '.join(BLOCK_COLUMNS)} FROM metric_blocks WHERE "
                + " OR ".join([f"(series_id = {p} AND block = {p})"] * len(held))
                + (" FOR UPDATE" if conn.dialect.name == "postgresql" else ""))
         for row in conn.exec_driver_sql(sql, tuple(x for pair in held for x in pair)):
             block = Block(*row)
             key = (block.series_id, block.block)
             new[key] = block.merged(new[key])
-    return [{f: getattr(b, f) for f in _COLUMNS} for b in new.values()], added
+    return [tuple(getattr(b, f) for f in BLOCK_COLUMNS) for b in new.values()]
 
 
-# the columns a block's row is rewritten with when points are merged into it
-_COLUMNS = tuple(f.name for f in fields(Block))
-BLOCK_SUMMARY = _COLUMNS[2:]
+BLOCK_COLUMNS = tuple(f.name for f in fields(Block))  # a block's row, in this order
 
 
 def read_blocks(conn: Connection, series_id: int) -> list[Block]:

@@ -6,7 +6,6 @@ import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -27,7 +26,7 @@ from forgeline.names import check_key, check_name
 from forgeline.store.base import MetricPoint, check_series_request
 from forgeline.store.sql import tables as t
 from forgeline.store.sql.base import SqlBase
-from forgeline.store.sql.blocks import BLOCK_SUMMARY, merged_blocks
+from forgeline.store.sql.blocks import BLOCK_COLUMNS, merged_blocks
 from forgeline.store.sql.search import run_keys, search_run_ids
 from forgeline.store.sql.series import metric_series
 from forgeline.util.time import now_ms
@@ -43,9 +42,25 @@ def _as_number(value: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _newer(old: Any, new: Any) -> Any:
-    """A point replaces the latest one when its step is later (or equal and it is newer)."""
-    return (new.step > old.step) | ((new.step == old.step) & (new.timestamp >= old.timestamp))
+# One statement per batch for its series: the latest point of each key replaces the stored
+# one when its step is later (or equal and it is newer), the key's points are counted for the
+# rollup (NULL, a series from before it, stays NULL), and each key's series id and new count
+# come back. Every right-hand side sees the row as it was, in SQLite and PostgreSQL alike; the
+# row is locked until the transaction ends, so concurrent writers count in turn.
+_NEWER = ("(excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step "
+          "AND excluded.timestamp >= latest_metrics.timestamp))")
+_LATEST_UPSERT = (
+    "INSERT INTO latest_metrics (run_id, key, value, step, timestamp, n_points) VALUES {rows} "
+    "ON CONFLICT (run_id, key) DO UPDATE SET "
+    + ", ".join(f"{c} = CASE WHEN {_NEWER} THEN excluded.{c} ELSE latest_metrics.{c} END"
+                for c in ("value", "step", "timestamp"))
+    + ", n_points = latest_metrics.n_points + excluded.n_points "
+    "RETURNING key, series_id, n_points")
+_KEYS_A_STATEMENT = 4000  # 6 parameters a key: well under SQLite's 32,766
+_BLOCKS_UPSERT = (
+    f"INSERT INTO metric_blocks ({', '.join(BLOCK_COLUMNS)}) VALUES "
+    f"({', '.join(['{p}'] * len(BLOCK_COLUMNS))}) ON CONFLICT (series_id, block) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in BLOCK_COLUMNS[2:]))
 
 
 def _experiment_id(experiment_id: str | int) -> int:
@@ -177,43 +192,36 @@ class RunsMixin(SqlBase):
 
     def _insert_metrics(self, conn: Connection, run_id: str,
                         points: Sequence[MetricPoint]) -> None:
-        latest: dict[str, tuple[float, int, int]] = {}
+        # The hot path of call-by-call logging: statements written out and sent straight to
+        # the driver, three or four a batch whatever its size.
+        latest: dict[str, tuple[float, int, int, int]] = {}  # value, step, timestamp, count
         for k, v, s, ts in points:
             best = latest.get(k)
-            if best is None or (s, ts) >= best[1:]:
-                latest[k] = (v, s, ts)
-        self._upsert(
-            conn, t.latest_metrics,
-            [{"run_id": run_id, "key": k, "value": v if v == v else None, "step": s,
-              "timestamp": ts, "n_points": 0} for k, (v, s, ts) in latest.items()],
-            keys=("run_id", "key"), update=("value", "step", "timestamp"), where=_newer)
-        lm = t.latest_metrics.c
-        query = sa.select(lm.key, lm.series_id, lm.n_points).where(
-            lm.run_id == run_id, lm.key.in_(list(latest)))
-        if conn.dialect.name == "postgresql":  # the counts are read, then moved on
-            query = query.with_for_update()
-        series = {k: (i, n) for k, i, n in conn.execute(query)}
-        rows = [(series[k][0], v if v == v else None, s, ts) for k, v, s, ts in points]
-        # Straight to the driver's executemany: the hot path of call-by-call logging.
+            if best is None:
+                latest[k] = (v, s, ts, 1)
+            elif (s, ts) >= best[1:3]:
+                latest[k] = (v, s, ts, best[3] + 1)
+            else:
+                latest[k] = (*best[:3], best[3] + 1)
         p = self._placeholder
+        series: dict[str, tuple[int, int | None]] = {}  # key -> series id, points before
+        keys = list(latest.items())
+        for at in range(0, len(keys), _KEYS_A_STATEMENT):
+            chunk = keys[at:at + _KEYS_A_STATEMENT]
+            sql = _LATEST_UPSERT.format(rows=", ".join([f"({p}, {p}, {p}, {p}, {p}, {p})"]
+                                                      * len(chunk)))
+            found = conn.exec_driver_sql(sql, tuple(
+                x for k, (v, s, ts, n) in chunk
+                for x in (run_id, k, v if v == v else None, s, ts, n)))
+            for key, series_id, count in found:
+                series[key] = (series_id, None if count is None else count - latest[key][3])
+        rows = [(series[k][0], v if v == v else None, s, ts) for k, v, s, ts in points]
         conn.exec_driver_sql(
             f"INSERT INTO metrics (series_id, value, step, timestamp) VALUES ({p}, {p}, {p}, {p})",
             rows)
-        self._roll_up(conn, series, rows)
-
-    def _roll_up(self, conn: Connection, series: dict[str, tuple[int, int | None]],
-                 rows: list[tuple[int, float | None, int, int]]) -> None:
-        """Count the new points and merge them into their series' blocks (blocks.py);
-        series logged before the rollup existed (no count) are left as they are."""
         counted = {i: n for i, n in series.values() if n is not None}
-        if not counted:
-            return
-        blocks, added = merged_blocks(conn, counted, rows)
-        p = self._placeholder
-        conn.exec_driver_sql(f"UPDATE latest_metrics SET n_points = {p} WHERE series_id = {p}",
-                             [(counted[i] + k, i) for i, k in added.items()])
-        self._upsert(conn, t.metric_blocks, blocks, keys=("series_id", "block"),
-                     update=BLOCK_SUMMARY)
+        if counted:  # series logged before the rollup existed (no count) are left as they are
+            conn.exec_driver_sql(_BLOCKS_UPSERT.format(p=p), merged_blocks(conn, counted, rows))
 
     def _insert_params(self, conn: Connection, run_id: str, params: dict[str, str]) -> None:
         existing = dict(conn.execute(sa.select(t.params.c.key, t.params.c.value).where(
