@@ -26,7 +26,7 @@ app = typer.Typer(help="Deployment manifests (Kubernetes).", no_args_is_help=Tru
 def k8s_command(
     ctx: typer.Context,
     model: str | None = typer.Argument(
-        None, metavar="[MODEL]", help="name@alias, name/N, name (latest) or a package folder; "
+        None, metavar="MODEL", help="name@alias, name/N, name (latest) or a package folder; "
                                       "or --server instead."),
     server: bool = typer.Option(False, "--server",
                                 help="The team server (forgeline server) over PostgreSQL, "

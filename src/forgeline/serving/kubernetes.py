@@ -43,8 +43,6 @@ folder renamed into place, refusing a non-empty folder that this module did not 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,8 +54,10 @@ from forgeline.config import ENV_SERVE_TOKEN, ENV_TOKEN, SERVER_GRACEFUL_TIMEOUT
 from forgeline.errors import AlreadyExists, InvalidInput
 from forgeline.packaging.package import manifest_digest
 from forgeline.packaging.predictor import Predictor, load_model
+from forgeline.serving import _k8s_objects as k8s
+from forgeline.serving._k8s_objects import PRESTOP_S, Resources
 from forgeline.serving.config import Listener
-from forgeline.serving.docker import HOME, PORT, UID, identity, image_tag
+from forgeline.serving.docker import HOME, PORT, identity, image_tag
 from forgeline.util.files import atomic_path
 from forgeline.version import __version__
 
@@ -71,25 +71,8 @@ __all__ = ["ANNOTATION_PREFIX", "HOME", "MARKER", "PRESTOP_S", "SERVER_PORT", "M
 MARKER = ".forgeline-deploy"  # marks a folder this module wrote (safe to replace)
 SERVER_PORT = 5000  # forgeline server's default port
 ARTIFACTS = "/srv/forgeline/artifacts"  # the team server's artifact volume
-PRESTOP_S = 5  # endpoints are removed from Services within a few seconds of deletion
 GRACE_MARGIN_S = 5  # for the process to exit once the drain is over
 ANNOTATION_PREFIX = "forgeline.dev/"
-_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS-1035 label (Service names)
-_PROBE = {"startup": (2, 60), "readiness": (5, 3), "liveness": (10, 3)}  # period, failures
-
-
-@dataclass(frozen=True, slots=True)
-class Resources:
-    """Container resources, in Kubernetes quantities (``500m``, ``512Mi``)."""
-
-    cpu: str = "500m"
-    memory: str = "512Mi"
-    cpu_limit: str = "2"
-    memory_limit: str = "2Gi"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"requests": {"cpu": self.cpu, "memory": self.memory},
-                "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +138,8 @@ def model_manifests(ref_or_predictor: str | Path | Predictor, *, client: Client 
     predictor = ref_or_predictor if isinstance(ref_or_predictor, Predictor) else (
         load_model(ref_or_predictor, client, cache_dir, lazy=True))
     model, version = identity(predictor)
-    name = _dns_name(name if name is not None else model, "--name")
-    image = _image(image or image_tag(predictor))
+    name = k8s.dns_name(name if name is not None else model, "--name")
+    image = k8s.image(image or image_tag(predictor))
     if not 1 <= min_replicas <= max_replicas:
         raise InvalidInput(f"Invalid replica range {min_replicas}..{max_replicas}: expected "
                            "1 <= min <= max.")
@@ -168,18 +151,19 @@ def model_manifests(ref_or_predictor: str | Path | Predictor, *, client: Client 
     if mv is not None and isinstance(ref_or_predictor, str) and ref_or_predictor != source:
         source += f" ({ref_or_predictor})"
     digest = manifest_digest(predictor.path)
-    labels = _labels(name, "model-server", version)
-    selector = _selector(labels)
-    token_secret = _dns_name(token_secret or f"{name}-token", "the token Secret")
-    settings = {"FORGELINE_HOME": HOME,
-                "FORGELINE_STORE_URI": _store_uri(store_uri) or f"sqlite:///{HOME}/forgeline.db"}
-    env = [_secret_env(ENV_SERVE_TOKEN, token_secret, "token")]
-    secrets = [f"kubectl create secret generic {token_secret}{_ns_flag(namespace)} "
+    labels = k8s.labels(name, "model-server", version)
+    selector = k8s.selector(labels)
+    token_secret = k8s.dns_name(token_secret or f"{name}-token", "the token Secret")
+    store = k8s.store_uri(store_uri) or f"sqlite:///{HOME}/forgeline.db"
+    settings = {"FORGELINE_HOME": HOME, "FORGELINE_STORE_URI": store}
+    ns = k8s.ns_flag(namespace)
+    env = [k8s.secret_env(ENV_SERVE_TOKEN, token_secret, "token")]
+    secrets = [f"kubectl create secret generic {token_secret}{ns} "
                "--from-literal=token=\"$(openssl rand -hex 32)\""]
-    if urlsplit(settings["FORGELINE_STORE_URI"]).scheme in ("http", "https"):
+    if urlsplit(store).scheme in ("http", "https"):  # a team server: it wants a token
         store_secret = f"{name}-store-token"
-        env.append(_secret_env(ENV_TOKEN, store_secret, "token"))
-        secrets.append(f"kubectl create secret generic {store_secret}{_ns_flag(namespace)} "
+        env.append(k8s.secret_env(ENV_TOKEN, store_secret, "token"))
+        secrets.append(f"kubectl create secret generic {store_secret}{ns} "
                        "--from-literal=token=TEAM_SERVER_TOKEN")
     annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(PORT),
                    "prometheus.io/path": "/metrics",
@@ -188,35 +172,35 @@ def model_manifests(ref_or_predictor: str | Path | Predictor, *, client: Client 
     args = ["serve", "/app/model", "--host", "0.0.0.0", "--port", str(PORT),
             "--workers", str(workers), "--graceful-timeout", f"{graceful_timeout_s:g}",
             "--expect-manifest", digest]
-    container = _container("model-server", image, args, PORT, env, f"{name}-config",
-                           resources or Resources(),
-                           {"startup": "/v2/health/live", "readiness": "/v2/health/ready",
-                            "liveness": "/v2/health/live"},
-                           [("home", HOME), ("tmp", "/tmp")])
-    pod = _pod(labels, annotations, container, grace_period(graceful_timeout_s),
-               [{"name": "home", "emptyDir": {}},
-                {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}])
-    deployment = _resource("apps/v1", "Deployment", name, namespace, labels,
-                           {f"{ANNOTATION_PREFIX}manifest-sha256": digest})
+    container = k8s.container(
+        "model-server", image, args, PORT, env, f"{name}-config", resources or Resources(),
+        {"startup": "/v2/health/live", "readiness": "/v2/health/ready",
+         "liveness": "/v2/health/live"},
+        [("home", HOME), ("tmp", "/tmp")])
+    pod = k8s.pod(labels, annotations, container, grace_period(graceful_timeout_s),
+                  [{"name": "home", "emptyDir": {}},
+                   {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}])
+    deployment = k8s.resource("apps/v1", "Deployment", name, namespace, labels,
+                              {f"{ANNOTATION_PREFIX}manifest-sha256": digest})
     # no spec.replicas: the autoscaler owns it, and `kubectl apply` must not reset it
     deployment["spec"] = {"selector": {"matchLabels": selector},
                           "strategy": {"type": "RollingUpdate", "rollingUpdate": {
                               "maxUnavailable": 0, "maxSurge": 1}},
                           "template": pod}
-    hpa = _resource("autoscaling/v2", "HorizontalPodAutoscaler", name, namespace, labels)
+    hpa = k8s.resource("autoscaling/v2", "HorizontalPodAutoscaler", name, namespace, labels)
     hpa["spec"] = {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
                                       "name": name},
                    "minReplicas": min_replicas, "maxReplicas": max_replicas,
                    "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
                        "type": "Utilization", "averageUtilization": cpu_target}}}]}
-    files = {"configmap.yaml": [_config_map(f"{name}-config", namespace, labels, settings)],
+    files = {"configmap.yaml": [k8s.config_map(f"{name}-config", namespace, labels, settings)],
              "deployment.yaml": [deployment],
-             "service.yaml": [_service(name, namespace, labels, PORT)],
+             "service.yaml": [k8s.service(name, namespace, labels, PORT)],
              "hpa.yaml": [hpa],
-             "pdb.yaml": [_pdb(name, namespace, labels)]}
+             "pdb.yaml": [k8s.pdb(name, namespace, labels)]}
     if service_monitor:
-        monitor = _resource("monitoring.coreos.com/v1", "ServiceMonitor", name, namespace,
-                            labels)
+        monitor = k8s.resource("monitoring.coreos.com/v1", "ServiceMonitor", name, namespace,
+                               labels)
         monitor["spec"] = {"selector": {"matchLabels": selector},
                            "endpoints": [{"port": "http", "path": "/metrics",
                                           "interval": "30s"}]}
@@ -246,46 +230,47 @@ def server_manifests(image: str, *, name: str = "forgeline-server",
     Raises:
         InvalidInput: a bad name, image or count.
     """
-    name = _dns_name(name, "--name")
-    image = _image(image)
+    name = k8s.dns_name(name, "--name")
+    image = k8s.image(image)
     if replicas < 1 or workers < 1:
         raise InvalidInput("Replicas and workers must be at least 1.")
-    labels = _labels(name, "team-server", __version__)
-    store_secret = _dns_name(store_secret or f"{name}-store", "the store Secret")
+    labels = k8s.labels(name, "team-server", __version__)
+    store_secret = k8s.dns_name(store_secret or f"{name}-store", "the store Secret")
     shared = replicas > 1
     args = ["server", "--host", "0.0.0.0", "--port", str(SERVER_PORT), "--workers",
             str(workers), "--artifacts", ARTIFACTS, "--auth"]
     health = "/api/forgeline/v1/health"
-    container = _container("team-server", image, args, SERVER_PORT,
-                           [_secret_env("FORGELINE_STORE_URI", store_secret, "uri")],
-                           f"{name}-config", resources or Resources(cpu_limit="4",
-                                                                    memory_limit="4Gi"),
-                           {"startup": health, "readiness": health, "liveness": health},
-                           [("home", HOME), ("tmp", "/tmp"), ("artifacts", ARTIFACTS)])
-    pod = _pod(labels, {}, container, grace_period(SERVER_GRACEFUL_TIMEOUT_S),
-               [{"name": "home", "emptyDir": {}},
-                {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-                {"name": "artifacts", "persistentVolumeClaim": {
-                    "claimName": f"{name}-artifacts"}}])
-    deployment = _resource("apps/v1", "Deployment", name, namespace, labels)
+    container = k8s.container(
+        "team-server", image, args, SERVER_PORT,
+        [k8s.secret_env("FORGELINE_STORE_URI", store_secret, "uri")], f"{name}-config",
+        resources or Resources(cpu_limit="4", memory_limit="4Gi"),
+        {"startup": health, "readiness": health, "liveness": health},
+        [("home", HOME), ("tmp", "/tmp"), ("artifacts", ARTIFACTS)])
+    pod = k8s.pod(labels, {}, container, grace_period(SERVER_GRACEFUL_TIMEOUT_S),
+                  [{"name": "home", "emptyDir": {}},
+                   {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                   {"name": "artifacts", "persistentVolumeClaim": {
+                       "claimName": f"{name}-artifacts"}}])
+    deployment = k8s.resource("apps/v1", "Deployment", name, namespace, labels)
     # one writer of a ReadWriteOnce volume: the old pod lets go before the new one mounts
     strategy = ({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0,
                                                             "maxSurge": 1}}
                 if shared else {"type": "Recreate"})
-    deployment["spec"] = {"replicas": replicas, "selector": {"matchLabels": _selector(labels)},
+    deployment["spec"] = {"replicas": replicas,
+                          "selector": {"matchLabels": k8s.selector(labels)},
                           "strategy": strategy, "template": pod}
-    pvc = _resource("v1", "PersistentVolumeClaim", f"{name}-artifacts", namespace, labels)
+    pvc = k8s.resource("v1", "PersistentVolumeClaim", f"{name}-artifacts", namespace, labels)
     pvc["spec"] = {"accessModes": ["ReadWriteMany" if shared else "ReadWriteOnce"],
                    "resources": {"requests": {"storage": storage}}}
     if storage_class is not None:
         pvc["spec"]["storageClassName"] = storage_class
-    files = {"configmap.yaml": [_config_map(f"{name}-config", namespace, labels,
-                                            {"FORGELINE_HOME": HOME})],
+    files = {"configmap.yaml": [k8s.config_map(f"{name}-config", namespace, labels,
+                                               {"FORGELINE_HOME": HOME})],
              "deployment.yaml": [deployment],
-             "service.yaml": [_service(name, namespace, labels, SERVER_PORT)],
-             "pdb.yaml": [_pdb(name, namespace, labels)],
+             "service.yaml": [k8s.service(name, namespace, labels, SERVER_PORT)],
+             "pdb.yaml": [k8s.pdb(name, namespace, labels)],
              "pvc.yaml": [pvc]}
-    ns = _ns_flag(namespace)
+    ns = k8s.ns_flag(namespace)
     secrets = (f"kubectl create secret generic {store_secret}{ns} --from-literal=uri="
                "'postgresql+psycopg://USER:PASSWORD@HOST:5432/forgeline'",)
     notes = (f"kubectl exec{ns} deploy/{name} -- forgeline server token create --role admin "
@@ -317,133 +302,3 @@ def write_manifests(manifests: Manifests, directory: Path) -> list[Path]:
             (tmp / file).write_text(header + text, encoding="utf-8")
         (tmp / MARKER).write_text(f"{manifests.name}\n", encoding="utf-8")
     return [directory / file for file in manifests.files]
-
-
-# -- building blocks ----------------------------------------------------------------------
-def _labels(name: str, component: str, version: str) -> dict[str, str]:
-    """The Kubernetes recommended labels."""
-    return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": name,
-            "app.kubernetes.io/version": _label_value(version),
-            "app.kubernetes.io/component": component, "app.kubernetes.io/part-of": "forgeline",
-            "app.kubernetes.io/managed-by": "forgeline"}
-
-
-def _selector(labels: Mapping[str, str]) -> dict[str, str]:
-    """What selects the pods: the labels that never change (a Deployment's selector is
-    immutable, so not the version)."""
-    return {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
-
-
-def _resource(api_version: str, kind: str, name: str, namespace: str | None,
-              labels: Mapping[str, str],
-              annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name}
-    if namespace is not None:
-        metadata["namespace"] = _dns_name(namespace, "--namespace")
-    metadata["labels"] = dict(labels)
-    if annotations:
-        metadata["annotations"] = dict(annotations)
-    return {"apiVersion": api_version, "kind": kind, "metadata": metadata}
-
-
-def _container(name: str, image: str, args: list[str], port: int, env: list[dict[str, Any]],
-               config_map: str, resources: Resources, probes: Mapping[str, str],
-               mounts: list[tuple[str, str]]) -> dict[str, Any]:
-    container: dict[str, Any] = {
-        "name": name, "image": image, "imagePullPolicy": "IfNotPresent",
-        "command": ["forgeline"], "args": args,
-        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-        "envFrom": [{"configMapRef": {"name": config_map}}], "env": env,
-        "resources": resources.to_dict()}
-    for kind, path in probes.items():
-        period, failures = _PROBE[kind]
-        container[f"{kind}Probe"] = {"httpGet": {"path": path, "port": "http"},
-                                     "periodSeconds": period, "timeoutSeconds": 3,
-                                     "failureThreshold": failures}
-    container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_S)]}}}
-    container["securityContext"] = {
-        "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
-    container["volumeMounts"] = [{"name": v, "mountPath": p} for v, p in mounts]
-    return container
-
-
-def _pod(labels: Mapping[str, str], annotations: Mapping[str, str], container: dict[str, Any],
-         grace_s: int, volumes: list[dict[str, Any]]) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"labels": dict(labels)}
-    if annotations:
-        metadata["annotations"] = dict(annotations)
-    return {"metadata": metadata, "spec": {
-        "automountServiceAccountToken": False,  # the servers never call the Kubernetes API
-        "terminationGracePeriodSeconds": grace_s,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
-                            "fsGroup": UID, "seccompProfile": {"type": "RuntimeDefault"}},
-        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                                       "whenUnsatisfiable": "ScheduleAnyway",
-                                       "labelSelector": {"matchLabels": _selector(labels)}}],
-        "containers": [container], "volumes": volumes}}
-
-
-def _service(name: str, namespace: str | None, labels: Mapping[str, str],
-             port: int) -> dict[str, Any]:
-    service = _resource("v1", "Service", name, namespace, labels)
-    service["spec"] = {"type": "ClusterIP", "selector": _selector(labels), "ports": [
-        {"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]}
-    return service
-
-
-def _pdb(name: str, namespace: str | None, labels: Mapping[str, str]) -> dict[str, Any]:
-    # maxUnavailable rather than minAvailable: a drain is never blocked at one replica
-    pdb = _resource("policy/v1", "PodDisruptionBudget", name, namespace, labels)
-    pdb["spec"] = {"maxUnavailable": 1, "selector": {"matchLabels": _selector(labels)}}
-    return pdb
-
-
-def _config_map(name: str, namespace: str | None, labels: Mapping[str, str],
-                data: Mapping[str, str]) -> dict[str, Any]:
-    config_map = _resource("v1", "ConfigMap", name, namespace, labels)
-    config_map["data"] = dict(data)
-    return config_map
-
-
-def _secret_env(variable: str, secret: str, key: str) -> dict[str, Any]:
-    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-
-
-def _ns_flag(namespace: str | None) -> str:
-    return f" -n {namespace}" if namespace else ""
-
-
-def _dns_name(value: str, what: str) -> str:
-    """``value`` as a DNS-1035 label (Service names): lowercase, '-' for the rest."""
-    name = re.sub(r"[^a-z0-9-]+", "-", value.strip().lower()).strip("-")
-    if name and not name[0].isalpha():
-        name = f"m-{name}"
-    name = name[:63].rstrip("-")
-    if not _NAME.fullmatch(name):
-        raise InvalidInput(f"Invalid {what} {value!r}: Kubernetes names are lowercase "
-                           "letters, digits and '-', starting with a letter.")
-    return name
-
-
-def _label_value(value: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", value)[:63].strip("-_.")
-    return cleaned or "unknown"
-
-
-def _image(image: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][A-Za-z0-9._:/-]*(@sha256:[0-9a-f]{64})?", image.strip()):
-        raise InvalidInput(f"Invalid image {image!r}.",
-                           hint="e.g. registry.example.com/forgeline-fraud:3")
-    return image.strip()
-
-
-def _store_uri(uri: str | None) -> str | None:
-    if uri is None:
-        return None
-    if urlsplit(uri).password:
-        raise InvalidInput("The store URI holds a password, and would be written into a "
-                           "ConfigMap.", hint="Keep the password out of the URI (e.g. a "
-                           "PGPASSWORD from a Secret), or serve from the team server.")
-    return uri
