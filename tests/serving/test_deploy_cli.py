@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import yaml
 from typer.testing import CliRunner, Result
 
 from forgeline.cli import app
+from forgeline.serving.docker import HOME
 from tests.serving.conftest import TrainedStore
 
 
@@ -101,3 +110,71 @@ def test_serve_names_its_flag_for_a_bad_pin(trained: TrainedStore, tmp_path: Pat
     done = invoke(tmp_path, "--store", trained.uri, "serve", "fraud@champion", "--port", "0",
                   "--expect-manifest", "abc")
     one_error_line(done, 2, "Invalid --expect-manifest 'abc'")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_pods_command_line_serves_only_the_pinned_package(trained: TrainedStore,
+                                                              tmp_path: Path) -> None:
+    """The Deployment's command, args and environment, run as the pod runs them (the
+    package where the image keeps it, FORGELINE_* from the ConfigMap and the Secret)."""
+    from forgeline.packaging import load_model
+    from forgeline.serving.kubernetes import model_manifests
+    from forgeline.tracking.client import Client
+
+    predictor = load_model("fraud@champion", Client(trained.uri), trained.cache, lazy=True)
+    manifests = model_manifests(predictor)
+    (c,) = manifests.files["deployment.yaml"][0]["spec"]["template"]["spec"]["containers"]
+    settings = manifests.files["configmap.yaml"][0]["data"]
+    package = tmp_path / "app" / "model"  # /app/model in the image, read-only there too
+    shutil.copytree(predictor.path, package, ignore=shutil.ignore_patterns(".*"))
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("FORGELINE_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update({k: v.replace(HOME, str(home)) for k, v in settings.items()})
+    env["FORGELINE_SERVE_TOKEN"] = "s3cret"  # what the secretKeyRef hands the pod
+    port = _free_port()
+    args = [str(package) if a == "/app/model" else a for a in c["args"]]
+    args[args.index("--port") + 1] = str(port)
+    args[args.index("--host") + 1] = "127.0.0.1"
+    forgeline = str(Path(sys.executable).with_name(c["command"][0]))
+    process = subprocess.Popen([forgeline, *args, "--runtime", "native"], env=env,
+                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(url + c["readinessProbe"]["httpGet"]["path"]).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, (
+                process.stderr.read() if process.stderr else "")
+            time.sleep(0.1)
+        assert httpx.get(url + c["livenessProbe"]["httpGet"]["path"]).status_code == 200
+        row = {"amount": 120.0, "items": 3, "country": "FR"}
+        assert httpx.post(f"{url}/predict", json={"records": [row]}).status_code == 401
+        assert httpx.post(f"{url}/predict", json={"records": [row]},
+                          headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        process.send_signal(signal.SIGTERM)  # as the kubelet stops it, after the preStop
+        drain = float(c["args"][c["args"].index("--graceful-timeout") + 1])
+        assert process.wait(timeout=drain) in (0, -signal.SIGTERM)  # uvicorn re-raises it
+        log = process.stderr.read() if process.stderr else ""
+        assert "Application shutdown complete" in log and "Traceback" not in log, log
+        assert (home / "forgeline.db").is_file()  # what it writes: under FORGELINE_HOME
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    # another package under the same command line: refused at start, one line
+    args[args.index("--expect-manifest") + 1] = "0" * 64
+    done = subprocess.run([forgeline, *args, "--runtime", "native"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 6, done.stderr  # IntegrityError's exit code
+    assert done.stderr.count("\n") == 1 and "not the pinned 000000000000" in done.stderr
