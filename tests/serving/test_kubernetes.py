@@ -248,6 +248,11 @@ def test_writing_is_all_at_once_reproducible_and_never_over_something_else(
     k8s.write_manifests(model, target)  # written here before: replaced, same bytes
     assert {p.name: p.read_bytes() for p in target.iterdir()} == first
     assert [p.name for p in tmp_path.iterdir()] == ["deploy"]  # no temporary left
+    (target / "kustomization.yaml").write_text("resources: [deployment.yaml]\n")
+    with pytest.raises(AlreadyExists, match=r"deploy holds files this command did not "
+                                            r"write: kustomization\.yaml\."):
+        k8s.write_manifests(model, target)  # replacing it would lose the user's file
+    assert (target / "kustomization.yaml").is_file()
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")

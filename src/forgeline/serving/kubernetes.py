@@ -288,9 +288,18 @@ def write_manifests(manifests: Manifests, directory: Path) -> list[Path]:
     if directory.exists():
         if not directory.is_dir():
             raise AlreadyExists(f"{directory} exists and is not a directory.")
-        if any(directory.iterdir()) and not (directory / MARKER).is_file():
+        present = {p.name for p in directory.iterdir()}
+        if present and MARKER not in present:
             raise AlreadyExists(f"{directory} is not empty.",
                                 hint="Choose a new directory with -o, or empty it.")
+        # it is replaced as a whole: only when it holds nothing but what was written here
+        written = set((directory / MARKER).read_text(encoding="utf-8").split()) if (
+            present) else set()
+        if others := sorted(present - written - {MARKER}):
+            raise AlreadyExists(f"{directory} holds files this command did not write: "
+                                f"{', '.join(others)}.",
+                                hint="Write elsewhere with -o (a kustomize overlay can "
+                                     "point at it), or move them out.")
     header = f"# Written by forgeline deploy k8s for {manifests.source}.\n"
     if manifests.secrets:
         header += "# Create its Secrets first (no secret value is written here):\n" + "".join(
@@ -300,5 +309,6 @@ def write_manifests(manifests: Manifests, directory: Path) -> list[Path]:
             text = "---\n".join(yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
                                 for d in documents)
             (tmp / file).write_text(header + text, encoding="utf-8")
-        (tmp / MARKER).write_text(f"{manifests.name}\n", encoding="utf-8")
+        (tmp / MARKER).write_text("".join(f"{file}\n" for file in manifests.files),
+                                  encoding="utf-8")
     return [directory / file for file in manifests.files]

@@ -22,8 +22,7 @@ import pandas as pd
 
 from forgeline.errors import IntegrityError, InvalidInput
 from forgeline.names import parse_model_ref
-from forgeline.packaging import Predictor, load_model
-from forgeline.packaging.package import manifest_digest
+from forgeline.packaging import Predictor, load_model, manifest_digest
 from forgeline.serving.batching import BatchHook, MicroBatcher, Part
 from forgeline.serving.config import Batching, ServeConfig
 from forgeline.serving.runtime import select_runtime
