@@ -20,8 +20,8 @@ from typing import Any
 from forgeline.errors import InvalidInput
 
 __all__ = ["ENVIRONMENT", "ENV_SERVER_CONFIG", "ENV_SERVE_CONFIG", "ENV_SERVE_TOKEN", "ENV_TOKEN",
-           "PROJECT_FILE", "SERVER_MAX_BODY_BYTES", "ServerSettings", "Settings",
-           "load_settings", "serve_config_json", "serve_token", "team_token"]
+           "PROJECT_FILE", "SERVER_GRACEFUL_TIMEOUT_S", "SERVER_MAX_BODY_BYTES", "ServerSettings",
+           "Settings", "load_settings", "serve_config_json", "serve_token", "team_token"]
 
 PROJECT_FILE = "forgeline.toml"
 
@@ -99,6 +99,7 @@ def team_token() -> str | None:
 
 
 SERVER_MAX_BODY_BYTES = 32 << 20  # the team server's default limit on a JSON request body
+SERVER_GRACEFUL_TIMEOUT_S = 10  # how long the team server's shutdown waits for requests
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,7 @@ def test_the_context_holds_the_verified_package_and_a_hardened_dockerfile(
     names = {r.split("==")[0].split("[")[0] for r in requirements}
     assert {"forgeline", "scikit-learn", "numpy", "skops", "fastapi", "uvicorn"} <= names
     lines = instructions((context / "Dockerfile").read_text())
-    assert lines[0] == "FROM python:3.11-slim"
+    assert lines[0] == f"FROM {docker.BASE_IMAGE}"
     assert "RUN pip install -r /tmp/requirements.txt && rm -rf /tmp/wheels " \
            "/tmp/requirements.txt" in lines
     assert "EXPOSE 8080" in lines
@@ -131,3 +131,23 @@ def test_the_build_command_prints_how_to_build_without_a_docker_engine(
 
 def test_docker_available_needs_an_engine_not_just_the_client() -> None:
     assert isinstance(docker.docker_available(), bool)
+
+
+@pytest.mark.parametrize("wheel", [None, "forgeline-0.1.0-py3-none-any.whl"])
+def test_the_dockerfile_is_pinned_non_root_health_checked_and_free_of_secrets(
+        wheel: str | None) -> None:
+    lines = instructions(docker.dockerfile(wheel, "fraud:3"))
+    bases = [line.split()[1] for line in lines if line.startswith("FROM ")]
+    # a full Python version and Debian release (or a digest), never a moving tag
+    assert bases and all(re.fullmatch(
+        r"python:3\.11\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?|[^@\s]+@sha256:[0-9a-f]{64}",
+        base) for base in bases), bases
+    # a numeric user, so that Kubernetes' runAsNonRoot can tell it is not root
+    user = [line.split()[1] for line in lines if line.startswith("USER ")][-1]
+    assert re.fullmatch(r"\d+(:\d+)?", user) and user.split(":")[0] == str(docker.UID) != "0"
+    (health,) = [line for line in lines if line.startswith("HEALTHCHECK ")]
+    assert " CMD " in health and "NONE" not in health
+    variables = [name for line in lines if line.startswith(("ENV ", "ARG "))
+                 for name in re.findall(r"([A-Za-z_]\w*)(?==|\s|$)", line.split(None, 1)[1])]
+    assert "FORGELINE_HOME" in variables
+    assert not [v for v in variables if re.search(r"TOKEN|PASSWORD|SECRET", v, re.I)]

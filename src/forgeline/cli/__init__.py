@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from forgeline.cli import (
     demo,
+    deploy,
     experiments,
     models,
     monitor,
@@ -67,6 +68,7 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(server.app, name="server")
+app.add_typer(deploy.app, name="deploy")
 app.command("ui")(server.ui_command)
 train.register(app)
 monitor.register(app)

@@ -49,7 +49,8 @@ FLAGS = {
     "monitor.window_s": "--monitor-window", "monitor.last": "--monitor-last",
     "monitor.rules": "--rule", "monitor.webhook": "--webhook",
     "watch_interval_s": "--watch-interval", "canary_percent": "the --canary percentage",
-    "log_predictions=False": "--no-log",
+    "log_predictions=False": "--no-log", "manifest_sha256": "--expect-manifest",
+    "watch": "--watch",
 }
 
 
@@ -133,6 +134,10 @@ def serve_command(
     webhook: str | None = typer.Option(
         None, "--webhook", metavar="URL",
         help="POST the alert payload here when a rule starts firing."),
+    expect_manifest: str | None = typer.Option(
+        None, "--expect-manifest", metavar="SHA256",
+        help="Refuse to start unless the model package's MANIFEST.json has this sha256 "
+             "(forgeline deploy k8s pins it)."),
 ) -> None:
     """Serve a model over HTTP: /predict, Open Inference Protocol v2, /metrics, /docs (and
     OIP v2 over gRPC with --grpc-port)."""
@@ -158,7 +163,8 @@ def serve_command(
                     monitor_window, FLAGS["monitor.window_s"]),
                 last=monitor_last, rules=tuple(rules or ()), webhook=webhook),
             shadow=shadow, canary=canary_ref, canary_percent=canary_percent, watch=watch,
-            watch_interval_s=watch_interval, runtime=runtime, log_predictions=log_predictions)
+            watch_interval_s=watch_interval, runtime=runtime, log_predictions=log_predictions,
+            manifest_sha256=expect_manifest)
         launch = prepare(config, client)
     except InvalidSetting as e:  # name our flags, not the parameters
         raise e.naming(FLAGS) from None

@@ -22,7 +22,7 @@ import typer
 
 from forgeline.cli.output import console, fmt_time, print_json, print_table, table
 from forgeline.cli.state import State, get_client
-from forgeline.config import SERVER_MAX_BODY_BYTES, ServerSettings
+from forgeline.config import SERVER_GRACEFUL_TIMEOUT_S, SERVER_MAX_BODY_BYTES, ServerSettings
 from forgeline.entities import Role
 from forgeline.errors import InvalidInput
 
@@ -140,7 +140,8 @@ def _serve(client: Client, artifacts: str | None, host: str, port: int, workers:
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server stops
         uvicorn.run(APP_FACTORY, factory=True, host=host.strip("[]"), port=port,
                     workers=workers, log_level="warning", access_log=False,
-                    server_header=False, timeout_graceful_shutdown=10)
+                    server_header=False,
+                    timeout_graceful_shutdown=SERVER_GRACEFUL_TIMEOUT_S)
 
 
 def _client(ctx: typer.Context, store: str | None) -> Client:

@@ -7,9 +7,15 @@
 
 from __future__ import annotations
 
-from forgeline.packaging.package import ModelPackage, load_package, save_package, verify_package
+from forgeline.packaging.package import (
+    ModelPackage,
+    load_package,
+    manifest_digest,
+    save_package,
+    verify_package,
+)
 from forgeline.packaging.predictor import Predictor, load_model
 from forgeline.packaging.signature import InputColumn, Signature
 
 __all__ = ["InputColumn", "ModelPackage", "Predictor", "Signature", "load_model",
-           "load_package", "save_package", "verify_package"]
+           "load_package", "manifest_digest", "save_package", "verify_package"]

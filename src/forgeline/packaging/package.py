@@ -40,7 +40,7 @@ from forgeline.store.artifacts import safe_artifact_path, sha256_file
 from forgeline.util.files import atomic_path
 
 __all__ = ["MANIFEST_FILE", "MODEL_FILE", "PACKAGE_FORMAT", "ModelPackage", "load_package",
-           "model_flavor", "save_package", "verify_package"]
+           "manifest_digest", "model_flavor", "save_package", "verify_package"]
 
 PACKAGE_FORMAT = 1
 MODEL_FILE = "model.skops"
@@ -190,6 +190,12 @@ def verify_package(directory: Path) -> dict:
                              hint="Re-download or re-save the package; never edit the files "
                                   "inside one.")
     return manifest
+
+
+def manifest_digest(directory: Path) -> str:
+    """The sha256 of a package's ``MANIFEST.json``: one digest that pins every file of it
+    (the manifest lists each file's sha256, and :func:`verify_package` checks them)."""
+    return sha256_file(Path(directory) / MANIFEST_FILE)
 
 
 def load_package(directory: Path, *, lazy: bool = False) -> ModelPackage:

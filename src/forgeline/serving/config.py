@@ -248,6 +248,9 @@ class ServeConfig:
         runtime: ``auto``, ``native`` or ``onnx``, passed to ``select_runtime``.
         log_predictions: append every prediction to the prediction log
             (``<home>/predictions/<model>``).
+        manifest_sha256: when set, the sha256 the primary model's ``MANIFEST.json`` must
+            have (:func:`forgeline.packaging.manifest_digest`): the server refuses to
+            start on any other package, e.g. an image rebuilt under the same tag.
     """
 
     model: str
@@ -263,6 +266,7 @@ class ServeConfig:
     watch_interval_s: float = 10.0
     runtime: str = "auto"
     log_predictions: bool = True
+    manifest_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -276,6 +280,14 @@ class ServeConfig:
         if self.runtime not in RUNTIMES:
             raise InvalidInput(f"Unknown runtime {self.runtime!r}.",
                                hint=f"Use one of {', '.join(RUNTIMES)}.")
+        if self.manifest_sha256 is not None:
+            if not isinstance(self.manifest_sha256, str) or not re.fullmatch(
+                    r"[0-9a-f]{64}", self.manifest_sha256):
+                raise InvalidSetting("Invalid {0} " + _literal(self.manifest_sha256) + ": "
+                                     "expected 64 lowercase hex digits.", "manifest_sha256")
+            if self.watch:
+                raise InvalidSetting("{0} pins one package, and {1} swaps in others.",
+                                     "manifest_sha256", "watch", hint="Drop one of them.")
         if self.monitor.on and not self.log_predictions:
             raise InvalidSetting("{0} reads the prediction log, and {1} turns it off.",
                                  "monitor.every_s", "log_predictions=False",

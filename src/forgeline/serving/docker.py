@@ -2,8 +2,10 @@
 
 The build context holds the verified model package (``model/``), pinned requirements,
 Forgeline itself (a wheel built from this source checkout, or a ``forgeline==<version>``
-pin when installed from an index), a ``.dockerignore`` and the Dockerfile: python:3.11-slim,
-a non-root user, ``EXPOSE 8080``, a HEALTHCHECK on ``/v2/health/ready`` with Python's
+pin when installed from an index), a ``.dockerignore`` and the Dockerfile: the base image
+pinned to a full version tag (:data:`BASE_IMAGE`: a moving ``python:3.11-slim`` would give
+two builds of one context different Pythons and Debian packages), a non-root user (uid
+:data:`UID`), ``EXPOSE 8080``, a HEALTHCHECK on ``/v2/health/ready`` with Python's
 urllib (the slim image has no curl), and ``forgeline serve /app/model``. The image is built
 when a Docker engine answers ``docker info``; otherwise the context is left ready with
 the command to build it.
@@ -27,14 +29,15 @@ from forgeline.packaging.predictor import Predictor, load_model
 if TYPE_CHECKING:
     from forgeline.tracking.client import Client
 
-__all__ = ["BASE_IMAGE", "PORT", "BuildResult", "build_image", "docker_available",
-           "write_context"]
+__all__ = ["BASE_IMAGE", "HOME", "PORT", "UID", "BuildResult", "build_image", "docker_available",
+           "identity", "image_tag", "write_context"]
 
-BASE_IMAGE = "python:3.11-slim"
+BASE_IMAGE = "python:3.11.14-slim-bookworm"  # Python and Debian release both pinned
 PORT = 8080
+UID = 10001  # the image's user; Kubernetes manifests run the pod as this uid
+HOME = "/var/lib/forgeline"  # FORGELINE_HOME in the image: all the server writes
 MARKER = ".forgeline-build"  # marks a directory this module wrote (safe to replace)
 _SERVING_EXTRAS = ("onnxruntime", "skl2onnx", "onnxmltools", "onnx")  # fast inference
-_UID = 10001
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +77,8 @@ def write_context(ref_or_predictor: str | Path | Predictor, directory: Path | No
     """
     predictor = ref_or_predictor if isinstance(ref_or_predictor, Predictor) else (
         load_model(ref_or_predictor, client))
-    name, version = _identity(predictor)
-    tag = tag or f"forgeline-{name}:{version}"
+    name, version = identity(predictor)
+    tag = tag or image_tag(predictor)
     if not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*(:[\w][\w.-]{0,127})?", tag):
         raise InvalidInput(f"Invalid image tag {tag!r}.",
                            hint="Use lowercase letters, digits, '.', '_', '-' and '/', "
@@ -101,6 +104,13 @@ def write_context(ref_or_predictor: str | Path | Predictor, directory: Path | No
                        ["docker", "build", "-t", tag, str(context.absolute())])
 
 
+def image_tag(predictor: Predictor) -> str:
+    """The tag ``forgeline build`` gives the image of ``predictor``:
+    ``forgeline-<name>:<version>`` (``forgeline-<folder>:latest`` for a bare package)."""
+    name, version = identity(predictor)
+    return f"forgeline-{name}:{version}"
+
+
 def dockerfile(wheel: str | None, label: str) -> str:
     """The Dockerfile text (``wheel``: the Forgeline wheel in ``wheels/``, if any)."""
     health = ("import sys, urllib.request; sys.exit(0 if urllib.request.urlopen("
@@ -111,14 +121,14 @@ def dockerfile(wheel: str | None, label: str) -> str:
     return f"""# Serves the Forgeline model {label}. Written by `forgeline build`.
 FROM {BASE_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \\
-    PIP_DISABLE_PIP_VERSION_CHECK=1 FORGELINE_HOME=/var/lib/forgeline
+    PIP_DISABLE_PIP_VERSION_CHECK=1 FORGELINE_HOME={HOME}
 COPY requirements.txt /tmp/requirements.txt
 {copy_wheels}{install} && rm -rf /tmp/wheels /tmp/requirements.txt
-RUN useradd --create-home --uid {_UID} --user-group forgeline \\
-    && mkdir -p /var/lib/forgeline /app && chown forgeline:forgeline /var/lib/forgeline /app
+RUN useradd --create-home --uid {UID} --user-group forgeline \\
+    && mkdir -p {HOME} /app && chown forgeline:forgeline {HOME} /app
 WORKDIR /app
 COPY --chown=forgeline:forgeline model/ /app/model/
-USER forgeline
+USER {UID}:{UID}
 EXPOSE {PORT}
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \\
     CMD ["python", "-c", "{health}"]
@@ -152,7 +162,9 @@ def build_image(result: BuildResult) -> BuildResult:
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _identity(predictor: Predictor) -> tuple[str, str]:
+def identity(predictor: Predictor) -> tuple[str, str]:
+    """``(name, version)`` of a model, as images and deployments name it: the registered
+    name in lowercase and its version, or a bare package's folder name and ``latest``."""
     mv = predictor.model_version
     if mv is not None:
         return mv.name.lower(), str(mv.version)

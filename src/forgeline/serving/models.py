@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from forgeline.errors import InvalidInput
+from forgeline.errors import IntegrityError, InvalidInput
 from forgeline.names import parse_model_ref
-from forgeline.packaging import Predictor, load_model
+from forgeline.packaging import Predictor, load_model, manifest_digest
 from forgeline.serving.batching import BatchHook, MicroBatcher, Part
 from forgeline.serving.config import Batching, ServeConfig
 from forgeline.serving.runtime import select_runtime
@@ -253,6 +253,13 @@ class Deployment:
     def _load(self, ref: str) -> ServedModel:
         local = (Path(ref).expanduser() / "MANIFEST.json").is_file()
         predictor = load_model(ref, None if local else self.client, self._cache)
+        expected = self.config.manifest_sha256
+        if expected is not None and ref == self.config.model and (
+                actual := manifest_digest(predictor.path)) != expected:
+            raise IntegrityError(f"The model package of {ref} has manifest sha256 "
+                                 f"{actual[:12]}..., not the pinned {expected[:12]}....",
+                                 hint="Serve the package the pin was taken from, or pin "
+                                      "this one.")
         return ServedModel(ref, predictor, self.config.runtime)
 
     @property
