@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # System packages (Debian): a PostgreSQL server for the tests, Chromium for the web UI's
-# browser tests (Playwright drives it; it downloads no browser of its own); with --bench,
+# browser tests (Playwright drives it; it downloads no browser of its own), Prometheus
+# (promtool checks the alert rules forgeline deploy prometheus writes, and a real
+# prometheus scrapes a real server in the tests); with --bench,
 # also wrk, the serving benchmarks' load generator.
 set -euo pipefail
 have_postgres() {
@@ -21,6 +23,10 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium "the web UI's browser tests"
   command -v chromium >/dev/null 2>&1 || { echo "Chromium install failed: chromium not found" >&2; exit 1; }
+fi
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  apt_install prometheus "the alert rules' and /metrics' tests (promtool, prometheus)"
+  command -v promtool >/dev/null 2>&1 || { echo "Prometheus install failed: promtool not found" >&2; exit 1; }
 fi
 if [ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null 2>&1; then
   apt_install wrk "the serving benchmarks"

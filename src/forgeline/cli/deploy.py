@@ -19,7 +19,8 @@ from forgeline.serving.config import LIMITS, Listener
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Deployment manifests (Kubernetes).", no_args_is_help=True)
+app = typer.Typer(help="Deployment manifests (Kubernetes) and monitoring files (Prometheus, "
+                  "Grafana).", no_args_is_help=True)
 
 
 @app.command("k8s")
@@ -131,3 +132,97 @@ def k8s_command(
     typer.echo("Create the Secrets (once), then apply:")
     for command in (*manifests.secrets, apply, *manifests.notes):
         typer.echo(f"  {command}")
+
+
+def _floors(texts: list[str] | None) -> dict[str, float]:
+    floors: dict[str, float] = {}
+    for text in texts or ():
+        metric, sep, value = text.partition("=")
+        try:
+            floors[metric.strip().removeprefix("estimated_")] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InvalidInput(f"Invalid --floor {text!r}: expected METRIC=VALUE.",
+                               hint="e.g. --floor roc_auc=0.8.")
+    return floors
+
+
+@app.command("prometheus")
+def prometheus_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., metavar="MODEL",
+                                help="name@alias, name/N, name (latest) or a package folder."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", metavar="DIR",
+        help="Where to write the files (default: ./monitoring/<name>); must be new, empty, "
+             "or written by this command before (replaced)."),
+    job: str | None = typer.Option(None, "--job",
+                                   help="The scrape job of the model's servers (default: "
+                                        "the model's name, as deploy k8s names its Service)."),
+    error_rate: float = typer.Option(0.05, "--error-rate", metavar="SHARE",
+                                     help="Alert when more than this share of requests "
+                                          "answer 5xx."),
+    p99_latency: float = typer.Option(0.5, "--p99-latency", metavar="SECONDS",
+                                      help="Alert when the p99 request latency is above."),
+    drift_share: float | None = typer.Option(
+        None, "--drift-share", metavar="SHARE",
+        help="Alert when at least this share of features drifted (default: the training "
+             "spec's retrain trigger 'dataset_drift > X', else the monitor's 0.5)."),
+    floors: list[str] | None = typer.Option(
+        None, "--floor", metavar="METRIC=VALUE",
+        help="Alert when the estimated METRIC falls below VALUE (repeatable; default: the "
+             "training spec's 'estimated_METRIC < X' triggers)."),
+    window: str = typer.Option("5m", "--window", metavar="DURATION",
+                               help="The range of rate() and increase() (Prometheus syntax)."),
+    prometheus_url: str = typer.Option("http://localhost:9090", "--prometheus-url",
+                                       help="Grafana's data source URL."),
+    dashboards_path: str = typer.Option("/var/lib/grafana/dashboards/forgeline",
+                                        "--dashboards-path",
+                                        help="Where Grafana reads dashboard.json from."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Write Prometheus alert rules and a Grafana dashboard for MODEL's server."""
+    from forgeline.packaging.predictor import load_model
+    from forgeline.serving.observability import (
+        Thresholds,
+        observability_files,
+        write_observability,
+    )
+    from forgeline.workflows.observability import monitoring_thresholds, thresholds_from_rules
+
+    given = _floors(floors)
+    reference = Path(model) if Path(model).is_dir() else model
+    client = None if isinstance(reference, Path) else get_client(ctx)
+    predictor = load_model(reference, client, lazy=True)  # an unknown model: nothing written
+    spec = (monitoring_thresholds(client, predictor.model_version) if client is not None
+            else thresholds_from_rules(()))
+    thresholds = Thresholds(error_rate=error_rate, p99_latency_s=p99_latency,
+                            drift_share=spec["drift_share"] if drift_share is None
+                            else drift_share,
+                            floors=given if floors else spec["floors"], window=window)
+    made = observability_files(predictor, thresholds=thresholds, job=job,
+                               prometheus_url=prometheus_url, dashboards_path=dashboards_path)
+    directory = output if output is not None else Path("monitoring") / made.job
+    files = write_observability(made, directory)
+    if as_json:
+        print_json({"directory": directory.absolute(),
+                    "files": [f.relative_to(directory).as_posix() for f in files],
+                    "job": made.job, "thresholds": {
+                        "error_rate": thresholds.error_rate,
+                        "p99_latency_s": thresholds.p99_latency_s,
+                        "drift_share": thresholds.drift_share,
+                        "floors": dict(thresholds.floors)}})
+        return
+    console().print(key_value_table([("for", made.source), ("job", made.job),
+                                     ("directory", str(directory)),
+                                     ("files", ", ".join(f.relative_to(directory).as_posix()
+                                                         for f in files))],
+                                    title="Prometheus alerts and Grafana dashboard"))
+    typer.echo("Load them:")
+    typer.echo(f"  Prometheus: rule_files: [{directory / 'alerts.yaml'}], then reload it")
+    provisioning = directory / "provisioning"
+    typer.echo(f"  Grafana: {provisioning / 'datasources.yaml'} -> "
+               "/etc/grafana/provisioning/datasources/, "
+               f"{provisioning / 'dashboards.yaml'} -> /etc/grafana/provisioning/dashboards/, "
+               f"{directory / 'dashboard.json'} -> {dashboards_path}/")

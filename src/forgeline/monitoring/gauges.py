@@ -35,29 +35,12 @@ import time
 import weakref
 from typing import Any
 
+from forgeline.exposition import MONITORING_GAUGES
 from forgeline.monitoring.result import MonitorResult
 
 __all__ = ["GAUGES", "ensure_gauges", "register_gauges"]
 
-GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "forgeline_drift_score": ("Drift statistic of a feature against the reference.",
-                              ("model", "feature", "method")),
-    "forgeline_feature_drifted": ("1 when the feature drifted, else 0.", ("model", "feature")),
-    "forgeline_dataset_drift_share": ("Share of drifted features.", ("model",)),
-    "forgeline_dataset_drifted": ("1 when the dataset drifted, else 0.", ("model",)),
-    "forgeline_prediction_drift_score": ("Drift statistic of the predictions.",
-                                         ("model", "method")),
-    "forgeline_multivariate_error": ("Mean PCA reconstruction error.", ("model",)),
-    "forgeline_missing_share": ("Share of missing values of a feature.", ("model", "feature")),
-    "forgeline_duplicate_share": ("Share of duplicated input rows.", ("model",)),
-    "forgeline_realized_metric": ("Metric on labelled production rows.", ("model", "metric")),
-    "forgeline_estimated_metric": ("Metric estimated from confidence (CBPE).",
-                                   ("model", "metric")),
-    "forgeline_alerts_fired": ("Alert rules that fired in the last run.", ("model",)),
-    "forgeline_monitor_rows": ("Rows in the last monitoring run.", ("model",)),
-    "forgeline_monitor_timestamp_seconds": ("Unix time of the last monitoring run.",
-                                            ("model",)),
-}
+GAUGES = MONITORING_GAUGES  # declared below the stages: alert rules name them too
 
 _LOCK = threading.Lock()
 # registry -> (gauges by name, {(gauge name, model): label tuples set last time})

@@ -43,8 +43,9 @@ folder renamed into place, refusing a non-empty folder that this module did not 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ANNOTATION_PREFIX", "HOME", "MARKER", "PRESTOP_S", "SERVER_PORT", "Manifests",
            "Resources", "grace_period", "model_manifests", "server_manifests",
-           "write_manifests"]
+           "write_folder", "write_manifests"]
 
 MARKER = ".forgeline-deploy"  # marks a folder this module wrote (safe to replace)
 SERVER_PORT = 5000  # forgeline server's default port
@@ -284,6 +285,27 @@ def write_manifests(manifests: Manifests, directory: Path) -> list[Path]:
     Raises:
         AlreadyExists: ``directory`` exists and holds something this module did not write.
     """
+    header = f"# Written by forgeline deploy k8s for {manifests.source}.\n"
+    if manifests.secrets:
+        header += "# Create its Secrets first (no secret value is written here):\n" + "".join(
+            f"#   {command}\n" for command in manifests.secrets)
+    return write_folder({
+        file: header + "---\n".join(yaml.safe_dump(d, sort_keys=False,
+                                                   default_flow_style=False)
+                                    for d in documents)
+        for file, documents in manifests.files.items()}, directory)
+
+
+def write_folder(files: Mapping[str, str], directory: Path) -> list[Path]:
+    """Write ``files`` (relative path -> text) into ``directory`` at once; return the paths.
+
+    The folder is written beside its place and renamed into it, and replaces a folder only
+    when that one holds nothing but what this function wrote there before (listed in its
+    :data:`MARKER` file): a file someone added beside them is never lost.
+
+    Raises:
+        AlreadyExists: ``directory`` exists and holds something this function did not write.
+    """
     directory = Path(directory)
     if directory.exists():
         if not directory.is_dir():
@@ -295,20 +317,19 @@ def write_manifests(manifests: Manifests, directory: Path) -> list[Path]:
         # it is replaced as a whole: only when it holds nothing but what was written here
         written = set((directory / MARKER).read_text(encoding="utf-8").split()) if (
             present) else set()
-        if others := sorted(present - written - {MARKER}):
+        folders = {parent.as_posix() for file in written
+                   for parent in PurePosixPath(file).parents}
+        others = sorted(rel for p in directory.rglob("*")
+                        if (rel := p.relative_to(directory).as_posix()) not in (
+                            written | folders | {MARKER}))
+        if others:
             raise AlreadyExists(f"{directory} holds files this command did not write: "
                                 f"{', '.join(others)}.",
                                 hint="Write elsewhere with -o (a kustomize overlay can "
                                      "point at it), or move them out.")
-    header = f"# Written by forgeline deploy k8s for {manifests.source}.\n"
-    if manifests.secrets:
-        header += "# Create its Secrets first (no secret value is written here):\n" + "".join(
-            f"#   {command}\n" for command in manifests.secrets)
     with atomic_path(directory, directory=True) as tmp:
-        for file, documents in manifests.files.items():
-            text = "---\n".join(yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
-                                for d in documents)
-            (tmp / file).write_text(header + text, encoding="utf-8")
-        (tmp / MARKER).write_text("".join(f"{file}\n" for file in manifests.files),
-                                  encoding="utf-8")
-    return [directory / file for file in manifests.files]
+        for file, text in files.items():
+            (tmp / file).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / file).write_text(text, encoding="utf-8")
+        (tmp / MARKER).write_text("".join(f"{file}\n" for file in files), encoding="utf-8")
+    return [directory / file for file in files]
