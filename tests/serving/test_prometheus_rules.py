@@ -21,7 +21,7 @@ from typer.testing import CliRunner, Result
 from forgeline.cli import app
 from forgeline.exposition import MONITORING_GAUGES, SERVER, exported_series
 from forgeline.serving.observability import ALERTS, FILES, PROMETHEUS_SERIES
-from tests.serving.conftest import TrainedStore
+from tests.serving.conftest import TrainedStore, make_frame
 from tests.serving.test_serve_cli import ROW, _server
 
 PROMTOOL = shutil.which("promtool")
@@ -102,6 +102,11 @@ def test_the_files_are_written_and_a_rerun_replaces_them(written: Path, trained:
     assert rules["ForgelineHighErrorRate"]["expr"].endswith("> 0.2")
     assert rules["ForgelineHighLatency"]["expr"].endswith("> 1.5")
     assert rules["ForgelineDatasetDrift"]["expr"].endswith(">= 0.3")
+    (written / "provisioning" / "alerting.yaml").write_text("apiVersion: 1\n")
+    refused = invoke(tmp_path, "--store", trained.uri, "deploy", "prometheus", "fraud/1",
+                     "-o", str(written))  # replacing the folder would lose the user's file
+    one_error_line(refused, 4, "did not write: provisioning/alerting.yaml.")
+    assert (written / "provisioning" / "alerting.yaml").is_file()
 
 
 def test_the_training_specs_retrain_triggers_set_the_thresholds() -> None:
@@ -111,6 +116,36 @@ def test_the_training_specs_retrain_triggers_set_the_thresholds() -> None:
                                   "psi.amount > 0.2"]) == {
         "drift_share": 0.3, "floors": {"roc_auc": 0.75}}
     assert thresholds_from_rules([]) == {"drift_share": 0.5, "floors": {}}
+
+
+def test_a_models_own_retrain_triggers_set_its_alerts(trained: TrainedStore,
+                                                      tmp_path: Path) -> None:
+    from forgeline.store import close_stores
+    from forgeline.tracking.client import Client
+    from forgeline.workflows.train import train
+
+    store = trained.copy(tmp_path / "store")
+    data = tmp_path / "churn.csv"
+    make_frame(200, 3).to_csv(data, index=False)
+    train({"name": "churn", "data": {"path": str(data), "target": "y"}, "seed": 0,
+           "models": ["logistic_regression"], "tuning": {"trials": 1, "cv_folds": 2},
+           "retrain": {"triggers": ["dataset_drift > 0.3", "estimated_roc_auc < 0.7"]}},
+          client=Client(store.uri))
+    close_stores()
+    out = tmp_path / "monitoring"
+    done = invoke(tmp_path, "--store", store.uri, "deploy", "prometheus", "churn", "-o",
+                  str(out))
+    assert done.exit_code == 0, done.output
+    rules = rules_of(out)
+    assert rules["ForgelineDatasetDrift"]["expr"].endswith(">= 0.3")
+    low = rules["ForgelineEstimatedMetricLow"]
+    assert low["expr"].endswith("< 0.7") and low["labels"]["metric"] == "roc_auc"
+    done = invoke(tmp_path, "--store", store.uri, "deploy", "prometheus", "churn", "-o",
+                  str(out), "--drift-share", "0.6", "--floor", "accuracy=0.9")
+    assert done.exit_code == 0, done.output  # the options win over the spec
+    rules = rules_of(out)
+    assert rules["ForgelineDatasetDrift"]["expr"].endswith(">= 0.6")
+    assert 'metric="accuracy"' in rules["ForgelineEstimatedMetricLow"]["expr"]
 
 
 def test_mistakes_are_one_line_and_write_nothing(trained: TrainedStore,
@@ -312,13 +347,15 @@ def test_prometheus_scrapes_the_server_and_counts_its_requests(
             counted: list[dict[str, Any]] = []
             while time.monotonic() < deadline:
                 assert prometheus.poll() is None, (tmp_path / "prometheus.log").read_text()
-                try:
+                try:  # 503 until it has loaded its storage
+                    ready = httpx.get(f"{base}/-/ready", timeout=5).status_code == 200
+                except httpx.TransportError:
+                    ready = False
+                if ready:
                     counted = _query(base, 'sum(forgeline_requests_total{job="fraud",'
                                            'route="/predict",status="200"})')
                     if counted and _query(base, 'up{job="fraud"} == 1'):
                         break
-                except httpx.TransportError:
-                    pass
                 time.sleep(0.2)
             assert counted, (tmp_path / "prometheus.log").read_text()[-3000:]
             assert float(counted[0]["value"][1]) == sent
@@ -327,7 +364,8 @@ def test_prometheus_scrapes_the_server_and_counts_its_requests(
             # every series the server exposes is in the exported list
             names = {r["metric"]["__name__"] for r in _query(
                 base, 'count by (__name__) ({job="fraud"})')}
-            ours = {n for n in names if not n.startswith("scrape_") and n != "up"}
+            ours = {n for n in names  # less Prometheus' own: up, scrape_*, ALERTS*
+                    if not n.startswith(("scrape_", "ALERTS")) and n != "up"}
             assert ours and ours <= exported_series(), ours - exported_series()
         finally:
             prometheus.terminate()

@@ -202,7 +202,8 @@ def prometheus_command(
                             else drift_share,
                             floors=given if floors else spec["floors"], window=window)
     made = observability_files(predictor, thresholds=thresholds, job=job,
-                               prometheus_url=prometheus_url, dashboards_path=dashboards_path)
+                               prometheus_url=prometheus_url, dashboards_path=dashboards_path,
+                               reference=model)
     directory = output if output is not None else Path("monitoring") / made.job
     files = write_observability(made, directory)
     if as_json:
@@ -222,7 +223,8 @@ def prometheus_command(
     typer.echo("Load them:")
     typer.echo(f"  Prometheus: rule_files: [{directory / 'alerts.yaml'}], then reload it")
     provisioning = directory / "provisioning"
-    typer.echo(f"  Grafana: {provisioning / 'datasources.yaml'} -> "
-               "/etc/grafana/provisioning/datasources/, "
-               f"{provisioning / 'dashboards.yaml'} -> /etc/grafana/provisioning/dashboards/, "
-               f"{directory / 'dashboard.json'} -> {dashboards_path}/")
+    typer.echo("  Grafana: copy")
+    typer.echo(f"    {provisioning / 'datasources.yaml'} to "
+               "/etc/grafana/provisioning/datasources/")
+    typer.echo(f"    {provisioning / 'dashboards.yaml'} to /etc/grafana/provisioning/dashboards/")
+    typer.echo(f"    {directory / 'dashboard.json'} to {dashboards_path}/")

@@ -299,7 +299,7 @@ def observability_files(ref_or_predictor: str | Path | Predictor, *,
                         thresholds: Thresholds | None = None, job: str | None = None,
                         prometheus_url: str = "http://localhost:9090",
                         dashboards_path: str = "/var/lib/grafana/dashboards/forgeline",
-                        ) -> Observability:
+                        reference: str | None = None) -> Observability:
     """Alert rules, a dashboard and provisioning files for one model version's server.
 
     Args:
@@ -312,6 +312,7 @@ def observability_files(ref_or_predictor: str | Path | Predictor, *,
             lowercase, the Service ``forgeline deploy k8s`` writes).
         prometheus_url: the data source's URL in ``provisioning/datasources.yaml``.
         dashboards_path: where Grafana finds ``dashboard.json``.
+        reference: the reference a given Predictor was loaded by, for the files' headers.
 
     Raises:
         NotFound: no such model, version or alias.
@@ -329,8 +330,10 @@ def observability_files(ref_or_predictor: str | Path | Predictor, *,
     if not _JOB.match(job):
         raise InvalidInput(f"Invalid job {job!r}: use letters, digits and _ . : / -.")
     source = f"{mv.name}/{mv.version}" if mv is not None else str(predictor.path)
-    if mv is not None and isinstance(ref_or_predictor, str) and ref_or_predictor != source:
-        source += f" ({ref_or_predictor})"
+    if reference is None and isinstance(ref_or_predictor, str):
+        reference = ref_or_predictor
+    if mv is not None and reference is not None and reference != source:
+        source += f" ({reference})"
     header = (f"# Written by forgeline deploy prometheus for {source}.\n"
               f"# Alerts on the scrape job {job!r}.\n")
     files = {"alerts.yaml": header + yaml.safe_dump(
