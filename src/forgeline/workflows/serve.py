@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeline.errors import ForgelineError, InvalidInput
+from forgeline.exposition import MONITOR
 from forgeline.serving import app as serving_app
 from forgeline.serving import server
 from forgeline.serving.app import BackgroundJob, ServingState
@@ -249,10 +250,11 @@ class PeriodicMonitor(BackgroundJob):
         lock = WorkerLock(Path(lock_dir) / _LOCK_NAME.format(name) if lock_dir else None)
         self.runner = Schedule(self._run, schedule.every_s, name="forgeline-monitor", lock=lock,
                                on_lead=partial(self._lead, name))
-        self.runs = Counter("forgeline_monitor_runs", "Periodic monitoring runs, by outcome "
+        runs, duration = MONITOR  # the names alert rules and dashboards know them by
+        self.runs = Counter(runs, "Periodic monitoring runs, by outcome "
                             "(ok, empty: no predictions in the window yet, failed).",
                             ["model", "outcome"], registry=registry)
-        self.duration = Gauge("forgeline_monitor_duration_seconds", "How long the last "
+        self.duration = Gauge(duration, "How long the last "
                               "monitoring run took.", ["model"], registry=registry,
                               multiprocess_mode="livemostrecent")
         ensure_gauges(registry)
