@@ -125,6 +125,10 @@ class Observability:
     source: str
 
 
+def _pct(share: float) -> str:
+    return f"{share * 100:.4g}%"
+
+
 def _sel(**labels: str) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
@@ -155,8 +159,8 @@ def alert_rules(model: str, version: str, job: str, thresholds: Thresholds
                f"sum by (job) (rate(forgeline_requests_total{errors}[{w}])) / sum by (job) "
                f"(rate(forgeline_requests_total{job_sel}[{w}])) > {t.error_rate:g}",
                t.wait["ForgelineHighErrorRate"], "critical", labels,
-               f"{model}: more than {t.error_rate:.0%} of requests fail",
-               f"Over {t.error_rate:.0%} of the requests to {who} answered a 5xx status "
+               f"{model}: more than {_pct(t.error_rate)} of requests fail",
+               f"Over {_pct(t.error_rate)} of the requests to {who} answered a 5xx status "
                f"over {w}. Read the server's log for the errors; if a new version was "
                "deployed, roll back to the previous one."),
         _alert("ForgelineHighLatency",
@@ -181,7 +185,7 @@ def alert_rules(model: str, version: str, job: str, thresholds: Thresholds
                f"{t.drift_share:g}",
                t.wait["ForgelineDatasetDrift"], "warning", labels,
                f"{model}: the inputs drifted",
-               f"At least {t.drift_share:.0%} of the features of {who} drifted from the "
+               f"At least {_pct(t.drift_share)} of the features of {who} drifted from the "
                f"training data. See which ones (forgeline monitor {model}) and consider "
                f"retraining (forgeline retrain {model})."),
     ]
@@ -250,7 +254,7 @@ def dashboard(model: str, version: str, job: str, source: str, thresholds: Thres
         _panel("Dataset drift (share of drifted features)",
                [(f"max(forgeline_dataset_drift_share{m})", "drifted share")],
                unit="percentunit",
-               description=f"The alert fires at {thresholds.drift_share:.0%}."),
+               description=f"The alert fires at {_pct(thresholds.drift_share)}."),
         _panel("Estimated and realised metrics",
                [(f"max by (metric) (forgeline_estimated_metric{m})", "estimated {{metric}}"),
                 (f"max by (metric) (forgeline_realized_metric{m})", "realised {{metric}}")]),
