@@ -73,7 +73,7 @@ def server_command(
     ctx: typer.Context,
     store: str | None = typer.Option(None, "--store", metavar="URI", help=STORE_HELP),
     artifacts: str | None = typer.Option(
-        None, "--artifacts", metavar="DIR",
+        None, "--artifacts", metavar="DIR|s3://BUCKET/PREFIX",
         help="Where artifact bytes live (default: artifacts/ beside a SQLite store, else "
              "FORGELINE_ARTIFACT_ROOT or <home>/artifacts)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
@@ -111,12 +111,19 @@ def _serve(client: Client, artifacts: str | None, host: str, port: int, workers:
     """Check what can fail, say where the server is, and run it until Ctrl-C."""
     import uvicorn
 
-    from forgeline.store.artifacts import LocalArtifactStore
+    from forgeline.store.artifacts import LocalArtifactStore, open_artifact_store
 
-    if not isinstance(client.artifacts, LocalArtifactStore):
+    if client.store.uri.startswith(("http://", "https://")):
         raise InvalidInput(f"The team server needs a database store, not {client.store.uri}.",
                            hint="Give --store sqlite:///... or postgresql+psycopg://...")
-    root = os.path.abspath(artifacts) if artifacts else str(client.artifacts.root)
+    if artifacts and artifacts.startswith("s3://"):
+        root = artifacts
+        open_artifact_store(root)  # a missing bucket or wrong credentials: one line, now
+    elif artifacts or isinstance(client.artifacts, LocalArtifactStore):
+        root = os.path.abspath(artifacts) if artifacts else str(
+            getattr(client.artifacts, "root", ""))
+    else:
+        root = str(getattr(client.artifacts, "uri", ""))
     secure = auth_by_default(host) if auth is None else auth
     admins = sum(t.role is Role.ADMIN for t in client.store.list_tokens())  # opens the store
     port = _free_port(host, port)

@@ -12,8 +12,6 @@ bodies and limits in :mod:`forgeline.server.http`; roles in :mod:`forgeline.serv
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 
 from forgeline.config import SERVER_MAX_BODY_BYTES, ServerSettings
@@ -21,7 +19,8 @@ from forgeline.server import mlflow, ui
 from forgeline.server.api import admin, registry, tracking
 from forgeline.server.api import artifacts as artifact_routes
 from forgeline.server.http import BodyLimit, install_errors
-from forgeline.store import ArtifactStore, LocalArtifactStore, Store, get_store
+from forgeline.store import ArtifactStore, Store, get_store
+from forgeline.store.artifacts import open_artifact_store
 from forgeline.store.http.wire import API_PREFIX
 from forgeline.version import __version__
 
@@ -63,5 +62,5 @@ def create_app_from_env() -> FastAPI:
     """The app of one ``forgeline server`` worker, from ``FORGELINE_SERVER_CONFIG``."""
     settings = ServerSettings.from_env()
     return create_app(get_store(settings.store_uri),
-                      LocalArtifactStore(Path(settings.artifact_root)),
+                      open_artifact_store(settings.artifact_root),
                       auth=settings.auth, max_body_bytes=settings.max_body_bytes)

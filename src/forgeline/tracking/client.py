@@ -13,7 +13,7 @@ from forgeline.errors import InvalidInput, NotFound
 from forgeline.names import check_name
 from forgeline.registry.client import RegistryAPI
 from forgeline.store import ArtifactStore, LocalArtifactStore, Store, get_store
-from forgeline.store.artifacts import safe_artifact_path
+from forgeline.store.artifacts import open_artifact_store, safe_artifact_path
 from forgeline.tracking.context import run_context_tags
 from forgeline.tracking.run import ActiveRun, metric_step, metric_value, param_value
 from forgeline.util.time import now_ms
@@ -61,6 +61,8 @@ class Client(RegistryAPI):
             assert isinstance(self.store, HttpStore)
             return HttpArtifactStore(self.store, Path(artifact_root) if artifact_root else
                                      (self.settings.home / "cache" / "artifacts").absolute())
+        if isinstance(artifact_root, str) and artifact_root.startswith("s3://"):
+            return open_artifact_store(artifact_root)
         return LocalArtifactStore(Path(artifact_root) if artifact_root
                                   else self._default_artifact_root())
 
