@@ -174,3 +174,14 @@ def test_the_team_server_keeps_a_clients_artifacts_in_s3(aws: Any, bucket: str,
         assert aws.head_object(Bucket=bucket, Key=f"team/objects/{digest[:2]}/{digest[2:]}")
         out = client.download_artifacts(run.run_id, "model.bin", tmp_path / "out")
         assert out.read_bytes() == source.read_bytes()
+
+
+def test_the_server_command_says_in_one_line_that_the_bucket_is_missing(aws: Any,
+                                                                        tmp_path: Path) -> None:
+    from tests.cli.conftest import invoke
+
+    result = invoke("server", "--store", f"sqlite:///{tmp_path / 'team.db'}",
+                    "--artifacts", "s3://no-such-bucket/team")
+    assert result.exit_code != 0
+    assert "bucket 'no-such-bucket' does not exist" in result.output
+    assert "Traceback" not in result.output

@@ -81,9 +81,12 @@ class S3ArtifactStore(ArtifactStore):
         self.bucket, self.prefix = parse_s3_uri(uri)
         self.cache = Path(cache) if cache else Path(tempfile.gettempdir()) / "forgeline-s3-cache"
         if client is None:
-            import boto3
-
-            client = boto3.client("s3")
+            try:
+                import boto3
+            except ImportError as e:
+                raise InvalidInput(f"Artifacts at {uri} need boto3, which is not installed.",
+                                   hint="pip install 'forgeline[s3]'") from e
+            client = self._call(lambda: boto3.client("s3"))
         self._client = client
         self._transfer = transfer_config
         self._call(lambda: self._client.head_bucket(Bucket=self.bucket))
