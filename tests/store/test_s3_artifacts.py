@@ -19,8 +19,7 @@ from moto.server import ThreadedMotoServer
 
 import forgeline as fl
 from forgeline.errors import IntegrityError, NotFound, StoreError
-from forgeline.store import get_store
-from forgeline.store.artifacts import open_artifact_store
+from forgeline.store import get_store, open_artifact_store
 from forgeline.store.s3_artifacts import S3ArtifactStore, _HashingReader
 
 MB = 1 << 20

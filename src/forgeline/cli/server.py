@@ -111,7 +111,7 @@ def _serve(client: Client, artifacts: str | None, host: str, port: int, workers:
     """Check what can fail, say where the server is, and run it until Ctrl-C."""
     import uvicorn
 
-    from forgeline.store.artifacts import LocalArtifactStore, open_artifact_store
+    from forgeline.store import LocalArtifactStore, open_artifact_store
 
     if client.store.uri.startswith(("http://", "https://")):
         raise InvalidInput(f"The team server needs a database store, not {client.store.uri}.",

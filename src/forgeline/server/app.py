@@ -19,8 +19,7 @@ from forgeline.server import mlflow, ui
 from forgeline.server.api import admin, registry, tracking
 from forgeline.server.api import artifacts as artifact_routes
 from forgeline.server.http import BodyLimit, install_errors
-from forgeline.store import ArtifactStore, Store, get_store
-from forgeline.store.artifacts import open_artifact_store
+from forgeline.store import ArtifactStore, Store, get_store, open_artifact_store
 from forgeline.store.http.wire import API_PREFIX
 from forgeline.version import __version__
 

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 from forgeline.config import load_settings
 from forgeline.store.artifacts import ArtifactStore, LocalArtifactStore
 from forgeline.store.base import Store
 
-__all__ = ["ArtifactStore", "LocalArtifactStore", "Store", "close_stores", "get_store"]
+__all__ = ["ArtifactStore", "LocalArtifactStore", "Store", "close_stores", "get_store",
+           "open_artifact_store"]
 
 _stores: dict[str, Store] = {}
 _lock = threading.Lock()
+
+
+def open_artifact_store(root: str | Path) -> ArtifactStore:
+    """The artifact store for a folder or an ``s3://bucket/prefix`` URI (object storage,
+    with boto3 imported only then)."""
+    if isinstance(root, str) and root.startswith("s3://"):
+        from forgeline.store.s3_artifacts import S3ArtifactStore
+
+        return S3ArtifactStore(root)
+    return LocalArtifactStore(Path(root))
 
 
 def get_store(store: str | Store | None = None) -> Store:

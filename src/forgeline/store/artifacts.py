@@ -26,8 +26,8 @@ from typing import BinaryIO
 from forgeline.errors import IntegrityError, InvalidInput, NotFound
 from forgeline.util.files import atomic_path
 
-__all__ = ["ArtifactStore", "LocalArtifactStore", "Upload", "check_digest",
-           "open_artifact_store", "safe_artifact_path", "sha256_file"]
+__all__ = ["ArtifactStore", "LocalArtifactStore", "Upload", "check_digest", "safe_artifact_path",
+           "sha256_file"]
 
 _CHUNK = 1 << 20
 
@@ -215,12 +215,3 @@ class LocalArtifactStore(ArtifactStore):
                 for item in sorted(shard.iterdir()):
                     yield shard.name + item.name
 
-
-def open_artifact_store(root: str | Path) -> ArtifactStore:
-    """The artifact store for a folder or an ``s3://bucket/prefix`` URI (object storage,
-    with boto3 imported only then)."""
-    if isinstance(root, str) and root.startswith("s3://"):
-        from forgeline.store.s3_artifacts import S3ArtifactStore
-
-        return S3ArtifactStore(root)
-    return LocalArtifactStore(Path(root))

@@ -12,8 +12,8 @@ from forgeline.entities import Artifact, Dataset, Experiment, Metric, PagedList,
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.names import check_name
 from forgeline.registry.client import RegistryAPI
-from forgeline.store import ArtifactStore, LocalArtifactStore, Store, get_store
-from forgeline.store.artifacts import open_artifact_store, safe_artifact_path
+from forgeline.store import ArtifactStore, LocalArtifactStore, Store, get_store, open_artifact_store
+from forgeline.store.artifacts import safe_artifact_path
 from forgeline.tracking.context import run_context_tags
 from forgeline.tracking.run import ActiveRun, metric_step, metric_value, param_value
 from forgeline.util.time import now_ms
