@@ -14,6 +14,7 @@ pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 
 import boto3
+import httpx
 from boto3.s3.transfer import TransferConfig
 from moto.server import ThreadedMotoServer
 
@@ -129,22 +130,26 @@ def test_a_missing_bucket_is_one_clear_error(aws: Any) -> None:
     assert e.value.hint and "Create the bucket" in e.value.hint
 
 
-def test_wrong_credentials_are_one_clear_error(aws: Any, bucket: str,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    # moto accepts any key unless IAM is enforced; a client with an anonymous signer against a
-    # closed port stands in for the endpoint, and a stubbed ClientError for refused keys.
-    from botocore.exceptions import ClientError
-
-    client = boto3.client("s3")
-
-    def refuse(**_: Any) -> None:
-        raise ClientError({"Error": {"Code": "InvalidAccessKeyId", "Message": "no"}},
-                          "HeadBucket")
-
-    monkeypatch.setattr(client, "head_bucket", refuse)
-    with pytest.raises(StoreError, match="refused the credentials") as e:
-        S3ArtifactStore(f"s3://{bucket}", client=client)
-    assert e.value.hint and "AWS_ACCESS_KEY_ID" in e.value.hint
+def test_wrong_credentials_are_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A server of its own that checks keys (moto's IAM access control, on once the bucket
+    # exists): the keys it does not know are refused as a real S3 would.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        for name, value in {"AWS_ENDPOINT_URL": url, "AWS_REGION": "us-east-1",
+                            "AWS_ACCESS_KEY_ID": "unknown", "AWS_SECRET_ACCESS_KEY": "wrong"
+                            }.items():
+            monkeypatch.setenv(name, value)
+        boto3.client("s3").create_bucket(Bucket="guarded")
+        assert httpx.post(f"{url}/moto-api/reset-auth", content=b"0").status_code == 200
+        with pytest.raises(StoreError, match="refused the credentials for s3://guarded/p") as e:
+            S3ArtifactStore("s3://guarded/p")
+        assert e.value.hint and "AWS_ACCESS_KEY_ID" in e.value.hint
+    finally:  # the setting is global to moto in this process: back to no checks
+        httpx.post(f"{url}/moto-api/reset-auth", content=b"inf")
+        server.stop()
 
 
 def test_an_unreachable_endpoint_is_one_clear_error(aws: Any,
