@@ -214,4 +214,3 @@ class LocalArtifactStore(ArtifactStore):
             for shard in sorted(objects.iterdir()):
                 for item in sorted(shard.iterdir()):
                     yield shard.name + item.name
-
