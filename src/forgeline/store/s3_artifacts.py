@@ -20,14 +20,18 @@ AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), which boto3 reads itself.
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from forgeline.errors import IntegrityError, InvalidInput, NotFound, StoreError
-from forgeline.store.artifacts import ArtifactStore, check_digest, sha256_file
+from forgeline.store.artifacts import (
+    ArtifactStore,
+    LocalArtifactStore,
+    check_digest,
+    sha256_file,
+)
 
 __all__ = ["S3ArtifactStore", "parse_s3_uri"]
 
@@ -79,7 +83,8 @@ class S3ArtifactStore(ArtifactStore):
                  client: Any = None) -> None:
         self.uri = uri
         self.bucket, self.prefix = parse_s3_uri(uri)
-        self.cache = Path(cache) if cache else Path(tempfile.gettempdir()) / "forgeline-s3-cache"
+        self.cache = LocalArtifactStore(
+            Path(cache) if cache else Path(tempfile.gettempdir()) / "forgeline-s3-cache")
         if client is None:
             try:
                 import boto3
@@ -107,7 +112,7 @@ class S3ArtifactStore(ArtifactStore):
             return fn()
         except ClientError as e:
             code = str(e.response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchKey", "NotFound") and missing is not None:
+            if code in _MISSING and missing is not None:
                 raise NotFound(missing, hint="The artifact store was moved or cleaned; "
                                "restore it.") from e
             if code in ("404", "NoSuchBucket", "NotFound"):
@@ -143,30 +148,25 @@ class S3ArtifactStore(ArtifactStore):
 
     def get(self, digest: str) -> Path:
         key = self._key(digest)
-        target = self.cache / "objects" / digest[:2] / digest[2:]
-        if target.is_file() and sha256_file(target) == digest:
-            return target
+        if self.cache.exists(digest):
+            try:
+                return self.cache.get(digest)
+            except IntegrityError:  # a damaged copy in the cache: fetch it again
+                self.cache._object(digest).unlink()
         missing = f"Artifact {digest[:12]} is missing from {self.uri}."
         body = self._call(lambda: self._client.get_object(Bucket=self.bucket, Key=key),
                           missing)["Body"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
-        try:
-            hasher = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
-                while chunk := self._call(lambda: body.read(_CHUNK)):
-                    hasher.update(chunk)
-                    out.write(chunk)
-            actual = hasher.hexdigest()
-            if actual != digest:
+        with self.cache.upload() as upload:  # verified, then moved into place
+            while chunk := self._call(lambda: body.read(_CHUNK)):
+                upload.write(chunk)
+            try:
+                upload.commit(expected=digest)
+            except InvalidInput:
                 raise IntegrityError(
-                    f"Artifact {digest[:12]} in {self.uri} is corrupt: its bytes hash to "
-                    f"{actual[:12]}.", hint="Restore the object from a backup.")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return target
+                    f"Artifact {digest[:12]} in {self.uri} is corrupt: its bytes do not hash "
+                    "to its digest; nothing was kept.",
+                    hint="Restore the object from a backup.") from None
+        return self.cache.get(digest)
 
     def exists(self, digest: str) -> bool:
         from botocore.exceptions import ClientError
