@@ -19,7 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
+from click.testing import Result
+from typer.testing import CliRunner
 
+from forgeline.cli import app
 from forgeline.serving.app import create_app
 from forgeline.serving.config import ServeConfig
 
@@ -193,3 +196,17 @@ def metric(text: str, sample_name: str, /, **labels: str) -> float:
         if all(found.get(k) == f'"{v}"' for k, v in labels.items()):
             return float(value)
     return 0.0
+
+
+def invoke(tmp_path: Path, *args: str) -> Result:
+    """The ``forgeline`` command in process, its home under ``tmp_path``."""
+    env = {"FORGELINE_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def one_error_line(result: Result, code: int, fragment: str) -> None:
+    """The command failed with ``code`` and exactly one ``error:`` line holding ``fragment``."""
+    assert result.exit_code == code, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+    assert "Traceback" not in result.output

@@ -14,23 +14,9 @@ from pathlib import Path
 
 import httpx
 import yaml
-from typer.testing import CliRunner, Result
 
-from forgeline.cli import app
 from forgeline.serving.docker import HOME
-from tests.serving.conftest import TrainedStore
-
-
-def invoke(tmp_path: Path, *args: str) -> Result:
-    env = {"FORGELINE_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
-    return CliRunner().invoke(app, list(args), env=env)
-
-
-def one_error_line(result: Result, code: int, fragment: str) -> None:
-    assert result.exit_code == code, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
-    assert "Traceback" not in result.output
+from tests.serving.conftest import TrainedStore, invoke, one_error_line
 
 
 def test_a_model_gets_its_manifests_and_the_commands_to_apply_them(

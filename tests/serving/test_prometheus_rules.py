@@ -16,12 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from typer.testing import CliRunner, Result
 
-from forgeline.cli import app
 from forgeline.exposition import MONITORING_GAUGES, SERVER, exported_series
 from forgeline.serving.observability import ALERTS, FILES, PROMETHEUS_SERIES
-from tests.serving.conftest import TrainedStore, make_frame
+from tests.serving.conftest import TrainedStore, invoke, make_frame, one_error_line
 from tests.serving.test_serve_cli import ROW, _server
 
 PROMTOOL = shutil.which("promtool")
@@ -32,17 +30,6 @@ needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is 
                                       "installed (scripts/install-sysdeps.sh installs it)")
 LABELS = {"model": "fraud", "version": "1"}
 
-
-def invoke(tmp_path: Path, *args: str) -> Result:
-    env = {"FORGELINE_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
-    return CliRunner().invoke(app, list(args), env=env)
-
-
-def one_error_line(result: Result, code: int, fragment: str) -> None:
-    assert result.exit_code == code, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
-    assert "Traceback" not in result.output
 
 
 @pytest.fixture
