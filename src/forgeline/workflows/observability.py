@@ -10,8 +10,7 @@ happens here, in a workflow.
 
 from __future__ import annotations
 
-import json
-import tempfile
+import contextlib
 from typing import Any
 
 from forgeline.entities import ModelVersion
@@ -19,7 +18,7 @@ from forgeline.errors import ForgelineError
 from forgeline.monitoring.config import MonitorConfig
 from forgeline.monitoring.rules import parse_rule
 from forgeline.tracking.client import Client
-from forgeline.training.layout import SPEC_PATH
+from forgeline.workflows.retrain import champion_spec
 
 __all__ = ["monitoring_thresholds", "thresholds_from_rules"]
 
@@ -51,14 +50,9 @@ def monitoring_thresholds(client: Client, version: ModelVersion | None) -> dict[
     """The thresholds of :func:`thresholds_from_rules` for the ``retrain.triggers`` of the
     spec that trained ``version`` (the monitor's defaults when there is none: a bare
     package, a model not trained by ``forgeline train``, or no triggers)."""
-    triggers: list[str] = []
-    if version is not None and version.run_id is not None:
-        try:
-            if client.list_artifacts(version.run_id, SPEC_PATH):
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = client.download_artifacts(version.run_id, SPEC_PATH, tmp)
-                    raw = json.loads(path.read_text(encoding="utf-8"))
-                triggers = list((raw.get("retrain") or {}).get("triggers") or ())
-        except (ForgelineError, OSError, ValueError):
-            triggers = []  # an unreadable spec: the defaults, as for a bare package
+    triggers: tuple[str, ...] = ()
+    if version is not None:
+        # no spec, or an unreadable one: the defaults, as for a bare package
+        with contextlib.suppress(ForgelineError, OSError, ValueError):
+            triggers = champion_spec(client, version).retrain.triggers
     return thresholds_from_rules(triggers)
