@@ -1,8 +1,10 @@
-"""Shared fixtures: an isolated home per test, a real PostgreSQL server per session."""
+"""Shared fixtures: an isolated home per test, a real PostgreSQL server and a real Ray
+cluster per session."""
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from forgeline.store import close_stores, get_store
 from tests.pgserver import PostgresServer
+from tests.raycluster import RayCluster
 from tests.teamserver import LiveServer
 from tests.webhook import Webhook, webhook_server
 
@@ -39,6 +42,26 @@ def postgres() -> Iterator[PostgresServer]:
     SqlStore(server.uri(server.template)).close()
     yield server
     server.stop()
+
+
+# Ray reads its token settings when it is imported (at collection, by the Ray tests): the
+# session's cluster token is set for this process before any of them.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """A Ray head and one worker node (one CPU each) started with ``ray start``, sharing
+    this process's token: ``ray.init(address=...)`` here and any ``forgeline`` command
+    started with ``cluster.env`` join it."""
+    pytest.importorskip("ray")
+    cluster = RayCluster(workers=1, cpus=1)
+    yield cluster
+    import ray
+
+    ray.shutdown()
+    cluster.stop()
 
 
 def _sql_uri(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> str:

@@ -1,5 +1,5 @@
-"""One real local Ray instance (two CPUs) for the engine tests that need it, started on
-first use and stopped once the tests of this folder are done."""
+"""The engine tests that need Ray join the session's real cluster (tests/conftest.py:
+a head and a worker node started with ``ray start``) from this process."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.raycluster import RayCluster
+
 
 @pytest.fixture(scope="package")
-def ray_cluster() -> Iterator[None]:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
+def ray_joined(ray_cluster: RayCluster) -> Iterator[str]:
+    import ray
+
+    ray.init(address=ray_cluster.address, log_to_driver=False)
+    yield ray_cluster.address
     ray.shutdown()

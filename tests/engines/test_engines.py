@@ -26,7 +26,7 @@ ENGINES = ["processes", "threads", "ray"]
 def engine(request: pytest.FixtureRequest) -> Engine:
     """Two tasks at a time on each engine (Ray: a local instance with two CPUs)."""
     if request.param == "ray":
-        request.getfixturevalue("ray_cluster")  # skips when Ray is not installed
+        request.getfixturevalue("ray_joined")  # skips when Ray is not installed
         from forgeline.engines.ray import RayEngine
 
         return RayEngine()

@@ -21,7 +21,7 @@ from forgeline.training.tuning import ModelPlan
 ray = pytest.importorskip("ray")
 
 
-pytestmark = pytest.mark.usefixtures("ray_cluster")  # tests/engines/conftest.py
+pytestmark = pytest.mark.usefixtures("ray_joined")  # tests/engines/conftest.py
 
 
 def test_map_keeps_order_reports_progress_and_raises_the_tasks_error() -> None:
