@@ -215,3 +215,15 @@ def test_engines_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = get_engine("ray", address="ray://nowhere:10001")
     with pytest.raises(InvalidInput, match=r"needs Ray.*pip install 'forgeline\[ray\]'"):
         engine.map(math.factorial, [1])
+
+
+def test_an_unreachable_ray_address_fails_at_once_with_one_line() -> None:
+    pytest.importorskip("ray")
+    from tests.pgserver import _free_port
+
+    address = f"127.0.0.1:{_free_port()}"
+    with pytest.raises(InvalidInput, match=rf"^No Ray cluster answers at {address} \(") as e:
+        get_engine("ray", address=address).map(abs, [1])
+    assert "ray start --head" in (e.value.hint or "")
+    with pytest.raises(InvalidInput, match=r"^Invalid Ray address 'head-node'\."):
+        get_engine("ray", address="head-node").map(abs, [1])

@@ -10,6 +10,7 @@ put in the object store once per call, not once per task.
 
 from __future__ import annotations
 
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from forgeline.errors import ForgelineError, InvalidInput
 
 __all__ = ["RayEngine"]
 
+_CONNECT_S = 5.0
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -56,6 +58,8 @@ class RayEngine(Engine):
             raise InvalidInput("The Ray engine needs Ray, which is not installed.",
                                hint="pip install 'forgeline[ray]'") from None
         if not ray.is_initialized():
+            if self.address not in (None, "auto", "local"):
+                _check_reachable(self.address)
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                       "ignore_reinit_error": True}
             if self.address is None and self.num_cpus is not None:
@@ -64,9 +68,15 @@ class RayEngine(Engine):
                 ray.init(address=self.address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = self.address or "a local instance"
-                raise InvalidInput(f"Cannot start or join the Ray cluster ({where}): {e}",
-                                   hint="Check the cluster's address "
-                                        "(e.g. ray://host:10001).") from e
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                token = ("InvalidAuthToken" in str(e) or "uthentication" in str(e)
+                         or "uthentication" in str(e.__cause__ or ""))
+                raise InvalidInput(
+                    f"Cannot start or join the Ray cluster ({where}): "
+                    + ("its token authentication refused this client" if token else first),
+                    hint="Set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN or "
+                         "RAY_AUTH_TOKEN_PATH), as `ray start` printed." if token
+                    else "Check the cluster's address (e.g. ray://host:10001).") from e
         self._ray = ray
         return ray
 
@@ -114,6 +124,23 @@ class RayEngine(Engine):
         finally:
             for ref in pending:
                 ray.cancel(ref)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once when nothing listens at the cluster's address: Ray itself retries an
+    unreachable head for minutes."""
+    hostport = address.removeprefix("ray://").rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInput(f"Invalid Ray address {address!r}.",
+                           hint="Use host:port (6379, the head's GCS port) or "
+                                "ray://host:10001 (Ray Client).")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_S).close()
+    except OSError as e:
+        raise InvalidInput(f"No Ray cluster answers at {address} ({e.strerror or e}).",
+                           hint="Start one with `ray start --head` or check the address "
+                                "and that the port is open from here.") from None
 
 
 def _apply(fn: Callable[[T], Any], task: T) -> Any:
