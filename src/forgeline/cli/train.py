@@ -16,12 +16,22 @@ def train_command(
     overrides: list[str] | None = typer.Option(
         None, "--set", metavar="KEY=VALUE",
         help="Override a spec field, e.g. --set tuning.trials=5 (repeatable)."),
+    engine: str | None = typer.Option(
+        None, "--engine", metavar="ENGINE",
+        help="Where tuning trials run: local or ray (the spec's tuning.engine by default)."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", metavar="ADDRESS",
+        help="The Ray cluster to join (host:6379 or ray://host:10001); implies --engine ray."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train, evaluate and register a model from a data file and a spec."""
     from forgeline.training.spec import load_spec
 
-    checked = load_spec(spec, tuple(overrides or ()))  # a typo answers before the imports
+    engine = engine or ("ray" if ray_address else None)
+    flags = [f"tuning.{key}={value}" for key, value in
+             (("engine", engine), ("ray_address", ray_address)) if value]
+    # a typo answers before the imports
+    checked = load_spec(spec, (*(overrides or ()), *flags))
     from forgeline.cli.progress import RichProgress
     from forgeline.util.time import process_started_at
     from forgeline.workflows.train import train  # scikit-learn and Optuna load only here

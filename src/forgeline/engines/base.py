@@ -49,7 +49,16 @@ class Engine(abc.ABC):
       dropped.
     - ``n_jobs``: how many tasks run at the same time; ``n_jobs == 1`` may run each task
       in the calling thread.
+    - ``distributed``: whether tasks run on a cluster (other processes or machines, with
+      CPUs to spare) rather than in this machine's fixed pool: a caller may then split its
+      work finer (tuning runs each CV fold as a task of its own).
     """
+
+    distributed: bool = False
+
+    def start(self) -> None:  # noqa: B027 - a no-op unless the engine has a cluster to join
+        """Get ready to run tasks now (join the cluster), so that a bad address fails
+        before any work starts; :meth:`map` and :meth:`imap` do it themselves otherwise."""
 
     @property
     @abc.abstractmethod

@@ -34,6 +34,8 @@ class RayEngine(Engine):
         num_cpus: CPUs for a new local instance (ignored when joining a cluster).
     """
 
+    distributed = True
+
     def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
         self.address = address
         self.num_cpus = num_cpus
@@ -48,6 +50,9 @@ class RayEngine(Engine):
 
     def __repr__(self) -> str:
         return f"RayEngine(address={self.address!r})"
+
+    def start(self) -> None:
+        self._connect()
 
     def _connect(self) -> Any:
         if self._ray is not None:

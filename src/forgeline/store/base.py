@@ -251,6 +251,11 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Release connections; the store reconnects if used again."""
 
+    def study_storage(self) -> str | None:
+        """A database URL for Optuna's RDB storage beside this store (tuning studies), or
+        None where there is none (a team server's client, an in-memory database)."""
+        return None
+
     def get_or_create_experiment(self, name: str) -> Experiment:
         experiment = self.get_experiment_by_name(name)
         if experiment is not None:

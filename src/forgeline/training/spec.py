@@ -73,7 +73,12 @@ class TuningSpec(_Strict):
     # time for the refit and the evaluation, measured from its trials
     time_budget_s: float | None = Field(None, gt=0)
     cv_folds: int = Field(5, ge=2, le=20)
-    n_jobs: int = Field(1, ge=-1)  # parallel trials; -1: one per core
+    n_jobs: int = Field(1, ge=-1)  # trials at a time; -1: one per core (local engine)
+    # Where trials run: "local" (processes here) or "ray" (a Ray cluster, each trial's CV
+    # folds as tasks of their own; ray_address None: RAY_ADDRESS or a new local instance).
+    # With n_jobs 1 both give the same trials, scores and model for the same seed.
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
     pruning: bool = True
     # How the model family is chosen after tuning: "one_se" takes the simplest family whose
     # best mean CV score is within one standard error of the best (training/selection.py);

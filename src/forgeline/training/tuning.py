@@ -2,6 +2,12 @@
 
 Trials run in batches of ``n_jobs`` through the engine, and are told back to the study in
 trial order, so the result depends on the seed alone, not on timing (a time budget aside).
+On a distributed engine (Ray) each CV fold of a batch's trials is a task of its own, so
+even one trial at a time keeps ``cv_folds`` CPUs busy; the pruning rule is then applied to
+the fold scores in fold order once they are in, which gives the same trials, scores and
+states as running the folds one after another (the folds after a pruning point are spent
+work, not a different result). The study lives in ``storage`` when one is given (Optuna's
+RDB storage, beside the Forgeline store), else in memory.
 Each model is first tried with its library's default hyperparameters, the strong and fast
 families first (``ModelKind.first``: a default gradient boosting leads), so a short budget
 is spent where it pays; with imbalanced classes the leading family is also tried with
@@ -19,6 +25,7 @@ whose measured cost exceeds the time left is skipped with a note; tuning ends th
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import statistics
@@ -227,9 +234,7 @@ def _run_trial(job: _Job) -> TrialOutcome:
                 model.fit(job.X.iloc[train], job.y.iloc[train])
                 outcome.fold_scores.append(score_model(model, job.X.iloc[valid],
                                                        job.y.iloc[valid], metric))
-                bar = job.thresholds[step]
-                if bar is not None and step >= 1 and step < len(job.folds) - 1 \
-                        and metric.better(bar, float(np.mean(outcome.fold_scores))):
+                if _prunes(job.thresholds, outcome.fold_scores, len(job.folds), metric):
                     outcome.state = "pruned"
                     break
                 if (job.deadline is not None and step < len(job.folds) - 1
@@ -242,6 +247,98 @@ def _run_trial(job: _Job) -> TrialOutcome:
             outcome.state, outcome.error = "failed", f"{type(e).__name__}: {e}"
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _prunes(thresholds: tuple[float | None, ...], scores: list[float], n_folds: int,
+            metric: Metric) -> bool:
+    """MedianPruner's rule after the fold that gave ``scores[-1]``: from the second fold
+    to the one before last, a running mean worse than the median of completed trials'."""
+    step = len(scores) - 1
+    bar = thresholds[step]
+    return (bar is not None and 1 <= step < n_folds - 1
+            and metric.better(bar, float(np.mean(scores))))
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every fold task of a batch shares (sent to the cluster once per batch)."""
+
+    plan: ModelPlan
+    X: pd.DataFrame
+    y: pd.Series
+    folds: Folds
+
+
+@dataclass(frozen=True)
+class _FoldTask:
+    model: str
+    params: dict[str, Any]
+    fold: int
+    deadline: float | None  # not started past it
+
+
+def _run_fold(shared: _Shared, task: _FoldTask) -> tuple[float | None, str | None, float]:
+    """One fold of one trial (a task on a distributed engine): its score, or why it has
+    none (an error, or :data:`BUDGET_NOTE` when the deadline had passed), and its seconds."""
+    if task.deadline is not None and time.time() >= task.deadline:
+        return None, BUDGET_NOTE, 0.0
+    started = time.perf_counter()
+    train, valid = shared.folds[task.fold]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model = shared.plan.pipeline(task.model, task.params)
+            model.fit(shared.X.iloc[train], shared.y.iloc[train])
+            score = score_model(model, shared.X.iloc[valid], shared.y.iloc[valid],
+                                shared.plan.scorer)
+        except Exception as e:  # as in _run_trial: the trial fails, not the run
+            return None, f"{type(e).__name__}: {e}", time.perf_counter() - started
+    return score, None, time.perf_counter() - started
+
+
+def _assemble(job: _Job, results: Sequence[tuple[float | None, str | None, float]]
+              ) -> TrialOutcome:
+    """A trial's outcome from its folds' results, walked in fold order as
+    :func:`_run_trial` runs them: the same scores, pruning point and state."""
+    outcome, metric, n = job.outcome, job.plan.scorer, len(job.folds)
+    for step, (score, error, _) in enumerate(results):
+        if error == BUDGET_NOTE:
+            outcome.state, outcome.error = "pruned", (
+                f"{BUDGET_NOTE} after {step} of {n} folds")
+            break
+        if error is not None:
+            outcome.state, outcome.error = "failed", error
+            break
+        outcome.fold_scores.append(float(score))  # type: ignore[arg-type]
+        if _prunes(job.thresholds, outcome.fold_scores, n, metric):
+            outcome.state = "pruned"
+            break
+    outcome.seconds = sum(r[2] for r in results)
+    return outcome
+
+
+def _run_batch(engine: Engine, jobs: list[_Job]) -> list[TrialOutcome]:
+    """Run a batch of trials: one task per trial, or on a distributed engine one task per
+    fold of each trial (see the module docstring)."""
+    if not jobs:
+        return []
+    if not engine.distributed:
+        return engine.map(_run_trial, jobs)
+    first = jobs[0]
+    shared = _Shared(first.plan, first.X, first.y, first.folds)
+    n = len(first.folds)
+    tasks = [_FoldTask(j.outcome.model, j.outcome.params, k, j.deadline)
+             for j in jobs for k in range(n)]
+    results = engine.map(functools.partial(_run_fold, shared), tasks)
+    return [_assemble(j, results[i * n:(i + 1) * n]) for i, j in enumerate(jobs)]
+
+
+def trials_at_once(n_jobs: int, engine: Engine, n_folds: int) -> int:
+    """Trials per batch: ``n_jobs``; -1: one per core of the local engine, or on a
+    distributed engine as many as its CPUs hold with a task per fold (at least 1)."""
+    if n_jobs > 0:
+        return n_jobs
+    return max(1, engine.n_jobs // n_folds) if engine.distributed else engine.n_jobs
 
 
 def _first_fold_s(job: _Job) -> float:
@@ -318,12 +415,15 @@ def _too_slow(kind: str, done: Sequence[TrialOutcome], n_folds: int, left: float
 def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Series,
          folds: Folds, spec: TuningSpec, engine: Engine,
          on_trial: Callable[[TrialOutcome, TrialOutcome | None], None] | None = None, *,
-         deadline: Deadline | None = None) -> TuningResult:
+         deadline: Deadline | None = None, storage: str | None = None,
+         study_name: str | None = None) -> TuningResult:
     """Search ``spec.trials`` trials (or until the deadline); choose the model to refit by
     ``spec.select`` (see :mod:`forgeline.training.selection`).
 
     Args:
         deadline: when tuning must end; by default ``spec.timeout_s`` from now.
+        storage: an Optuna storage URL for the study (None: in memory).
+        study_name: the study's name in ``storage`` (a new one: tuning starts afresh).
         on_trial: ``on_trial(outcome, best_so_far)``, called in trial order, in this
             process.
     """
@@ -337,7 +437,8 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
         sampler = optuna.samplers.TPESampler(seed=plan.seed, multivariate=True, group=True,
                                              n_startup_trials=max(5, len(kinds)))
     study = optuna.create_study(direction="maximize" if metric.greater_is_better
-                                else "minimize", sampler=sampler)
+                                else "minimize", sampler=sampler, storage=storage,
+                                study_name=study_name)
     defaults = _defaults(kinds, plan.imbalanced, spec.trials)
     for default in defaults:
         if len(kinds) > 1:
@@ -345,6 +446,7 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
     done: list[TrialOutcome] = []
     best: TrialOutcome | None = None
     ordered = _expanding(folds)
+    at_once = trials_at_once(spec.n_jobs, engine, len(folds))
     while len(done) < spec.trials:
         end = deadline.at(None if best is None
                           else _select(done, metric, spec.select, ordered, best).chosen)
@@ -352,7 +454,7 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
             break
         thresholds = _thresholds(done, len(folds), spec.pruning)
         batch = []
-        for _ in range(min(engine.n_jobs, spec.trials - len(done))):
+        for _ in range(min(at_once, spec.trials - len(done))):
             trial = study.ask()
             number = trial.number
             default = defaults[number] if number < len(defaults) else None
@@ -365,7 +467,7 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
             measured = any(t.model == model and t.fold_scores for t in done)
             batch.append((trial, _Job(outcome, plan, X, y, folds, thresholds,
                                       None if best is None else end, probe=not measured)))
-        ran = engine.map(_run_trial, [j for _, j in batch if j.outcome.error is None])
+        ran = _run_batch(engine, [j for _, j in batch if j.outcome.error is None])
         results = iter(ran)
         for trial, job in batch:
             outcome = job.outcome if job.outcome.error is not None else next(results)

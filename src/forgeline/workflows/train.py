@@ -47,6 +47,7 @@ from forgeline.metrics import METRICS, get_metric
 from forgeline.packaging.package import save_package
 from forgeline.packaging.signature import Signature
 from forgeline.reports import render_card, render_report
+from forgeline.store.sql.engine import redacted
 from forgeline.tracking.client import Client
 from forgeline.tracking.run import ActiveRun
 from forgeline.training.evaluate import evaluate
@@ -202,6 +203,12 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
     spec = load_spec(spec, tuple(overrides))
     client = client or Client()
     progress = progress or Progress()
+    t = spec.tuning
+    engine = get_engine(t.engine, t.n_jobs, address=t.ray_address)
+    if t.engine != "local":
+        progress.status(f"Joining the {t.engine} cluster")
+        engine.start()  # a bad address fails here, before a run is recorded
+        progress.done()
     d = spec.data
     progress.status("Loading data")
     frame = load_table(d.path)
@@ -272,9 +279,13 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
                 text += f", {max(0.0, end - time.time()):.0f} s left to search"
             progress.advance(1, text + (f", {pruned} pruned" if pruned else ""))
 
+        storage = client.store.study_storage()
+        if storage is not None:
+            run.set_tags({"forgeline.tuning.study": run.run_id,
+                          "forgeline.tuning.storage": redacted(storage)})
         try:
-            tuned = tune(plan, kinds, X, y, folds, spec.tuning,
-                         get_engine(None, spec.tuning.n_jobs), on_trial, deadline=deadline)
+            tuned = tune(plan, kinds, X, y, folds, spec.tuning, engine, on_trial,
+                         deadline=deadline, storage=storage, study_name=run.run_id)
         finally:
             progress.done()
         run.log_metric("tuning_seconds", time.monotonic() - started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from forgeline.store.sql import tables as t
 from forgeline.store.sql.engine import make_engine, migrate, translate, with_retry
 
 T = TypeVar("T")
+_STUDY_SCHEMA = "optuna"
 
 
 @functools.lru_cache(maxsize=64)
@@ -45,6 +47,23 @@ class SqlBase:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def study_storage(self) -> str | None:
+        """Optuna's tables cannot share this database's namespace (both keep an
+        ``alembic_version`` table): on PostgreSQL they go in the same database under the
+        schema ``optuna``; SQLite has no schemas, so a file beside this one,
+        ``<name>-optuna.db``."""
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite":
+            database = url.database or ""
+            if not database or database == ":memory:" or database.startswith("file:"):
+                return None
+            path = Path(database)
+            return f"sqlite:///{path.with_name(f'{path.stem}-optuna.db')}"
+        self._write(lambda conn: conn.execute(sa.text(
+            f"CREATE SCHEMA IF NOT EXISTS {_STUDY_SCHEMA}")))
+        return url.update_query_dict({"options": f"-csearch_path={_STUDY_SCHEMA}"}
+                                     ).render_as_string(hide_password=False)
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
         with translate(self.uri), self.engine.connect() as conn:

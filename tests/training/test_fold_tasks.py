@@ -1,0 +1,95 @@
+"""A distributed engine runs each CV fold as a task of its own; the trial assembled from
+its folds is the one the sequential run gives: the same scores, pruning point and state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgeline.data.inference import infer_schema
+from forgeline.engines import LocalEngine
+from forgeline.entities import Task
+from forgeline.training.trials import TrialOutcome
+from forgeline.training.tuning import (
+    ModelPlan,
+    _assemble,
+    _FoldTask,
+    _Job,
+    _run_batch,
+    _run_fold,
+    _run_trial,
+    _Shared,
+    cv_folds,
+    trials_at_once,
+)
+
+
+@pytest.fixture(scope="module")
+def job() -> _Job:
+    rng = np.random.default_rng(1)
+    n = 1_200
+    data = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                         "c": rng.choice(list("xyz"), n)})
+    y = pd.Series((data["a"] + rng.normal(0, 0.7, n) > 0).astype(int), name="y")
+    plan = ModelPlan(Task.BINARY, infer_schema(data.assign(y=y), "y"), ("a", "b", "c"),
+                     "roc_auc", 0, False)
+    folds = cv_folds(Task.BINARY, y, 4, seed=0)
+    return _Job(TrialOutcome(0, "logistic_regression", {"C": 0.5}), plan, data, y, folds,
+                (None,) * 4)
+
+
+def _fresh(job: _Job, **changes: object) -> _Job:
+    outcome = TrialOutcome(job.outcome.number, job.outcome.model, dict(job.outcome.params))
+    return dataclasses.replace(job, outcome=outcome, **changes)
+
+
+def _by_folds(job: _Job) -> TrialOutcome:
+    shared = _Shared(job.plan, job.X, job.y, job.folds)
+    return _assemble(job, [_run_fold(shared, _FoldTask(job.outcome.model, job.outcome.params,
+                                                       k, job.deadline))
+                           for k in range(len(job.folds))])
+
+
+@pytest.mark.parametrize("thresholds", [(None,) * 4, (0.0, 0.0, 0.0, 0.0),
+                                        (1.0, 1.0, 1.0, 1.0), (0.0, 0.0, 1.0, 1.0)])
+def test_a_trial_from_its_folds_equals_the_sequential_trial(job: _Job, thresholds: tuple
+                                                            ) -> None:
+    sequential = _run_trial(_fresh(job, thresholds=thresholds))
+    assembled = _by_folds(_fresh(job, thresholds=thresholds))
+    assert (assembled.state, assembled.fold_scores, assembled.error) == (
+        sequential.state, sequential.fold_scores, sequential.error)
+    if thresholds[1] == 1.0:  # no AUC beats 1: pruned after the second fold
+        assert assembled.state == "pruned" and len(assembled.fold_scores) == 2
+    if thresholds == (0.0, 0.0, 1.0, 1.0):
+        assert assembled.state == "pruned" and len(assembled.fold_scores) == 3
+    if thresholds[2] in (None, 0.0):
+        assert assembled.state == "complete" and len(assembled.fold_scores) == 4
+
+
+def test_a_failing_setting_and_a_passed_deadline_read_as_in_the_sequential_run(job: _Job
+                                                                                ) -> None:
+    bad = _fresh(job)
+    bad.outcome.params["C"] = -1.0  # scikit-learn refuses it in every fold
+    assert _by_folds(bad).state == _run_trial(_fresh(bad)).state == "failed"
+    assert _by_folds(bad).error == _run_trial(_fresh(bad)).error
+    late = _by_folds(_fresh(job, deadline=0.0))
+    assert late.state == "pruned" and not late.fold_scores
+    assert late.error == "stopped at the time budget after 0 of 4 folds"
+
+
+class _Spread(LocalEngine):
+    distributed = True  # as Ray: the batch goes out a task per fold
+
+
+def test_a_batch_spread_by_folds_gives_each_trial_its_own_outcome(job: _Job) -> None:
+    jobs = [_fresh(job), _fresh(dataclasses.replace(job, outcome=TrialOutcome(
+        1, "logistic_regression", {"C": 0.01})))]
+    spread = _run_batch(_Spread(2, workers="threads"), [_fresh(j) for j in jobs])
+    alone = [_run_trial(_fresh(j)) for j in jobs]
+    assert [o.fold_scores for o in spread] == [o.fold_scores for o in alone]
+    assert spread[0].fold_scores != spread[1].fold_scores
+    assert trials_at_once(-1, _Spread(8), 4) == 2 and trials_at_once(-1, _Spread(3), 4) == 1
+    assert trials_at_once(-1, LocalEngine(3), 4) == 3 and trials_at_once(2, _Spread(8), 4) == 2
