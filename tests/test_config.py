@@ -47,3 +47,12 @@ def test_bad_project_file(tmp_path: Path) -> None:
     (tmp_path / "forgeline.toml").write_text("this is = = not toml")
     with pytest.raises(InvalidInput, match="cannot read the project file"):
         load_settings(tmp_path)
+
+
+def test_the_artifact_root_may_be_object_storage(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORGELINE_ARTIFACT_ROOT", "s3://team-bucket/forgeline")
+    settings = load_settings(tmp_path)
+    assert settings.resolved_artifact_root == "s3://team-bucket/forgeline"  # not folded
+    monkeypatch.setenv("FORGELINE_ARTIFACT_ROOT", "shared/artifacts")
+    assert load_settings(tmp_path).resolved_artifact_root == Path("shared/artifacts").absolute()

@@ -32,7 +32,7 @@ class Settings:
 
     home: Path = Path(".forgeline")
     store_uri: str | None = None  # None: sqlite file inside ``home``
-    artifact_root: Path | None = None  # None: ``home/artifacts``
+    artifact_root: Path | str | None = None  # None: ``home/artifacts``; str: s3://bucket/...
     metric_flush_size: int = 1000  # buffered metric points written per batch
     metric_flush_interval_s: float = 2.0  # ...or at the first call after this long
     heartbeat_s: float = 10.0  # a live run refreshes its heartbeat this often
@@ -45,7 +45,10 @@ class Settings:
         return f"sqlite:///{(self.home / 'forgeline.db').absolute()}"
 
     @property
-    def resolved_artifact_root(self) -> Path:
+    def resolved_artifact_root(self) -> Path | str:
+        """A folder, or an object storage URI (``s3://bucket/prefix``) as given."""
+        if isinstance(self.artifact_root, str):
+            return self.artifact_root
         return (self.artifact_root or self.home / "artifacts").absolute()
 
 
@@ -59,7 +62,13 @@ _ENV = {
     "heartbeat_s": "FORGELINE_HEARTBEAT_S",
     "heartbeat_timeout_s": "FORGELINE_HEARTBEAT_TIMEOUT_S",
 }
-_TYPES = {"home": Path, "store_uri": str, "artifact_root": Path,
+def location(value: str | Path) -> Path | str:
+    """A folder, or an object storage URI kept as text (a Path would fold ``s3://``)."""
+    text = str(value)
+    return text if text.startswith("s3://") else Path(text)
+
+
+_TYPES = {"home": Path, "store_uri": str, "artifact_root": location,
           "metric_flush_size": int, "metric_flush_interval_s": float,
           "heartbeat_s": float, "heartbeat_timeout_s": float}
 

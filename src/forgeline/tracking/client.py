@@ -61,12 +61,12 @@ class Client(RegistryAPI):
             assert isinstance(self.store, HttpStore)
             return HttpArtifactStore(self.store, Path(artifact_root) if artifact_root else
                                      (self.settings.home / "cache" / "artifacts").absolute())
-        if isinstance(artifact_root, str) and artifact_root.startswith("s3://"):
-            return open_artifact_store(artifact_root)
-        return LocalArtifactStore(Path(artifact_root) if artifact_root
-                                  else self._default_artifact_root())
+        root = artifact_root if artifact_root else self._default_artifact_root()
+        if isinstance(root, str) and root.startswith("s3://"):
+            return open_artifact_store(root)
+        return LocalArtifactStore(Path(root))
 
-    def _default_artifact_root(self) -> Path:
+    def _default_artifact_root(self) -> Path | str:
         if self.settings.artifact_root is not None:
             return self.settings.resolved_artifact_root
         uri = self.store.uri
