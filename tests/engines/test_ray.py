@@ -61,3 +61,21 @@ def test_batch_scoring_on_ray_matches_local_scoring(tmp_path: Path) -> None:
                                   pd.read_parquet(local.output))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "local.parquet",
                                                           "model", "ray.parquet"]
+
+
+def test_the_same_function_is_sent_to_the_cluster_once(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    import functools
+
+    from forgeline.engines.ray import RayEngine
+
+    sent: list[object] = []
+    put = ray.put
+    monkeypatch.setattr(ray, "put", lambda value: sent.append(value) or put(value))
+    engine = RayEngine()
+    big = functools.partial(np.add, np.arange(100_000))  # as tuning's folds carry a frame
+    first = engine.map(big, [1, 2])
+    again = engine.map(big, [3])
+    assert [int(r[0]) for r in first + again] == [1, 2, 3] and len(sent) == 1
+    other = functools.partial(np.add, np.arange(3))
+    assert [list(r) for r in engine.map(other, [1])] == [[1, 2, 3]] and len(sent) == 2

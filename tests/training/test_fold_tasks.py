@@ -4,6 +4,7 @@ its folds is the one the sequential run gives: the same scores, pruning point an
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pandas as pd
@@ -87,7 +88,8 @@ class _Spread(LocalEngine):
 def test_a_batch_spread_by_folds_gives_each_trial_its_own_outcome(job: _Job) -> None:
     jobs = [_fresh(job), _fresh(dataclasses.replace(job, outcome=TrialOutcome(
         1, "logistic_regression", {"C": 0.01})))]
-    spread = _run_batch(_Spread(2, workers="threads"), [_fresh(j) for j in jobs])
+    fold = functools.partial(_run_fold, _Shared(job.plan, job.X, job.y, job.folds))
+    spread = _run_batch(_Spread(2, workers="threads"), [_fresh(j) for j in jobs], fold)
     alone = [_run_trial(_fresh(j)) for j in jobs]
     assert [o.fold_scores for o in spread] == [o.fold_scores for o in alone]
     assert spread[0].fold_scores != spread[1].fold_scores

@@ -5,7 +5,9 @@ tasks on a cluster.
 ``map`` or ``imap``; without an address Ray uses ``RAY_ADDRESS`` or starts a local
 instance. The function and its tasks must be picklable (cloudpickle), and any files they
 name must be reachable from the workers (a shared filesystem on a real cluster). ``fn`` is
-put in the object store once per call, not once per task.
+put in the object store once per call, not once per task, and the same function object
+passed to the next call is not sent again (a function carrying a large frame, such as
+tuning's folds, travels once per run).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class RayEngine(Engine):
         self.address = address
         self.num_cpus = num_cpus
         self._ray: Any = None
+        self._sent: tuple[Any, Any] | None = None  # the last function put, and its ref
 
     @property
     def n_jobs(self) -> int:
@@ -92,7 +95,7 @@ class RayEngine(Engine):
             return []
         ray = self._connect()
         remote = ray.remote(_apply)  # any picklable callable: functions, partials, builtins
-        function = ray.put(fn)
+        function = self._put(ray, fn)
         pending = {remote.remote(function, task): i for i, task in enumerate(tasks)}
         results: list[Any] = [None] * len(tasks)
         try:
@@ -114,10 +117,17 @@ class RayEngine(Engine):
         ray = self._connect()
         return self._imap(ray, fn, tasks, check_window(window, self.n_jobs))
 
+    def _put(self, ray: Any, fn: Callable[..., Any]) -> Any:
+        """``fn`` in the object store: put once, reused while the caller passes the same
+        object (kept referenced here, so its identity cannot be taken by another)."""
+        if self._sent is None or self._sent[0] is not fn:
+            self._sent = (fn, ray.put(fn))
+        return self._sent[1]
+
     def _imap(self, ray: Any, fn: Callable[[T], R], tasks: Iterable[T], window: int
               ) -> Iterator[R]:
         remote = ray.remote(_apply)
-        function = ray.put(fn)
+        function = self._put(ray, fn)
         pending: deque[Any] = deque()
         try:
             for task in tasks:

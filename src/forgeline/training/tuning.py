@@ -317,19 +317,20 @@ def _assemble(job: _Job, results: Sequence[tuple[float | None, str | None, float
     return outcome
 
 
-def _run_batch(engine: Engine, jobs: list[_Job]) -> list[TrialOutcome]:
-    """Run a batch of trials: one task per trial, or on a distributed engine one task per
-    fold of each trial (see the module docstring)."""
+def _run_batch(engine: Engine, jobs: list[_Job],
+               fold: Callable[[_FoldTask], tuple[float | None, str | None, float]] | None
+               ) -> list[TrialOutcome]:
+    """Run a batch of trials: one task per trial, or with ``fold`` (``_run_fold`` bound to
+    the data, one object for the whole search, so that a distributed engine sends the data
+    once) one task per fold of each trial (see the module docstring)."""
     if not jobs:
         return []
-    if not engine.distributed:
+    if fold is None:
         return engine.map(_run_trial, jobs)
-    first = jobs[0]
-    shared = _Shared(first.plan, first.X, first.y, first.folds)
-    n = len(first.folds)
+    n = len(jobs[0].folds)
     tasks = [_FoldTask(j.outcome.model, j.outcome.params, k, j.deadline)
              for j in jobs for k in range(n)]
-    results = engine.map(functools.partial(_run_fold, shared), tasks)
+    results = engine.map(fold, tasks)
     return [_assemble(j, results[i * n:(i + 1) * n]) for i, j in enumerate(jobs)]
 
 
@@ -447,6 +448,8 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
     best: TrialOutcome | None = None
     ordered = _expanding(folds)
     at_once = trials_at_once(spec.n_jobs, engine, len(folds))
+    fold = (functools.partial(_run_fold, _Shared(plan, X, y, folds)) if engine.distributed
+            else None)
     while len(done) < spec.trials:
         end = deadline.at(None if best is None
                           else _select(done, metric, spec.select, ordered, best).chosen)
@@ -467,7 +470,7 @@ def tune(plan: ModelPlan, kinds: Sequence[ModelKind], X: pd.DataFrame, y: pd.Ser
             measured = any(t.model == model and t.fold_scores for t in done)
             batch.append((trial, _Job(outcome, plan, X, y, folds, thresholds,
                                       None if best is None else end, probe=not measured)))
-        ran = _run_batch(engine, [j for _, j in batch if j.outcome.error is None])
+        ran = _run_batch(engine, [j for _, j in batch if j.outcome.error is None], fold)
         results = iter(ran)
         for trial, job in batch:
             outcome = job.outcome if job.outcome.error is not None else next(results)
