@@ -10,20 +10,10 @@ import pytest
 
 from forgeline.data.inference import infer_schema
 from forgeline.entities import SplitStrategy, Task
+from forgeline.training.plan import ModelPlan, cv_folds
+from forgeline.training.running import TrialJob, _first_fold_s, _next_fold_s, _run_trial
 from forgeline.training.trials import TrialOutcome
-from forgeline.training.tuning import (
-    PACKAGING_S,
-    Deadline,
-    ModelPlan,
-    _expanding,
-    _first_fold_s,
-    _Job,
-    _next_fold_s,
-    _run_trial,
-    cv_folds,
-    refit_scale,
-    reserve,
-)
+from forgeline.training.tuning import PACKAGING_S, Deadline, _expanding, refit_scale, reserve
 
 
 def test_the_refit_scale_follows_the_folds() -> None:
@@ -78,13 +68,13 @@ def test_a_family_too_slow_for_the_time_left_is_skipped_before_its_first_fold() 
     schema = infer_schema(data.assign(y=y), "y")
     plan = ModelPlan(Task.REGRESSION, schema, ("a", "b", "c"), "rmse", 0, False)
     folds = cv_folds(Task.REGRESSION, y, 5, seed=0)
-    job = _Job(TrialOutcome(3, "random_forest", {}), plan, data, y, folds, (None,) * 5,
+    job = TrialJob(TrialOutcome(3, "random_forest", {}), plan, data, y, folds, (None,) * 5,
                deadline=time.time() + 3.0, probe=True)
     started = time.perf_counter()
     outcome = _run_trial(job)
     assert outcome.state == "pruned" and not outcome.fold_scores, outcome.error
     assert outcome.error.startswith("skipped: a random_forest fold would take about")
     assert time.perf_counter() - started < 3.0  # the probe, not a fold
-    small = _Job(TrialOutcome(4, "linear", {}), plan, data.head(3000), y.head(3000),
+    small = TrialJob(TrialOutcome(4, "linear", {}), plan, data.head(3000), y.head(3000),
                  cv_folds(Task.REGRESSION, y.head(3000), 5, seed=0), (None,) * 5)
     assert _first_fold_s(small) == 0.0  # a fold of 2,400 rows is not worth a probe

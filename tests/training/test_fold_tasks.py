@@ -4,7 +4,6 @@ its folds is the one the sequential run gives: the same scores, pruning point an
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import numpy as np
 import pandas as pd
@@ -13,23 +12,23 @@ import pytest
 from forgeline.data.inference import infer_schema
 from forgeline.engines import LocalEngine
 from forgeline.entities import Task
-from forgeline.training.trials import TrialOutcome
-from forgeline.training.tuning import (
-    ModelPlan,
+from forgeline.training.plan import ModelPlan, cv_folds
+from forgeline.training.running import (
+    TrialJob,
     _assemble,
     _FoldTask,
-    _Job,
-    _run_batch,
     _run_fold,
     _run_trial,
     _Shared,
-    cv_folds,
+    fold_runner,
+    run_batch,
     trials_at_once,
 )
+from forgeline.training.trials import TrialOutcome
 
 
 @pytest.fixture(scope="module")
-def job() -> _Job:
+def job() -> TrialJob:
     rng = np.random.default_rng(1)
     n = 1_200
     data = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
@@ -38,16 +37,16 @@ def job() -> _Job:
     plan = ModelPlan(Task.BINARY, infer_schema(data.assign(y=y), "y"), ("a", "b", "c"),
                      "roc_auc", 0, False)
     folds = cv_folds(Task.BINARY, y, 4, seed=0)
-    return _Job(TrialOutcome(0, "logistic_regression", {"C": 0.5}), plan, data, y, folds,
+    return TrialJob(TrialOutcome(0, "logistic_regression", {"C": 0.5}), plan, data, y, folds,
                 (None,) * 4)
 
 
-def _fresh(job: _Job, **changes: object) -> _Job:
+def _fresh(job: TrialJob, **changes: object) -> TrialJob:
     outcome = TrialOutcome(job.outcome.number, job.outcome.model, dict(job.outcome.params))
     return dataclasses.replace(job, outcome=outcome, **changes)
 
 
-def _by_folds(job: _Job) -> TrialOutcome:
+def _by_folds(job: TrialJob) -> TrialOutcome:
     shared = _Shared(job.plan, job.X, job.y, job.folds)
     return _assemble(job, [_run_fold(shared, _FoldTask(job.outcome.model, job.outcome.params,
                                                        k, job.deadline))
@@ -56,7 +55,7 @@ def _by_folds(job: _Job) -> TrialOutcome:
 
 @pytest.mark.parametrize("thresholds", [(None,) * 4, (0.0, 0.0, 0.0, 0.0),
                                         (1.0, 1.0, 1.0, 1.0), (0.0, 0.0, 1.0, 1.0)])
-def test_a_trial_from_its_folds_equals_the_sequential_trial(job: _Job, thresholds: tuple
+def test_a_trial_from_its_folds_equals_the_sequential_trial(job: TrialJob, thresholds: tuple
                                                             ) -> None:
     sequential = _run_trial(_fresh(job, thresholds=thresholds))
     assembled = _by_folds(_fresh(job, thresholds=thresholds))
@@ -70,7 +69,7 @@ def test_a_trial_from_its_folds_equals_the_sequential_trial(job: _Job, threshold
         assert assembled.state == "complete" and len(assembled.fold_scores) == 4
 
 
-def test_a_failing_setting_and_a_passed_deadline_read_as_in_the_sequential_run(job: _Job
+def test_a_failing_setting_and_a_passed_deadline_read_as_in_the_sequential_run(job: TrialJob
                                                                                 ) -> None:
     bad = _fresh(job)
     bad.outcome.params["C"] = -1.0  # scikit-learn refuses it in every fold
@@ -85,11 +84,11 @@ class _Spread(LocalEngine):
     distributed = True  # as Ray: the batch goes out a task per fold
 
 
-def test_a_batch_spread_by_folds_gives_each_trial_its_own_outcome(job: _Job) -> None:
+def test_a_batch_spread_by_folds_gives_each_trial_its_own_outcome(job: TrialJob) -> None:
     jobs = [_fresh(job), _fresh(dataclasses.replace(job, outcome=TrialOutcome(
         1, "logistic_regression", {"C": 0.01})))]
-    fold = functools.partial(_run_fold, _Shared(job.plan, job.X, job.y, job.folds))
-    spread = _run_batch(_Spread(2, workers="threads"), [_fresh(j) for j in jobs], fold)
+    fold = fold_runner(job.plan, job.X, job.y, job.folds)
+    spread = run_batch(_Spread(2, workers="threads"), [_fresh(j) for j in jobs], fold)
     alone = [_run_trial(_fresh(j)) for j in jobs]
     assert [o.fold_scores for o in spread] == [o.fold_scores for o in alone]
     assert spread[0].fold_scores != spread[1].fold_scores
