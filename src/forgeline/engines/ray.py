@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from forgeline.engines.base import Engine, OnDone, check_window
@@ -32,11 +32,19 @@ class RayEngine(Engine):
         address: the cluster to join (``ray://host:10001``, ``auto``, ``host:6379``);
             None: ``RAY_ADDRESS`` or a new local instance.
         num_cpus: CPUs for a new local instance (ignored when joining a cluster).
+        env_vars: environment variables set in the worker processes that run this
+            driver's tasks (Ray's ``runtime_env={"env_vars": ...}``): a cluster's workers
+            were started with their own environment, not the caller's, so settings the
+            tasks need (e.g. the AWS_* variables of the object storage they read) travel
+            this way. Values are visible to anyone who can inspect the job's runtime
+            environment on the cluster.
     """
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 env_vars: Mapping[str, str] | None = None) -> None:
         self.address = address
         self.num_cpus = num_cpus
+        self.env_vars = dict(env_vars or {})
         self._ray: Any = None
 
     @property
@@ -64,6 +72,8 @@ class RayEngine(Engine):
                                       "ignore_reinit_error": True}
             if self.address is None and self.num_cpus is not None:
                 kwargs["num_cpus"] = self.num_cpus
+            if self.env_vars:
+                kwargs["runtime_env"] = {"env_vars": self.env_vars}
             try:
                 ray.init(address=self.address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
