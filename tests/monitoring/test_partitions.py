@@ -1,0 +1,58 @@
+"""Monitoring partition by partition (local Parquet files): the same statistics as one run
+over the partitions concatenated, and every bad input as one clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from forgeline.errors import InvalidInput, NotFound
+from forgeline.monitoring.orchestrator import monitor
+from forgeline.monitoring.partitions import find_partitions, monitor_partitions
+from tests.monitoring.conftest import Model
+from tests.monitoring.partdata import assert_same, partitions
+
+
+def _write(folder: Path, frames: list[pd.DataFrame]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"part-{i}.parquet" for i in range(len(frames))]
+    for path, frame in zip(paths, frames, strict=True):
+        frame.to_parquet(path, index=False)
+    return paths
+
+
+def test_partitions_give_the_statistics_of_the_whole(model: Model, tmp_path: Path) -> None:
+    frames = partitions(predictor=model.predictor)
+    paths = _write(tmp_path / "data", frames)
+    whole = monitor(model.predictor, pd.concat([pd.read_parquet(p) for p in paths],
+                                               ignore_index=True))
+    result = monitor_partitions(model.predictor, str(tmp_path / "data" / "part-*.parquet"))
+    data, expected = result.to_dict(), whole.to_dict()
+    assert_same(data, expected)
+    quality = data["quality"]["columns"]
+    assert quality["c0"]["unseen"] > 0
+    assert quality["c0"]["unseen_examples"] == ["new1", "new0", "rare"]  # most frequent first
+    assert quality["n2"]["out_of_range"] > 0 and quality["n3"]["missing_share"] > 0
+    assert data["dataset"]["n_drifted"] > 0 and data["prediction"]["method"]
+    assert any("no windows over time" in w for w in result.warnings)
+    assert any("multivariate drift skipped" in w for w in result.warnings)
+
+
+def test_bad_partitions_are_named(model: Model, tmp_path: Path) -> None:
+    frames = partitions(200)
+    _write(tmp_path / "d", frames)
+    with pytest.raises(NotFound, match=r"No file matches .*nothing-\*\.parquet"):
+        monitor_partitions(model.predictor, str(tmp_path / "d" / "nothing-*.parquet"))
+    (tmp_path / "d" / "part-9.parquet").write_text("not parquet")
+    with pytest.raises(InvalidInput, match=r"Partition .*part-9\.parquet cannot be read as "
+                                           r"Parquet"):
+        monitor_partitions(model.predictor, str(tmp_path / "d" / "part-*.parquet"))
+    (tmp_path / "d" / "part-9.parquet").unlink()
+    frames[1].drop(columns=["n4", "c1"]).to_parquet(tmp_path / "d" / "part-1.parquet")
+    with pytest.raises(InvalidInput, match=r"Partition .*part-1\.parquet lacks the model's "
+                                           r"column\(s\) n4, c1\."):
+        monitor_partitions(model.predictor, str(tmp_path / "d" / "part-*.parquet"))
+    assert find_partitions(str(tmp_path / "d" / "part-[02].parquet")) == [
+        str(tmp_path / "d" / "part-0.parquet"), str(tmp_path / "d" / "part-2.parquet")]
