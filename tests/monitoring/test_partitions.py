@@ -3,6 +3,7 @@ over the partitions concatenated, and every bad input as one clear error."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.monitoring.orchestrator import monitor
 from forgeline.monitoring.partitions import find_partitions, monitor_partitions
+from tests.cli.conftest import invoke
 from tests.monitoring.conftest import Model
 from tests.monitoring.partdata import assert_same, partitions
 
@@ -56,3 +58,44 @@ def test_bad_partitions_are_named(model: Model, tmp_path: Path) -> None:
         monitor_partitions(model.predictor, str(tmp_path / "d" / "part-*.parquet"))
     assert find_partitions(str(tmp_path / "d" / "part-[02].parquet")) == [
         str(tmp_path / "d" / "part-0.parquet"), str(tmp_path / "d" / "part-2.parquet")]
+
+
+def test_the_cli_monitors_a_local_glob_and_records_it(model: Model, registered: Path,
+                                                      tmp_path: Path) -> None:
+    paths = _write(tmp_path / "data", partitions(400, model.predictor))
+    result = invoke("monitor", "fraud@champion", "--current", "data/part-*.parquet",
+                    "--json", "-o", "parts.html")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    whole = monitor(model.predictor, pd.concat([pd.read_parquet(p) for p in paths],
+                                               ignore_index=True)).to_dict()
+    assert_same(data, whole)
+    assert data["report"] == "parts.html" and Path("parts.html").is_file()
+    assert "fraud v1: 1,600 rows" in result.stderr
+    assert "warning: no windows over time: the 4 partitions" in result.stderr
+    history = invoke("monitor", "history", "fraud", "--json")
+    records = json.loads(history.stdout)
+    assert len(records) == 1 and records[0]["rows"] == 1_600
+    assert records[0]["dataset_drift"] == whole["dataset"]["share"]
+
+
+def test_the_cli_says_what_is_wrong_in_one_line(model: Model, registered: Path,
+                                                tmp_path: Path) -> None:
+    _write(tmp_path / "data", partitions(100))
+    cases = {
+        ("--current", "data/none-*.parquet"): (3, "error: No file matches "
+                                                  "data/none-*.parquet."),
+        ("--current", "data/part-*.parquet", "--score"): (
+            2, "error: --labels and --score need the data in one file"),
+        ("--engine", "spark", "--current", "data/part-*.parquet"): (
+            2, "error: Unknown engine 'spark'."),
+        ("--engine", "ray", "--since", "1h"): (
+            2, "error: --engine ray monitors Parquet partitions given with --current."),
+    }
+    for args, (code, line) in cases.items():
+        result = invoke("monitor", "fraud@champion", *args)
+        assert result.exit_code == code, (args, result.output)
+        assert result.output.startswith(line), (args, result.output)
+        assert "Traceback" not in result.output
+    assert not Path("fraud-monitor.html").exists()
+    assert json.loads(invoke("monitor", "history", "fraud", "--json").stdout) == []

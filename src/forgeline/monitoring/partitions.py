@@ -215,13 +215,12 @@ def _clock_and_period(parts: list[PartSummary], warnings: list[str]
                           "end": max(e for _, e in spans).isoformat()}
 
 
-def _engine(engine: str | Engine, address: str | None, sources: Sequence[str]) -> Engine:
+def _engine(engine: str | Engine, address: str | None, s3: bool) -> Engine:
     if not isinstance(engine, str):
         return engine
     if engine == "local":
         return get_engine("local", 1)  # one partition in memory at a time
-    env = {k: os.environ[k] for k in AWS_VARIABLES if k in os.environ} if any(
-        s.startswith("s3://") for s in sources) else {}
+    env = {k: os.environ[k] for k in AWS_VARIABLES if k in os.environ} if s3 else {}
     return get_engine(engine, address=address, env_vars=env)
 
 
@@ -251,7 +250,9 @@ def monitor_partitions(ref_or_predictor: str | Path | Predictor, partitions: str
         StoreError: object storage refused the credentials, or the bucket does not exist.
     """
     config = config or MonitorConfig()
-    sources = find_partitions(partitions) if isinstance(partitions, str) else list(partitions)
+    named = [partitions] if isinstance(partitions, str) else list(partitions)
+    runner = _engine(engine, ray_address, any(str(s).startswith("s3://") for s in named))
+    sources = find_partitions(partitions) if isinstance(partitions, str) else named
     if not sources:
         raise InvalidInput("No partitions to monitor.")
     predictor = ref_or_predictor if isinstance(ref_or_predictor, Predictor) else load_model(
@@ -265,8 +266,7 @@ def monitor_partitions(ref_or_predictor: str | Path | Predictor, partitions: str
                  section, sig.classes, config, event)
     from functools import partial
 
-    parts = _engine(engine, ray_address, sources).map(partial(summarize, plan), sources,
-                                                      on_done)
+    parts = runner.map(partial(summarize, plan), sources, on_done)
     rows = sum(p.rows for p in parts)
     if rows == 0:
         raise InvalidInput(f"The {len(parts)} partition(s) have no rows: nothing to monitor.")
