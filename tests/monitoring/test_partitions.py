@@ -13,8 +13,8 @@ from forgeline.errors import InvalidInput, NotFound
 from forgeline.monitoring.orchestrator import monitor
 from forgeline.monitoring.partitions import find_partitions, monitor_partitions
 from tests.cli.conftest import invoke
-from tests.monitoring.conftest import Model
-from tests.monitoring.partdata import assert_same, partitions
+from tests.monitoring.conftest import Model, log_frame
+from tests.monitoring.partdata import assert_same, close, partitions
 
 
 def _write(folder: Path, frames: list[pd.DataFrame]) -> list[Path]:
@@ -99,3 +99,39 @@ def test_the_cli_says_what_is_wrong_in_one_line(model: Model, registered: Path,
         assert "Traceback" not in result.output
     assert not Path("fraud-monitor.html").exists()
     assert json.loads(invoke("monitor", "history", "fraud", "--json").stdout) == []
+
+
+def test_prediction_log_partitions_keep_the_clock_and_period(model: Model,
+                                                             tmp_path: Path) -> None:
+    log, _ = log_frame(model, 3_000, 5, shifted=True)
+    paths = _write(tmp_path / "log", [log.iloc[:1000], log.iloc[1000:1000], log.iloc[1000:]])
+    result = monitor_partitions(model.predictor, [str(p) for p in paths])  # one is empty
+    whole = monitor(model.predictor, pd.concat([pd.read_parquet(p) for p in paths],
+                                               ignore_index=True))
+    data, expected = result.to_dict(), whole.to_dict()
+    assert result.clock == whole.clock and result.clock.label == "logging time: ts"
+    assert data["period"] == expected["period"] == {
+        "start": "2025-03-01T00:00:00+00:00", "end": "2025-03-03T23:59:59+00:00"}
+    close(data["features"], expected["features"])
+    close(data["prediction"], expected["prediction"])
+    close(data["quality"]["columns"], expected["quality"]["columns"])
+    assert data["quality"]["new_columns"] == expected["quality"]["new_columns"] == []
+    assert result.windows == [] and len(whole.windows) > 0
+
+
+def test_values_that_are_not_numbers_add_up_across_partitions(model: Model,
+                                                              tmp_path: Path) -> None:
+    frames = partitions(300)
+    text = frames[1]["n5"].astype(object)
+    text.iloc[:7], text.iloc[7:10] = "n/a", "??"
+    frames[1]["n5"] = text.astype(str)
+    paths = _write(tmp_path / "d", frames)
+    result = monitor_partitions(model.predictor, [str(p) for p in paths]).to_dict()
+    whole = monitor(model.predictor, pd.concat([pd.read_parquet(p) for p in paths],
+                                               ignore_index=True)).to_dict()
+    close(result["features"], whole["features"])
+    close(result["quality"]["columns"], whole["quality"]["columns"])
+    assert result["quality"]["columns"]["n5"]["not_parsed"] == 10
+    found = [i for i in result["quality"]["issues"] if i["check"] == "type_change"]
+    assert [i["details"]["found"] for i in found] == ["mixed (float64, str)"]
+    assert "10 value(s) (0.8%) that are not numbers, e.g. 'n/a', '??'" in found[0]["message"]
