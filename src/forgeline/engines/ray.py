@@ -36,7 +36,8 @@ class RayEngine(Engine):
             driver's tasks (Ray's ``runtime_env={"env_vars": ...}``): a cluster's workers
             were started with their own environment, not the caller's, so settings the
             tasks need (e.g. the AWS_* variables of the object storage they read) travel
-            this way. Values are visible to anyone who can inspect the job's runtime
+            this way, set on each task (so also when Ray was initialised before this
+            engine). Values are visible to anyone who can inspect the tasks' runtime
             environment on the cluster.
     """
 
@@ -72,8 +73,6 @@ class RayEngine(Engine):
                                       "ignore_reinit_error": True}
             if self.address is None and self.num_cpus is not None:
                 kwargs["num_cpus"] = self.num_cpus
-            if self.env_vars:
-                kwargs["runtime_env"] = {"env_vars": self.env_vars}
             try:
                 ray.init(address=self.address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
@@ -90,13 +89,21 @@ class RayEngine(Engine):
         self._ray = ray
         return ray
 
+    def _remote(self, ray: Any) -> Any:
+        """The Ray task that applies any picklable callable (functions, partials,
+        builtins), in a runtime environment with ``env_vars`` when there are any."""
+        remote = ray.remote(_apply)
+        if self.env_vars:
+            remote = remote.options(runtime_env={"env_vars": self.env_vars})
+        return remote
+
     def map(self, fn: Callable[[T], R], tasks: Iterable[T],
             on_done: OnDone | None = None) -> list[R]:
         tasks = list(tasks)
         if not tasks:
             return []
         ray = self._connect()
-        remote = ray.remote(_apply)  # any picklable callable: functions, partials, builtins
+        remote = self._remote(ray)
         function = ray.put(fn)
         pending = {remote.remote(function, task): i for i, task in enumerate(tasks)}
         results: list[Any] = [None] * len(tasks)
@@ -121,7 +128,7 @@ class RayEngine(Engine):
 
     def _imap(self, ray: Any, fn: Callable[[T], R], tasks: Iterable[T], window: int
               ) -> Iterator[R]:
-        remote = ray.remote(_apply)
+        remote = self._remote(ray)
         function = ray.put(fn)
         pending: deque[Any] = deque()
         try:

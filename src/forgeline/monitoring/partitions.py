@@ -23,10 +23,12 @@ Examples of unparseable values, and the dates sampled to check a datetime input,
 each partition in turn, so they may differ from those of a single-frame run.
 
 With the Ray engine, the tasks run on the cluster's workers, which were started with their
-own environment: the AWS_* variables this process has are forwarded to them through Ray's
-``runtime_env`` (:class:`~forgeline.engines.ray.RayEngine`'s ``env_vars``) rather than sent
-inside each task, so the credentials go once per job, never into task arguments or logs,
-and the same boto3 configuration (endpoint, region, keys) applies on every worker.
+own environment: the AWS_* variables this process has are forwarded to them as the tasks'
+runtime environment (Ray's ``runtime_env={"env_vars": ...}``, through
+:class:`~forgeline.engines.ray.RayEngine`'s ``env_vars``) rather than shipped inside each
+task's arguments: boto3 on a worker then reads the endpoint, region and keys exactly as it
+does here (one configuration, every boto3 setting, no code path of our own), and the keys
+never enter a task's pickled arguments, its repr or an error message.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from forgeline.monitoring.reference import build_reference
 from forgeline.monitoring.result import MonitorResult
 from forgeline.monitoring.windows import ROW_ORDER, Clock, choose_clock
 from forgeline.packaging.predictor import Predictor, load_model
+from forgeline.packaging.signature import Signature
 from forgeline.store.s3 import AWS_VARIABLES, list_matching, read_object
 
 __all__ = ["PartSummary", "find_partitions", "is_pattern", "monitor_partitions",
@@ -120,7 +123,7 @@ def read_partition(source: str) -> pd.DataFrame:
 class _Plan:
     """What every task needs: small and picklable (sent once per job)."""
 
-    signature: Any
+    signature: Signature
     jobs: tuple[ColumnJob, ...]
     inputs: tuple[tuple[str, str, str], ...]  # (name, kind, dtype) of the monitored inputs
     prediction: Mapping[str, Any] | None
