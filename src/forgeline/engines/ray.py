@@ -66,9 +66,10 @@ class RayEngine(Engine):
         except ImportError:
             raise InvalidInput("The Ray engine needs Ray, which is not installed.",
                                hint="pip install 'forgeline[ray]'") from None
+        if self.address not in (None, "auto", "local"):
+            # also when Ray is already initialised here: a wrong address still says so
+            _check_reachable(self.address)
         if not ray.is_initialized():
-            if self.address not in (None, "auto", "local"):
-                _check_reachable(self.address)
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                       "ignore_reinit_error": True}
             if self.address is None and self.num_cpus is not None:
