@@ -12,9 +12,24 @@ import pytest
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.monitoring.orchestrator import monitor
 from forgeline.monitoring.partitions import find_partitions, monitor_partitions
+from forgeline.util.progress import Progress
 from tests.cli.conftest import invoke
 from tests.monitoring.conftest import Model, log_frame
 from tests.monitoring.partdata import assert_same, close, partitions
+
+
+class _Recorded(Progress):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int | None]] = []
+
+    def task(self, description: str, total: float | None, unit: str = "") -> None:
+        self.seen.append((description, None if total is None else int(total)))
+
+    def advance(self, amount: float = 1, info: str | None = None) -> None:
+        self.seen.append((info or "", None))
+
+    def done(self) -> None:
+        self.seen.append(("done", None))
 
 
 def _write(folder: Path, frames: list[pd.DataFrame]) -> list[Path]:
@@ -30,9 +45,13 @@ def test_partitions_give_the_statistics_of_the_whole(model: Model, tmp_path: Pat
     paths = _write(tmp_path / "data", frames)
     whole = monitor(model.predictor, pd.concat([pd.read_parquet(p) for p in paths],
                                                ignore_index=True))
-    result = monitor_partitions(model.predictor, str(tmp_path / "data" / "part-*.parquet"))
+    progress = _Recorded()
+    result = monitor_partitions(model.predictor, str(tmp_path / "data" / "part-*.parquet"),
+                                progress=progress)
     data, expected = result.to_dict(), whole.to_dict()
     assert_same(data, expected)
+    assert progress.seen == [("partitions", 4), *((f"part-{i}.parquet", None)
+                                                   for i in range(4)), ("done", None)]
     quality = data["quality"]["columns"]
     assert quality["c0"]["unseen"] > 0
     assert quality["c0"]["unseen_examples"] == ["new1", "new0", "rare"]  # most frequent first

@@ -12,6 +12,7 @@ history; a store that cannot be written is a warning, not a failure.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -184,6 +185,8 @@ def monitor_command(
     ray_address: str | None = typer.Option(None, "--ray-address", metavar="ADDRESS",
                                            help="The Ray cluster (default: RAY_ADDRESS, "
                                                 "else a local instance)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Show the partitions done (on a terminal)."),
 ) -> None:
     """Compare production data with the model's training profile: drift, quality, metrics."""
     from forgeline.monitoring.config import MonitorConfig
@@ -204,12 +207,17 @@ def monitor_command(
             raise InvalidInput("--labels and --score need the data in one file: partitions "
                                "are monitored for drift and quality only.",
                                hint="Give one file with --current, or leave those out.")
+        from forgeline.cli.progress import RichProgress
         from forgeline.monitoring.partitions import monitor_partitions
 
         predictor, name = _load(ctx, model)
-        result = monitor_partitions(
-            predictor, current, engine=engine, ray_address=ray_address, config=config,
-            reference=None if reference is None else _load_table(reference))
+        # a bar only on a terminal: a log or a pipe keeps just the summary and errors
+        drawn = progress and not as_json and sys.stderr.isatty()
+        with RichProgress(enabled=drawn, transient=True) as bar:
+            result = monitor_partitions(
+                predictor, current, engine=engine, ray_address=ray_address, config=config,
+                reference=None if reference is None else _load_table(reference),
+                progress=bar)
         _finish(ctx, predictor, name, result, output, as_json, fail_on_alert)
         return
     from concurrent.futures import ThreadPoolExecutor

@@ -34,9 +34,11 @@ never enter a task's pickled arguments, its repr or an error message.
 from __future__ import annotations
 
 import glob
+import io
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,7 @@ from forgeline.monitoring.windows import ROW_ORDER, Clock, choose_clock
 from forgeline.packaging.predictor import Predictor, load_model
 from forgeline.packaging.signature import Signature
 from forgeline.store.s3 import AWS_VARIABLES, list_matching, read_object
+from forgeline.util.progress import Progress
 
 __all__ = ["PartSummary", "find_partitions", "is_pattern", "monitor_partitions",
            "read_partition", "summarize"]
@@ -103,9 +106,9 @@ def read_partition(source: str) -> pd.DataFrame:
 
     Raises:
         InvalidInput: it is not a (complete) Parquet file.
+        NotFound: the file or object does not exist.
+        StoreError: object storage refused the read.
     """
-    import io
-
     data: Any = io.BytesIO(read_object(source)) if source.startswith("s3://") else source
     try:
         return pd.read_parquet(data)
@@ -231,7 +234,7 @@ def monitor_partitions(ref_or_predictor: str | Path | Predictor, partitions: str
                        *, engine: str | Engine = "local", ray_address: str | None = None,
                        config: MonitorConfig | None = None,
                        reference: Mapping[str, Any] | pd.DataFrame | None = None,
-                       on_done: Callable[[int, Any], None] | None = None) -> MonitorResult:
+                       progress: Progress | None = None) -> MonitorResult:
     """Monitor Parquet partitions as one data set, one partition per engine task.
 
     Args:
@@ -244,7 +247,7 @@ def monitor_partitions(ref_or_predictor: str | Path | Predictor, partitions: str
         config: thresholds, methods, alert rules (its windows are not cut, see the module
             docstring).
         reference: a profile dict or a DataFrame instead of the model's training profile.
-        on_done: told ``(index, summary)`` as each partition is done (progress).
+        progress: told of the partitions as they are done: one task, ``"partitions"``.
 
     Raises:
         NotFound: no partition matches.
@@ -267,9 +270,13 @@ def monitor_partitions(ref_or_predictor: str | Path | Predictor, partitions: str
     event = event_column(ref, predictor.profile)
     plan = _Plan(sig, tuple(jobs), tuple((c.name, c.kind, c.dtype) for c in sig.inputs),
                  section, sig.classes, config, event)
-    from functools import partial
-
-    parts = runner.map(partial(summarize, plan), sources, on_done)
+    progress = progress if progress is not None else Progress()
+    progress.task("partitions", total=len(sources), unit="partitions")
+    try:
+        parts = runner.map(partial(summarize, plan), sources,
+                           lambda i, _: progress.advance(1, info=sources[i].rsplit("/", 1)[-1]))
+    finally:
+        progress.done()
     rows = sum(p.rows for p in parts)
     if rows == 0:
         raise InvalidInput(f"The {len(parts)} partition(s) have no rows: nothing to monitor.")
