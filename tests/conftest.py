@@ -16,6 +16,8 @@ from tests.raycluster import RayCluster
 from tests.teamserver import LiveServer
 from tests.webhook import Webhook, webhook_server
 
+pytest_plugins = ["tests.s3server"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

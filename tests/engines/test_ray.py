@@ -4,6 +4,7 @@ scoring spread over it. The engine contract itself runs over Ray in test_engines
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,16 @@ def test_map_keeps_order_reports_progress_and_raises_the_tasks_error() -> None:
     assert engine.map(math.factorial, []) == []
     with pytest.raises(InvalidInput, match="Invalid model name 'bad/name'"):
         engine.map(check_model_name, ["fine", "bad/name"])
+
+
+def test_env_vars_reach_the_workers_that_run_the_tasks() -> None:
+    from forgeline.engines.ray import RayEngine
+
+    # the cluster's workers were started without it; os.getenv runs on them
+    engine = RayEngine(env_vars={"FORGELINE_TEST_TASK_ENV": "from the driver"})
+    assert engine.map(os.getenv, ["FORGELINE_TEST_TASK_ENV", "FORGELINE_TEST_NONE"]) == [
+        "from the driver", None]
+    assert RayEngine().map(os.getenv, ["FORGELINE_TEST_TASK_ENV"]) == [None]
 
 
 def test_batch_scoring_on_ray_matches_local_scoring(tmp_path: Path) -> None:

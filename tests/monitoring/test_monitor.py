@@ -83,7 +83,7 @@ def test_bad_input(model: Model) -> None:
 def test_inputs_the_log_stored_under_another_name_are_found() -> None:
     from types import SimpleNamespace
 
-    from forgeline.monitoring.orchestrator import _log_inputs
+    from forgeline.monitoring.inputs import log_inputs as _log_inputs
 
     log = pd.DataFrame({"request_id": ["a"], "ts": [pd.Timestamp("2025-01-01")],
                         "shadow": [False], "runtime": ["native"], "input_runtime": [3.5],

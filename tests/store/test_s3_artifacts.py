@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,44 +12,15 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 
-import boto3
-import httpx
 from boto3.s3.transfer import TransferConfig
-from moto.server import ThreadedMotoServer
 
 import forgeline as fl
 from forgeline.errors import IntegrityError, NotFound, StoreError
 from forgeline.store import get_store, open_artifact_store
 from forgeline.store.s3_artifacts import S3ArtifactStore, _HashingReader
+from tests.s3server import refusing_server
 
 MB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    return boto3.client("s3")
-
-
-@pytest.fixture
-def bucket(aws: Any, request: pytest.FixtureRequest) -> str:
-    name = "fl-" + hashlib.sha1(request.node.name.encode()).hexdigest()[:12]
-    aws.create_bucket(Bucket=name)
-    return name
 
 
 def _small_parts() -> TransferConfig:
@@ -131,25 +101,14 @@ def test_a_missing_bucket_is_one_clear_error(aws: Any) -> None:
 
 
 def test_wrong_credentials_are_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A server of its own that checks keys (moto's IAM access control, on once the bucket
-    # exists): the keys it does not know are refused as a real S3 would.
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    try:
+    with refusing_server("guarded") as url:
         for name, value in {"AWS_ENDPOINT_URL": url, "AWS_REGION": "us-east-1",
                             "AWS_ACCESS_KEY_ID": "unknown", "AWS_SECRET_ACCESS_KEY": "wrong"
                             }.items():
             monkeypatch.setenv(name, value)
-        boto3.client("s3").create_bucket(Bucket="guarded")
-        assert httpx.post(f"{url}/moto-api/reset-auth", content=b"0").status_code == 200
         with pytest.raises(StoreError, match="refused the credentials for s3://guarded/p") as e:
             S3ArtifactStore("s3://guarded/p")
         assert e.value.hint and "AWS_ACCESS_KEY_ID" in e.value.hint
-    finally:  # the setting is global to moto in this process: back to no checks
-        httpx.post(f"{url}/moto-api/reset-auth", content=b"inf")
-        server.stop()
 
 
 def test_an_unreachable_endpoint_is_one_clear_error(aws: Any,

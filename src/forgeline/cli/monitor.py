@@ -1,7 +1,9 @@
 """``forgeline monitor MODEL``: drift, data quality and performance of production data;
 ``forgeline monitor history MODEL``: what earlier runs found.
 
-The current data is a file (``--current``) or the model's prediction log over a window
+The current data is a file (``--current``), Parquet partitions (``--current`` with a glob
+or an ``s3://`` pattern, monitored one partition per task on ``--engine local`` or ``ray``:
+see :mod:`forgeline.monitoring.partitions`) or the model's prediction log over a window
 (``--since 24h``, ``--last 50000``; the last 24 hours when neither is given). Drift found
 is printed, not an error: the exit code is 0 unless ``--fail-on-alert`` is given and a
 rule fired (then 1). Each run of a registered model is recorded in the store's monitoring
@@ -10,6 +12,7 @@ history; a store that cannot be written is a warning, not a failure.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
     from forgeline.entities import MonitoringRecord
     from forgeline.monitoring.result import MonitorResult
+    from forgeline.packaging.predictor import Predictor
 
 __all__ = ["register"]
 
@@ -138,8 +142,10 @@ def monitor_command(
     ctx: typer.Context,
     model: str = typer.Argument(..., metavar="MODEL",
                                 help="fraud@champion, fraud/3, fraud, or a package folder."),
-    current: Path | None = typer.Option(None, "--current", metavar="FILE",
-                                        help="Production rows, CSV or Parquet."),
+    current: str | None = typer.Option(
+        None, "--current", metavar="FILE|PATTERN",
+        help="Production rows: a CSV or Parquet file, or Parquet partitions "
+             "(data/part-*.parquet, s3://bucket/prefix/*.parquet) monitored one by one."),
     since: str | None = typer.Option(None, "--since", metavar="DURATION",
                                      help="Logged predictions of the last DURATION (24h)."),
     last: int | None = typer.Option(None, "--last", metavar="N", min=1,
@@ -174,6 +180,13 @@ def monitor_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     fail_on_alert: bool = typer.Option(False, "--fail-on-alert",
                                        help="Exit 1 when an alert rule fired."),
+    engine: str = typer.Option("local", "--engine",
+                               help="local, or ray (Parquet partitions, one task each)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", metavar="ADDRESS",
+                                           help="The Ray cluster (default: RAY_ADDRESS, "
+                                                "else a local instance)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Show the partitions done (on a terminal)."),
 ) -> None:
     """Compare production data with the model's training profile: drift, quality, metrics."""
     from forgeline.monitoring.config import MonitorConfig
@@ -184,27 +197,76 @@ def monitor_command(
     config = MonitorConfig(rules=tuple(rules or ()), webhook=webhook, command=command,
                            window=_window(window), time_column=time_column)
     # a bad rule fails before any loading
+    if engine not in ("local", "ray"):
+        raise InvalidInput(f"Unknown engine {engine!r}.", hint="Use local or ray.")
+    if engine == "ray" and current is None:
+        raise InvalidInput("--engine ray monitors Parquet partitions given with --current.",
+                           hint="Add --current 's3://bucket/prefix/*.parquet' (or a glob).")
+    if current is not None and (engine == "ray" or _is_pattern(current)):
+        if labels is not None or score:
+            raise InvalidInput("--labels and --score need the data in one file: partitions "
+                               "are monitored for drift and quality only.",
+                               hint="Give one file with --current, or leave those out.")
+        from forgeline.cli.progress import RichProgress
+        from forgeline.monitoring.partitions import monitor_partitions
+
+        predictor, name = _load(ctx, model)
+        # a bar only on a terminal: a log or a pipe keeps just the summary and errors
+        drawn = progress and not as_json and sys.stderr.isatty()
+        with RichProgress(enabled=drawn, transient=True) as bar:
+            result = monitor_partitions(
+                predictor, current, engine=engine, ray_address=ray_address, config=config,
+                reference=None if reference is None else _load_table(reference),
+                progress=bar)
+        _finish(ctx, predictor, name, result, output, as_json, fail_on_alert)
+        return
     from concurrent.futures import ThreadPoolExecutor
 
     from forgeline.data.io import load_table
 
     with ThreadPoolExecutor(1) as pool:
         # Arrow reads the file off the GIL while the rest is imported and the package loaded
-        reading = None if current is None else pool.submit(load_table, current)
+        reading = None if current is None else pool.submit(load_table, Path(current))
         from forgeline.monitoring.orchestrator import monitor
-        from forgeline.packaging.predictor import load_model
-        from forgeline.reports.monitoring import render_monitor_report
 
-        local = Path(model).expanduser()
-        predictor = load_model(local if local.is_dir() else model,
-                               client=None if local.is_dir() else get_client(ctx), lazy=True)
-        name = predictor.model_version.name if predictor.model_version else local.name
+        predictor, name = _load(ctx, model)
         frame = (reading.result() if reading is not None
                  else _from_log(ctx, name, since, last, include_shadow))
     result = monitor(predictor, frame, config=config, score=score,
                      reference=None if reference is None else load_table(reference),
                      labels=None if labels is None else load_table(labels),
                      id_column=id_column, label_column=label_column)
+    _finish(ctx, predictor, name, result, output, as_json, fail_on_alert)
+
+
+def _is_pattern(current: str) -> bool:
+    from forgeline.monitoring.partitions import is_pattern
+
+    return is_pattern(current)
+
+
+def _load_table(path: Path) -> pd.DataFrame:
+    from forgeline.data.io import load_table
+
+    return load_table(path)
+
+
+def _load(ctx: typer.Context, model: str) -> tuple[Predictor, str]:
+    """The model (lazily: scored only if asked) and the name its runs are recorded under."""
+    from forgeline.packaging.predictor import load_model
+
+    local = Path(model).expanduser()
+    predictor = load_model(local if local.is_dir() else model,
+                           client=None if local.is_dir() else get_client(ctx), lazy=True)
+    return predictor, predictor.model_version.name if predictor.model_version else local.name
+
+
+def _finish(ctx: typer.Context, predictor: Predictor, name: str, result: MonitorResult,
+            output: Path | None, as_json: bool, fail_on_alert: bool) -> None:
+    """Write the report, record the run, print the result; exit 1 on a fired alert when
+    asked."""
+    from forgeline.reports.monitoring import render_monitor_report
+
     report = render_monitor_report(result, output or Path(f"{name}-monitor.html"))
     if predictor.model_version is not None:  # a bare package has no name to keep it under
         from forgeline.monitoring.history import record_result

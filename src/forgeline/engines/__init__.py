@@ -11,6 +11,8 @@ by name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from forgeline.engines.base import Engine, OnDone
 from forgeline.engines.local import WORKERS, LocalEngine, available_cores
 from forgeline.errors import InvalidInput
@@ -22,7 +24,8 @@ ENGINES = ("local", "ray")
 
 
 def get_engine(name: str | None = None, n_jobs: int = 1, *,
-               address: str | None = None) -> Engine:
+               address: str | None = None, env_vars: Mapping[str, str] | None = None
+               ) -> Engine:
     """An engine by name.
 
     Args:
@@ -31,6 +34,8 @@ def get_engine(name: str | None = None, n_jobs: int = 1, *,
             many as the cluster has CPUs.
         address: the Ray cluster to join (None: ``RAY_ADDRESS``, else a new local
             instance).
+        env_vars: environment variables for the Ray tasks' worker processes (see
+            ``RayEngine``); the local engine's workers inherit this process's.
 
     Raises:
         InvalidInput: an unknown engine name.
@@ -40,5 +45,5 @@ def get_engine(name: str | None = None, n_jobs: int = 1, *,
     if name == "ray":
         from forgeline.engines.ray import RayEngine
 
-        return RayEngine(address)
+        return RayEngine(address, env_vars=env_vars)
     raise InvalidInput(f"Unknown engine {name!r}.", hint=f"Use one of {', '.join(ENGINES)}.")

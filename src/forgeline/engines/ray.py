@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import socket
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from forgeline.engines.base import Engine, OnDone, check_window
@@ -34,13 +34,22 @@ class RayEngine(Engine):
         address: the cluster to join (``ray://host:10001``, ``auto``, ``host:6379``);
             None: ``RAY_ADDRESS`` or a new local instance.
         num_cpus: CPUs for a new local instance (ignored when joining a cluster).
+        env_vars: environment variables set in the worker processes that run this
+            driver's tasks (Ray's ``runtime_env={"env_vars": ...}``): a cluster's workers
+            were started with their own environment, not the caller's, so settings the
+            tasks need (e.g. the AWS_* variables of the object storage they read) travel
+            this way, set on each task (so also when Ray was initialised before this
+            engine). Values are visible to anyone who can inspect the tasks' runtime
+            environment on the cluster.
     """
 
     distributed = True
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 env_vars: Mapping[str, str] | None = None) -> None:
         self.address = address
         self.num_cpus = num_cpus
+        self.env_vars = dict(env_vars or {})
         self._ray: Any = None
         self._sent: tuple[Any, Any] | None = None  # the last function put, and its ref
 
@@ -65,9 +74,10 @@ class RayEngine(Engine):
         except ImportError:
             raise InvalidInput("The Ray engine needs Ray, which is not installed.",
                                hint="pip install 'forgeline[ray]'") from None
+        if self.address not in (None, "auto", "local"):
+            # also when Ray is already initialised here: a wrong address still says so
+            _check_reachable(self.address)
         if not ray.is_initialized():
-            if self.address not in (None, "auto", "local"):
-                _check_reachable(self.address)
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                       "ignore_reinit_error": True}
             if self.address is None and self.num_cpus is not None:
@@ -88,13 +98,21 @@ class RayEngine(Engine):
         self._ray = ray
         return ray
 
+    def _remote(self, ray: Any) -> Any:
+        """The Ray task that applies any picklable callable (functions, partials,
+        builtins), in a runtime environment with ``env_vars`` when there are any."""
+        remote = ray.remote(_apply)
+        if self.env_vars:
+            remote = remote.options(runtime_env={"env_vars": self.env_vars})
+        return remote
+
     def map(self, fn: Callable[[T], R], tasks: Iterable[T],
             on_done: OnDone | None = None) -> list[R]:
         tasks = list(tasks)
         if not tasks:
             return []
         ray = self._connect()
-        remote = ray.remote(_apply)  # any picklable callable: functions, partials, builtins
+        remote = self._remote(ray)
         function = self._put(ray, fn)
         pending = {remote.remote(function, task): i for i, task in enumerate(tasks)}
         results: list[Any] = [None] * len(tasks)
@@ -126,7 +144,7 @@ class RayEngine(Engine):
 
     def _imap(self, ray: Any, fn: Callable[[T], R], tasks: Iterable[T], window: int
               ) -> Iterator[R]:
-        remote = ray.remote(_apply)
+        remote = self._remote(ray)
         function = self._put(ray, fn)
         pending: deque[Any] = deque()
         try:

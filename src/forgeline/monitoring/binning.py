@@ -30,12 +30,14 @@ from forgeline.data import values as v
 from forgeline.data.profile import category_strings
 from forgeline.monitoring.windows import Windows
 
-__all__ = ["CATEGORY_KINDS", "OTHER", "Binned", "Tally", "bin_column", "bucket_labels"]
+__all__ = ["CATEGORY_KINDS", "OTHER", "Binned", "Tally", "bin_column", "bucket_labels",
+           "merge_binned"]
 
 CATEGORY_KINDS = ("categorical", "boolean")
 OTHER = "(other)"
 _EXAMPLES = 5
 _COMPARE_EDGES = 40  # up to this many edges, compare-and-add beats searchsorted
+_UNSEEN_KEPT = 1000  # unseen categories counted one by one (to rank merged parts)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Binned:
     unseen: int | None = None
     unseen_examples: list[str] = field(default_factory=list)
     stats: Mapping[str, Any] = field(default_factory=dict)
+    unseen_counts: dict[str, int] = field(default_factory=dict)  # the most frequent unseen
 
     @property
     def categorical(self) -> bool:
@@ -73,7 +76,7 @@ class Binned:
     def ref_means(self) -> np.ndarray | None:
         """Mean of the reference values per bin, when the profile has it (numeric)."""
         means = self.stats.get("bin_means")
-        if self.numbers is None or means is None or len(means) != len(self.labels):
+        if self.kind != "numeric" or means is None or len(means) != len(self.labels):
             return None
         return np.array([np.nan if m is None else m for m in means], dtype="float64")
 
@@ -169,7 +172,7 @@ def _categorical(name: str, series: pd.Series, stats: Mapping[str, Any],
     nb = len(keys) + 1
     lut = np.array([where.get(x, len(keys)) for x in names_list] + [nb], dtype=_small(nb))
     buckets = lut[codes]  # code -1 (missing) picks the trailing missing bucket
-    unseen, examples = None, []
+    unseen, examples, unseen_counts = None, [], {}
     if known is not None:
         new = [i for i, x in enumerate(names_list) if x not in known]
         if new:
@@ -177,13 +180,15 @@ def _categorical(name: str, series: pd.Series, stats: Mapping[str, Any],
             unseen = int(per_code[new].sum())
             ranked = sorted(new, key=lambda i: -per_code[i])
             examples = [names_list[i] for i in ranked[:_EXAMPLES]]
+            kept = set(ranked[:_UNSEEN_KEPT])  # in order of first appearance, as ``new``
+            unseen_counts = {names_list[i]: int(per_code[i]) for i in new if i in kept}
         else:
             unseen = 0
     reference = np.asarray([*stats["categories"].values(), stats.get("other_count") or 0],
                            dtype="float64")
     return Binned(name, "categorical", bucket_labels(stats), reference, buckets, len(series),
                   int(np.count_nonzero(codes < 0)), unseen=unseen,
-                  unseen_examples=examples, stats=stats)
+                  unseen_examples=examples, stats=stats, unseen_counts=unseen_counts)
 
 
 def bin_column(name: str, series: pd.Series, stats: Mapping[str, Any],
@@ -202,3 +207,31 @@ def bin_column(name: str, series: pd.Series, stats: Mapping[str, Any],
     if kind in CATEGORY_KINDS and "categories" in stats:
         return _categorical(name, series, stats, known)
     return None
+
+
+def merge_binned(parts: list[Binned]) -> Binned:
+    """One column's binning over several parts of the data (partitions, in order), from
+    each part's binning without its rows: counts add up exactly; ``buckets`` and
+    ``numbers`` stay empty (drift reads the parts' summed :class:`Tally` instead).
+
+    Examples: unseen categories are ranked by their summed counts (exact while each part
+    has at most 1000 unseen categories, ties in order of first appearance); values that
+    do not parse are the first distinct ones of the parts in order, which may differ from
+    those of the data read whole when a part holds more than 1000 such values.
+    """
+    first = parts[0]
+    unseen = None if any(p.unseen is None for p in parts) else sum(
+        p.unseen or 0 for p in parts)
+    counts: dict[str, int] = {}
+    for p in parts:
+        for k, n in p.unseen_counts.items():
+            counts[k] = counts.get(k, 0) + n
+    ranked = sorted(counts, key=lambda k: -counts[k])
+    oor = None if any(p.out_of_range is None for p in parts) else sum(
+        p.out_of_range or 0 for p in parts)
+    bad = list(dict.fromkeys(x for p in parts for x in p.not_parsed_examples))[:_EXAMPLES]
+    return Binned(first.name, first.kind, first.labels, first.reference,
+                  np.zeros(0, dtype=np.int8), sum(p.rows for p in parts),
+                  sum(p.missing for p in parts), None, sum(p.not_parsed for p in parts),
+                  bad, oor, unseen, ranked[:_EXAMPLES], first.stats,
+                  {k: counts[k] for k in ranked})

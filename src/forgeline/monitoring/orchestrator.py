@@ -20,31 +20,33 @@ import numpy as np
 import pandas as pd
 
 from forgeline.data.pca import reconstruction_errors
-from forgeline.data.profile import category_strings
 from forgeline.engines import LocalEngine
 from forgeline.errors import InvalidInput
 from forgeline.monitoring.alerts import deliver, evaluate_rules
 from forgeline.monitoring.binning import Binned, bin_column
 from forgeline.monitoring.config import MonitorConfig
 from forgeline.monitoring.drift import FeatureDrift, dataset_drift, feature_drift, window_drift
-from forgeline.monitoring.multivariate import multivariate_drift, sample_step
-from forgeline.monitoring.perf import performance
-from forgeline.monitoring.quality import quality
+from forgeline.monitoring.inputs import (
+    ColumnJob,
+    column_jobs,
+    event_column,
+    expected_columns,
+    is_log,
+    log_inputs,
+    prediction_binned,
+)
+from forgeline.monitoring.multivariate import MultivariateResult, multivariate_drift, sample_step
+from forgeline.monitoring.perf import PerformanceResult, performance
+from forgeline.monitoring.quality import QualityResult, quality
 from forgeline.monitoring.reference import Reference, build_reference
 from forgeline.monitoring.result import MonitorResult
 from forgeline.monitoring.windows import Clock, Windows, choose_clock, split_windows
 from forgeline.packaging.predictor import Predictor, load_model
-from forgeline.store.predictions import (
-    RESERVED_COLUMNS,
-    join_feedback,
-    proba_column,
-    stored_name,
-)
+from forgeline.store.predictions import join_feedback, proba_column, stored_name
 
-__all__ = ["alert_payload", "monitor"]
+__all__ = ["alert_payload", "conclude", "monitor"]
 
 _PREDICTION = "prediction"
-_PASSIVE_LOG_COLUMNS = ("row", "runtime", "shadow", "model_version")  # not read here
 _THREAD_ROWS = 100_000  # below this, threads cost more than they save
 _MAX_THREADS = 8
 
@@ -64,27 +66,15 @@ def _bin_inputs(current: pd.DataFrame, inputs: list[Any], ref: Reference, window
     """Each signature input on its reference bins, with its counts (overall, per window);
     the inputs left out, with the reason. Columns are done side by side on threads: the
     numpy and Arrow work of one overlaps with another's ``bincount``."""
-    skipped: dict[str, str] = {}
-    jobs = []
-    profile_columns = ref.profile.get("columns") or {}
-    means = ref.profile.get("bin_means") or {}
-    for column in inputs:
-        stats = profile_columns.get(column.name)
-        if stats is not None and means.get(column.name) is not None:
-            stats = {**stats, "bin_means": means[column.name]}
-        if column.name not in current.columns:
-            skipped[column.name] = "missing from the current data"
-        elif stats is None:
-            skipped[column.name] = "not in the reference profile"
-        else:
-            jobs.append((column.name, stats))
-    def one(job: tuple[str, Any]) -> tuple[Binned | None, Any]:
-        b = bin_column(job[0], current[job[0]], job[1], ref.categories.get(job[0]))
+    jobs, skipped = column_jobs(inputs, ref, current.columns)
+
+    def one(job: ColumnJob) -> tuple[Binned | None, Any]:
+        b = bin_column(job[0], current[job[0]], job[1], job[2])
         return b, None if b is None else b.counts(windows)
 
     done = _parallel(one, jobs, len(current))
     binned, counts = {}, {}
-    for (name, stats), (b, tally) in zip(jobs, done, strict=True):
+    for (name, stats, _), (b, tally) in zip(jobs, done, strict=True):
         if b is None:
             skipped[name] = f"{stats.get('kind')} columns have no drift check"
         else:
@@ -123,25 +113,6 @@ def _score(predictor: Predictor, current: pd.DataFrame) -> pd.DataFrame:
     return current.assign(**extra)
 
 
-def _prediction_binned(section: Mapping[str, Any] | None, current: pd.DataFrame,
-                       classes: tuple[Any, ...] | None) -> Binned | None:
-    if not section:
-        return None
-    column = section.get("column", "prediction")
-    if section.get("proba") and column in current.columns:
-        return bin_column("prediction", current[column], section["proba"])
-    if "prediction" not in current.columns:
-        return None
-    stats = section.get("labels") or section.get("values")
-    if not stats:
-        return None
-    known = None
-    if classes is not None and "categories" in stats:
-        known = frozenset(str(x) for x in category_strings(pd.Series(list(classes),
-                                                                      dtype=object)))
-    return bin_column("prediction", current["prediction"], stats, known)
-
-
 def _multivariate(ref: Reference, binned: Mapping[str, Binned], config: MonitorConfig,
                   windows: Windows, warnings: list[str]) -> Any:
     section = ref.profile.get("multivariate")
@@ -161,46 +132,10 @@ def _multivariate(ref: Reference, binned: Mapping[str, Binned], config: MonitorC
     return result
 
 
-def _is_log(current: pd.DataFrame) -> bool:
-    """Whether ``current`` is (read from) the prediction log."""
-    return "request_id" in current.columns and "shadow" in current.columns
-
-
-def _log_inputs(current: pd.DataFrame, sig: Any) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Inputs the prediction log stored as ``input_<name>`` (their name clashes with one of
-    its own columns) back under their signature names, and the clashing inputs that
-    cannot be: those named like a column monitoring reads itself (``ts``, ``prediction``,
-    ``request_id``, ``proba_*``)."""
-    if not _is_log(current):
-        return current, {}
-    renames, unmonitored = {}, {}
-    for name in sig.names:
-        stored = stored_name(name)
-        if stored == name or stored not in current.columns:
-            continue
-        if name in _PASSIVE_LOG_COLUMNS:
-            renames[stored] = name
-        else:
-            unmonitored[name] = (f"stored as {stored!r} by the prediction log, whose own "
-                                 f"{name!r} column monitoring reads")
-    kept = current.drop(columns=[n for n in renames.values() if n in current.columns])
-    return kept.rename(columns=renames), unmonitored
-
-
-def _event_column(ref: Reference, predictor: Predictor) -> str | None:
-    """The model's event-time column: named by the reference's ``time`` section, else by
-    the model profile's (a reference frame has none: the model's data still has it)."""
-    for profile in (ref.profile, predictor.profile or {}):
-        section = profile.get("time")
-        if isinstance(section, Mapping) and section.get("column"):
-            return str(section["column"])
-    return None
-
-
 def _clock(current: pd.DataFrame, config: MonitorConfig, event: str | None,
            warnings: list[str]) -> Clock:
     """The windows' clock; a warning when the model has an event time the data lacks."""
-    log = _is_log(current)
+    log = is_log(current)
     clock = choose_clock(current, config, event, log=log)
     if event is not None and clock.kind != "event" and config.time_column is None \
             and config.window is not None:
@@ -270,7 +205,7 @@ def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
     ref = build_reference(predictor.profile, sig, reference)
     warnings: list[str] = []
     _versions(current, predictor, warnings)  # before the log's own columns may be replaced
-    current, unmonitored = _log_inputs(current.reset_index(drop=True), sig)
+    current, unmonitored = log_inputs(current.reset_index(drop=True), sig)
     label_name = label_column or sig.target
     label_values, feedback = _labels(current, labels, id_column, label_name, warnings)
     if score and "prediction" not in current.columns:
@@ -278,14 +213,14 @@ def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
             current = _score(predictor, current)
         else:
             warnings.append("not scored: the current data lacks signature columns")
-    event = _event_column(ref, predictor)
+    event = event_column(ref, predictor.profile)
     clock = _clock(current, config, event, warnings)
     windows = split_windows(current, config, clock)
     inputs = [c for c in sig.inputs if c.name not in unmonitored]
     binned, counts, skipped = _bin_inputs(current, inputs, ref, windows)
     skipped.update(unmonitored)
     features = {name: feature_drift(b, config, counts[name][0]) for name, b in binned.items()}
-    pred_binned = _prediction_binned(ref.profile.get("prediction"), current, sig.classes)
+    pred_binned = prediction_binned(ref.profile.get("prediction"), current, sig.classes)
     prediction: FeatureDrift | None = None
     per_window = {name: (b, counts[name][1]) for name, b in binned.items()}
     if pred_binned is not None:
@@ -296,11 +231,7 @@ def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
     if missing:
         warnings.append(f"{len(missing)} signature column(s) missing from the current data: "
                         f"{', '.join(missing)}; the report covers the columns present")
-    ignore = {*RESERVED_COLUMNS, label_name, id_column,
-              *(c for c in (config.time_column, clock.source) if c is not None)}
-    if event is not None:  # the data's own time: expected beside the inputs
-        ignore |= {event, stored_name(event)}
-    ignore |= {f"input_{n}" for n in unmonitored}
+    ignore = expected_columns(label_name, id_column, config, clock, event, unmonitored)
     checked = quality(current, [(c.name, c.kind, c.dtype) for c in inputs], ref.profile,
                       binned, config, ignore)
     pred_section = ref.profile.get("prediction") or {}
@@ -311,17 +242,36 @@ def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
         perf.feedback = feedback
         if label_values is not None and perf.labelled == 0 and feedback is None:
             warnings.append("labels: none of the given labels is usable")
+    return conclude(
+        predictor, ref, config, rows=len(current), period=_period(current, clock.source),
+        clock=clock, features=features, skipped=skipped, prediction=prediction,
+        quality=checked, warnings=warnings, performance=perf,
+        multivariate=_multivariate(ref, binned, config, windows, warnings),
+        windows=window_drift(per_window, windows, config, _PREDICTION),
+        windows_by=windows.by)
+
+
+def conclude(predictor: Predictor, ref: Reference, config: MonitorConfig, *, rows: int,
+             period: dict[str, str | None], clock: Clock, features: dict[str, FeatureDrift],
+             skipped: dict[str, str], prediction: FeatureDrift | None, quality: QualityResult,
+             warnings: list[str], performance: PerformanceResult | None = None,
+             multivariate: MultivariateResult | None = None,
+             windows: list[dict[str, Any]] | None = None, windows_by: str = "none"
+             ) -> MonitorResult:
+    """The result of a run from its parts: the dataset drift of ``features``, the alert
+    rules evaluated and, when one fired, delivered. Shared by :func:`monitor` and the
+    partitioned run (:mod:`.partitions`)."""
     mv = predictor.model_version
     result = MonitorResult(
         model=mv.name if mv is not None else str(predictor.path),
-        version=None if mv is None else str(mv.version), task=sig.task, rows=len(current),
-        period=_period(current, clock.source), reference=ref.source,
+        version=None if mv is None else str(mv.version), task=predictor.signature.task,
+        rows=rows, period=period, reference=ref.source,
         reference_rows=ref.profile.get("rows"), config=config, features=features,
         dataset=dataset_drift(features, config), skipped=skipped, prediction=prediction,
-        multivariate=_multivariate(ref, binned, config, windows, warnings), quality=checked,
-        performance=perf, windows=window_drift(per_window, windows, config, _PREDICTION),
-        windows_by=windows.by, generated=dt.datetime.now(dt.UTC).isoformat(
-            timespec="seconds"), warnings=warnings, clock=clock)
+        multivariate=multivariate, quality=quality, performance=performance,
+        windows=windows or [], windows_by=windows_by,
+        generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), warnings=warnings,
+        clock=clock)
     result.alerts = evaluate_rules(config.rules, result.values())
     if result.fired and (config.webhook or config.command):
         result.warnings.extend(deliver(alert_payload(result), config))

@@ -21,7 +21,7 @@ from forgeline.data.profile import duplicate_share
 from forgeline.monitoring.binning import Binned
 from forgeline.monitoring.config import MonitorConfig
 
-__all__ = ["QualityResult", "quality"]
+__all__ = ["ColumnFacts", "QualityResult", "judge_quality", "quality"]
 
 
 
@@ -35,11 +35,46 @@ class QualityResult:
     issues: list[Finding] = field(default_factory=list)
 
 
-def _type_issue(name: str, expected_kind: str, expected_dtype: str, series: pd.Series,
+@dataclass(frozen=True)
+class ColumnFacts:
+    """What quality reads of one current column besides its binning: row and missing
+    counts, the dtype, and (a datetime input stored as something else) how many of the
+    values sampled do not parse as dates. Facts of parts of the data add up
+    (:meth:`merge`), so quality can be judged on data read partition by partition."""
+
+    rows: int
+    missing: int
+    dtype: str
+    numeric_dtype: bool
+    bad_dates: int = 0
+    sampled_dates: int = 0
+
+    @classmethod
+    def of(cls, series: pd.Series, expected_kind: str) -> ColumnFacts:
+        bad = sampled = 0
+        if expected_kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(series):
+            present = v.sample(series.dropna())
+            sampled, bad = len(present), int(v.parse_datetimes(present).isna().sum())
+        return cls(len(series), int(series.isna().sum()), str(series.dtype),
+                   v.is_number_dtype(series), bad, sampled)
+
+    @classmethod
+    def merge(cls, parts: Iterable[ColumnFacts]) -> ColumnFacts:
+        """The facts of the parts together; a dtype that differs between parts reads
+        ``mixed (a, b)`` (the parts' dtypes, in order of first appearance)."""
+        parts = list(parts)
+        dtypes = list(dict.fromkeys(p.dtype for p in parts))
+        return cls(sum(p.rows for p in parts), sum(p.missing for p in parts),
+                   dtypes[0] if len(dtypes) == 1 else f"mixed ({', '.join(dtypes)})",
+                   all(p.numeric_dtype for p in parts), sum(p.bad_dates for p in parts),
+                   sum(p.sampled_dates for p in parts))
+
+
+def _type_issue(name: str, expected_kind: str, expected_dtype: str, facts: ColumnFacts,
                 binned: Binned | None) -> Finding | None:
-    found = str(series.dtype)
+    found = facts.dtype
     if expected_kind == "numeric" and binned is not None and binned.not_parsed:
-        share = binned.not_parsed / max(len(series), 1)
+        share = binned.not_parsed / max(facts.rows, 1)
         shown = ", ".join(repr(x) for x in binned.not_parsed_examples)
         return Finding("type_change", Severity.WARN,
                        f"{name}: expected numbers ({expected_dtype}), found {found} with "
@@ -47,15 +82,12 @@ def _type_issue(name: str, expected_kind: str, expected_dtype: str, series: pd.S
                        f"e.g. {shown}; they are left out of drift.", (name,),
                        {"expected": expected_dtype, "found": found,
                         "not_parsed": binned.not_parsed})
-    if expected_kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(series):
-        present = v.sample(series.dropna())
-        bad = int(v.parse_datetimes(present).isna().sum())
-        if bad:
-            return Finding("type_change", Severity.WARN,
-                           f"{name}: expected datetimes ({expected_dtype}), found {found}; "
-                           f"{bad} of {len(present)} sampled values do not parse as dates.",
-                           (name,), {"expected": expected_dtype, "found": found})
-    if expected_kind == "numeric" and not v.is_number_dtype(series) and len(series):
+    if facts.bad_dates:
+        return Finding("type_change", Severity.WARN,
+                       f"{name}: expected datetimes ({expected_dtype}), found {found}; "
+                       f"{facts.bad_dates} of {facts.sampled_dates} sampled values do not "
+                       "parse as dates.", (name,), {"expected": expected_dtype, "found": found})
+    if expected_kind == "numeric" and not facts.numeric_dtype and facts.rows:
         return Finding("type_change", Severity.INFO,
                        f"{name}: dtype changed from {expected_dtype} to {found}; the values "
                        "still read as numbers.", (name,),
@@ -63,11 +95,11 @@ def _type_issue(name: str, expected_kind: str, expected_dtype: str, series: pd.S
     return None
 
 
-def _column_quality(name: str, series: pd.Series, binned: Binned | None,
+def _column_quality(name: str, facts: ColumnFacts, binned: Binned | None,
                     reference: Mapping[str, Any], config: MonitorConfig
                     ) -> tuple[dict[str, Any], list[Finding]]:
-    n = len(series)
-    missing = binned.missing if binned is not None else int(series.isna().sum())
+    n = facts.rows
+    missing = binned.missing if binned is not None else facts.missing
     share = missing / n if n else 0.0
     ref_share = reference.get("missing_share")
     change = share - ref_share if ref_share is not None else None
@@ -121,11 +153,32 @@ def quality(frame: pd.DataFrame, inputs: list[tuple[str, str, str]],
         config: the thresholds.
         ignore: columns that are expected besides the inputs (the prediction log's own).
     """
+    facts = {name: ColumnFacts.of(frame[name], kind) for name, kind, _ in inputs
+             if name in frame.columns}
+    names = [n for n, _, _ in inputs]
+    dup = duplicate_share(frame, names, [b.buckets for n, b in binned.items() if n in names])
+    return judge_quality([str(c) for c in frame.columns], facts, inputs, profile, binned,
+                         config, ignore, dup)
+
+
+def judge_quality(columns: list[str], facts: Mapping[str, ColumnFacts],
+                  inputs: list[tuple[str, str, str]], profile: Mapping[str, Any],
+                  binned: Mapping[str, Binned], config: MonitorConfig,
+                  ignore: Iterable[str] = (), duplicates: float | None = None
+                  ) -> QualityResult:
+    """:func:`quality` from what was read of the data rather than the data itself.
+
+    Args:
+        columns: the current data's columns.
+        facts: the facts of each signature input present.
+        inputs, profile, binned, config, ignore: as for :func:`quality`.
+        duplicates: the share of duplicated input rows (None: not known).
+    """
     names = {name for name, _, _ in inputs}
-    missing = [name for name, _, _ in inputs if name not in frame.columns]
+    missing = [name for name, _, _ in inputs if name not in columns]
     ignored = set(ignore)
-    new = [str(c) for c in frame.columns if c not in names and c not in ignored
-           and not str(c).startswith("proba_")]
+    new = [c for c in columns if c not in names and c not in ignored
+           and not c.startswith("proba_")]
     issues: list[Finding] = []
     if missing:
         issues.append(Finding(
@@ -137,25 +190,23 @@ def quality(frame: pd.DataFrame, inputs: list[tuple[str, str, str]],
         issues.append(Finding("new_columns", Severity.INFO,
                               f"{len(new)} column(s) not in the signature: {', '.join(new)}.",
                               tuple(new)))
-    columns: dict[str, dict[str, Any]] = {}
+    rows: dict[str, dict[str, Any]] = {}
     ref_columns = profile.get("columns") or {}
     for name, kind, dtype in inputs:
-        if name not in frame.columns:
+        if name not in facts:
             continue
-        series = frame[name]
-        row, found = _column_quality(name, series, binned.get(name),
+        row, found = _column_quality(name, facts[name], binned.get(name),
                                      ref_columns.get(name) or {"kind": kind}, config)
-        columns[name] = row
+        rows[name] = row
         issues.extend(found)
-        typed = _type_issue(name, kind, dtype, series, binned.get(name))
+        typed = _type_issue(name, kind, dtype, facts[name], binned.get(name))
         if typed is not None:
             issues.append(typed)
-    names = [n for n, _, _ in inputs]
-    dup = duplicate_share(frame, names, [b.buckets for n, b in binned.items() if n in names])
     ref_dup = (profile.get("quality") or {}).get("duplicate_share")
-    if dup is not None and dup - (ref_dup or 0.0) >= config.duplicate_share_change:
+    if duplicates is not None and duplicates - (ref_dup or 0.0) >= \
+            config.duplicate_share_change:
         base = f", {ref_dup:.1%} in training" if ref_dup is not None else ""
         issues.append(Finding("duplicates", Severity.WARN,
-                              f"{dup:.1%} of the rows repeat an earlier row{base}.",
-                              details={"share": dup, "reference": ref_dup}))
-    return QualityResult(columns, missing, new, dup, ref_dup, issues)
+                              f"{duplicates:.1%} of the rows repeat an earlier row{base}.",
+                              details={"share": duplicates, "reference": ref_dup}))
+    return QualityResult(rows, missing, new, duplicates, ref_dup, issues)

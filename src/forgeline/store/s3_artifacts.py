@@ -12,9 +12,8 @@ Invariants:
 - ``get`` downloads into a local cache, hashing on the way, and raises IntegrityError when
   the bytes no longer match their digest; only verified bytes are renamed into the cache.
 
-boto3 is imported lazily: only an ``s3://`` URI pays for it. Endpoint, region and
-credentials come from the usual AWS variables (AWS_ENDPOINT_URL, AWS_REGION,
-AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), which boto3 reads itself.
+The client and the translation of driver errors are :mod:`forgeline.store.s3`'s (boto3
+imported lazily; endpoint, region and credentials from the usual AWS variables).
 """
 
 from __future__ import annotations
@@ -25,29 +24,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from forgeline.errors import IntegrityError, InvalidInput, NotFound, StoreError
+from forgeline.errors import IntegrityError, InvalidInput, NotFound
 from forgeline.store.artifacts import (
     ArtifactStore,
     LocalArtifactStore,
     check_digest,
     sha256_file,
 )
+from forgeline.store.s3 import MISSING, parse_s3_uri, s3_call, s3_client
 
 __all__ = ["S3ArtifactStore", "parse_s3_uri"]
 
 _CHUNK = 1 << 20
-_MISSING = ("404", "NoSuchKey", "NotFound")
-_HINT = ("Set AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for "
-         "your object storage, and check the bucket name.")
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``(bucket, prefix)`` of ``s3://bucket/prefix`` (the prefix without slashes around it)."""
-    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
-        raise InvalidInput(f"Invalid object storage URI {uri!r}.",
-                           hint="Use s3://bucket or s3://bucket/prefix.")
-    bucket, _, prefix = uri[5:].partition("/")
-    return bucket, prefix.strip("/")
 
 
 class _HashingReader:
@@ -85,14 +73,7 @@ class S3ArtifactStore(ArtifactStore):
         self.bucket, self.prefix = parse_s3_uri(uri)
         self.cache = LocalArtifactStore(
             Path(cache) if cache else Path(tempfile.gettempdir()) / "forgeline-s3-cache")
-        if client is None:
-            try:
-                import boto3
-            except ImportError as e:
-                raise InvalidInput(f"Artifacts at {uri} need boto3, which is not installed.",
-                                   hint="pip install 'forgeline[s3]'") from e
-            client = self._call(lambda: boto3.client("s3"))
-        self._client = client
+        self._client = client if client is not None else s3_client(uri, "Artifacts")
         self._transfer = transfer_config
         self._call(lambda: self._client.head_bucket(Bucket=self.bucket))
 
@@ -106,30 +87,8 @@ class S3ArtifactStore(ArtifactStore):
 
     def _call(self, fn: Any, missing: str | None = None) -> Any:
         """Run one S3 call, translating driver errors into one clear ForgelineError."""
-        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
-
-        try:
-            return fn()
-        except ClientError as e:
-            code = str(e.response.get("Error", {}).get("Code", ""))
-            if code in _MISSING and missing is not None:
-                raise NotFound(missing, hint="The artifact store was moved or cleaned; "
-                               "restore it.") from e
-            if code in ("404", "NoSuchBucket", "NotFound"):
-                raise StoreError(f"Object storage bucket {self.bucket!r} does not exist "
-                                 f"({self.uri}).", hint="Create the bucket or fix the "
-                                 "s3:// URI.") from e
-            if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise StoreError(f"Object storage refused the credentials for {self.uri} "
-                                 f"({code}).", hint="Check AWS_ACCESS_KEY_ID and "
-                                 "AWS_SECRET_ACCESS_KEY.") from e
-            raise StoreError(f"Object storage error on {self.uri}: {e}", hint=_HINT) from e
-        except EndpointConnectionError as e:
-            raise StoreError(f"Cannot reach the object storage endpoint for {self.uri}: "
-                             f"{e}", hint="Check AWS_ENDPOINT_URL and that the server "
-                             "is running.") from e
-        except BotoCoreError as e:
-            raise StoreError(f"Object storage error on {self.uri}: {e}", hint=_HINT) from e
+        return s3_call(fn, self.uri, missing,
+                       missing_hint="The artifact store was moved or cleaned; restore it.")
 
     def put(self, path: Path) -> str:
         path = Path(path)
@@ -177,7 +136,7 @@ class S3ArtifactStore(ArtifactStore):
             try:
                 self._client.head_object(Bucket=self.bucket, Key=key)
             except ClientError as e:
-                if str(e.response.get("Error", {}).get("Code", "")) in _MISSING:
+                if str(e.response.get("Error", {}).get("Code", "")) in MISSING:
                     return False
                 raise  # translated by _call
             return True
