@@ -10,6 +10,7 @@ put in the object store once per call, not once per task.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -69,6 +70,7 @@ class RayEngine(Engine):
             if self.address not in (None, "auto", "local"):
                 _check_reachable(self.address)
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "logging_level": logging.WARNING,  # no INFO chatter
                                       "ignore_reinit_error": True}
             if self.address is None and self.num_cpus is not None:
                 kwargs["num_cpus"] = self.num_cpus
