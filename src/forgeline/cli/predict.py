@@ -16,11 +16,15 @@ def predict_command(
     ctx: typer.Context,
     model: str = typer.Argument(..., metavar="MODEL",
                                 help="name@alias, name/N, name (latest) or a package folder."),
-    input: Path = typer.Argument(..., metavar="INPUT", help="A Parquet or CSV file."),
-    output: Path | None = typer.Option(
-        None, "-o", "--output", metavar="FILE",
+    input: str = typer.Argument(
+        ..., metavar="INPUT",
+        help="A Parquet or CSV file, or Parquet partitions: a glob (data/part-*.parquet) or "
+             "s3://bucket/prefix/*.parquet."),
+    output: str | None = typer.Option(
+        None, "-o", "--output", metavar="FILE|DIR",
         help="Where the scores go: .csv writes CSV, anything else Parquet "
-             "(default: INPUT's name + .scores.parquet, next to it)."),
+             "(default: INPUT's name + .scores.parquet, next to it); for partitions a "
+             "folder or s3://bucket/prefix (required), one <partition>.scores.parquet each."),
     keys: str | None = typer.Option(
         None, "--keys", metavar="COL,COL",
         help="Input columns copied next to the predictions (default: every column that "
@@ -29,7 +33,8 @@ def predict_command(
                                    help="Rows per chunk; memory holds a few chunks (one "
                                         "per core scoring, one being read), whatever the "
                                         "file's size."),
-    engine: str = typer.Option("local", "--engine", help="local, or ray (Parquet input)."),
+    engine: str = typer.Option("local", "--engine",
+                               help="local, or ray (Parquet input; a task per partition)."),
     ray_address: str | None = typer.Option(None, "--ray-address", metavar="ADDRESS",
                                            help="The Ray cluster (default: RAY_ADDRESS, "
                                                 "else a local instance)."),
@@ -38,18 +43,31 @@ def predict_command(
                                   help="Show a progress bar on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Score a file with a model: streams it in chunks, writes keys and predictions."""
+    """Score a file, or a dataset's partitions, with a model: keys and predictions out."""
     from forgeline.cli.progress import RichProgress
-    from forgeline.serving.batch import score_file
+    from forgeline.data.partitions import is_pattern
+    from forgeline.errors import InvalidInput
 
-    target = output if output is not None else input.with_name(f"{input.stem}.scores.parquet")
     key_list = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
     reference = model if not Path(model).is_dir() else Path(model)
     client = None if isinstance(reference, Path) else get_client(ctx)
+    options = {"keys": key_list, "chunk_rows": chunk_rows, "engine": engine,
+               "runtime": runtime, "client": client, "ray_address": ray_address}
     with RichProgress(enabled=progress and not as_json) as bar:
-        summary = score_file(reference, input, target, keys=key_list, chunk_rows=chunk_rows,
-                             engine=engine, runtime=runtime, progress=bar, client=client,
-                             ray_address=ray_address)
+        if is_pattern(input):
+            from forgeline.serving.partitioned import score_partitions
+
+            if output is None:
+                raise InvalidInput(f"{input} names partitions: say where their scores go.",
+                                   hint="Add -o DIR or -o s3://bucket/prefix.")
+            summary = score_partitions(reference, input, output, progress=bar, **options)
+        else:
+            from forgeline.serving.batch import score_file
+
+            source = Path(input)
+            target = Path(output) if output is not None else source.with_name(
+                f"{source.stem}.scores.parquet")
+            summary = score_file(reference, source, target, progress=bar, **options)
     if as_json:
         print_json(summary)
         return

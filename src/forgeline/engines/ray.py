@@ -12,6 +12,7 @@ tuning's folds, travels once per run).
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -79,6 +80,7 @@ class RayEngine(Engine):
             _check_reachable(self.address)
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "logging_level": logging.WARNING,  # no INFO chatter
                                       "ignore_reinit_error": True}
             if self.address is None and self.num_cpus is not None:
                 kwargs["num_cpus"] = self.num_cpus

@@ -56,7 +56,7 @@ class ScoreSummary:
     rows: int
     seconds: float
     rows_per_s: float
-    output: Path
+    output: Path | str  # a file, or a folder or s3:// prefix of partitions' scores
     runtime: str = "native"
 
 
@@ -120,6 +120,8 @@ def score_file(ref_or_predictor: str | Path | Predictor, input: Path, output: Pa
     key_names = _check_columns(predictor, columns, keys, input)
     plan = _Plan(predictor, select_runtime(predictor, runtime), key_names,
                  _proba_names(predictor))
+    import pyarrow.parquet as pq
+
     progress = progress if progress is not None else Progress()
     started = time.monotonic()
     with atomic_path(output) as tmp:
@@ -128,7 +130,8 @@ def score_file(ref_or_predictor: str | Path | Predictor, input: Path, output: Pa
             rows = (_score_local(plan, input, kind, writer, chunk_rows, progress)
                     if engine == "local" else
                     _score_ray(plan, input, writer, chunk_rows, progress, ray_address))
-            writer.close(_empty_schema(plan, input, kind))
+            writer.close(_empty_schema(plan, pq.read_schema(input) if kind == "parquet"
+                                       else None))
         finally:
             writer.abort()
             progress.done()
@@ -167,7 +170,7 @@ def _columns(path: Path, kind: str) -> list[str]:
 
 
 def _check_columns(predictor: Predictor, columns: list[str], keys: Sequence[str] | None,
-                   path: Path) -> tuple[str, ...]:
+                   path: Path | str) -> tuple[str, ...]:
     names = predictor.signature.names
     present = set(columns)
     missing = [n for n in names if n not in present]
@@ -308,11 +311,11 @@ class _Writer:
             self._writer = None
 
 
-def _empty_schema(plan: _Plan, path: Path, kind: str) -> pa.Schema:
+def _empty_schema(plan: _Plan, source: pa.Schema | None) -> pa.Schema:
+    """The output's schema with no rows: the key columns typed as in ``source`` (the
+    input's schema; None: text, as a CSV's are), the prediction, the probabilities."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    source = pq.read_schema(path) if kind == "parquet" else None
     fields = [source.field(k) if source is not None else pa.field(k, pa.string())
               for k in plan.keys]
     classes = plan.predictor.signature.classes
@@ -403,7 +406,8 @@ def _score_part(part: _Part) -> int:
             if writer is not None:
                 writer.close()
         if writer is None:  # row groups without rows: an empty part all the same
-            pq.write_table(_empty_schema(plan, source, "parquet").empty_table(), str(tmp))
+            pq.write_table(_empty_schema(plan, pq.read_schema(source)).empty_table(),
+                           str(tmp))
     return rows
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from forgeline.errors import InvalidInput, NotFound, StoreError
 
-__all__ = ["AWS_VARIABLES", "HINT", "MISSING", "list_matching", "parse_s3_uri", "read_object",
-           "s3_call", "s3_client"]
+__all__ = ["AWS_VARIABLES", "HINT", "MISSING", "delete_objects", "list_matching",
+           "parse_s3_uri", "read_object", "s3_call", "s3_client", "write_object"]
 
 T = TypeVar("T")
 MISSING = ("404", "NoSuchKey", "NotFound")
@@ -121,3 +122,21 @@ def read_object(uri: str, client: Any = None) -> bytes:
     body = s3_call(lambda: client.get_object(Bucket=bucket, Key=key), uri,
                    missing=f"No object at {uri}.")["Body"]
     return s3_call(lambda: body.read(), uri)
+
+
+def write_object(path: Path, uri: str, client: Any = None) -> None:
+    """Upload the file at ``path`` to ``uri`` (``s3://bucket/key``): boto3's managed
+    transfer, in parts for a large file; the object is visible only once complete."""
+    bucket, key = parse_s3_uri(uri)
+    client = client if client is not None else s3_client(uri)
+    s3_call(lambda: client.upload_file(str(path), bucket, key), uri)
+
+
+def delete_objects(uris: list[str], client: Any = None) -> None:
+    """Delete the objects at ``uris`` (a missing one is not an error)."""
+    if not uris:
+        return
+    s3 = client if client is not None else s3_client(uris[0])
+    for uri in uris:
+        bucket, key = parse_s3_uri(uri)
+        s3_call(lambda b=bucket, k=key: s3.delete_object(Bucket=b, Key=k), uri)

@@ -1,0 +1,89 @@
+"""A dataset in partitions: Parquet files named by a local glob (``data/part-*.parquet``)
+or objects under an ``s3://`` prefix (``s3://bucket/events/*.parquet``), found, read one at
+a time and named relative to their common root. Monitoring and batch scoring spread the
+partitions over an engine, one task each, so no process holds the whole dataset.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from forgeline.errors import InvalidInput, NotFound
+from forgeline.store.s3 import AWS_VARIABLES, list_matching, read_object
+
+__all__ = ["aws_environment", "find_partitions", "is_pattern", "partition_name",
+           "read_partition"]
+
+_GLOB = "*?["
+
+
+def is_pattern(text: str) -> bool:
+    """Whether ``text`` names partitions: an ``s3://`` URI or a glob."""
+    return text.startswith("s3://") or any(c in text for c in _GLOB)
+
+
+def find_partitions(pattern: str) -> list[str]:
+    """The partitions a pattern names, sorted: ``s3://bucket/prefix/*.parquet`` (the
+    prefix listed, keys matched with ``fnmatch``) or a local glob (``data/part-*.parquet``,
+    ``**`` for any depth).
+
+    Raises:
+        NotFound: nothing matches.
+        StoreError: the bucket does not exist, the credentials are refused.
+    """
+    if pattern.startswith("s3://"):
+        found = list_matching(pattern)
+    else:
+        found = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True)
+                       if Path(p).is_file())
+    if not found:
+        raise NotFound(f"No file matches {pattern}.",
+                       hint="Check the path and the pattern (e.g. s3://bucket/prefix/"
+                            "*.parquet or data/part-*.parquet).")
+    return found
+
+
+def partition_name(pattern: str, source: str) -> str:
+    """``source`` relative to the folder of ``pattern`` before its first glob character:
+    ``2024/01/part-0.parquet`` for ``s3://b/in/**/*.parquet`` and ``s3://b/in/2024/01/
+    part-0.parquet`` (outputs keep the layout of their inputs, and never clash)."""
+    pattern = os.path.expanduser(pattern)
+    cut = min((pattern.find(c) for c in _GLOB if c in pattern), default=len(pattern))
+    root = pattern[:cut].rpartition("/")[0]
+    if not source.startswith("s3://"):
+        root = os.path.abspath(root) if root else os.getcwd()
+        source = os.path.abspath(source)
+    return source[len(root):].lstrip("/") if root and source.startswith(root) else (
+        source.rpartition("/")[2])
+
+
+def read_partition(source: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """One Parquet partition: a local file or an ``s3://`` object (read into memory).
+
+    Raises:
+        NotFound: the file is gone.
+        InvalidInput: it is not a (complete) Parquet file.
+    """
+    data: Any = io.BytesIO(read_object(source)) if source.startswith("s3://") else source
+    try:
+        return pd.read_parquet(data, columns=columns)
+    except (OSError, ValueError, TypeError, NotImplementedError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise NotFound(f"Partition {source} does not exist.") from None
+        reason = str(e).strip().splitlines()[0].rstrip(".") if str(e).strip() else type(
+            e).__name__
+        raise InvalidInput(f"Partition {source} cannot be read as Parquet: {reason}.",
+                           hint="Every partition must be a complete Parquet file; remove or "
+                                "rewrite that one.") from None
+
+
+def aws_environment() -> dict[str, str]:
+    """The object storage settings of this process (the AWS_* variables it has), which a
+    cluster's workers need to read the same partitions (see ``RayEngine(env_vars=...)``)."""
+    return {k: os.environ[k] for k in AWS_VARIABLES if k in os.environ}
