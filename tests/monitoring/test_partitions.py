@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from forgeline.data.partitions import find_partitions
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.monitoring.orchestrator import monitor
-from forgeline.monitoring.partitions import find_partitions, monitor_partitions
+from forgeline.monitoring.partitions import monitor_partitions
 from forgeline.util.progress import Progress
 from tests.cli.conftest import invoke
 from tests.monitoring.conftest import Model, log_frame

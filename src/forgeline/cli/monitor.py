@@ -240,7 +240,7 @@ def monitor_command(
 
 
 def _is_pattern(current: str) -> bool:
-    from forgeline.monitoring.partitions import is_pattern
+    from forgeline.data.partitions import is_pattern
 
     return is_pattern(current)
 

@@ -14,10 +14,11 @@ from typing import Any
 
 import pandas as pd
 
+from forgeline.engines import Engine, get_engine
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.store.s3 import AWS_VARIABLES, list_matching, read_object
 
-__all__ = ["aws_environment", "find_partitions", "is_pattern", "partition_name",
+__all__ = ["find_partitions", "is_pattern", "partition_engine", "partition_name",
            "read_partition"]
 
 _GLOB = "*?["
@@ -67,8 +68,9 @@ def read_partition(source: str, columns: list[str] | None = None) -> pd.DataFram
     """One Parquet partition: a local file or an ``s3://`` object (read into memory).
 
     Raises:
-        NotFound: the file is gone.
+        NotFound: the file or object does not exist.
         InvalidInput: it is not a (complete) Parquet file.
+        StoreError: object storage refused the read.
     """
     data: Any = io.BytesIO(read_object(source)) if source.startswith("s3://") else source
     try:
@@ -83,7 +85,19 @@ def read_partition(source: str, columns: list[str] | None = None) -> pd.DataFram
                                 "rewrite that one.") from None
 
 
-def aws_environment() -> dict[str, str]:
-    """The object storage settings of this process (the AWS_* variables it has), which a
-    cluster's workers need to read the same partitions (see ``RayEngine(env_vars=...)``)."""
-    return {k: os.environ[k] for k in AWS_VARIABLES if k in os.environ}
+def partition_engine(engine: str | Engine, address: str | None, s3: bool) -> Engine:
+    """The engine a task per partition runs on: ``"local"``, one partition at a time in
+    this process (memory holds one); ``"ray"``, the cluster at ``address``.
+
+    With ``s3``, the Ray workers get the AWS_* variables this process has: they were
+    started with their own environment, so the variables go as the tasks' runtime
+    environment (``RayEngine(env_vars=...)``) rather than inside each task's arguments:
+    boto3 on a worker then reads the endpoint, region and keys exactly as it does here, and
+    the keys never enter a task's pickled arguments, its repr or an error message.
+    """
+    if not isinstance(engine, str):
+        return engine
+    if engine == "local":
+        return get_engine("local", 1)
+    env = {k: os.environ[k] for k in AWS_VARIABLES if k in os.environ} if s3 else None
+    return get_engine(engine, address=address, env_vars=env)

@@ -22,20 +22,12 @@ What a partitioned run does not do, and says so in the result's warnings when it
 Examples of unparseable values, and the dates sampled to check a datetime input, come from
 each partition in turn, so they may differ from those of a single-frame run.
 
-With the Ray engine, the tasks run on the cluster's workers, which were started with their
-own environment: the AWS_* variables this process has are forwarded to them as the tasks'
-runtime environment (Ray's ``runtime_env={"env_vars": ...}``, through
-:class:`~forgeline.engines.ray.RayEngine`'s ``env_vars``) rather than shipped inside each
-task's arguments: boto3 on a worker then reads the endpoint, region and keys exactly as it
-does here (one configuration, every boto3 setting, no code path of our own), and the keys
-never enter a task's pickled arguments, its repr or an error message.
+Partitions are found, read and spread over an engine by :mod:`forgeline.data.partitions`
+(the same as batch scoring's).
 """
 
 from __future__ import annotations
 
-import glob
-import io
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -45,8 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forgeline.engines import Engine, get_engine
-from forgeline.errors import InvalidInput, NotFound
+from forgeline.data.partitions import find_partitions, partition_engine, read_partition
+from forgeline.engines import Engine
+from forgeline.errors import InvalidInput
 from forgeline.monitoring.binning import Binned, Tally, bin_column, merge_binned
 from forgeline.monitoring.config import MonitorConfig
 from forgeline.monitoring.drift import FeatureDrift, feature_drift
@@ -66,61 +59,9 @@ from forgeline.monitoring.result import MonitorResult
 from forgeline.monitoring.windows import ROW_ORDER, Clock, choose_clock
 from forgeline.packaging.predictor import Predictor, load_model
 from forgeline.packaging.signature import Signature
-from forgeline.store.s3 import AWS_VARIABLES, list_matching, read_object
 from forgeline.util.progress import Progress
 
-__all__ = ["PartSummary", "find_partitions", "is_pattern", "monitor_partitions",
-           "read_partition", "summarize"]
-
-_GLOB = "*?["
-
-
-def is_pattern(text: str) -> bool:
-    """Whether ``--current`` names partitions: an ``s3://`` URI or a glob."""
-    return text.startswith("s3://") or any(c in text for c in _GLOB)
-
-
-def find_partitions(pattern: str) -> list[str]:
-    """The partitions a pattern names, sorted: ``s3://bucket/prefix/*.parquet`` (the
-    prefix listed, keys matched with ``fnmatch``) or a local glob (``data/part-*.parquet``,
-    ``**`` for any depth).
-
-    Raises:
-        NotFound: nothing matches.
-        StoreError: the bucket does not exist, the credentials are refused.
-    """
-    if pattern.startswith("s3://"):
-        found = list_matching(pattern)
-    else:
-        found = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True)
-                       if Path(p).is_file())
-    if not found:
-        raise NotFound(f"No file matches {pattern}.",
-                       hint="Check the path and the pattern (e.g. s3://bucket/prefix/"
-                            "*.parquet or data/part-*.parquet).")
-    return found
-
-
-def read_partition(source: str) -> pd.DataFrame:
-    """One Parquet partition: a local file or an ``s3://`` object (read into memory).
-
-    Raises:
-        InvalidInput: it is not a (complete) Parquet file.
-        NotFound: the file or object does not exist.
-        StoreError: object storage refused the read.
-    """
-    data: Any = io.BytesIO(read_object(source)) if source.startswith("s3://") else source
-    try:
-        return pd.read_parquet(data)
-    except (OSError, ValueError, TypeError, NotImplementedError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise NotFound(f"Partition {source} does not exist.") from None
-        reason = str(e).strip().splitlines()[0].rstrip(".") if str(e).strip() else type(
-            e).__name__
-        raise InvalidInput(f"Partition {source} cannot be read as Parquet: {reason}.",
-                           hint="Every partition must be a complete Parquet file; remove or "
-                                "rewrite that one.") from None
-
+__all__ = ["PartSummary", "monitor_partitions", "summarize"]
 
 @dataclass(frozen=True)
 class _Plan:
@@ -221,15 +162,6 @@ def _clock_and_period(parts: list[PartSummary], warnings: list[str]
                           "end": max(e for _, e in spans).isoformat()}
 
 
-def _engine(engine: str | Engine, address: str | None, s3: bool) -> Engine:
-    if not isinstance(engine, str):
-        return engine
-    if engine == "local":
-        return get_engine("local", 1)  # one partition in memory at a time
-    env = {k: os.environ[k] for k in AWS_VARIABLES if k in os.environ} if s3 else {}
-    return get_engine(engine, address=address, env_vars=env)
-
-
 def monitor_partitions(ref_or_predictor: str | Path | Predictor, partitions: str | Sequence[str],
                        *, engine: str | Engine = "local", ray_address: str | None = None,
                        config: MonitorConfig | None = None,
@@ -257,7 +189,8 @@ def monitor_partitions(ref_or_predictor: str | Path | Predictor, partitions: str
     """
     config = config or MonitorConfig()
     named = [partitions] if isinstance(partitions, str) else list(partitions)
-    runner = _engine(engine, ray_address, any(str(s).startswith("s3://") for s in named))
+    runner = partition_engine(engine, ray_address,
+                              any(str(s).startswith("s3://") for s in named))
     sources = find_partitions(partitions) if isinstance(partitions, str) else named
     if not sources:
         raise InvalidInput("No partitions to monitor.")

@@ -15,7 +15,8 @@ so a run leaves either every output or none of its own.
 The model goes to the workers as its package's files, in the task function that the engine
 sends once per run, and is loaded (its manifest checked) once per worker process: a
 cluster needs no shared filesystem and no access to the registry. The object storage
-settings of this process (its AWS_* variables) are handed to Ray's workers with the tasks.
+settings of this process (its AWS_* variables) are handed to Ray's workers with the tasks
+(:func:`~forgeline.data.partitions.partition_engine`).
 """
 
 from __future__ import annotations
@@ -32,12 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forgeline.data.partitions import (
-    aws_environment,
     find_partitions,
+    partition_engine,
     partition_name,
     read_partition,
 )
-from forgeline.engines import get_engine
 from forgeline.errors import AlreadyExists, InvalidInput
 from forgeline.packaging.package import MANIFEST_FILE
 from forgeline.packaging.predictor import Predictor, load_model
@@ -208,10 +208,8 @@ def score_partitions(ref_or_predictor: str | Path | Predictor, pattern: str, out
         raise AlreadyExists(f"{there[0]} exists already ({len(there)} of the outputs do).",
                             hint="Write the scores under a new folder or prefix (-o), or "
                                  "remove the old scores.")
-    remote = output.startswith("s3://") or pattern.startswith("s3://")
-    runner = (get_engine("local", 1) if engine == "local" else
-              get_engine("ray", address=ray_address,
-                         env_vars=aws_environment() if remote else None))
+    runner = partition_engine(engine, ray_address,
+                              output.startswith("s3://") or pattern.startswith("s3://"))
     job = _Job(_Package.of(Path(predictor.path)),
                "onnx" if chosen == "onnxruntime" else "native",
                None if keys is None else tuple(keys), chunk_rows)
