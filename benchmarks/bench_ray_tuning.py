@@ -16,7 +16,10 @@ K workers busy.
 A cluster is a head node with no CPUs (it only schedules) and k worker nodes of one CPU
 each, started with ``ray start --block`` (tests/raycluster.py). The rate is the trials
 over the run's ``tuning_seconds`` (the search alone); the process's wall time is shown
-too. The local reference is the same command with the local engine (one process).
+too. The local reference is the same command with the local engine (one process). How busy
+the CPUs were just before each configuration is printed: on 2 CPUs a neighbour's work
+cuts the figures, so run it on a quiet machine. Worker nodes are started one after another
+(several starting at once on 2 CPUs time out).
 
     .venv/bin/python benchmarks/bench_ray_tuning.py [--rows 20000] [--trials 8]
         [--folds 4] [--workers 1 2 4] [--json out.json]
@@ -33,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, print_machine, scratch_dir, write_json
+from _common import ROOT, check_quiet, print_machine, scratch_dir, write_json
 
 FORGELINE = Path(sys.executable).with_name("forgeline")
 
@@ -93,12 +96,14 @@ def main() -> None:
                 (folder / f).symlink_to(data / f)
             return folder
 
+        check_quiet(2.0)
         local = _train(fresh("local"), dict(os.environ), args.trials, args.folds)
         results["local"] = local
         print(f"local engine: {local['trials_per_min']:.1f} trials/min "
               f"(tuning {local['tuning_s']:.1f} s, whole command {local['wall_s']:.1f} s)")
         for k in args.workers:
             with RayCluster(workers=k, cpus=1, head_cpus=0) as cluster:
+                check_quiet(2.0)  # the cluster idle: what else runs here
                 ray = _train(fresh(f"ray{k}"), cluster.env, args.trials, args.folds,
                              "--ray-address", cluster.address)
             results[f"ray{k}"] = ray

@@ -59,10 +59,10 @@ class RayCluster:
                         "--include-dashboard=false", f"--temp-dir={self.root}",
                         f"--num-cpus={cpus if head_cpus is None else head_cpus}")
             self._wait(1)
-            for _ in range(workers):
+            for i in range(workers):  # one at a time: several starting at once time out
                 self._start(f"--address={self.address}", "--node-ip-address=127.0.0.1",
                             f"--num-cpus={cpus}")
-            self._wait(1 + workers)
+                self._wait(2 + i)
         except BaseException:
             self.stop()
             raise
