@@ -16,8 +16,9 @@ K workers busy.
 A cluster is a head node with no CPUs (it only schedules) and k worker nodes of one CPU
 each, started with ``ray start --block`` (tests/raycluster.py). The rate is the trials
 over the run's ``tuning_seconds`` (the search alone); the process's wall time is shown
-too. The local reference is the same command with the local engine (one process). How busy
-the CPUs were just before each configuration is printed: on 2 CPUs a neighbour's work
+too. The local reference is the same command with the local engine (one process). Before each
+configuration the script waits (up to 90 s) until the CPUs are quiet, a new cluster's
+worker processes started, and prints how busy they were: on 2 CPUs a neighbour's work
 cuts the figures, so run it on a quiet machine. Worker nodes are started one after another
 (several starting at once on 2 CPUs time out).
 
@@ -72,6 +73,14 @@ def _train(folder: Path, env: dict[str, str], trials: int, folds: int, *extra: s
             "cv_score": result["cv_score"]}
 
 
+def _settled(limit_s: float = 90.0) -> None:
+    """Wait until the CPUs are quiet (a new cluster's nodes start their worker processes
+    for a while after they join), then print how busy they were."""
+    deadline = time.monotonic() + limit_s
+    while check_quiet(2.0) > 0.15 and time.monotonic() < deadline:
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000)
@@ -96,14 +105,14 @@ def main() -> None:
                 (folder / f).symlink_to(data / f)
             return folder
 
-        check_quiet(2.0)
+        _settled()
         local = _train(fresh("local"), dict(os.environ), args.trials, args.folds)
         results["local"] = local
         print(f"local engine: {local['trials_per_min']:.1f} trials/min "
               f"(tuning {local['tuning_s']:.1f} s, whole command {local['wall_s']:.1f} s)")
         for k in args.workers:
             with RayCluster(workers=k, cpus=1, head_cpus=0) as cluster:
-                check_quiet(2.0)  # the cluster idle: what else runs here
+                _settled()
                 ray = _train(fresh(f"ray{k}"), cluster.env, args.trials, args.folds,
                              "--ray-address", cluster.address)
             results[f"ray{k}"] = ray
