@@ -336,3 +336,24 @@ def test_the_server_refuses_a_package_other_than_the_pinned_one(
         ServeConfig("fraud@champion", manifest_sha256="abc")
     with pytest.raises(InvalidSetting, match="swaps in others"):
         ServeConfig("fraud@champion", manifest_sha256=digest, watch=True)
+
+
+def test_the_server_can_keep_artifacts_in_object_storage_instead_of_a_volume() -> None:
+    s3 = k8s.server_manifests("img:1", replicas=3, artifacts="s3://team-bucket/forgeline",
+                              s3_endpoint="http://minio.storage:9000", s3_region="eu-west-1")
+    assert validate_all(s3) == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget"}
+    c = container(s3)
+    assert c["args"][c["args"].index("--artifacts") + 1] == "s3://team-bucket/forgeline"
+    assert "artifacts" not in {m["name"] for m in c["volumeMounts"]}
+    keys = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+    assert keys["AWS_ACCESS_KEY_ID"] == {"name": "forgeline-server-s3",
+                                         "key": "AWS_ACCESS_KEY_ID"}
+    assert keys["AWS_SECRET_ACCESS_KEY"]["name"] == "forgeline-server-s3"
+    assert one(s3, "ConfigMap")["data"] == {"FORGELINE_HOME": docker.HOME,
+                                            "AWS_ENDPOINT_URL": "http://minio.storage:9000",
+                                            "AWS_REGION": "eu-west-1"}
+    assert one(s3, "Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert any("forgeline-server-s3" in command and "AWS_SECRET_ACCESS_KEY=..." in command
+               for command in s3.secrets)  # how to create it; no value written
+    with pytest.raises(InvalidInput, match="Invalid object storage URI 's3:///nobucket'"):
+        k8s.server_manifests("img:1", artifacts="s3:///nobucket")

@@ -75,6 +75,15 @@ def k8s_command(
              "server's http://forgeline-server:5000; default: SQLite in the pod)."),
     storage: str = typer.Option("20Gi", "--storage",
                                 help="Size of the team server's artifact volume."),
+    artifacts: str | None = typer.Option(
+        None, "--artifacts", metavar="s3://BUCKET/PREFIX",
+        help="The team server's artifacts in object storage instead of a volume (its keys "
+             "from the Secret <name>-s3)."),
+    s3_endpoint: str | None = typer.Option(None, "--s3-endpoint", metavar="URL",
+                                           help="AWS_ENDPOINT_URL for --artifacts (MinIO, "
+                                                "Ceph...)."),
+    s3_region: str | None = typer.Option(None, "--s3-region", help="AWS_REGION for "
+                                                                   "--artifacts."),
     storage_class: str | None = typer.Option(None, "--storage-class",
                                              help="Storage class of the artifact volume."),
     service_monitor: bool = typer.Option(
@@ -96,6 +105,10 @@ def k8s_command(
                            hint="e.g. forgeline deploy k8s fraud@champion -o deploy/, or "
                                 "forgeline deploy k8s --server --image IMAGE -o deploy/server.")
     limits = {"cpu_limit": cpu_limit, "memory_limit": memory_limit}
+    if not server and (artifacts or s3_endpoint or s3_region):
+        raise InvalidInput("--artifacts, --s3-endpoint and --s3-region set up the team "
+                           "server's object storage: give them with --server.",
+                           hint="A model's pods read their package from the image.")
     if server:
         if image is None:
             raise InvalidInput("--server needs --image: an image with Forgeline installed.",
@@ -105,7 +118,9 @@ def k8s_command(
         manifests = server_manifests(image, name=name or "forgeline-server",
                                      namespace=namespace, replicas=replicas,
                                      workers=workers or 2, resources=resources,
-                                     storage=storage, storage_class=storage_class)
+                                     storage=storage, storage_class=storage_class,
+                                     artifacts=artifacts, s3_endpoint=s3_endpoint,
+                                     s3_region=s3_region)
     else:
         assert model is not None
         reference = Path(model) if Path(model).is_dir() else model

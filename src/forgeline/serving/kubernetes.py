@@ -34,7 +34,8 @@ belongs in a Secret, not a ConfigMap.
 The team server (:func:`server_manifests`) gets a Deployment of ``forgeline server``
 whose PostgreSQL URI comes from a Secret through ``FORGELINE_STORE_URI`` (not through
 ``--store $(VAR)``, which would put the password on the process's command line), the
-artifact bytes on a PersistentVolumeClaim, a Service, a PDB, and the same hardening.
+artifact bytes on a PersistentVolumeClaim (or, with ``artifacts="s3://..."``, in object
+storage, its keys from a Secret), a Service, a PDB, and the same hardening.
 
 :func:`write_manifests` writes them like every writer here: into a temporary sibling
 folder renamed into place, refusing a non-empty folder that this module did not write.
@@ -59,6 +60,7 @@ from forgeline.serving import _k8s_objects as k8s
 from forgeline.serving._k8s_objects import PRESTOP_S, Resources
 from forgeline.serving.config import Listener
 from forgeline.serving.docker import HOME, PORT, identity, image_tag
+from forgeline.store.s3 import parse_s3_uri
 from forgeline.util.files import atomic_path
 from forgeline.version import __version__
 
@@ -209,11 +211,16 @@ def model_manifests(ref_or_predictor: str | Path | Predictor, *, client: Client 
     return Manifests(name, files, tuple(secrets), source)
 
 
+_S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
 def server_manifests(image: str, *, name: str = "forgeline-server",
                      namespace: str | None = None, replicas: int = 1, workers: int = 2,
                      resources: Resources | None = None, storage: str = "20Gi",
                      storage_class: str | None = None,
-                     store_secret: str | None = None) -> Manifests:
+                     store_secret: str | None = None, artifacts: str | None = None,
+                     s3_endpoint: str | None = None,
+                     s3_region: str | None = None) -> Manifests:
     """The manifests of the team server over PostgreSQL; see the module docstring.
 
     Args:
@@ -227,9 +234,14 @@ def server_manifests(image: str, *, name: str = "forgeline-server",
         resources: requests and limits.
         storage, storage_class: the artifact volume's size and class (None: the default).
         store_secret: the Secret holding the PostgreSQL URI (key ``uri``).
+        artifacts: ``s3://bucket/prefix`` keeps the artifact bytes in object storage
+            instead of a volume (no claim; any number of replicas, rolled one by one); the
+            keys come from the Secret ``<name>-s3`` (``AWS_ACCESS_KEY_ID``,
+            ``AWS_SECRET_ACCESS_KEY``), ``s3_endpoint`` and ``s3_region`` go in the
+            ConfigMap (``AWS_ENDPOINT_URL``, ``AWS_REGION``) when given.
 
     Raises:
-        InvalidInput: a bad name, image or count.
+        InvalidInput: a bad name, image, count or object storage URI.
     """
     name = k8s.dns_name(name, "--name")
     image = k8s.image(image)
@@ -237,26 +249,33 @@ def server_manifests(image: str, *, name: str = "forgeline-server",
         raise InvalidInput("Replicas and workers must be at least 1.")
     labels = k8s.labels(name, "team-server", __version__)
     store_secret = k8s.dns_name(store_secret or f"{name}-store", "the store Secret")
+    s3 = artifacts is not None
+    if s3:
+        parse_s3_uri(artifacts)  # type: ignore[arg-type]
     shared = replicas > 1
     args = ["server", "--host", "0.0.0.0", "--port", str(SERVER_PORT), "--workers",
-            str(workers), "--artifacts", ARTIFACTS, "--auth"]
+            str(workers), "--artifacts", artifacts if s3 else ARTIFACTS, "--auth"]
     health = "/api/forgeline/v1/health"
+    env = [k8s.secret_env("FORGELINE_STORE_URI", store_secret, "uri")]
+    s3_secret = f"{name}-s3"
+    if s3:
+        env += [k8s.secret_env(key, s3_secret, key) for key in _S3_KEYS]
+    mounts = [("home", HOME), ("tmp", "/tmp")] + ([] if s3 else [("artifacts", ARTIFACTS)])
     container = k8s.container(
-        "team-server", image, args, SERVER_PORT,
-        [k8s.secret_env("FORGELINE_STORE_URI", store_secret, "uri")], f"{name}-config",
+        "team-server", image, args, SERVER_PORT, env, f"{name}-config",
         resources or Resources(cpu_limit="4", memory_limit="4Gi"),
-        {"startup": health, "readiness": health, "liveness": health},
-        [("home", HOME), ("tmp", "/tmp"), ("artifacts", ARTIFACTS)])
-    pod = k8s.pod(labels, {}, container, grace_period(SERVER_GRACEFUL_TIMEOUT_S),
-                  [{"name": "home", "emptyDir": {}},
-                   {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-                   {"name": "artifacts", "persistentVolumeClaim": {
-                       "claimName": f"{name}-artifacts"}}])
+        {"startup": health, "readiness": health, "liveness": health}, mounts)
+    volumes: list[dict[str, Any]] = [{"name": "home", "emptyDir": {}},
+                                     {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    if not s3:
+        volumes.append({"name": "artifacts", "persistentVolumeClaim": {
+            "claimName": f"{name}-artifacts"}})
+    pod = k8s.pod(labels, {}, container, grace_period(SERVER_GRACEFUL_TIMEOUT_S), volumes)
     deployment = k8s.resource("apps/v1", "Deployment", name, namespace, labels)
     # one writer of a ReadWriteOnce volume: the old pod lets go before the new one mounts
     strategy = ({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0,
                                                             "maxSurge": 1}}
-                if shared else {"type": "Recreate"})
+                if shared or s3 else {"type": "Recreate"})
     deployment["spec"] = {"replicas": replicas,
                           "selector": {"matchLabels": k8s.selector(labels)},
                           "strategy": strategy, "template": pod}
@@ -265,15 +284,19 @@ def server_manifests(image: str, *, name: str = "forgeline-server",
                    "resources": {"requests": {"storage": storage}}}
     if storage_class is not None:
         pvc["spec"]["storageClassName"] = storage_class
-    files = {"configmap.yaml": [k8s.config_map(f"{name}-config", namespace, labels,
-                                               {"FORGELINE_HOME": HOME})],
+    config = {"FORGELINE_HOME": HOME,
+              **({"AWS_ENDPOINT_URL": s3_endpoint} if s3 and s3_endpoint else {}),
+              **({"AWS_REGION": s3_region} if s3 and s3_region else {})}
+    files = {"configmap.yaml": [k8s.config_map(f"{name}-config", namespace, labels, config)],
              "deployment.yaml": [deployment],
              "service.yaml": [k8s.service(name, namespace, labels, SERVER_PORT)],
              "pdb.yaml": [k8s.pdb(name, namespace, labels)],
-             "pvc.yaml": [pvc]}
+             **({} if s3 else {"pvc.yaml": [pvc]})}
     ns = k8s.ns_flag(namespace)
     secrets = (f"kubectl create secret generic {store_secret}{ns} --from-literal=uri="
-               "'postgresql+psycopg://USER:PASSWORD@HOST:5432/forgeline'",)
+               "'postgresql+psycopg://USER:PASSWORD@HOST:5432/forgeline'",
+               *([f"kubectl create secret generic {s3_secret}{ns} "
+                  + " ".join(f"--from-literal={key}=..." for key in _S3_KEYS)] if s3 else []))
     notes = (f"kubectl exec{ns} deploy/{name} -- forgeline server token create --role admin "
              "--name NAME",)
     return Manifests(name, files, secrets, f"the team server ({image})", notes)
