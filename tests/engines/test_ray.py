@@ -90,3 +90,21 @@ def test_the_same_function_is_sent_to_the_cluster_once(monkeypatch: pytest.Monke
     assert [int(r[0]) for r in first + again] == [1, 2, 3] and len(sent) == 1
     other = functools.partial(np.add, np.arange(3))
     assert [list(r) for r in engine.map(other, [1])] == [[1, 2, 3]] and len(sent) == 2
+
+
+def test_a_client_with_the_clusters_token_joins_without_setting_the_auth_mode(
+        ray_joined: str, tmp_path: Path) -> None:
+    """``ray start`` turns token authentication on; its token at hand is enough (Ray itself
+    also wants RAY_AUTH_MODE=token)."""
+    import os
+    import subprocess
+    import sys
+
+    token = tmp_path / "auth_token"
+    token.write_text(os.environ["RAY_AUTH_TOKEN"])
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    script = ("import sys; from forgeline.engines.ray import RayEngine; "
+              "print(RayEngine(sys.argv[1]).map(abs, [-4]))")
+    done = subprocess.run([sys.executable, "-c", script, ray_joined], capture_output=True,
+                          text=True, timeout=120, env={**env, "RAY_AUTH_TOKEN_PATH": str(token)})
+    assert done.returncode == 0 and done.stdout.strip() == "[4]", done.stderr[-2000:]

@@ -13,9 +13,12 @@ tuning's folds, travels once per run).
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from forgeline.engines.base import Engine, OnDone, check_window
@@ -70,6 +73,7 @@ class RayEngine(Engine):
     def _connect(self) -> Any:
         if self._ray is not None:
             return self._ray
+        _token_auth_default()
         try:
             import ray
         except ImportError:
@@ -159,6 +163,19 @@ class RayEngine(Engine):
         finally:
             for ref in pending:
                 ray.cancel(ref)
+
+
+def _token_auth_default() -> None:
+    """``ray start`` turns token authentication on and keeps the cluster's token in
+    ``~/.ray/auth_token``, yet a client sends it only with ``RAY_AUTH_MODE=token``: where a
+    token is at hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or that file) and the mode
+    is not set, use it. A cluster without authentication accepts such a client too. Ray
+    reads the mode when it is imported, so this runs before the first import."""
+    if "RAY_AUTH_MODE" in os.environ or "ray" in sys.modules:
+        return
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token").expanduser()
+    if os.environ.get("RAY_AUTH_TOKEN") or path.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _check_reachable(address: str) -> None:
