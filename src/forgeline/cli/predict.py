@@ -36,6 +36,11 @@ def predict_command(
     runtime: str = typer.Option("auto", "--runtime", help="auto, native or onnx."),
     progress: bool = typer.Option(True, "--progress/--no-progress",
                                   help="Show a progress bar on stderr."),
+    explain: bool = typer.Option(False, "--explain",
+                                 help="Add each input column's contribution "
+                                      "(contrib_<column>) and the base value (base_value) "
+                                      "of every row: they add up to the model's output "
+                                      "(log-odds, logit, probability or value)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score a file with a model: streams it in chunks, writes keys and predictions."""
@@ -49,7 +54,7 @@ def predict_command(
     with RichProgress(enabled=progress and not as_json) as bar:
         summary = score_file(reference, input, target, keys=key_list, chunk_rows=chunk_rows,
                              engine=engine, runtime=runtime, progress=bar, client=client,
-                             ray_address=ray_address)
+                             ray_address=ray_address, explain=explain)
     if as_json:
         print_json(summary)
         return
