@@ -58,7 +58,6 @@ if TYPE_CHECKING:
 __all__ = ["BackgroundJob", "JobFactory", "ServingState", "create_app", "create_app_from_env"]
 
 log = logging.getLogger("forgeline.serving")
-_INLINE_EXPLAIN_ROWS = 8  # explained on the event loop up to here; more rows in a thread
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text} for status, text in (
@@ -238,11 +237,10 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
 
 
 async def _explain(model: ServedModel, rows: Any) -> Explanation:
-    """The model's explanation of ``rows``; in a thread for bodies beyond a few rows."""
+    """The model's explanation of ``rows``, in a thread: building the explainer (importing
+    shap) and the model-agnostic method take long enough to hold up other requests."""
     model.acquire()  # keeps this version alive through a swap until we are done
     try:
-        if len(rows) <= _INLINE_EXPLAIN_ROWS:
-            return model.explain(rows)
         return await asyncio.to_thread(model.explain, rows)
     finally:
         model.release()
