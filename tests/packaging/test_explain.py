@@ -189,3 +189,36 @@ def test_what_cannot_be_explained_is_refused() -> None:
                        match=r"^Explaining a Ridge model needs background data\.") as caught:
         Explainer(fitted)
     assert caught.value.hint == "Pass background= rows like the training data."
+
+
+def test_a_packaged_linear_model_is_centred_on_a_sample_of_its_profile(tmp_path: Any) -> None:
+    from forgeline.data.profile import build_profile
+    from forgeline.packaging import Signature, load_model, save_package
+    from forgeline.packaging.background import sample_from_profile
+
+    pipeline, X = _fit("linear", Task.BINARY)
+    y = _target(X, Task.BINARY)
+    schema = Schema(tuple(ColumnInfo(c, KINDS_ALL[c], str(X[c].dtype), int(X[c].nunique()),
+                                     float(X[c].isna().mean())) for c in X.columns),
+                    ColumnInfo("label", ColumnKind.CATEGORICAL, "int64", 2, 0.0))
+    profile = build_profile(X.assign(label=y), schema)
+    signature = Signature.from_frame(X, schema, "binary", list(pipeline.classes_))
+    sample = sample_from_profile(profile, signature, rows=2_000)
+    assert list(sample.columns) == list(X.columns) and len(sample) == 2_000
+    assert sample["amount"].min() >= X["amount"].min()
+    assert sample["amount"].max() <= X["amount"].max()
+    assert abs(sample["amount"].isna().mean() - X["amount"].isna().mean()) < 0.03
+    assert abs(sample["amount"].mean() - X["amount"].mean()) < 0.1 * X["amount"].std()
+    assert set(sample["country"].dropna()) == set(X["country"].dropna())
+    assert abs(sample["country"].isna().mean() - X["country"].isna().mean()) < 0.03
+    assert sample["when"].between(X["when"].min(), X["when"].max()).all()
+    assert (sample["note"].fillna("") == "").all()  # the profile keeps no words
+    predictor = load_model(save_package(tmp_path / "m", pipeline, signature, profile=profile,
+                                        metrics={}, card=""))
+    rows = _frame(10, seed=9)
+    explanation = Explainer(predictor).explain(rows)
+    np.testing.assert_allclose(explanation.output, pipeline.decision_function(rows),
+                               rtol=0, atol=1e-6)
+    background = sample_from_profile(profile, signature)
+    assert explanation.base[0] == pytest.approx(
+        pipeline.decision_function(background).mean(), abs=1e-9)  # linear: f(mean) = mean f

@@ -34,8 +34,9 @@ def sample_from_profile(profile: dict[str, Any], signature: Signature, rows: int
         if kind == "numeric":
             values: Any = _numbers(info, rows, rng)
         elif kind in ("categorical", "boolean") and info.get("categories"):
-            names = list(info["categories"])
-            counts = np.asarray(list(info["categories"].values()), dtype=float)
+            # sorted: the same sample whatever order the profile's file keeps them in
+            names, seen = zip(*sorted(info["categories"].items()), strict=True)
+            counts = np.asarray(seen, dtype=float)
             values = rng.choice(np.asarray(names, dtype=object), rows, p=counts / counts.sum())
         elif kind == "datetime" and info.get("min"):
             low, high = pd.Timestamp(info["min"]), pd.Timestamp(info["max"])
