@@ -16,6 +16,7 @@ __all__ = [
     "InvalidInput",
     "InvalidSpec",
     "LeakageDetected",
+    "NotExplainable",
     "NotFound",
     "StoreError",
     "Unauthorized",
@@ -46,6 +47,12 @@ class InvalidSpec(InvalidInput):
     """A pipeline or configuration spec does not validate."""
 
     code = "INVALID_SPEC"
+
+
+class NotExplainable(InvalidInput):
+    """A model whose predictions Forgeline cannot explain (an estimator it has no method for)."""
+
+    code = "NOT_EXPLAINABLE"
 
 
 class NotFound(ForgelineError):
@@ -101,6 +108,7 @@ STATUS: dict[str, tuple[int, int]] = {
     ForgelineError.code: (500, 1),
     InvalidInput.code: (400, 2),
     InvalidSpec.code: (422, 2),
+    NotExplainable.code: (422, 2),
     NotFound.code: (404, 3),
     AlreadyExists.code: (409, 4),
     Conflict.code: (409, 4),

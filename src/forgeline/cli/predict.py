@@ -41,6 +41,11 @@ def predict_command(
     runtime: str = typer.Option("auto", "--runtime", help="auto, native or onnx."),
     progress: bool = typer.Option(True, "--progress/--no-progress",
                                   help="Show a progress bar on stderr."),
+    explain: bool = typer.Option(False, "--explain",
+                                 help="Add each input column's contribution "
+                                      "(contrib_<column>) and the base value (base_value) "
+                                      "of every row: they add up to the model's output "
+                                      "(log-odds, logit, probability or value)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score a file, or a dataset's partitions, with a model: keys and predictions out."""
@@ -57,6 +62,10 @@ def predict_command(
         if is_pattern(input):
             from forgeline.serving.partitioned import score_partitions
 
+            if explain:
+                raise InvalidInput("--explain scores one file, not partitions.",
+                                   hint="Explain a partition at a time (its file), or leave "
+                                        "--explain out.")
             if output is None:
                 raise InvalidInput(f"{input} names partitions: say where their scores go.",
                                    hint="Add -o DIR or -o s3://bucket/prefix.")
@@ -67,7 +76,8 @@ def predict_command(
             source = Path(input)
             target = Path(output) if output is not None else source.with_name(
                 f"{source.stem}.scores.parquet")
-            summary = score_file(reference, source, target, progress=bar, **options)
+            summary = score_file(reference, source, target, progress=bar, explain=explain,
+                                 **options)
     if as_json:
         print_json(summary)
         return

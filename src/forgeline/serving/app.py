@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from forgeline.serving.config import ServeConfig
+from forgeline.serving.explaining import explain_flag, explanation_payload
 from forgeline.serving.http import (
     RequestMiddleware,
     check_auth,
@@ -44,12 +45,13 @@ from forgeline.serving.http import (
 from forgeline.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics, value_buckets
 from forgeline.serving.models import Deployment, ServedModel
 from forgeline.serving.oip import oip_router
-from forgeline.serving.openapi import ErrorBody, PredictResponse, install_openapi
+from forgeline.serving.openapi import ErrorBody, ExplainResponse, PredictResponse, install_openapi
 from forgeline.serving.payload import predict_rows
 from forgeline.serving.scoring import PredictionSink, Scorer, json_array
 from forgeline.version import __version__
 
 if TYPE_CHECKING:
+    from forgeline.packaging.explain import Explanation
     from forgeline.serving.oip_grpc.service import GrpcServer
     from forgeline.tracking.client import Client
 
@@ -182,8 +184,11 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
         rid = request_id(request)
         try:
             check_auth(request, config.listener.token)
-            rows = predict_rows(await read_json(request, config.listener.max_body_bytes))
+            body = await read_json(request, config.listener.max_body_bytes)
+            rows = predict_rows(body)
+            wanted = explain_flag(body)
             scored = await scorer.score(rows, rid)
+            explained = await _explain(scored.model, rows) if wanted else None
         except Exception as e:
             return error_response(e, request_id=rid)
         model, prediction = scored.model, scored.prediction
@@ -194,11 +199,32 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
             payload["probabilities"] = json_array(prediction.proba)
             payload["classes"] = list(model.signature.classes
                                       or range(prediction.proba.shape[1]))
+        if explained is not None:
+            payload.update(explanation_payload(explained))
         return json_response(payload)
+
+    @app.post("/explain", summary="Explain predictions", response_model=None,
+              responses={200: {"model": ExplainResponse}, **_ERRORS,
+                         422: {"model": ErrorBody,
+                               "description": "The model cannot be explained."}})
+    async def explain(request: Request) -> Response:  # or a RawRequest, as /predict
+        """Each input column's contribution to the model's output, the base value, the
+        units and the top reasons in words, per row (same body as ``/predict``)."""
+        rid = request_id(request)
+        try:
+            check_auth(request, config.listener.token)
+            rows = predict_rows(await read_json(request, config.listener.max_body_bytes))
+            model, _ = deployment.route(rid)
+            explained = await _explain(model, rows)
+        except Exception as e:
+            return error_response(e, request_id=rid)
+        return json_response({"model": model.name, "version": model.version,
+                              "request_id": rid, **explanation_payload(explained)})
 
     # every request gets an id and metrics first; /predict, the hot route, is answered
     # right there, past FastAPI's middleware, routing and dependency machinery
-    app.requests = RequestMiddleware(app.fastapi_app, metrics, {("POST", "/predict"): predict})
+    app.requests = RequestMiddleware(app.fastapi_app, metrics, {("POST", "/predict"): predict,
+                                                                ("POST", "/explain"): explain})
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus() -> Response:
@@ -208,6 +234,16 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
     app.include_router(oip_router(scorer, config, lambda: state.ready))
     install_openapi(app, deployment)
     return app
+
+
+async def _explain(model: ServedModel, rows: Any) -> Explanation:
+    """The model's explanation of ``rows``, in a thread: building the explainer (importing
+    shap) and the model-agnostic method take long enough to hold up other requests."""
+    model.acquire()  # keeps this version alive through a swap until we are done
+    try:
+        return await asyncio.to_thread(model.explain, rows)
+    finally:
+        model.release()
 
 
 def create_app_from_env() -> FastAPI:

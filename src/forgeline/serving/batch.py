@@ -39,6 +39,7 @@ from forgeline.util.progress import Progress
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from forgeline.packaging.explain import Explainer
     from forgeline.tracking.client import Client
 
 __all__ = ["ScoreSummary", "score_file"]
@@ -68,13 +69,14 @@ class _Plan:
     runtime: Runtime
     keys: tuple[str, ...]
     proba_names: tuple[str, ...]
+    explainer: Explainer | None = None  # adds contrib_<column> and base_value
 
 
 def score_file(ref_or_predictor: str | Path | Predictor, input: Path, output: Path, *,
                keys: Sequence[str] | None = None, chunk_rows: int = 100_000,
                engine: str = "local", runtime: str = "auto", progress: Progress | None = None,
-               client: Client | None = None, ray_address: str | None = None
-               ) -> ScoreSummary:
+               client: Client | None = None, ray_address: str | None = None,
+               explain: bool = False) -> ScoreSummary:
     """Score every row of ``input`` and write ``output`` (Parquet, or CSV by its suffix).
 
     Args:
@@ -91,6 +93,9 @@ def score_file(ref_or_predictor: str | Path | Predictor, input: Path, output: Pa
             rows (Parquet) or bytes read (CSV); None: :class:`Progress`, which logs.
         client: the registry to resolve a model reference in.
         ray_address: the Ray cluster for ``engine="ray"`` (None: local or RAY_ADDRESS).
+        explain: add each input column's contribution (``contrib_<column>``) and the base
+            value (``base_value``) of every row, in the units of
+            :mod:`forgeline.packaging.explain` (local engine only).
 
     Raises:
         InvalidInput: an unknown format or engine, ``output`` equal to ``input``, model
@@ -114,12 +119,20 @@ def score_file(ref_or_predictor: str | Path | Predictor, input: Path, output: Pa
     if engine == "ray" and kind != "parquet":
         raise InvalidInput("engine='ray' reads Parquet input (split by row groups).",
                            hint="Convert the CSV to Parquet, or use engine='local'.")
+    if explain and engine != "local":
+        raise InvalidInput("Explanations are computed with engine='local' only.",
+                           hint="Drop --explain, or score with the local engine.")
     predictor = ref_or_predictor if isinstance(ref_or_predictor, Predictor) else (
         load_model(ref_or_predictor, client))
     columns = _columns(input, kind)
     key_names = _check_columns(predictor, columns, keys, input)
+    explainer = None
+    if explain:
+        from forgeline.packaging.explain import Explainer
+
+        explainer = Explainer(predictor)
     plan = _Plan(predictor, select_runtime(predictor, runtime), key_names,
-                 _proba_names(predictor))
+                 _proba_names(predictor), explainer)
     import pyarrow.parquet as pq
 
     progress = progress if progress is not None else Progress()
@@ -233,6 +246,11 @@ def _score_chunk(plan: _Plan, chunk: _Chunk) -> pa.Table:
         for j, name in enumerate(plan.proba_names):
             table = table.append_column(name, pa.array(prediction.proba[:, j],
                                                        type=pa.float64()))
+    if plan.explainer is not None:
+        contributions = plan.explainer.explain(frame).frame()
+        for name in contributions.columns:
+            table = table.append_column(name, pa.array(contributions[name].to_numpy(),
+                                                       type=pa.float64()))
     return table
 
 
@@ -322,6 +340,9 @@ def _empty_schema(plan: _Plan, source: pa.Schema | None) -> pa.Schema:
     label = (pa.array(list(classes)).type if classes else pa.float64())
     fields.append(pa.field(PREDICTION, label))
     fields += [pa.field(n, pa.float64()) for n in plan.proba_names]
+    if plan.explainer is not None:
+        fields += [pa.field(f"contrib_{c}", pa.float64()) for c in plan.explainer.columns]
+        fields.append(pa.field("base_value", pa.float64()))
     return pa.schema(fields)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +30,7 @@ from forgeline.serving.runtime import select_runtime
 from forgeline.serving.runtime_base import Prediction
 
 if TYPE_CHECKING:
+    from forgeline.packaging.explain import Explainer, Explanation
     from forgeline.tracking.client import Client
 
 __all__ = ["Deployment", "ServedModel", "canary_share"]
@@ -69,6 +71,8 @@ class ServedModel:
         self.batcher: MicroBatcher | None = None
         self._inflight = 0
         self._idle: asyncio.Event | None = None
+        self._explainer: Explainer | None = None  # built on the first explanation asked
+        self._explainer_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ServedModel({self.label!r}, runtime={self.runtime.name!r})"
@@ -84,6 +88,24 @@ class ServedModel:
         if isinstance(rows, pd.DataFrame):
             return self.signature.validate(rows)
         return self.signature.coerce_records(rows)
+
+    def explain(self, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> Explanation:
+        """Each input column's contribution to the native model's output for ``rows``.
+
+        The explainer is built on the first call and kept, so a server that is never asked
+        for explanations never pays for one, and plain predictions never wait for it.
+
+        Raises:
+            NotExplainable: a model Forgeline cannot explain.
+            InvalidInput: rows that do not match the signature.
+        """
+        if self._explainer is None:
+            with self._explainer_lock:
+                if self._explainer is None:
+                    from forgeline.packaging.explain import Explainer
+
+                    self._explainer = Explainer(self.predictor)
+        return self._explainer.explain(rows)
 
     def start(self, batching: Batching, on_batch: BatchHook | None) -> None:
         self.batcher = MicroBatcher(self.runtime.predict,

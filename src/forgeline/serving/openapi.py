@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
     from forgeline.serving.models import Deployment, ServedModel
 
-__all__ = ["ErrorBody", "PredictResponse", "example_record", "install_openapi",
-           "record_model"]
+__all__ = ["ErrorBody", "ExplainResponse", "PredictResponse", "RowExplanation", "example_record",
+           "install_openapi", "record_model"]
 
 _SHOWN_CATEGORIES = 20
 _REF = "#/components/schemas/{model}"
@@ -42,6 +42,29 @@ class PredictResponse(BaseModel):
         None, description="Classifiers: one row of class probabilities per input row.")
     classes: list[Any] | None = Field(None, description="Classifiers: the probability "
                                       "columns' labels.")
+
+
+class RowExplanation(BaseModel):
+    """One row's explanation."""
+
+    contributions: dict[str, float] = Field(description="Each input column's contribution.")
+    base_value: float = Field(description="The model's average output the contributions "
+                                          "start from.")
+    output: float = Field(description="base_value plus the contributions: the model's output.")
+    reasons: list[str] = Field(description='The top columns in words: "amount 2,450 (+0.31)".')
+    class_: Any = Field(None, alias="class", description="Classifiers: the class explained.")
+
+
+class ExplainResponse(BaseModel):
+    """The answer of ``POST /explain`` (and its part of ``/predict`` with ``"explain": true``)."""
+
+    model: str = Field(description="The model name.")
+    version: int | None = Field(description="The model version that answered.")
+    request_id: str = Field(description="The X-Request-ID given, or a new one.")
+    units: str = Field(description='What the contributions are in: "log-odds", "logit", '
+                                   '"probability" or "value".')
+    method: str = Field(description="How they were computed.")
+    explanations: list[RowExplanation] = Field(description="One per input row.")
 
 
 class ErrorBody(BaseModel):
