@@ -17,6 +17,7 @@ __all__ = [
     "InvalidSpec",
     "LeakageDetected",
     "NotFound",
+    "PersonalDataFound",
     "StoreError",
     "Unauthorized",
 ]
@@ -72,6 +73,12 @@ class LeakageDetected(ForgelineError):
     code = "LEAKAGE_DETECTED"
 
 
+class PersonalDataFound(ForgelineError):
+    """Personal data where the spec's privacy policy is ``fail``."""
+
+    code = "PERSONAL_DATA"
+
+
 class IntegrityError(ForgelineError):
     """Stored bytes no longer match their recorded hash."""
 
@@ -105,6 +112,7 @@ STATUS: dict[str, tuple[int, int]] = {
     AlreadyExists.code: (409, 4),
     Conflict.code: (409, 4),
     LeakageDetected.code: (422, 5),
+    PersonalDataFound.code: (422, 5),
     IntegrityError.code: (500, 6),
     StoreError.code: (503, 7),
     Unauthorized.code: (401, 8),
