@@ -14,6 +14,7 @@ import forgeline as fl
 from forgeline.config import hash_key, load_settings
 from forgeline.entities import RunStatus
 from forgeline.errors import PersonalDataFound
+from forgeline.serving.runtime import select_runtime
 from forgeline.training.layout import CHECKS_PATH, MODEL_PATH, REPORT_PATH
 from forgeline.util.privacy import keyed_hash
 from forgeline.workflows.train import train
@@ -112,6 +113,10 @@ def test_hash_trains_on_the_keyed_hash(tmp_path: Path) -> None:
     assert package.prepare(rows)["segment"].tolist() == [keyed_hash(v, key)
                                                          for v in rows["segment"]]
     assert len(package.predict(rows)) == 20
+    runtime = select_runtime(package)  # serving hashes raw request values the same way
+    assert runtime.name == "native" and "hashes personal inputs" in runtime.detail
+    served = runtime.predict(package.signature.validate(rows)).labels
+    assert list(served) == list(package.predict(rows))
 
 
 def _categories(model: object) -> list[list[object]]:
