@@ -79,3 +79,18 @@ def test_without_a_key_personal_columns_are_left_out(tmp_path: Path) -> None:
     logged = read_predictions(tmp_path, "fraud")
     assert "email" not in logged.columns and "contact" not in logged.columns
     assert logged["country"].tolist() == ["FR", "DE"]
+
+
+def test_a_column_cleared_on_a_full_sample_is_not_examined_again(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, "fraud", flush_interval_s=0.05, hash_key=b"k")
+    small = pd.DataFrame({"country": ["FR", "DE"] * 5, "note": ["ok"] * 10})
+    big = pd.DataFrame({"country": ["FR", "DE"] * 300, "note": ["ok"] * 600})
+    cleared = []
+    for i, frame in enumerate((small, big)):
+        labels = np.array(["ok"] * len(frame))
+        assert log.append(f"r{i}", frame, Prediction(labels, None), version=1,
+                          runtime="native")
+        assert log.flush()
+        cleared.append(set(log._cleared))
+    assert log.close() and log.personal == set()
+    assert cleared == [set(), {"country", "note"}]  # 10 values are not a full sample

@@ -32,7 +32,7 @@ import pandas as pd
 
 from forgeline.data.findings import Finding, Severity
 
-__all__ = ["HINTED_SHARE", "MATCH_SHARE", "NAME_SHARE", "PersonalColumn", "PersonalKind",
+__all__ = ["HINTED_SHARE", "MATCH_SHARE", "NAME_SHARE", "SAMPLE", "PersonalColumn", "PersonalKind",
            "detect_personal", "mask", "personal_columns", "personal_findings"]
 
 SAMPLE = 500

@@ -9,7 +9,8 @@ Personal data never reaches a file in clear: the columns named ``personal`` (the
 package's personal columns, used as features or not) and every text column whose values
 look personal in a batch (:func:`~forgeline.data.personal.detect_personal`; the column
 then stays hashed for good) are written as their keyed HMAC-SHA256 hex, so labels and
-audits can still join on them by hashing the value with the same key.
+audits can still join on them by hashing the value with the same key. A text column judged
+not personal on a full sample (``SAMPLE`` values) is not examined again.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forgeline.data.personal import detect_personal
+from forgeline.data.personal import SAMPLE, detect_personal
 from forgeline.errors import InvalidInput
 from forgeline.packaging.coercion import stack_frames
 from forgeline.serving.runtime import Prediction
@@ -82,6 +83,7 @@ class PredictionLog:
         self.personal = set(personal)
         self.hash_key = hash_key
         self.detect = detect
+        self._cleared: set[str] = set()
         self.dropped = 0
         self.written = 0
         self.failed_writes = 0
@@ -256,11 +258,16 @@ class PredictionLog:
         """``inputs`` with every personal column hashed (or left out without a key)."""
         if self.detect:
             text = [c for c in inputs.columns if c not in self.personal
+                    and c not in self._cleared
                     and not pd.api.types.is_numeric_dtype(inputs[c].dtype)
                     and not pd.api.types.is_bool_dtype(inputs[c].dtype)
                     and not pd.api.types.is_datetime64_any_dtype(inputs[c].dtype)]
             if text:
-                self.personal.update(detect_personal(inputs, text))
+                found = detect_personal(inputs, text)
+                self.personal.update(found)
+                # judged on a full sample and not personal: not examined again
+                self._cleared.update(c for c in text if c not in found
+                                     and inputs[c].count() >= SAMPLE)
         present = [c for c in inputs.columns if c in self.personal]
         if not present:
             return inputs
