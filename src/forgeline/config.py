@@ -126,21 +126,25 @@ def hash_key(settings: Settings) -> bytes:
     if raw:
         return raw.encode("utf-8")
     path = Path(settings.home) / HASH_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = os.urandom(32)
+        try:  # O_EXCL: of two processes starting at once, the first one's key is kept
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(key.hex())
+            return key
     try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        pass
+        key = bytes.fromhex(path.read_text().strip())
     except (OSError, ValueError) as e:
         raise InvalidInput(f"Cannot read the hash key {path}: {e}.",
                            hint=f"Restore the file, or set {ENV_HASH_KEY}.") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = os.urandom(32)
-    try:  # O_EXCL: two processes starting at once keep the first one's key
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return bytes.fromhex(path.read_text().strip())
-    with os.fdopen(fd, "w") as f:
-        f.write(key.hex())
+    if len(key) < 16:
+        raise InvalidInput(f"The hash key {path} holds {len(key)} bytes, fewer than 16.",
+                           hint=f"Restore the file, or set {ENV_HASH_KEY}.")
     return key
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from forgeline.config import hash_key, load_settings
+from forgeline.errors import InvalidInput
 from forgeline.serving.predlog import PredictionLog
 from forgeline.serving.runtime import Prediction
 from forgeline.store.predictions import read_predictions
@@ -94,3 +96,9 @@ def test_a_column_cleared_on_a_full_sample_is_not_examined_again(tmp_path: Path)
         cleared.append(set(log._cleared))
     assert log.close() and log.personal == set()
     assert cleared == [set(), {"country", "note"}]  # 10 values are not a full sample
+
+
+def test_an_empty_key_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "hash.key").write_text("")
+    with pytest.raises(InvalidInput, match=r"hash key .*hash.key holds 0 bytes, fewer than 16"):
+        hash_key(load_settings(home=tmp_path))
