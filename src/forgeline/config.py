@@ -19,9 +19,11 @@ from typing import Any
 
 from forgeline.errors import InvalidInput
 
-__all__ = ["ENVIRONMENT", "ENV_SERVER_CONFIG", "ENV_SERVE_CONFIG", "ENV_SERVE_TOKEN", "ENV_TOKEN",
+__all__ = ["ENVIRONMENT", "ENV_HASH_KEY", "ENV_SERVER_CONFIG", "ENV_SERVE_CONFIG",
+           "ENV_SERVE_TOKEN", "ENV_TOKEN",
            "PROJECT_FILE", "SERVER_GRACEFUL_TIMEOUT_S", "SERVER_MAX_BODY_BYTES", "ServerSettings",
-           "Settings", "load_settings", "serve_config_json", "serve_token", "team_token"]
+           "Settings", "hash_key", "load_settings", "serve_config_json", "serve_token",
+           "team_token"]
 
 PROJECT_FILE = "forgeline.toml"
 
@@ -78,6 +80,8 @@ ENV_SERVE_TOKEN = "FORGELINE_SERVE_TOKEN"  # forgeline serve: --token when not g
 ENV_SERVE_CONFIG = "FORGELINE_SERVE_CONFIG"  # set by forgeline serve for its workers
 ENV_TOKEN = "FORGELINE_TOKEN"  # the team server token an http:// store sends
 ENV_SERVER_CONFIG = "FORGELINE_SERVER_CONFIG"  # set by forgeline server for its workers
+ENV_HASH_KEY = "FORGELINE_HASH_KEY"  # the HMAC key personal values are hashed with
+HASH_KEY_FILE = "hash.key"  # in the home folder, when ENV_HASH_KEY is not set
 
 ENVIRONMENT: dict[str, str] = {
     **{var: f"the {name} setting" for name, var in _ENV.items()},
@@ -88,6 +92,8 @@ ENVIRONMENT: dict[str, str] = {
     ENV_TOKEN: "the bearer token sent to a team server (an http:// or https:// store URI)",
     ENV_SERVER_CONFIG: "internal: the settings (JSON) forgeline server hands its worker "
                        "processes",
+    ENV_HASH_KEY: "the secret key personal columns are hashed with (HMAC-SHA256) in "
+                  "training and in the prediction log; unset: a key kept in <home>/hash.key",
 }
 """Every environment variable Forgeline reads -> what it is."""
 
@@ -105,6 +111,41 @@ def serve_config_json() -> str | None:
 def team_token() -> str | None:
     """``FORGELINE_TOKEN``; None when unset or empty."""
     return os.environ.get(ENV_TOKEN) or None
+
+
+def hash_key(settings: Settings) -> bytes:
+    """The HMAC key personal values are hashed with.
+
+    ``FORGELINE_HASH_KEY`` when set (its UTF-8 bytes). Otherwise a random 32-byte key kept
+    in ``<home>/hash.key``, created on first use with permissions 0600 (owner read/write
+    only), so tokens stay the same across restarts and between training and serving on
+    one home. Whoever can read that file (or the variable) can test guesses against the
+    hashes: keep it as secret as the data.
+    """
+    raw = os.environ.get(ENV_HASH_KEY)
+    if raw:
+        return raw.encode("utf-8")
+    path = Path(settings.home) / HASH_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = os.urandom(32)
+        try:  # O_EXCL: of two processes starting at once, the first one's key is kept
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(key.hex())
+            return key
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as e:
+        raise InvalidInput(f"Cannot read the hash key {path}: {e}.",
+                           hint=f"Restore the file, or set {ENV_HASH_KEY}.") from None
+    if len(key) < 16:
+        raise InvalidInput(f"The hash key {path} holds {len(key)} bytes, fewer than 16.",
+                           hint=f"Restore the file, or set {ENV_HASH_KEY}.")
+    return key
 
 
 SERVER_MAX_BODY_BYTES = 32 << 20  # the team server's default limit on a JSON request body

@@ -18,6 +18,7 @@ __all__ = [
     "LeakageDetected",
     "NotExplainable",
     "NotFound",
+    "PersonalDataFound",
     "StoreError",
     "Unauthorized",
 ]
@@ -79,6 +80,12 @@ class LeakageDetected(ForgelineError):
     code = "LEAKAGE_DETECTED"
 
 
+class PersonalDataFound(ForgelineError):
+    """Personal data where the spec's privacy policy is ``fail``."""
+
+    code = "PERSONAL_DATA"
+
+
 class IntegrityError(ForgelineError):
     """Stored bytes no longer match their recorded hash."""
 
@@ -113,6 +120,7 @@ STATUS: dict[str, tuple[int, int]] = {
     AlreadyExists.code: (409, 4),
     Conflict.code: (409, 4),
     LeakageDetected.code: (422, 5),
+    PersonalDataFound.code: (422, 5),
     IntegrityError.code: (500, 6),
     StoreError.code: (503, 7),
     Unauthorized.code: (401, 8),

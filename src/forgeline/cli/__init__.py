@@ -23,6 +23,7 @@ from forgeline.cli import (
     models,
     monitor,
     predict,
+    predictions,
     retrain,
     runs,
     serve,
@@ -69,6 +70,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(server.app, name="server")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(predictions.app, name="predictions")
 app.command("ui")(server.ui_command)
 train.register(app)
 monitor.register(app)

@@ -39,8 +39,8 @@ from forgeline.packaging.signature import Signature
 from forgeline.store.artifacts import safe_artifact_path, sha256_file
 from forgeline.util.files import atomic_path
 
-__all__ = ["MANIFEST_FILE", "MODEL_FILE", "PACKAGE_FORMAT", "ModelPackage", "load_package",
-           "manifest_digest", "model_flavor", "save_package", "verify_package"]
+__all__ = ["MANIFEST_FILE", "MODEL_FILE", "PACKAGE_FORMAT", "PRIVACY_FILE", "ModelPackage",
+           "load_package", "manifest_digest", "model_flavor", "save_package", "verify_package"]
 
 PACKAGE_FORMAT = 1
 MODEL_FILE = "model.skops"
@@ -48,6 +48,7 @@ SIGNATURE_FILE = "signature.json"
 PROFILE_FILE = "profile.json"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "card.md"
+PRIVACY_FILE = "privacy.json"  # personal columns and how they were handled (no values)
 REQUIREMENTS_FILE = "requirements.txt"
 MANIFEST_FILE = "MANIFEST.json"
 NATIVE_FILES = {"lightgbm": "model.lgb.txt", "xgboost": "model.xgb.json"}
@@ -86,6 +87,15 @@ class ModelPackage:
     @property
     def flavor(self) -> str:
         return str(self.manifest.get("flavor", "sklearn"))
+
+    @property
+    def privacy(self) -> dict[str, Any]:
+        """``privacy.json``: the personal columns (kind, handling) and the policy; an empty
+        record for a package without one (trained before it existed)."""
+        path = self.path / PRIVACY_FILE
+        if PRIVACY_FILE not in self.manifest.get("files", {}) or not path.is_file():
+            return {"policy": None, "columns": {}, "sensitive": []}
+        return dict(_read_json(path))
 
     @property
     def card(self) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from forgeline.config import Settings, hash_key, load_settings
 from forgeline.errors import ForgelineError, InvalidInput, NotFound
 from forgeline.names import parse_model_ref
 from forgeline.packaging.package import (
@@ -24,6 +25,7 @@ from forgeline.packaging.package import (
 )
 from forgeline.store.artifacts import sha256_file
 from forgeline.util.files import atomic_path
+from forgeline.util.privacy import keyed_hash_series
 
 if TYPE_CHECKING:
     from forgeline.entities import ModelVersion
@@ -37,13 +39,26 @@ Records = pd.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 class Predictor:
     """A model ready to score: ``predict(df)`` validates ``df`` against the signature first.
 
+    Columns the package trained on as keyed hashes (``privacy.policy: hash``) are hashed
+    with the same key (``FORGELINE_HASH_KEY`` or ``<home>/hash.key``) before the model
+    sees them, so callers send the raw values.
+
     Args:
         package: the loaded model package.
         model_version: the registry version it came from, if any.
+        settings: where the hash key comes from; ``load_settings()`` when needed and None.
     """
 
-    def __init__(self, package: ModelPackage, model_version: ModelVersion | None = None):
+    def __init__(self, package: ModelPackage, model_version: ModelVersion | None = None,
+                 settings: Settings | None = None):
         self.package = package
+        self.privacy = package.privacy
+        # inputs the model saw as keyed hashes: hashed here before it sees them
+        self.hashed_inputs = tuple(
+            name for name, c in (self.privacy.get("columns") or {}).items()
+            if c.get("feature") and str(c.get("handling", "")).startswith("HMAC"))
+        self._settings = settings
+        self._key: bytes | None = None
         self.signature = package.signature
         self.metrics = package.metrics
         self.profile = package.profile
@@ -68,8 +83,25 @@ class Predictor:
             InvalidInput: as :meth:`Signature.validate`.
         """
         if isinstance(data, pd.DataFrame):
-            return self.signature.validate(data)
-        return self.signature.validate_records(data)
+            return self.hash_inputs(self.signature.validate(data))
+        return self.hash_inputs(self.signature.validate_records(data))
+
+    def hash_inputs(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` with the :attr:`hashed_inputs` columns replaced by their keyed hashes."""
+        present = [c for c in self.hashed_inputs if c in X.columns]
+        if not present:
+            return X
+        X = X.copy()
+        for name in present:
+            X[name] = keyed_hash_series(X[name], self.hash_key)
+        return X
+
+    @property
+    def hash_key(self) -> bytes:
+        """The key personal values are hashed with (read once)."""
+        if self._key is None:
+            self._key = hash_key(self._settings or load_settings())
+        return self._key
 
     def predict(self, data: Records) -> np.ndarray:
         """Class labels (classifiers) or values (regression), one per row."""
@@ -134,7 +166,7 @@ def load_model(ref: str | Path, client: Client | None = None,
     expected = _registered_manifest_digest(client, mv)
     if not _cache_is_valid(target, expected):
         _download(client, mv, target)
-    return Predictor(load_package(target, lazy=lazy), mv)
+    return Predictor(load_package(target, lazy=lazy), mv, client.settings)
 
 
 def _local_directory(ref: str | Path) -> Path | None:

@@ -69,6 +69,26 @@ def _data(ev: Evaluation, summary: Mapping[str, Any], data: Mapping[str, Any]) -
     return lines
 
 
+def _privacy(privacy: Mapping[str, Any]) -> list[str]:
+    columns = privacy.get("columns") or {}
+    sensitive = list(privacy.get("sensitive") or [])
+    lines = ["## Personal and sensitive data", ""]
+    if not columns and not sensitive:
+        return [*lines, "No column was found or declared personal, and no sensitive column "
+                "was named.", ""]
+    rows = [(name, c.get("kind"), "yes" if c.get("feature") else "no", c.get("handling"),
+             c.get("prediction_log")) for name, c in columns.items()]
+    if rows:
+        lines += [f"Personal columns (privacy policy: {_md(privacy.get('policy'))}); the "
+                  "reports and this card show none of their values.", "",
+                  *_table(["Column", "Kind", "Feature", "In training", "In the prediction log"],
+                          rows)]
+    if sensitive:
+        lines += ["Sensitive columns (evaluated per slice, not features): "
+                  + ", ".join(_md(s) for s in sensitive) + ".", ""]
+    return lines
+
+
 def _evaluation(ev: Evaluation) -> list[str]:
     rows = [(f"**{n}**" if n == ev.metric else n, v,
              "higher is better" if METRICS[n].greater_is_better else "lower is better")
@@ -129,7 +149,8 @@ def _caveats(ev: Evaluation, findings: Sequence[Finding]) -> list[str]:
 
 def render_card(*, name: str, version: int | None, evaluation: Evaluation,
                 summary: Mapping[str, Any], data: Mapping[str, Any] | None = None,
-                findings: Sequence[Finding] = (), intended_use: str | None = None) -> str:
+                findings: Sequence[Finding] = (), intended_use: str | None = None,
+                privacy: Mapping[str, Any] | None = None) -> str:
     """The model card of one model version, as Markdown.
 
     Args:
@@ -143,6 +164,9 @@ def render_card(*, name: str, version: int | None, evaluation: Evaluation,
             {kind, ...}), ``class_balance``; they win over the same facts in ``summary``.
         findings: Validation and leakage findings; warnings and failures become caveats.
         intended_use: What the model is for; a marked placeholder when None.
+        privacy: The package's privacy record (``policy``, ``columns`` -> {kind, feature,
+            handling, prediction_log}, ``sensitive``); the card lists the personal and
+            sensitive columns and how each was handled, never a value.
 
     Returns:
         The card's Markdown text.
@@ -151,7 +175,8 @@ def render_card(*, name: str, version: int | None, evaluation: Evaluation,
     alias = summary.get("alias") or "champion"
     lines = [f"# Model card: {_md(name)}", "", *_details(name, version, evaluation, summary),
              "## Intended use", "", intended_use.strip() if intended_use else PLACEHOLDER, "",
-             *_data(evaluation, summary, data or {}), *_evaluation(evaluation),
+             *_data(evaluation, summary, data or {}), *_privacy(privacy or {}),
+             *_evaluation(evaluation),
              *_slices(evaluation), *_caveats(evaluation, findings),
              "## How to load", "", "```python", "import forgeline as fl", "",
              f"model = fl.load_model({json.dumps(f'{name}@{alias}')})",

@@ -156,11 +156,16 @@ def create_app(config: ServeConfig, *, client: Client | None = None,
         oip_grpc.load()  # grpcio is there: fail now, not at start-up
     deployment = Deployment(config, client)
     if prediction_log is None and config.log_predictions and deployment.primary.version:
+        from forgeline.config import hash_key
         from forgeline.serving.predlog import PredictionLog
         from forgeline.store.predictions import prediction_log_root
 
-        prediction_log = PredictionLog(prediction_log_root(deployment.client.settings),
-                                       deployment.primary.name)
+        settings = deployment.client.settings
+        personal = {name for m in deployment.models.values()
+                    for name in (m.predictor.privacy.get("columns") or {})}
+        prediction_log = PredictionLog(prediction_log_root(settings),
+                                       deployment.primary.name, personal=personal,
+                                       hash_key=hash_key(settings))
     metrics = ServingMetrics(value_buckets(deployment.primary.predictor.profile))
     scorer = Scorer(deployment, metrics, prediction_log)
     state = ServingState(config, deployment, metrics, scorer, prediction_log,

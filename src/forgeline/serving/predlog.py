@@ -4,6 +4,13 @@
 rows) that a background thread assembles into the log's columns and hands to
 :func:`~forgeline.store.predictions.write_predictions` every ``flush_rows`` rows or
 ``flush_interval_s`` seconds; when the queue is full the record is dropped and counted.
+
+Personal data never reaches a file in clear: the columns named ``personal`` (the model
+package's personal columns, used as features or not) and every text column whose values
+look personal in a batch (:func:`~forgeline.data.personal.detect_personal`; the column
+then stays hashed for good) are written as their keyed HMAC-SHA256 hex, so labels and
+audits can still join on them by hashing the value with the same key. A text column judged
+not personal on a full sample (``SAMPLE`` values) is not examined again.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -22,10 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forgeline.data.personal import SAMPLE, detect_personal
 from forgeline.errors import InvalidInput
 from forgeline.packaging.coercion import stack_frames
 from forgeline.serving.runtime import Prediction
 from forgeline.store.predictions import proba_columns, write_predictions
+from forgeline.util.privacy import keyed_hash_series
 
 __all__ = ["PredictionLog"]
 
@@ -42,8 +51,13 @@ class PredictionLog:
         flush_interval_s: ...or when the oldest has waited this long.
         classes: class labels, in the order of ``Prediction.proba``'s columns, naming
             the ``proba_<class>`` columns (``proba_0``, ``proba_1``, ... when None).
+        personal: input columns always stored as keyed hashes.
+        hash_key: the HMAC key (:func:`~forgeline.config.hash_key`); without one, a
+            column that is or looks personal is not stored at all rather than in clear.
+        detect: also hash the text columns whose values look personal.
 
     Attributes:
+        personal: the columns stored hashed (grows as detection finds more).
         dropped: records (rows) that never reached a file: queue full, log closed, or
             a failed write.
         written: rows written.
@@ -52,7 +66,8 @@ class PredictionLog:
 
     def __init__(self, root: Path, model: str, *, max_queue_records: int = 100_000,
                  flush_rows: int = 5_000, flush_interval_s: float = 5.0,
-                 classes: Sequence[Any] | None = None) -> None:
+                 classes: Sequence[Any] | None = None, personal: Collection[str] = (),
+                 hash_key: bytes | None = None, detect: bool = True) -> None:
         if not model or "/" in model or "\\" in model or model in (".", ".."):
             raise InvalidInput(f"Invalid model name {model!r} for the prediction log.")
         if max_queue_records < 1 or flush_rows < 1 or flush_interval_s <= 0:
@@ -65,6 +80,10 @@ class PredictionLog:
         self.flush_rows = flush_rows
         self.flush_interval_s = flush_interval_s
         self.classes = None if classes is None else list(classes)
+        self.personal = set(personal)
+        self.hash_key = hash_key
+        self.detect = detect
+        self._cleared: set[str] = set()
         self.dropped = 0
         self.written = 0
         self.failed_writes = 0
@@ -210,7 +229,7 @@ class PredictionLog:
         per_request = np.fromiter(chain.from_iterable(counts), dtype=np.int64)
         rows = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
         starts = np.repeat(np.cumsum(per_request) - per_request, per_request)
-        inputs = stack_frames(frames)
+        inputs = self._private(stack_frames(frames))
         stamps_us = (np.asarray(stamps, dtype=np.float64) * 1e6).astype(np.int64)
         table = pd.DataFrame({
             "request_id": np.repeat(np.asarray([i for r in ids for i in r], dtype=object),
@@ -234,6 +253,30 @@ class PredictionLog:
                 pd.DataFrame(np.asarray(p.proba, dtype=np.float64), columns=n)
                 for p, n, r in zip(predictions, names, rows, strict=True)], ignore_index=True))
         return table, inputs, pd.concat(outputs, axis=1)
+
+    def _private(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        """``inputs`` with every personal column hashed (or left out without a key)."""
+        if self.detect:
+            text = [c for c in inputs.columns if c not in self.personal
+                    and c not in self._cleared
+                    and not pd.api.types.is_numeric_dtype(inputs[c].dtype)
+                    and not pd.api.types.is_bool_dtype(inputs[c].dtype)
+                    and not pd.api.types.is_datetime64_any_dtype(inputs[c].dtype)]
+            if text:
+                found = detect_personal(inputs, text)
+                self.personal.update(found)
+                # judged on a full sample and not personal: not examined again
+                self._cleared.update(c for c in text if c not in found
+                                     and inputs[c].count() >= SAMPLE)
+        present = [c for c in inputs.columns if c in self.personal]
+        if not present:
+            return inputs
+        if self.hash_key is None:
+            return inputs.drop(columns=present)
+        out = inputs.copy()
+        for name in present:
+            out[name] = keyed_hash_series(out[name], self.hash_key)
+        return out
 
     def _proba_names(self, prediction: Prediction, classes: Sequence[Any] | None
                      ) -> list[str] | None:

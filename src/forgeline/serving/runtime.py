@@ -42,8 +42,12 @@ class NativeRuntime(Runtime):
     def __init__(self, predictor: Predictor) -> None:
         self.signature = predictor.signature
         self._model = predictor.model
+        # inputs the model was trained on as keyed hashes (privacy.policy: hash)
+        self._hash = predictor.hash_inputs if predictor.hashed_inputs else None
 
     def predict(self, frame: pd.DataFrame) -> Prediction:
+        if self._hash is not None:
+            frame = self._hash(frame)
         if self.signature.is_classifier:
             proba = np.asarray(self._model.predict_proba(frame))
             classes = np.asarray(self._model.classes_)
@@ -72,6 +76,13 @@ def select_runtime(predictor: Predictor, prefer: str = "auto") -> Runtime:
     native = NativeRuntime(predictor)
     if prefer == "native":
         native.detail = "native: asked for"
+        return native
+    if predictor.hashed_inputs:  # the ONNX graph cannot compute the keyed hash
+        if prefer == "onnx":
+            raise InvalidInput("The model cannot be served with ONNX Runtime: it hashes "
+                               f"personal inputs ({', '.join(predictor.hashed_inputs)}) "
+                               "before predicting.", hint="Ask for the runtime auto or native.")
+        native.detail = "native: the model hashes personal inputs (privacy.policy: hash)"
         return native
     problem = _check_onnx(predictor, native)
     candidate = problem if isinstance(problem, Runtime) else None

@@ -102,8 +102,10 @@ class Scorer:
         model.acquire()  # keeps this version alive through a swap until we are done
         try:
             part = await self._validate(model, rows)
+            extras = (ignored_fields(rows, model.signature.names)
+                      if self.prediction_log is not None else None)
             try:
-                prediction = await model.predict(part, (request_id, False))
+                prediction = await model.predict(part, (request_id, False, extras))
             except ValueError as e:  # how estimators refuse input they cannot score
                 raise InvalidInput(f"The model could not score the input: {e}",
                                    hint="Check the values against the model signature.") from e
@@ -123,8 +125,11 @@ class Scorer:
                    rows: list[int]) -> None:
             submit(frame, prediction)
             if self.prediction_log is not None:
-                ids, shadows = zip(*tags, strict=True)
-                self._log(model, frame, prediction, ids, shadows, rows)
+                ids, shadows = [t[0] for t in tags], [t[1] for t in tags]
+                extras = [t[2] if len(t) > 2 else None for t in tags]
+                logged = frame if all(e is None for e in extras) else with_fields(
+                    frame, extras, rows)
+                self._log(model, logged, prediction, ids, shadows, rows)
 
         return record
 
@@ -190,6 +195,32 @@ class Scorer:
             if not self._log_failed:
                 log.exception("the prediction log failed; predictions go unlogged")
                 self._log_failed = True
+
+
+def ignored_fields(rows: Rows, inputs: Sequence[str]) -> pd.DataFrame | None:
+    """The request fields the model does not take (logged too, for joins and audits);
+    None when there are none. Values that are not scalars are kept as their text."""
+    known = set(inputs)
+    if isinstance(rows, pd.DataFrame):
+        extra = [c for c in rows.columns if c not in known]
+        return rows[extra].reset_index(drop=True) if extra else None
+    names = list(dict.fromkeys(k for row in rows for k in row if k not in known))
+    if not names:
+        return None
+    return pd.DataFrame({n: [_scalar(row.get(n)) for row in rows] for n in names})
+
+
+def _scalar(value: Any) -> Any:
+    return str(value) if isinstance(value, dict | list | tuple) else value
+
+
+def with_fields(frame: pd.DataFrame, extras: Sequence[pd.DataFrame | None],
+                rows: Sequence[int]) -> pd.DataFrame:
+    """``frame`` (the batch's model inputs) beside each request's ignored fields."""
+    parts = [e if e is not None else pd.DataFrame(index=range(n))
+             for e, n in zip(extras, rows, strict=True)]
+    fields = pd.concat(parts, ignore_index=True)
+    return pd.concat([frame.reset_index(drop=True), fields], axis=1)
 
 
 def _nested(rows: Rows) -> str | None:

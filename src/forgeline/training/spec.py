@@ -19,7 +19,7 @@ from forgeline.errors import ForgelineError, InvalidSpec
 from forgeline.names import check_alias, check_model_name
 from forgeline.util.time import parse_duration
 
-__all__ = ["GateSpec", "RetrainSpec", "TrainSpec", "load_spec", "parse_overrides"]
+__all__ = ["GateSpec", "PrivacySpec", "RetrainSpec", "TrainSpec", "load_spec", "parse_overrides"]
 
 
 class _Strict(BaseModel):
@@ -64,6 +64,18 @@ class FeatureSpec(_Strict):
     # up to max_onehot categories and target-encode above
     encoding: Literal["auto", "onehot", "target"] = "auto"
     max_onehot: int = Field(20, ge=2)  # above this many categories "auto" target-encodes
+
+
+class PrivacySpec(_Strict):
+    """Personal data (data/personal.py): what training does with the columns found or
+    declared personal. Whatever the policy, the prediction log stores them hashed (HMAC
+    with the key of ``FORGELINE_HASH_KEY`` or ``<home>/hash.key``) and the reports,
+    profile and card show no raw value of them."""
+
+    policy: Literal["warn", "fail", "drop", "hash"] = "warn"
+    personal: tuple[str, ...] = ()  # personal whatever detection says
+    exclude: tuple[str, ...] = ()  # not personal, whatever detection says
+    detect: bool = True  # look for personal columns in the data
 
 
 class TuningSpec(_Strict):
@@ -140,6 +152,7 @@ class TrainSpec(_Strict):
     tuning: TuningSpec = TuningSpec()
     metric: str | None = None  # None: roc_auc (binary), f1_macro (multiclass), rmse
     leakage: LeakageSpec = LeakageSpec()
+    privacy: PrivacySpec = PrivacySpec()
     registration: RegisterSpec = Field(RegisterSpec(), alias="register")
     retrain: RetrainSpec = RetrainSpec()
     seed: int = 42

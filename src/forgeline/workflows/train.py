@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
+from forgeline.config import hash_key
 from forgeline.data.findings import Finding, Severity
 from forgeline.data.inference import infer_schema, infer_task
 from forgeline.data.io import load_table
@@ -44,7 +45,7 @@ from forgeline.entities import (
 )
 from forgeline.errors import InvalidInput
 from forgeline.metrics import METRICS, get_metric
-from forgeline.packaging.package import save_package
+from forgeline.packaging.package import PRIVACY_FILE, save_package
 from forgeline.packaging.signature import Signature
 from forgeline.reports import render_card, render_report
 from forgeline.store.sql.engine import redacted
@@ -75,6 +76,7 @@ from forgeline.training.tuning import (
 )
 from forgeline.training.zoo import resolve_models
 from forgeline.util.progress import Progress
+from forgeline.workflows.privacy import PrivacyPlan, apply_privacy, plan_privacy, scrub
 
 __all__ = ["TrainResult", "train"]
 
@@ -218,7 +220,14 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         _log_json(run, spec.model_dump(mode="json", by_alias=True), SPEC_PATH)
         dataset = dataset_version(frame, d.path.stem, str(d.path))
         run.log_dataset(dataset, "source")
-        schema = infer_schema(frame, d.target, _overrides(spec), d.drop)
+        privacy = plan_privacy(frame, spec.privacy, d.target, spec.seed)
+        if privacy.policy == "fail" and privacy.columns:
+            _log_json(run, {"findings": [_finding(f) for f in privacy.findings]},
+                      CHECKS_PATH)
+        frame = apply_privacy(frame, privacy, hash_key(client.settings)
+                              if privacy.policy == "hash" and privacy.columns else b"")
+        dropped = tuple(c for c in privacy.drop if c in frame.columns and c not in d.drop)
+        schema = infer_schema(frame, d.target, _overrides(spec), (*d.drop, *dropped))
         task = spec.task or infer_task(frame[d.target])
         report = validate(frame, schema, task)
         frame = frame[frame[d.target].notna()]
@@ -234,7 +243,8 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         if spec.split.allow_random_on_time and policy.time_travel is Policy.FAIL:
             # The user asked for a random split of time-ordered data: report, don't refuse.
             policy = policy.model_copy(update={"time_travel": Policy.WARN})
-        findings = list(report.findings) + _kept_together(copies) + check_leakage(
+        findings = [*report.findings, *privacy.findings, *_kept_together(copies)]
+        findings += check_leakage(
             train_frame, test_frame, schema, task, policy, time_column=d.time_column,
             group_column=d.group_column, seed=spec.seed)
         _log_json(run, {"validation": report.to_dict(),
@@ -291,13 +301,14 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         run.log_metric("tuning_seconds", time.monotonic() - started)
         _log_selection(run, progress, tuned, plan.metric)
         return _finish(spec, client, run, progress, plan, tuned, train_frame, test_frame,
-                       schema, dataset, report, findings, deadline.run_end)
+                       schema, dataset, report, findings, deadline.run_end, privacy)
 
 
 def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
             plan: ModelPlan, tuned: TuningResult, train_frame: pd.DataFrame,
             test_frame: pd.DataFrame, schema: Schema, dataset: Any, report: Any,
-            findings: list[Finding], run_end: float | None) -> TrainResult:
+            findings: list[Finding], run_end: float | None, privacy: PrivacyPlan
+            ) -> TrainResult:
     d, best, features = spec.data, tuned.chosen, list(plan.features)
     progress.status(f"Refitting {best.model} on the training split and evaluating")
     model = plan.pipeline(best.model, best.params).fit(train_frame[features],
@@ -333,8 +344,9 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
         data["class_balance"] = {str(k): int(v) for k, v in labelled.value_counts().items()}
     baseline = _baseline(plan, train_frame[features], train_frame[d.target],
                          test_frame[features], test_frame[d.target])
+    private = privacy.record(features, d.sensitive)
     card = render_card(name=spec.name, version=None, evaluation=evaluation, summary=summary,
-                       data=data, findings=findings)
+                       data=data, findings=findings, privacy=private)
     classes = getattr(model, "classes_", None)
     signature = Signature.from_frame(train_frame[features], schema, plan.task.value,
                                      None if classes is None else list(classes))
@@ -346,9 +358,11 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
     profile.update(reference_extras(model, train_frame[features], test_frame[features], schema,
                                     plan.task.value, classes, y_test=test_frame[d.target],
                                     profile=profile, seed=spec.seed, times=times))
+    signature = scrub(signature, profile, privacy.columns)
     with tempfile.TemporaryDirectory() as tmp:
         package = save_package(Path(tmp) / "model", model, signature, profile=profile,
-                               metrics=evaluation.to_dict()["metrics"], card=card)
+                               metrics=evaluation.to_dict()["metrics"], card=card,
+                               extra_files={PRIVACY_FILE: json.dumps(private, indent=2)})
         run.log_artifact(package, MODEL_PATH)
         html = render_report(Path(tmp) / "report.html", title=f"{spec.name}: training report",
                              evaluation=evaluation, summary=summary, data=data,

@@ -23,6 +23,9 @@ One row per predicted row, with the columns
 Labels (``forgeline feedback``) are kept as (request_id, label, received_at) for the
 request ids that match a logged prediction, and joined back by request id.
 
+Retention: :func:`purge_predictions` (``forgeline predictions purge``) removes parts older
+than a cutoff and the labels joined to them.
+
 Files are written under a temporary name (a leading dot, ignored by readers) and renamed
 into place, so a reader never meets a partial file.
 """
@@ -48,8 +51,10 @@ from forgeline.store.predictions.labels import (
     record_feedback,
 )
 from forgeline.store.predictions.log import read_predictions, write_predictions
+from forgeline.store.predictions.retention import Purged, purge_predictions
 
 __all__ = ["INPUT_PREFIX", "LABEL", "PREDICTION", "RESERVED_COLUMNS", "FeedbackStats",
-           "feedback_root", "join_feedback", "labelled_predictions", "prediction_log_root",
-           "proba_column", "proba_columns", "read_labels", "read_predictions",
-           "record_feedback", "stored_name", "write_predictions"]
+           "Purged", "feedback_root", "join_feedback", "labelled_predictions",
+           "prediction_log_root", "proba_column", "proba_columns", "purge_predictions",
+           "read_labels", "read_predictions", "record_feedback", "stored_name",
+           "write_predictions"]
