@@ -11,7 +11,7 @@ import pytest
 
 from forgeline.data.inference import infer_schema
 from forgeline.engines import LocalEngine
-from forgeline.entities import Task
+from forgeline.entities import SplitStrategy, Task
 from forgeline.training.plan import ModelPlan, cv_folds
 from forgeline.training.running import (
     TrialJob,
@@ -94,3 +94,26 @@ def test_a_batch_spread_by_folds_gives_each_trial_its_own_outcome(job: TrialJob)
     assert spread[0].fold_scores != spread[1].fold_scores
     assert trials_at_once(-1, _Spread(8), 4) == 2 and trials_at_once(-1, _Spread(3), 4) == 1
     assert trials_at_once(-1, LocalEngine(3), 4) == 3 and trials_at_once(2, _Spread(8), 4) == 2
+
+
+def test_expanding_windows_go_out_largest_first_and_come_back_in_fold_order(job: TrialJob
+                                                                            ) -> None:
+    times = pd.Series(pd.date_range("2024-01-01", periods=len(job.y), freq="h"))
+    windows = cv_folds(Task.BINARY, job.y, 4, seed=0, strategy=SplitStrategy.TIME,
+                       times=times)
+    timed = dataclasses.replace(job, folds=windows)
+    sent: list[int] = []
+
+    class _Watching(_Spread):
+        def map(self, fn, tasks, on_done=None):  # type: ignore[no-untyped-def]
+            tasks = list(tasks)
+            sent.extend(t.fold for t in tasks)
+            return super().map(fn, tasks, on_done)
+
+    jobs = [_fresh(timed), _fresh(dataclasses.replace(timed, outcome=TrialOutcome(
+        1, "logistic_regression", {"C": 0.01})))]
+    spread = run_batch(_Watching(2, workers="threads"), jobs,
+                       fold_runner(timed.plan, timed.X, timed.y, windows))
+    assert sent == [3, 3, 2, 2, 1, 1, 0, 0]  # the largest training window first
+    alone = [_run_trial(_fresh(j)) for j in jobs]
+    assert [o.fold_scores for o in spread] == [o.fold_scores for o in alone]

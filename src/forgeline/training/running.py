@@ -159,11 +159,18 @@ def run_batch(engine: Engine, jobs: list[TrialJob], fold: FoldRunner | None
         return []
     if fold is None:
         return engine.map(_run_trial, jobs)
-    n = len(jobs[0].folds)
-    tasks = [_FoldTask(j.outcome.model, j.outcome.params, k, j.deadline)
-             for j in jobs for k in range(n)]
-    results = engine.map(fold, tasks)
-    return [_assemble(j, results[i * n:(i + 1) * n]) for i, j in enumerate(jobs)]
+    folds = jobs[0].folds
+    n = len(folds)
+    # The largest folds first (the expanding windows of a time split fit 1, 2, ... k parts):
+    # a worker that is given a small fold last finishes with the others, not after them.
+    order = sorted(range(n), key=lambda k: -len(folds[k][0]))
+    tasks = [(i, k) for k in order for i in range(len(jobs))]
+    results = engine.map(fold, [_FoldTask(jobs[i].outcome.model, jobs[i].outcome.params, k,
+                                          jobs[i].deadline) for i, k in tasks])
+    by_trial: list[list[FoldResult]] = [[None] * n for _ in jobs]  # type: ignore[list-item]
+    for (i, k), result in zip(tasks, results, strict=True):
+        by_trial[i][k] = result
+    return [_assemble(j, by_trial[i]) for i, j in enumerate(jobs)]
 
 
 def trials_at_once(n_jobs: int, engine: Engine, n_folds: int) -> int:
