@@ -11,13 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forgeline.data.inference import infer_schema
-from forgeline.entities import Task
 from forgeline.errors import InvalidInput
 from forgeline.names import check_model_name
-from forgeline.packaging import Signature, load_model, save_package
+from forgeline.packaging import load_model
 from forgeline.serving.batch import score_file
-from forgeline.training.tuning import ModelPlan
+from tests.smallmodel import package_on, transactions
 
 ray = pytest.importorskip("ray")
 
@@ -49,19 +47,9 @@ def test_env_vars_reach_the_workers_that_run_the_tasks() -> None:
 
 
 def test_batch_scoring_on_ray_matches_local_scoring(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
     n = 3_000
-    data = pd.DataFrame({"id": np.arange(n), "amount": rng.gamma(2, 40, n),
-                         "country": rng.choice(["FR", "DE", "US"], n)})
-    data["label"] = (data.amount / 80 + (data.country == "US") > 1.5).astype(int)
-    schema = infer_schema(data.drop(columns=["id"]), "label")
-    plan = ModelPlan(Task.BINARY, schema, ("amount", "country"), "roc_auc", 0, False)
-    pipeline = plan.pipeline("logistic_regression", {}).fit(data[["amount", "country"]],
-                                                            data.label)
-    signature = Signature.from_frame(data[["amount", "country"]], schema, "binary",
-                                     list(pipeline.classes_))
-    save_package(tmp_path / "model", pipeline, signature, profile={}, metrics={}, card="")
-    predictor = load_model(tmp_path / "model")
+    data = transactions(n)
+    predictor = load_model(package_on(data, tmp_path / "model"))
     data.to_parquet(tmp_path / "in.parquet", row_group_size=500)
     local = score_file(predictor, tmp_path / "in.parquet", tmp_path / "local.parquet",
                        runtime="native")

@@ -11,47 +11,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from forgeline.data.inference import infer_schema
-from forgeline.entities import Task
 from forgeline.errors import AlreadyExists, InvalidInput, NotFound
-from forgeline.packaging import Signature, load_model, save_package
+from forgeline.packaging import load_model
 from forgeline.serving.batch import score_file
 from forgeline.serving.partitioned import score_partitions
-from forgeline.training.tuning import ModelPlan
 from tests.raycluster import RayCluster
 from tests.s3server import aws_env
+from tests.smallmodel import package_on, transactions
 
 FORGELINE = Path(sys.executable).with_name("forgeline")
 
 
-def _rows(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    data = pd.DataFrame({"id": np.arange(n) + seed * 10_000, "amount": rng.gamma(2, 40, n),
-                         "country": rng.choice(["FR", "DE", "US"], n)})
-    data["label"] = (data.amount / 80 + (data.country == "US") > 1.5).astype(int)
-    return data
-
-
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = _rows(2_000, 0)
-    schema = infer_schema(data.drop(columns=["id"]), "label")
-    plan = ModelPlan(Task.BINARY, schema, ("amount", "country"), "roc_auc", 0, False)
-    pipeline = plan.pipeline("logistic_regression", {}).fit(data[["amount", "country"]],
-                                                            data.label)
-    signature = Signature.from_frame(data[["amount", "country"]], schema, "binary",
-                                     list(pipeline.classes_))
-    folder = tmp_path_factory.mktemp("model") / "model"
-    save_package(folder, pipeline, signature, profile={}, metrics={}, card="")
-    return folder
+    return package_on(transactions(2_000, 0), tmp_path_factory.mktemp("model") / "model")
 
 
 def _partitions(folder: Path) -> list[pd.DataFrame]:
-    parts = [_rows(n, seed) for seed, n in enumerate((700, 1, 1_300), start=1)]
+    parts = [transactions(n, seed) for seed, n in enumerate((700, 1, 1_300), start=1)]
     for i, part in enumerate(parts):
         path = folder / f"day={i}" / f"part-{i}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,17 +16,14 @@ import pandas as pd
 
 from forgeline.engines import Engine, get_engine
 from forgeline.errors import InvalidInput, NotFound
-from forgeline.store.s3 import AWS_VARIABLES, list_matching, read_object
+from forgeline.store.s3 import AWS_VARIABLES, glob_prefix, list_matching, read_object
 
 __all__ = ["find_partitions", "is_pattern", "partition_engine", "partition_name",
            "read_partition"]
 
-_GLOB = "*?["
-
-
 def is_pattern(text: str) -> bool:
     """Whether ``text`` names partitions: an ``s3://`` URI or a glob."""
-    return text.startswith("s3://") or any(c in text for c in _GLOB)
+    return text.startswith("s3://") or glob_prefix(text) != text
 
 
 def find_partitions(pattern: str) -> list[str]:
@@ -55,8 +52,7 @@ def partition_name(pattern: str, source: str) -> str:
     ``2024/01/part-0.parquet`` for ``s3://b/in/**/*.parquet`` and ``s3://b/in/2024/01/
     part-0.parquet`` (outputs keep the layout of their inputs, and never clash)."""
     pattern = os.path.expanduser(pattern)
-    cut = min((pattern.find(c) for c in _GLOB if c in pattern), default=len(pattern))
-    root = pattern[:cut].rpartition("/")[0]
+    root = glob_prefix(pattern).rpartition("/")[0]
     if not source.startswith("s3://"):
         root = os.path.abspath(root) if root else os.getcwd()
         source = os.path.abspath(source)
@@ -64,7 +60,7 @@ def partition_name(pattern: str, source: str) -> str:
         source.rpartition("/")[2])
 
 
-def read_partition(source: str, columns: list[str] | None = None) -> pd.DataFrame:
+def read_partition(source: str) -> pd.DataFrame:
     """One Parquet partition: a local file or an ``s3://`` object (read into memory).
 
     Raises:
@@ -74,7 +70,7 @@ def read_partition(source: str, columns: list[str] | None = None) -> pd.DataFram
     """
     data: Any = io.BytesIO(read_object(source)) if source.startswith("s3://") else source
     try:
-        return pd.read_parquet(data, columns=columns)
+        return pd.read_parquet(data)
     except (OSError, ValueError, TypeError, NotImplementedError) as e:
         if isinstance(e, FileNotFoundError):
             raise NotFound(f"Partition {source} does not exist.") from None

@@ -162,8 +162,9 @@ def _remove(targets: list[str], output: str) -> None:
     written = _existing(targets, output)
     if output.startswith("s3://"):
         delete_objects(written)
-    for target in written if not output.startswith("s3://") else ():
-        Path(target).unlink(missing_ok=True)
+    else:
+        for target in written:
+            Path(target).unlink(missing_ok=True)
 
 
 def score_partitions(ref_or_predictor: str | Path | Predictor, pattern: str, output: str, *,

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from forgeline.errors import InvalidInput, NotFound, StoreError
 
-__all__ = ["AWS_VARIABLES", "HINT", "MISSING", "delete_objects", "list_matching",
+__all__ = ["AWS_VARIABLES", "HINT", "MISSING", "delete_objects", "glob_prefix", "list_matching",
            "parse_s3_uri", "read_object", "s3_call", "s3_client", "write_object"]
 
 T = TypeVar("T")
@@ -28,6 +28,13 @@ AWS_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_D
                  "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                  "AWS_PROFILE", "AWS_CA_BUNDLE")
 _GLOB = "*?["
+
+
+def glob_prefix(pattern: str) -> str:
+    """``pattern`` up to its first glob character (``*``, ``?``, ``[``); all of it when it
+    has none."""
+    cut = min((pattern.find(c) for c in _GLOB if c in pattern), default=len(pattern))
+    return pattern[:cut]
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -100,14 +107,12 @@ def list_matching(pattern: str, client: Any = None) -> list[str]:
     """
     bucket, key_pattern = parse_s3_uri(pattern)
     client = client if client is not None else s3_client(pattern)
-    cut = min((key_pattern.find(c) for c in _GLOB if c in key_pattern),
-              default=len(key_pattern))
-    prefix = key_pattern[:cut]
+    prefix = glob_prefix(key_pattern)
     s3_call(lambda: client.head_bucket(Bucket=bucket), pattern)
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     keys = [item["Key"] for page in s3_call(lambda: list(pages), pattern)
             for item in page.get("Contents", [])]
-    if cut == len(key_pattern) and not pattern.endswith("/"):
+    if prefix == key_pattern and not pattern.endswith("/"):
         matched = [k for k in keys if k == key_pattern]
     else:
         matched = [k for k in keys if fnmatch.fnmatchcase(k, key_pattern or "*")
