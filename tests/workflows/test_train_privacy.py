@@ -13,9 +13,10 @@ import yaml
 import forgeline as fl
 from forgeline.config import hash_key, load_settings
 from forgeline.entities import RunStatus
-from forgeline.errors import PersonalDataFound
+from forgeline.errors import InvalidSpec, PersonalDataFound
 from forgeline.serving.runtime import select_runtime
 from forgeline.training.layout import CHECKS_PATH, MODEL_PATH, REPORT_PATH
+from forgeline.training.spec import load_spec
 from forgeline.util.privacy import keyed_hash
 from forgeline.workflows.train import train
 
@@ -130,3 +131,12 @@ def _categories(model: object) -> list[list[object]]:
     for step in steps:
         found += _categories(step[1])
     return found
+
+
+def test_already_hashed_columns_need_the_hash_policy() -> None:
+    with pytest.raises(InvalidSpec) as e:
+        load_spec({"name": "m", "data": {"path": "d.csv", "target": "y"},
+                   "privacy": {"hashed": ["email"]}})
+    assert e.value.message == (
+        "Invalid spec (dict): privacy: privacy.hashed (email) needs privacy.policy hash, "
+        "not warn: the model must see its requests hashed the same way.")
