@@ -140,3 +140,51 @@ def test_already_hashed_columns_need_the_hash_policy() -> None:
     assert e.value.message == (
         "Invalid spec (dict): privacy: privacy.hashed (email) needs privacy.policy hash, "
         "not warn: the model must see its requests hashed the same way.")
+
+
+CARDS = [4111111111111111, 5500000000000004, 378282246310005, 6011111111111117,
+         4012888888881881, 5105105105105100]
+
+
+def _with_numbers(n: int, offset: int = 0) -> pd.DataFrame:
+    """The frame plus a card number and a phone number stored as integers."""
+    frame = _frame().head(n).copy()
+    frame["email"] = [f"customer{(i + offset) % 40}@mail-{(i + offset) % 40 % 7}.com"
+                      for i in range(n)]
+    frame["card"] = [CARDS[(i + offset) % 6] for i in range(n)]
+    frame["phone"] = [2025550100 + (i + offset) % 80 for i in range(n)]
+    return frame
+
+
+def test_no_raw_personal_value_in_the_profile_signature_reports_card_or_monitoring(
+        tmp_path: Path) -> None:
+    """Policy warn on an email, a card number and a phone number (the last two numbers):
+    the package's JSON, the training report, the card, and the monitoring report (HTML and
+    JSON) on raw production rows, some never seen in training, show none of them."""
+    from forgeline.monitoring import monitor
+    from forgeline.reports import render_monitor_report
+
+    train_rows = _with_numbers(N)
+    spec = _spec(tmp_path)
+    train_rows.to_csv(tmp_path / "data.csv", index=False)
+    result = train(spec)
+    client = fl.Client()
+    texts = _artifacts(client, result.run_id, tmp_path)
+    package = fl.load_model("m")
+    assert {n for n, c in package.privacy["columns"].items() if c["feature"]} == {
+        "email", "card", "phone"}
+    current = _with_numbers(200, offset=30)  # cards and phones beyond training
+    current.loc[:9, "phone"] = 4155550123  # out of the training range
+    monitored = monitor(package, current.drop(columns="y"))
+    texts["monitor.json"] = json.dumps(monitored.to_dict(), default=str)
+    texts["monitor.html"] = render_monitor_report(monitored, tmp_path / "m.html").read_text()
+    raw = {str(v) for c in ("email", "card", "phone")
+           for v in pd.concat([train_rows[c], current[c]])}
+    raw |= {f"{float(v):.6g}" for v in [*CARDS, 2025550100, 2025550179]}  # as a float shows
+    leaked = {path: sorted(v for v in raw if v in text) for path, text in texts.items()}
+    assert {p: v for p, v in leaked.items() if v} == {}
+    assert set(monitored.skipped) >= {"email", "card", "phone"}
+    assert "personal data: its values are not kept" in texts["monitor.html"]
+    stats = package.profile["columns"]["phone"]
+    assert stats["personal"] is True and "min" not in stats and "bins" not in stats
+    assert {"a", "b"} <= set(monitored.features)  # the other columns are still compared

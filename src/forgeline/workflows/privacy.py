@@ -108,19 +108,28 @@ def apply_privacy(frame: pd.DataFrame, plan: PrivacyPlan, key: bytes) -> pd.Data
     return hash_columns(frame, [c for c in plan.columns if c not in plan.hashed], key)
 
 
+_VALUE_STATS = ("min", "max", "mean", "std", "quantiles", "bins", "mean_length")
+
+
 def scrub(signature: Signature, profile: dict[str, Any], columns: Collection[str]
           ) -> Signature:
-    """Drop the categories (raw values) of personal columns from the signature and, in
-    place, from the profile, which marks them ``"personal": true``: every value counts
-    in the "other" bucket there, so monitoring bins them without naming any value."""
-    inputs = tuple(dataclasses.replace(c, categories=None) if c.name in columns else c
-                   for c in signature.inputs)
+    """Take the raw values of personal columns out of the signature (categories, numeric
+    range) and, in place, out of the profile, which marks them ``"personal": true`` and
+    keeps only counts: no categories (every value counts in the "other" bucket), no
+    minimum, maximum, mean, quantiles or bin edges, no bin means. Monitoring does not
+    compare such a column (its production values are keyed hashes anyway)."""
+    inputs = tuple(dataclasses.replace(c, categories=None, minimum=None, maximum=None)
+                   if c.name in columns else c for c in signature.inputs)
     for name, stats in profile.get("columns", {}).items():
         if name in columns:
             if "categories" in stats:
                 stats["categories"] = {}
                 stats["other_count"] = int(stats.get("count") or 0)
+            for key in _VALUE_STATS:
+                stats.pop(key, None)
             stats["personal"] = True
+    for name in columns:
+        (profile.get("bin_means") or {}).pop(name, None)
     return dataclasses.replace(signature, inputs=inputs)
 
 

@@ -357,7 +357,8 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
     times = train_frame[d.time_column] if d.time_column in train_frame.columns else None
     profile.update(reference_extras(model, train_frame[features], test_frame[features], schema,
                                     plan.task.value, classes, y_test=test_frame[d.target],
-                                    profile=profile, seed=spec.seed, times=times))
+                                    profile=profile, seed=spec.seed, times=times,
+                                    personal=privacy.columns))
     signature = scrub(signature, profile, privacy.columns)
     with tempfile.TemporaryDirectory() as tmp:
         package = save_package(Path(tmp) / "model", model, signature, profile=profile,
