@@ -92,3 +92,29 @@ def test_warn_policy_skips_the_cycle_and_says_why(tmp_path: Path) -> None:
         "but the prediction log holds only their keyed hashes")
     assert "set privacy.policy: hash" in decision.reason
     assert [v.version for v in client.search_model_versions("m")] == [1]
+
+
+def test_what_logged_tokens_allow_under_each_policy() -> None:
+    from forgeline.training.spec import PrivacySpec
+    from forgeline.workflows.privacy import LoggedPrivacy, logged_privacy
+
+    logged = pd.DataFrame({"x": [1.0, 2.0], "email": [keyed_hash("a@b.com", b"k" * 16), None],
+                           "note": [keyed_hash("Call Anna Smith", b"k" * 16)] * 2,
+                           "code": ["A1", "B2"]})
+    hashed = {"policy": "hash", "columns": {"email": {
+        "feature": True, "handling": "HMAC-SHA256 before training"}}}
+    inputs = ["x", "email", "code"]
+    assert logged_privacy(hashed, PrivacySpec(policy="hash"), logged, inputs) == LoggedPrivacy(
+        ("email",), ("privacy.hashed=['email']",), None)
+    dropped = logged_privacy(hashed, PrivacySpec(policy="drop", personal=("ssn",)), logged,
+                             inputs)
+    assert dropped.overrides == ("privacy.personal=['ssn', 'email']",) and not dropped.blocked
+    assert "challenger's privacy.policy warn would train on the keyed hashes of 'email'" in (
+        logged_privacy(hashed, PrivacySpec(), logged, inputs).blocked or "")
+    # a field the log hashed on detection, which the model takes raw
+    found = logged_privacy({"policy": "warn", "columns": {}}, PrivacySpec(), logged,
+                           ["x", "note", "code"])
+    assert found.tokens == ("note",)
+    assert (found.blocked or "").startswith("the champion takes personal column(s) 'note'")
+    assert logged_privacy({}, PrivacySpec(), logged, ["x", "code"]) == LoggedPrivacy(
+        (), (), None)
