@@ -76,7 +76,13 @@ from forgeline.training.tuning import (
 )
 from forgeline.training.zoo import resolve_models
 from forgeline.util.progress import Progress
-from forgeline.workflows.privacy import PrivacyPlan, apply_privacy, plan_privacy, scrub
+from forgeline.workflows.privacy import (
+    PrivacyPlan,
+    apply_privacy,
+    hash_columns,
+    plan_privacy,
+    scrub,
+)
 
 __all__ = ["TrainResult", "train"]
 
@@ -314,6 +320,9 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
     model = plan.pipeline(best.model, best.params).fit(train_frame[features],
                                                         train_frame[d.target])
     sensitive = test_frame[list(d.sensitive)] if d.sensitive else None
+    if sensitive is not None and privacy.policy != "hash":  # (hash: tokens already)
+        # a personal column sliced on: its slices are named by keyed hashes, not values
+        sensitive = hash_columns(sensitive, privacy.columns, hash_key(client.settings))
     evaluation = evaluate(model, test_frame[features], test_frame[d.target], plan.task,
                           metric=plan.metric, sensitive=sensitive, seed=spec.seed,
                           times=test_frame[d.time_column] if d.time_column else None,
@@ -357,7 +366,8 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
     times = train_frame[d.time_column] if d.time_column in train_frame.columns else None
     profile.update(reference_extras(model, train_frame[features], test_frame[features], schema,
                                     plan.task.value, classes, y_test=test_frame[d.target],
-                                    profile=profile, seed=spec.seed, times=times))
+                                    profile=profile, seed=spec.seed, times=times,
+                                    personal=privacy.columns))
     signature = scrub(signature, profile, privacy.columns)
     with tempfile.TemporaryDirectory() as tmp:
         package = save_package(Path(tmp) / "model", model, signature, profile=profile,
