@@ -254,6 +254,12 @@ drifted. The band is the reference error +- {{ sigma }} standard errors for the 
 {% else %}<p class="empty">{{ multivariate_note }}</p>{% endif %}
 </section>
 
+<section id="attribution"><h2>Attribution drift</h2>
+{% if attribution_plot %}<p class="note">{{ attribution_note }}</p>
+{{ attribution_plot }}{{ table(attribution) }}
+{% else %}<p class="empty">{{ attribution_note }}</p>{% endif %}
+</section>
+
 <section id="quality"><h2>Data quality</h2>
 {% if issues.rows %}{{ table(issues) }}
 {% else %}<p class="empty">No data quality issues.</p>{% endif %}
