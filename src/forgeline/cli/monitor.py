@@ -109,6 +109,13 @@ def _print_summary(result: MonitorResult, report: Path, err: bool) -> None:
         out.print(f"Multivariate drift: reconstruction error {m.error:.4g} (reference "
                   f"{m.reference_mean:.4g})" + (" [red]drifted[/red]" if m.drifted else
                                                  ", no drift"))
+    a = result.attribution
+    if a is not None:
+        moved = ", ".join(f"{c} ({a.features[c]['share_change']:+.0%})"
+                          for c in a.drifted_features[:_TOP_DRIFTED])
+        out.print("Attribution drift: " + (f"[red]{moved}[/red] moved" if moved else
+                                           f"none (largest share change "
+                                           f"{a.largest_share_change:.1%})"))
     drifted = [f for f in result.features.values() if f.drifted]
     if drifted:
         t = table("feature", "kind", "method", "score", "PSI", title="Drifted features")

@@ -35,10 +35,12 @@ __all__ = ["ATTRIBUTIONS_FORMAT", "EXPLAIN_ROWS", "INTERACTION_ROWS", "INTERACTI
 ATTRIBUTIONS_FORMAT = 1
 EXPLAIN_ROWS = 1_000  # rows explained for the global view (tree and linear methods)
 AGNOSTIC_ROWS = 200  # fewer with the model-agnostic Shapley values: each row costs more
-EXPLAIN_SECONDS = 20.0  # the model-agnostic method explains as many rows as fit in this
+EXPLAIN_SECONDS = 5.0  # the model-agnostic method explains as many rows as fit in this
+AGNOSTIC_BACKGROUND = 25  # background rows of the model-agnostic method: a mean over many
+# rows needs fewer per row than one row's explanation (agnostic.BACKGROUND_ROWS)
 INTERACTION_ROWS = 200
 INTERACTION_SECONDS = 10.0
-_PILOT_ROWS = 10
+_PILOT_ROWS = 5
 _TREE_FAMILIES = ("lightgbm", "xgboost", "forest", "hist_gradient_boosting")
 
 
@@ -103,9 +105,9 @@ def global_explanation(model: Any, data: pd.DataFrame, *, rows: int | None = Non
         seed: the sample's seed.
         interactions: measure interactions where cheap (see the module's docstring).
         background: rows like the training data, for the linear and agnostic methods.
-        seconds: with the model-agnostic method (slow: many model calls a row), a pilot of
-            a few rows is timed and only as many rows as fit in ``seconds`` are explained
-            (at least the pilot's).
+        seconds: with the model-agnostic method (slow: many model outputs a row, against
+            :data:`AGNOSTIC_BACKGROUND` background rows), a pilot of a few rows is timed and
+            only as many rows as fit in ``seconds`` are explained (at least the pilot's).
 
     Raises:
         NotExplainable: a model :class:`~.explain.Explainer` cannot explain.
@@ -113,10 +115,14 @@ def global_explanation(model: Any, data: pd.DataFrame, *, rows: int | None = Non
     """
     explainer = Explainer(model, background=background)
     agnostic = explainer.method == "shap.ExactExplainer"
+    if agnostic:  # each row costs (coalitions x background rows) model outputs
+        explainer = Explainer(model, background=sample_rows(
+            explainer._background(background), AGNOSTIC_BACKGROUND, seed))
     if rows is None:
         rows = AGNOSTIC_ROWS if agnostic else EXPLAIN_ROWS
     sample = sample_rows(data, rows, seed)
     if agnostic and len(sample) > _PILOT_ROWS:
+        explainer.explain(sample.iloc[:1])  # the first call compiles shap's numba code
         started = time.perf_counter()
         pilot = explainer.explain(sample.iloc[:_PILOT_ROWS])
         per_row = (time.perf_counter() - started) / _PILOT_ROWS
