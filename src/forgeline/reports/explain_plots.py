@@ -163,7 +163,9 @@ def dependence(g: GlobalExplanation, column: str) -> dict[str, Any]:
     y = np.asarray(e.contributions[:, e.columns.index(column)], dtype=np.float32)
     partner = _partner(g, column)
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    dates = pd.api.types.is_datetime64_any_dtype(values)
     x: Any = (values.astype(float).to_numpy(np.float32) if numeric
+              else [None if pd.isna(v) else v.isoformat() for v in values] if dates
               else values.astype("string").fillna("missing").tolist())
     marker: dict[str, Any] = {"size": 5, "opacity": 0.6, "color": BLUE}
     hover = "%{x}: contribution %{y:.4g}"
@@ -181,7 +183,7 @@ def dependence(g: GlobalExplanation, column: str) -> dict[str, Any]:
                         "marker": marker, "hovertemplate": hover + "<extra></extra>",
                         **({"text": _hover(partner, e.data[partner])} if partner else {})})
     fig["layout"]["xaxis"] = {"title": {"text": column},
-                              **({} if numeric else {"type": "category"})}
+                              "type": "linear" if numeric else "date" if dates else "category"}
     fig["layout"]["yaxis"] = {"title": {"text": f"contribution ({e.units})"}}
     return fig
 
