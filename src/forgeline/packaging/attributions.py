@@ -39,7 +39,7 @@ EXPLAIN_SECONDS = 5.0  # the model-agnostic method explains as many rows as fit 
 AGNOSTIC_BACKGROUND = 25  # background rows of the model-agnostic method: a mean over many
 # rows needs fewer per row than one row's explanation (agnostic.BACKGROUND_ROWS)
 INTERACTION_ROWS = 200
-INTERACTION_SECONDS = 10.0
+INTERACTION_SECONDS = 5.0
 _PILOT_ROWS = 5
 _TREE_FAMILIES = ("lightgbm", "xgboost", "forest", "hist_gradient_boosting")
 
@@ -107,7 +107,9 @@ def global_explanation(model: Any, data: pd.DataFrame, *, rows: int | None = Non
         background: rows like the training data, for the linear and agnostic methods.
         seconds: with the model-agnostic method (slow: many model outputs a row, against
             :data:`AGNOSTIC_BACKGROUND` background rows), a pilot of a few rows is timed and
-            only as many rows as fit in ``seconds`` are explained (at least the pilot's).
+            only as many rows as fit in ``seconds`` are explained (at least the pilot's);
+            interactions are skipped when they would take longer than this (or
+            :data:`INTERACTION_SECONDS`).
 
     Raises:
         NotExplainable: a model :class:`~.explain.Explainer` cannot explain.
@@ -133,7 +135,8 @@ def global_explanation(model: Any, data: pd.DataFrame, *, rows: int | None = Non
         explanation = explainer.explain(sample)
     matrix, columns, measured, note = None, explanation.columns, 0, "not asked for"
     if interactions:
-        matrix, measured, note = _interactions(explainer, explanation.data, seed)
+        matrix, measured, note = _interactions(explainer, explanation.data, seed,
+                                               min(seconds, INTERACTION_SECONDS))
     return GlobalExplanation(explanation, mean_abs(explanation), matrix, columns, measured,
                              note)
 
@@ -168,7 +171,7 @@ def _concat(a: Explanation, b: Explanation) -> Explanation:
                        pd.concat([a.data, b.data], ignore_index=True))
 
 
-def _interactions(explainer: Explainer, X: pd.DataFrame, seed: int
+def _interactions(explainer: Explainer, X: pd.DataFrame, seed: int, limit: float
                   ) -> tuple[np.ndarray | None, int, str]:
     """Mean |interaction| between input columns; None and why when skipped."""
     family = _family(explainer.estimator)
@@ -187,9 +190,9 @@ def _interactions(explainer: Explainer, X: pd.DataFrame, seed: int
         pilot = _interaction_values(tree, Xt[:_PILOT_ROWS], explainer)
         per_row = (time.perf_counter() - started) / max(1, len(pilot))
         estimate = per_row * len(Xt)
-        if estimate > INTERACTION_SECONDS:
+        if estimate > limit:
             return None, 0, (f"skipped, as {len(Xt)} rows would take about {estimate:.0f} s "
-                             f"(the limit is {INTERACTION_SECONDS:.0f} s)")
+                             f"(the limit is {limit:.0f} s)")
         values = np.concatenate([pilot, _interaction_values(tree, Xt[_PILOT_ROWS:],
                                                             explainer)])
     except Exception as e:  # shap's tree walk does not support every model
