@@ -111,7 +111,7 @@ def _print_summary(result: MonitorResult, report: Path, err: bool) -> None:
                                                  ", no drift"))
     a = result.attribution
     if a is not None:
-        moved = ", ".join(f"{c} ({a.features[c]['share_change']:+.0%})"
+        moved = ", ".join(f"{c} (share {100 * a.features[c]['share_change']:+.0f} pts)"
                           for c in a.drifted_features[:_TOP_DRIFTED])
         out.print("Attribution drift: " + (f"[red]{moved}[/red] moved" if moved else
                                            f"none (largest share change "
