@@ -11,6 +11,7 @@ from forgeline.errors import InvalidSpec
 from forgeline.monitoring import MonitorConfig, monitor
 from forgeline.packaging import load_model
 from forgeline.reports import render_monitor_report
+from tests.cli.conftest import invoke
 from tests.monitoring.conftest import FEATURES, Model, make_frame
 from tests.reports.test_explain_report import figures
 from tests.smallmodel import package_on, transactions
@@ -72,3 +73,17 @@ def test_attribution_settings_are_checked() -> None:
         MonitorConfig(attribution_share_change=0)
     with pytest.raises(InvalidSpec, match="attribution_rows"):
         MonitorConfig(attribution_rows=-1)
+
+
+def test_the_cli_prints_the_features_that_moved(model: Model, tmp_path: Path) -> None:
+    current = make_frame(2_000, 9)[FEATURES]
+    current["n2"] = 10 + (current["n2"] - 10) * 4
+    current.to_csv(tmp_path / "cur.csv", index=False)
+    args = ("monitor", str(model.path), "--current", str(tmp_path / "cur.csv"), "-o",
+            str(tmp_path / "r.html"))
+    result = invoke(*args, "--rule", "attribution_drifted == 1", "--fail-on-alert")
+    assert result.exit_code == 1, result.output
+    assert "Attribution drift: n2 (share +" in result.output
+    bad = invoke(*args, "--attribution-change", "1.5")
+    assert bad.exit_code == 2 and "attribution_share_change must lie in (0, 1)" in bad.output
+    assert "Traceback" not in bad.output
