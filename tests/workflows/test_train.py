@@ -51,8 +51,8 @@ def test_fraud_end_to_end(fraud_spec: Path, fraud_frame: pd.DataFrame) -> None:
     assert {"columns", "target", "prediction", "multivariate"} <= set(model.profile)
     attributions = model.package.attributions
     assert "attributions.json" in model.package.manifest["files"]
-    assert attributions is not None and attributions["rows"] == min(1_000, int(
-        run.params["rows_test"]))
+    assert attributions is not None  # on at most 1,000 test rows, as many as fit in 3 s
+    assert 100 <= attributions["rows"] <= min(1_000, int(run.params["rows_test"]))
     assert shown == pytest.approx({c: v["mean_abs"] for c, v in
                                    attributions["columns"].items()})
     rows = fraud_frame.tail(50)

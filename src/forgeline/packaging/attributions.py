@@ -35,12 +35,13 @@ __all__ = ["ATTRIBUTIONS_FORMAT", "EXPLAIN_ROWS", "INTERACTION_ROWS", "INTERACTI
 ATTRIBUTIONS_FORMAT = 1
 EXPLAIN_ROWS = 1_000  # rows explained for the global view (tree and linear methods)
 AGNOSTIC_ROWS = 200  # fewer with the model-agnostic Shapley values: each row costs more
-EXPLAIN_SECONDS = 5.0  # the model-agnostic method explains as many rows as fit in this
+EXPLAIN_SECONDS = 3.0  # as many rows are explained as fit in this (after the first)
 AGNOSTIC_BACKGROUND = 25  # background rows of the model-agnostic method: a mean over many
 # rows needs fewer per row than one row's explanation (agnostic.BACKGROUND_ROWS)
 INTERACTION_ROWS = 200
-INTERACTION_SECONDS = 5.0
-_PILOT_ROWS = 5
+INTERACTION_SECONDS = 3.0
+_PILOT_ROWS = 5  # rows timed first with the model-agnostic method (or interactions)
+_FIRST_ROWS = 100  # rows timed first with the exact methods
 _TREE_FAMILIES = ("lightgbm", "xgboost", "forest", "hist_gradient_boosting")
 
 
@@ -78,10 +79,9 @@ class GlobalExplanation:
 
 
 def sample_rows(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
-    """At most ``rows`` rows of ``frame``, drawn without replacement, in their order."""
-    if len(frame) <= rows:
-        return frame
-    return frame.sample(rows, random_state=seed).sort_index()
+    """At most ``rows`` rows of ``frame``, drawn without replacement, in random order (so
+    the first rows of the sample are a random sample too)."""
+    return frame.sample(min(rows, len(frame)), random_state=seed)
 
 
 def mean_abs(explanation: Explanation) -> dict[str, float]:
@@ -105,11 +105,10 @@ def global_explanation(model: Any, data: pd.DataFrame, *, rows: int | None = Non
         seed: the sample's seed.
         interactions: measure interactions where cheap (see the module's docstring).
         background: rows like the training data, for the linear and agnostic methods.
-        seconds: with the model-agnostic method (slow: many model outputs a row, against
-            :data:`AGNOSTIC_BACKGROUND` background rows), a pilot of a few rows is timed and
-            only as many rows as fit in ``seconds`` are explained (at least the pilot's);
-            interactions are skipped when they would take longer than this (or
-            :data:`INTERACTION_SECONDS`).
+        seconds: the first rows of the sample (100; 5 with the slow model-agnostic method,
+            against :data:`AGNOSTIC_BACKGROUND` background rows) are timed, and only as
+            many more as fit in ``seconds`` are explained; interactions are skipped when
+            they would take longer than this (or :data:`INTERACTION_SECONDS`).
 
     Raises:
         NotExplainable: a model :class:`~.explain.Explainer` cannot explain.
@@ -123,20 +122,24 @@ def global_explanation(model: Any, data: pd.DataFrame, *, rows: int | None = Non
     if rows is None:
         rows = AGNOSTIC_ROWS if agnostic else EXPLAIN_ROWS
     sample = sample_rows(data, rows, seed)
-    if agnostic and len(sample) > _PILOT_ROWS:
-        explainer.explain(sample.iloc[:1])  # the first call compiles shap's numba code
+    first = _PILOT_ROWS if agnostic else _FIRST_ROWS
+    if len(sample) <= first:
         started = time.perf_counter()
-        pilot = explainer.explain(sample.iloc[:_PILOT_ROWS])
-        per_row = (time.perf_counter() - started) / _PILOT_ROWS
-        more = min(len(sample), int(seconds / max(per_row, 1e-9))) - _PILOT_ROWS
-        explanation = (_concat(pilot, explainer.explain(sample.iloc[_PILOT_ROWS:][:more]))
-                       if more > 0 else pilot)
-    else:
         explanation = explainer.explain(sample)
+        per_row = (time.perf_counter() - started) / max(1, len(sample))
+    else:  # time the first rows, then explain only as many more as fit in ``seconds``
+        if agnostic:
+            explainer.explain(sample.iloc[:1])  # the first call compiles shap's numba code
+        started = time.perf_counter()
+        pilot = explainer.explain(sample.iloc[:first])
+        per_row = (time.perf_counter() - started) / first
+        more = min(len(sample), int(seconds / max(per_row, 1e-9))) - first
+        explanation = (_concat(pilot, explainer.explain(sample.iloc[first:][:more]))
+                       if more > 0 else pilot)
     matrix, columns, measured, note = None, explanation.columns, 0, "not asked for"
     if interactions:
         matrix, measured, note = _interactions(explainer, explanation.data, seed,
-                                               min(seconds, INTERACTION_SECONDS))
+                                               min(seconds, INTERACTION_SECONDS), per_row)
     return GlobalExplanation(explanation, mean_abs(explanation), matrix, columns, measured,
                              note)
 
@@ -171,15 +174,25 @@ def _concat(a: Explanation, b: Explanation) -> Explanation:
                        pd.concat([a.data, b.data], ignore_index=True))
 
 
-def _interactions(explainer: Explainer, X: pd.DataFrame, seed: int, limit: float
-                  ) -> tuple[np.ndarray | None, int, str]:
-    """Mean |interaction| between input columns; None and why when skipped."""
+def _interactions(explainer: Explainer, X: pd.DataFrame, seed: int, limit: float,
+                  per_row: float) -> tuple[np.ndarray | None, int, str]:
+    """Mean |interaction| between input columns; None and why when skipped.
+
+    ``per_row``: the seconds a row's contributions took. A row's interactions cost about
+    as many times that as the model has features (TreeSHAP once per feature), which rules
+    out the large models before shap parses their trees; a pilot of a few rows times the
+    rest."""
     family = _family(explainer.estimator)
     if family == "linear":
         return None, 0, "a linear model has none, its contributions simply add up"
     if family not in _TREE_FAMILIES or explainer.method == "shap.ExactExplainer":
         return None, 0, ("no exact method for this model (shap's TreeExplainer covers "
                          "tree models without native categories)")
+    rows = min(INTERACTION_ROWS, len(X))
+    width = len(explainer._matrix)
+    if (guess := per_row * width * rows) > limit:
+        return None, 0, (f"skipped, as {rows} rows would take about {guess:.0f} s "
+                         f"(the limit is {limit:.0f} s)")
     import shap
 
     try:
