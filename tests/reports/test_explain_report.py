@@ -134,3 +134,20 @@ def test_a_model_that_cannot_be_explained_gets_a_note(binary_eval: Evaluation,
                          explanation=g, explanation_note=note).read_text()
     assert '<section id="explain">' in html and "Cannot explain a LogisticRegression" in html
     assert "SHAP summary" not in html
+
+
+def test_a_personal_column_is_shown_by_name_only(explained, binary_eval: Evaluation,
+                                                 tmp_path: Path) -> None:
+    _, test, g, _ = explained
+    html = render_report(tmp_path / "r.html", title="t", evaluation=binary_eval, summary={},
+                         explanation=g, personal=("country",)).read_text()
+    figs = figures(html)
+    assert not any(t == "Dependence: country" for t in figs)
+    swarm = figs["SHAP summary: contribution of each feature per row (log-odds)"]["data"]
+    country = next(t for t in swarm if t["name"] == "country")
+    grey = next(t for t in swarm if t["name"] == "no value")
+    assert _length(country["x"]) == 0 and _length(grey["x"]) == len(test)
+    assert set(grey["text"]) == {"country (personal: value not shown)"}
+    shown = [t for t in swarm if t["name"] != "no value"]
+    assert not any(v in json.dumps(t.get("text")) for t in shown for v in ("FR", "DE", "US"))
+    assert "Personal columns (country) are shown by name only" in html

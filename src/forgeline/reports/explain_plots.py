@@ -7,6 +7,9 @@ contribution) and the interaction heatmap. Figures are plain dicts in plotly's J
 (like :mod:`.monitoring_plots`); the point clouds go as float32 arrays, which plotly writes
 as compact binary (base64) arrays.
 
+Personal columns (``hidden``) are shown by name only: grey points, no values in the hover
+text, no dependence plot.
+
 Colour scale: numbers are clipped to their 5th-95th percentiles and scaled to 0-1 (blue:
 low, red: high), as ``shap``'s summary plot does; categories (and texts) are coloured by
 their code in sorted order, booleans false/true as 0/1; missing values are grey.
@@ -14,7 +17,7 @@ their code in sorted order, booleans false/true as 0/1; missing values are grey.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -89,7 +92,11 @@ def _hover(column: str, values: pd.Series) -> list[str]:
     return [f"{column} = {'missing' if pd.isna(v) else v}" for v in values]
 
 
-def summary(g: GlobalExplanation) -> dict[str, Any] | None:
+def _personal(column: str, rows: int) -> list[str]:
+    return [f"{column} (personal: value not shown)"] * rows
+
+
+def summary(g: GlobalExplanation, hidden: Collection[str] = ()) -> dict[str, Any] | None:
     """The beeswarm: one row per column (the largest mean |contribution| on top)."""
     shown = _top(g, MAX_FEATURES)
     if not shown:
@@ -99,10 +106,12 @@ def summary(g: GlobalExplanation) -> dict[str, Any] | None:
                   height=max(HEIGHT, 90 + 34 * len(shown)), showlegend=False)
     missing_x: list[float] = []
     missing_y: list[float] = []
+    missing_text: list[str] = []
     for position, column in enumerate(reversed(shown)):
         j = e.columns.index(column)
         x = np.asarray(e.contributions[:, j], dtype=float)
-        colour, _ = encode(e.data[column])
+        colour = (np.full(len(x), np.nan) if column in hidden
+                  else encode(e.data[column])[0])
         y = position + _swarm(x)
         known = ~np.isnan(colour)
         fig["data"].append({
@@ -117,9 +126,12 @@ def summary(g: GlobalExplanation) -> dict[str, Any] | None:
                                     "ticktext": ["low", "high"], "thickness": 12}}})
         missing_x += x[~known].tolist()
         missing_y += y[~known].tolist()
-    if missing_x:
-        fig["data"].append({"type": "scatter", "mode": "markers", "name": "missing value",
-                            "x": missing_x, "y": missing_y, "hoverinfo": "x+name",
+        missing_text += (_personal(column, int((~known).sum())) if column in hidden
+                         else [f"{column} = missing"] * int((~known).sum()))
+    if missing_x:  # missing values, and every value of a personal column
+        fig["data"].append({"type": "scatter", "mode": "markers", "name": "no value",
+                            "x": missing_x, "y": missing_y, "text": missing_text,
+                            "hovertemplate": "%{text}<br>contribution %{x:.4g}<extra></extra>",
                             "marker": {"size": 4, "opacity": 0.7, "color": GREY}})
     fig["layout"]["xaxis"] = {"title": {"text": f"contribution ({e.units})"},
                               "zeroline": True}
@@ -144,24 +156,26 @@ def mean_abs_bars(g: GlobalExplanation) -> dict[str, Any] | None:
     return fig
 
 
-def _partner(g: GlobalExplanation, column: str) -> str | None:
+def _partner(g: GlobalExplanation, column: str, hidden: Collection[str]) -> str | None:
     """The column ``column`` interacts with most (None without interactions)."""
     if g.interactions is None:
         return None
     i = g.interaction_columns.index(column)
     row = g.interactions[i].copy()
     row[i] = -np.inf
+    row[[j for j, c in enumerate(g.interaction_columns) if c in hidden]] = -np.inf
     best = int(np.argmax(row))
     return g.interaction_columns[best] if np.isfinite(row[best]) and row[best] > 0 else None
 
 
-def dependence(g: GlobalExplanation, column: str) -> dict[str, Any]:
+def dependence(g: GlobalExplanation, column: str, hidden: Collection[str] = ()
+               ) -> dict[str, Any]:
     """A column's value against its contribution; coloured by the column it interacts with
     most when interactions were measured."""
     e = g.explanation
     values = e.data[column].reset_index(drop=True)
     y = np.asarray(e.contributions[:, e.columns.index(column)], dtype=np.float32)
-    partner = _partner(g, column)
+    partner = _partner(g, column, hidden)
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     dates = pd.api.types.is_datetime64_any_dtype(values)
     x: Any = (values.astype(float).to_numpy(np.float32) if numeric
@@ -188,10 +202,13 @@ def dependence(g: GlobalExplanation, column: str) -> dict[str, Any]:
     return fig
 
 
-def dependences(g: GlobalExplanation, n: int = DEPENDENCE_FEATURES) -> list[dict[str, Any]]:
-    """Dependence plots of the ``n`` columns with the largest mean |contribution|."""
+def dependences(g: GlobalExplanation, n: int = DEPENDENCE_FEATURES,
+                hidden: Collection[str] = ()) -> list[dict[str, Any]]:
+    """Dependence plots of the ``n`` columns with the largest mean |contribution| (but
+    the personal ones)."""
     largest = max(g.mean_abs.values(), default=0.0)
-    return [dependence(g, c) for c in _top(g, n) if g.mean_abs[c] > 1e-6 * largest > 0]
+    shown = [c for c in g.mean_abs if c not in hidden][:n]
+    return [dependence(g, c, hidden) for c in shown if g.mean_abs[c] > 1e-6 * largest > 0]
 
 
 def interactions(g: GlobalExplanation) -> dict[str, Any] | None:

@@ -382,7 +382,7 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
                              evaluation=evaluation, summary=summary, data=data,
                              findings=findings, trials=[_trial(t) for t in tuned.trials],
                              baseline=baseline, explanation=explained,
-                             explanation_note=unexplained)
+                             explanation_note=unexplained, personal=tuple(privacy.columns))
         run.log_artifact(html, str(Path(REPORT_PATH).parent))
         (Path(tmp) / "card.md").write_text(card)
         run.log_artifact(Path(tmp) / "card.md", str(Path(REPORT_PATH).parent))
