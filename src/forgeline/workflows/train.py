@@ -45,7 +45,12 @@ from forgeline.entities import (
 )
 from forgeline.errors import InvalidInput
 from forgeline.metrics import METRICS, get_metric
-from forgeline.packaging.package import PRIVACY_FILE, save_package
+from forgeline.packaging.attributions import (
+    EXPLAIN_SECONDS,
+    attribution_record,
+    explain_or_note,
+)
+from forgeline.packaging.package import ATTRIBUTIONS_FILE, PRIVACY_FILE, save_package
 from forgeline.packaging.signature import Signature
 from forgeline.reports import render_card, render_report
 from forgeline.store.sql.engine import redacted
@@ -53,6 +58,7 @@ from forgeline.tracking.client import Client
 from forgeline.tracking.run import ActiveRun
 from forgeline.training.evaluate import evaluate
 from forgeline.training.layout import (
+    ATTRIBUTIONS_PATH,
     CHECKS_PATH,
     EVALUATION_PATH,
     MODEL_PATH,
@@ -328,6 +334,13 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
                           times=test_frame[d.time_column] if d.time_column else None,
                           importance_seconds=None if run_end is None
                           else max(0.0, run_end - time.time() - PACKAGING_S))
+    progress.status("Explaining the model on the test split")
+    explained, unexplained = explain_or_note(
+        model, test_frame[features], background=train_frame[features], seed=spec.seed,
+        seconds=EXPLAIN_SECONDS if run_end is None
+        else min(EXPLAIN_SECONDS, max(1.0, run_end - time.time() - PACKAGING_S)))
+    attributions = {} if explained is None else {
+        ATTRIBUTIONS_FILE: json.dumps(attribution_record(explained), indent=2)}
     progress.status("Writing the model package and the report")
     run.log_params({"model": best.model, **{f"model.{k}": v for k, v in best.params.items()}})
     run.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
@@ -372,16 +385,20 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
     with tempfile.TemporaryDirectory() as tmp:
         package = save_package(Path(tmp) / "model", model, signature, profile=profile,
                                metrics=evaluation.to_dict()["metrics"], card=card,
-                               extra_files={PRIVACY_FILE: json.dumps(private, indent=2)})
+                               extra_files={PRIVACY_FILE: json.dumps(private, indent=2),
+                                            **attributions})
         run.log_artifact(package, MODEL_PATH)
         html = render_report(Path(tmp) / "report.html", title=f"{spec.name}: training report",
                              evaluation=evaluation, summary=summary, data=data,
                              findings=findings, trials=[_trial(t) for t in tuned.trials],
-                             baseline=baseline)
+                             baseline=baseline, explanation=explained,
+                             explanation_note=unexplained, personal=tuple(privacy.columns))
         run.log_artifact(html, str(Path(REPORT_PATH).parent))
         (Path(tmp) / "card.md").write_text(card)
         run.log_artifact(Path(tmp) / "card.md", str(Path(REPORT_PATH).parent))
     _log_json(run, evaluation.to_dict(), EVALUATION_PATH)
+    if explained is not None:
+        _log_json(run, attribution_record(explained), ATTRIBUTIONS_PATH)
     ok, reason = _passes(spec, evaluation, plan.scorer.greater_is_better)
     version = None
     run.flush()
