@@ -110,6 +110,9 @@ def onnx_features(predictor: Predictor) -> tuple[OnnxFeatures | None, str]:
         features = load_onnx_features(predictor)
     except InvalidInput as e:  # NotConvertible, or the converters are not installed
         return None, f"scikit-learn: ONNX preprocessing not used ({e})"
+    except Exception as e:  # anything else: explaining never fails for the fast path
+        return None, (f"scikit-learn: ONNX preprocessing not used ({type(e).__name__}: "
+                      f"{e})")
     try:
         sample = sample_frame(predictor.signature, SAMPLE_ROWS, model=predictor.model,
                               profile=predictor.profile)
