@@ -14,13 +14,17 @@ time, after an unrecorded warm-up):
 
 - HTTP, one client on a kept-alive connection (httpx): ``/predict`` on a fresh server (no
   explainer built; the second of two passes, the first lets the server settle), then
-  ``/explain``, then ``/predict`` again (the explainer built and used): p50 and p99.
-- In process: ``Explainer(predictor).explain(row)`` (signature validation, preprocessing,
-  LightGBM's ``pred_contrib``, summing onto the input columns, reasons not included), and
-  the reference: ``shap.TreeExplainer(model).shap_values(row)`` on the same fitted LightGBM
-  model and the same rows, already preprocessed (so it does less than ``explain``), and
-  the preprocessing alone. shap's values, summed onto the input columns, are checked equal
-  to Forgeline's first.
+  ``/explain``, then ``/predict`` again (the explainer built and used): p50 and p99, the
+  server process's CPU time per request (what the machine's other load inflates least:
+  the latency a quiet machine would approach), and how much CPU other processes used.
+- In process: the server's explainer (``build_explainer``: preprocessing through ONNX
+  Runtime, checked equal to scikit-learn's) and the plain ``Explainer(predictor)``
+  (scikit-learn's preprocessing), each ``.explain(row)`` (signature validation,
+  preprocessing, LightGBM's ``pred_contrib``, summing onto the input columns, reasons not
+  included); the reference: ``shap.TreeExplainer(model).shap_values(row)`` on the same
+  fitted LightGBM model and the same rows, already preprocessed (so it does less than
+  ``explain``); and each preprocessing alone. shap's values, summed onto the input
+  columns, are checked equal to Forgeline's first, and the two explainers' to each other.
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_explain.py [--rows 20000]
         [--requests 300] [--json FILE]
@@ -39,12 +43,15 @@ from typing import Any
 import numpy as np
 
 from _common import (
+    Neighbours,
     Server,
+    check_quiet,
     free_port,
     percentile,
     print_machine,
     ratio,
     scratch_dir,
+    tree_cpu_s,
     write_json,
 )
 
@@ -98,6 +105,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     print_machine()
+    check_quiet()
 
     import warnings
 
@@ -110,6 +118,7 @@ def main() -> None:
 
     from forgeline.packaging import load_model
     from forgeline.packaging.explain import Explainer
+    from forgeline.serving.explaining import build_explainer
 
     results: dict[str, Any] = {"rows": args.rows, "requests": args.requests}
     with scratch_dir("explain") as folder:
@@ -122,6 +131,8 @@ def main() -> None:
 
         # -- in process: Forgeline's explain beside shap.TreeExplainer ---------------------
         explainer = Explainer(predictor)
+        fast = build_explainer(predictor, "bench")
+        results["in_process_preprocessing"] = fast.preprocessing
         features, model = predictor.model[0], predictor.model[-1]
         tree = shap.TreeExplainer(model)
         transformed = [np.asarray(features.transform(f), dtype=float) for f in frames]
@@ -129,12 +140,19 @@ def main() -> None:
         theirs = np.asarray(tree.shap_values(transformed[0])).reshape(1, -1)
         gap = float(np.abs(theirs @ explainer._matrix - ours.contributions).max())
         results["max_abs_difference_vs_shap"] = gap
+        results["max_abs_difference_fast_vs_sklearn"] = max(
+            float(np.abs(fast.explain(f).contributions - explainer.explain(f).contributions
+                         ).max()) for f in frames)
         results["in_process"] = {
-            "forgeline explain (validate + preprocess + pred_contrib)":
+            f"explain, {fast.preprocessing} preprocessing (validate + preprocess + contrib)":
+                summary(timed(lambda i: fast.explain(frames[i]), n)),
+            "explain, scikit-learn preprocessing":
                 summary(timed(lambda i: explainer.explain(frames[i]), n)),
             "shap.TreeExplainer.shap_values (preprocessed row)":
                 summary(timed(lambda i: tree.shap_values(transformed[i]), n)),
-            "preprocessing alone (ColumnTransformer.transform)":
+            f"preprocessing alone, {fast.preprocessing}":
+                summary(timed(lambda i: fast._transform(frames[i]), n)),
+            "preprocessing alone, scikit-learn (ColumnTransformer.transform)":
                 summary(timed(lambda i: features.transform(frames[i]), n)),
         }
 
@@ -152,6 +170,15 @@ def main() -> None:
             runtime = http.post("/predict", content=bodies[0], headers=headers).json()
             results["runtime"] = runtime["runtime"]
 
+            def measure(route: str) -> dict[str, Any]:
+                cpu = tree_cpu_s(server.pid)
+                with Neighbours() as others:
+                    figures = summary(timed(post(route), n))
+                figures["server_cpu_ms_per_request"] = (
+                    (tree_cpu_s(server.pid) - cpu) * 1e3 / (n + WARMUP))
+                figures["other_processes_cpu"] = others.other
+                return figures
+
             def post(route: str) -> Callable[[int], Any]:
                 def call(i: int) -> None:
                     answer = http.post(route, content=bodies[i], headers=headers)
@@ -160,25 +187,31 @@ def main() -> None:
                 return call
 
             timed(post("/predict"), n)  # a first pass: the fresh server settles
-            before = summary(timed(post("/predict"), n))
+            before = measure("/predict")
             explained = http.post("/explain", content=bodies[0], headers=headers).json()
+            results["preprocessing"] = explained["preprocessing"]
             total = explained["explanations"][0]["base_value"] + sum(
                 explained["explanations"][0]["contributions"].values())
             assert abs(total - ours.output[0]) < 1e-6, (total, ours.output[0])
             results["http"] = {
                 "/predict (explainer never built)": before,
-                "/explain": summary(timed(post("/explain"), n)),
-                "/predict (after /explain)": summary(timed(post("/predict"), n)),
+                "/explain": measure("/explain"),
+                "/predict (after /explain)": measure("/predict"),
             }
 
     print(f"\nmodel: 100-tree LightGBM (Forgeline pipeline), {args.rows:,} training rows; "
           f"serving runtime {results['runtime']}; {n} single-row requests each")
     print(f"shap's values summed onto the input columns vs Forgeline's: max |difference| "
           f"{results['max_abs_difference_vs_shap']:.2e}")
-    print(f"{'measure':<62}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"/explain's preprocessing: {results['preprocessing']}; its contributions vs "
+          f"scikit-learn's preprocessing: max |difference| "
+          f"{results['max_abs_difference_fast_vs_sklearn']:.2e}")
+    print(f"{'measure':<72}{'p50 ms':>9}{'p99 ms':>9}{'server CPU ms':>15}{'others':>8}")
     for section in ("http", "in_process"):
         for name, figures in results[section].items():
-            print(f"{name:<62}{figures['p50_ms']:>9.3f}{figures['p99_ms']:>9.3f}")
+            extra = (f"{figures['server_cpu_ms_per_request']:>15.3f}"
+                     f"{figures['other_processes_cpu']:>8.0%}" if section == "http" else "")
+            print(f"{name:<72}{figures['p50_ms']:>9.3f}{figures['p99_ms']:>9.3f}{extra}")
     http = results["http"]
     p50 = http["/explain"]["p50_ms"]
     print(f"\n/explain p50 {p50:.2f} ms: target < {TARGET_EXPLAIN_MS} ms -> "
@@ -187,8 +220,9 @@ def main() -> None:
           + ratio(http["/predict (after /explain)"]["p50_ms"],
                   http["/predict (explainer never built)"]["p50_ms"]))
     inproc = results["in_process"]
+    first = next(iter(inproc))
     print("in-process explain vs shap.TreeExplainer (p50): " + ratio(
-        inproc["forgeline explain (validate + preprocess + pred_contrib)"]["p50_ms"],
+        inproc[first]["p50_ms"],
         inproc["shap.TreeExplainer.shap_values (preprocessed row)"]["p50_ms"]))
     write_json(args.json, "explain", results)
 

@@ -35,9 +35,11 @@ def test_explain_answers_contributions_that_add_up(serve: Any, trained: TrainedS
             answer = http.post("/explain", json=body, headers={"X-Request-ID": "why-1"})
             assert answer.status_code == 200, answer.text
             got = answer.json()
-            assert {k: got[k] for k in ("model", "version", "request_id", "units", "method")
+            assert {k: got[k] for k in ("model", "version", "request_id", "units", "method",
+                                        "preprocessing")
                     } == {"model": "fraud", "version": 1, "request_id": "why-1",
-                          "units": "log-odds", "method": "linear"}
+                          "units": "log-odds", "method": "linear",
+                          "preprocessing": "onnxruntime"}
             assert len(got["explanations"]) == len(rows)
             for i, row in enumerate(got["explanations"]):
                 assert list(row["contributions"]) == FEATURES

@@ -102,9 +102,9 @@ class ServedModel:
         if self._explainer is None:
             with self._explainer_lock:
                 if self._explainer is None:
-                    from forgeline.packaging.explain import Explainer
+                    from forgeline.serving.explaining import build_explainer
 
-                    self._explainer = Explainer(self.predictor)
+                    self._explainer = build_explainer(self.predictor, self.label)
         return self._explainer.explain(rows)
 
     def start(self, batching: Batching, on_batch: BatchHook | None) -> None:

@@ -75,27 +75,9 @@ class OnnxRuntime(Runtime):
     name = "onnxruntime"
 
     def __init__(self, predictor: Predictor, onnx_bytes: bytes) -> None:
-        import onnxruntime as ort
-
         self.signature = predictor.signature
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # the server batches requests; one core per call
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 4  # failures raise; the log would repeat them
-        self._session = ort.InferenceSession(onnx_bytes, options,
-                                             providers=["CPUExecutionProvider"])
-        layout = json.loads(self._session.get_modelmeta().custom_metadata_map[_INPUTS_KEY])
-        modes = _input_modes(predictor.model, predictor.signature)
-        position = {name: i for i, name in enumerate(self.signature.names)}
-        self._inputs = []
-        for name, columns in layout:
-            feeders = [(position[c], _FEEDERS[modes[c]]) for c in columns]
-            plain = all(modes[c] == _NUMBER for c in columns)  # numbers as they come
-            if plain and columns == self.signature.names:
-                plain = "frame"  # the frame is this block: DataFrame.to_numpy, ~2 us
-            self._inputs.append((name, np.float64 if name == _NUMBERS else object, feeders,
-                                 plain))
+        self._session = open_session(onnx_bytes)
+        self._inputs = input_plan(self._session, predictor)
         classes = getattr(predictor.model, "classes_", None)
         self._classes = None if classes is None else np.asarray(classes)
         # classifiers: the probabilities only; labels are their argmax, as natively
@@ -108,12 +90,47 @@ class OnnxRuntime(Runtime):
             if self._classes is None:
                 return Prediction(np.empty(0, dtype=np.float64), None)
             return Prediction(self._classes[:0], np.empty((0, len(self._classes))))
-        feed = {name: _block(frame, dtype, feeders, plain)
-                for name, dtype, feeders, plain in self._inputs}
-        result = np.asarray(self._session.run(self._outputs, feed)[0], dtype=np.float64)
+        result = np.asarray(self._session.run(self._outputs, feed(frame, self._inputs))[0],
+                            dtype=np.float64)
         if self._classes is not None:
             return Prediction(self._classes[result.argmax(axis=1)], result)
         return Prediction(result.reshape(-1), None)
+
+
+def open_session(onnx_bytes: bytes) -> Any:
+    """An ONNX Runtime session on one thread (the server batches requests: one core a call)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 4  # failures raise; the log would repeat them
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def input_plan(session: Any, predictor: Predictor) -> list[tuple[str, Any, Any, Any]]:
+    """How a graph written by :func:`convert` is fed from a validated frame: per input, its
+    name, dtype, ``(column position, feeder)`` pairs and whether its numbers pass as they
+    are (see :func:`feed`)."""
+    layout = json.loads(session.get_modelmeta().custom_metadata_map[_INPUTS_KEY])
+    modes = _input_modes(predictor.model, predictor.signature)
+    names = predictor.signature.names
+    position = {name: i for i, name in enumerate(names)}
+    inputs = []
+    for name, columns in layout:
+        feeders = [(position[c], _FEEDERS[modes[c]]) for c in columns]
+        plain: bool | str = all(modes[c] == _NUMBER for c in columns)  # numbers as they come
+        if plain and columns == names:
+            plain = "frame"  # the frame is this block: DataFrame.to_numpy, ~2 us
+        inputs.append((name, np.float64 if name == _NUMBERS else object, feeders, plain))
+    return inputs
+
+
+def feed(frame: pd.DataFrame, inputs: list[tuple[str, Any, Any, Any]]) -> dict[str, Any]:
+    """The graph's inputs for a validated frame, by an :func:`input_plan`."""
+    return {name: _block(frame, dtype, feeders, plain)
+            for name, dtype, feeders, plain in inputs}
 
 
 def _block(frame: pd.DataFrame, dtype: Any, feeders: list[tuple[int, Any]],
@@ -151,7 +168,7 @@ def load_onnx_runtime(predictor: Predictor) -> OnnxRuntime:
     except ImportError as e:
         raise NotConvertible("ONNX Runtime is not installed.",
                              hint="pip install 'forgeline[onnx]'") from e
-    path = _cache_path(predictor)
+    path = cache_path(predictor)
     if path is not None and path.is_file():
         try:
             return OnnxRuntime(predictor, path.read_bytes())
@@ -163,12 +180,14 @@ def load_onnx_runtime(predictor: Predictor) -> OnnxRuntime:
     except Exception as e:  # ONNX Runtime refuses the graph (an operator it lacks)
         raise NotConvertible(f"ONNX Runtime cannot load the converted model: {e}") from e
     if path is not None:
-        _write_cache(path, onnx_bytes)
+        write_cache(path, onnx_bytes)
     return runtime
 
 
-def convert(predictor: Predictor) -> bytes:
-    """The whole pipeline as a serialised ONNX model.
+def convert(predictor: Predictor, *, features_only: bool = False) -> bytes:
+    """The whole pipeline as a serialised ONNX model; with ``features_only``, its
+    preprocessing alone (the ColumnTransformer), whose one output is the matrix the
+    estimator takes.
 
     Raises:
         NotConvertible: a converter is missing for some step, or conversion failed.
@@ -191,10 +210,15 @@ def convert(predictor: Predictor) -> bytes:
     types = [(name, kinds[name]([None, len(columns)])) for name, columns in layout]
     position = {c: i for i, c in enumerate(c for _, columns in layout for c in columns)}
     estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+    if features_only:
+        if not (hasattr(model, "steps") and len(model.steps) > 1):
+            raise NotConvertible("the model has no preprocessing step of its own.")
+        model = copy.copy(model)
+        model.steps = model.steps[:1]
     # Text arrives lowercased by Python (see _input_modes): ONNX Runtime's lowercasing
     # needs an installed locale, which slim images lack, and knows less of Unicode.
     options: dict[int, dict[str, Any]] = {id(v): {"locale": "C"} for v in _vectorizers(model)}
-    if signature.is_classifier:
+    if signature.is_classifier and not features_only:
         options[id(estimator)] = {"zipmap": False}
     try:
         graph = convert_sklearn(_by_position(model, signature.names, position),
@@ -300,16 +324,24 @@ def _strings(values: Any, missing: str, lower: bool = False) -> np.ndarray:
     return out
 
 
+def as_datetime64(values: Any) -> np.ndarray:
+    """Datetimes as numpy's naive UTC datetime64 (NaT where missing), in their own unit
+    when they are numpy's already, else in nanoseconds."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        return values
+    if isinstance(getattr(values, "dtype", None), np.dtype) and values.dtype.kind == "M":
+        return np.asarray(values)  # a naive pandas DatetimeArray: its numpy array, ~1 us
+    series = pd.Series(values, copy=False)
+    if not pd.api.types.is_datetime64_any_dtype(series.dtype):
+        series = pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
+    if getattr(series.dtype, "tz", None) is not None:
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    return series.to_numpy(dtype="datetime64[ns]")
+
+
 def _epoch_seconds(values: Any) -> np.ndarray:
     """Whole seconds since 1970-01-01 UTC (floor), as float64; NaN where missing."""
-    if not (isinstance(values, np.ndarray) and values.dtype.kind == "M"):
-        series = pd.Series(values, copy=False)
-        if not pd.api.types.is_datetime64_any_dtype(series.dtype):
-            series = pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
-        if getattr(series.dtype, "tz", None) is not None:
-            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-        values = series.to_numpy(dtype="datetime64[ns]")
-    seconds = values.astype("datetime64[s]")  # numpy floors towards minus infinity
+    seconds = as_datetime64(values).astype("datetime64[s]")  # floors towards minus infinity
     out = seconds.astype(np.int64).astype(np.float64)
     out[np.isnat(seconds)] = np.nan
     return out
@@ -321,7 +353,7 @@ _FEEDERS = {_NUMBER: _numbers, _CATEGORY: lambda v: _strings(v, MISSING),
 
 
 # -- cache ------------------------------------------------------------------------------
-def _cache_path(predictor: Predictor) -> Path | None:
+def cache_path(predictor: Predictor, suffix: str = "") -> Path | None:
     digest = predictor.manifest.get("files", {}).get(MODEL_FILE)
     if not digest or predictor.path is None:
         return None
@@ -333,10 +365,10 @@ def _cache_path(predictor: Predictor) -> Path | None:
             versions.append("-")
     key = hashlib.sha256(f"{digest}|{'|'.join(versions)}|{_CONVERTER_VERSION}".encode()
                          ).hexdigest()[:24]
-    return Path(predictor.path) / CACHE_DIR / f"{key}.onnx"
+    return Path(predictor.path) / CACHE_DIR / f"{key}{suffix}.onnx"
 
 
-def _write_cache(path: Path, data: bytes) -> None:
+def write_cache(path: Path, data: bytes) -> None:
     try:
         atomic_write(path, data)
     except OSError as e:  # a read-only package: keep the graph in memory only

@@ -64,6 +64,9 @@ class ExplainResponse(BaseModel):
     units: str = Field(description='What the contributions are in: "log-odds", "logit", '
                                    '"probability" or "value".')
     method: str = Field(description="How they were computed.")
+    preprocessing: str = Field(description='What transformed the rows for the model: '
+                                           '"onnxruntime" (the single-row fast path, checked '
+                                           'equal to scikit-learn) or "scikit-learn".')
     explanations: list[RowExplanation] = Field(description="One per input row.")
 
 
