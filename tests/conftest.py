@@ -16,7 +16,7 @@ from tests.raycluster import RayCluster
 from tests.teamserver import LiveServer
 from tests.webhook import Webhook, webhook_server
 
-pytest_plugins = ["tests.s3server"]
+pytest_plugins = ["tests.s3server", "tests.demorun"]
 
 
 @pytest.fixture(autouse=True)
