@@ -19,6 +19,7 @@ from rich.console import Console
 
 from forgeline.cli.demo import show_demo
 from forgeline.workflows.demo import DemoConfig, DemoResult
+from tests.isolation import working_folder
 
 __all__ = ["TINY", "DemoRun", "demo_run"]
 
@@ -41,11 +42,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     folder = tmp_path_factory.mktemp("demo-run")
     home = folder / "demo"
     out = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith("FORGELINE_") and name != "FORGELINE_TEST_POSTGRES_URI":
-                mp.delenv(name)
-        mp.chdir(folder)
+    with working_folder(folder):
         with ThreadPoolExecutor(1) as pool:
             result = pool.submit(show_demo, DemoConfig(home=home, **TINY),
                                  Console(file=out, width=120)).result()

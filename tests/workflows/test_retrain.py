@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from forgeline.store import close_stores
 from forgeline.store.predictions import prediction_log_root, record_feedback
 from forgeline.workflows.retrain import retrain
 from forgeline.workflows.train import train
+from tests.isolation import working_folder
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples" / "fraud"))
 from generate import generate
@@ -63,11 +63,7 @@ def served_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.
     """Trained and logged once for the module (training is the slow part), in a folder of
     its own with no FORGELINE_* setting, as tests/conftest.py isolates a test."""
     folder = tmp_path_factory.mktemp("served")
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith("FORGELINE_") and name != "FORGELINE_TEST_POSTGRES_URI":
-                mp.delenv(name)
-        mp.chdir(folder)
+    with working_folder(folder):
         late = _serve_and_log(folder)
         close_stores()  # no open connection while tests copy the files
     return folder, late
