@@ -18,9 +18,6 @@ from forgeline.tracking.client import Client
 from tests.raycluster import RayCluster
 
 FORGELINE = Path(sys.executable).with_name("forgeline")
-# Rows of the session's fraud frame (time-ordered) a project trains on: what is compared is
-# the same trials and model on both engines, which any size shows; fewer rows, faster runs.
-ROWS = 2500
 
 
 def _train(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -30,7 +27,7 @@ def _train(folder: Path, env: dict[str, str], *args: str) -> subprocess.Complete
 
 def _project(folder: Path, frame: pd.DataFrame) -> Path:
     folder.mkdir()
-    frame.head(ROWS).to_parquet(folder / "tx.parquet", index=False)
+    frame.to_parquet(folder / "tx.parquet", index=False)
     spec = {"name": "fraud",
             "data": {"path": "tx.parquet", "target": "is_fraud", "time_column": "ts",
                      "drop": ["txn_id", "customer_id"]},
