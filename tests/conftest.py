@@ -13,10 +13,11 @@ import pytest
 from forgeline.store import close_stores, get_store
 from tests.pgserver import PostgresServer
 from tests.raycluster import RayCluster
+from tests.serving.conftest import TrainedStore, train_store
 from tests.teamserver import LiveServer
 from tests.webhook import Webhook, webhook_server
 
-pytest_plugins = ["tests.s3server"]
+pytest_plugins = ["tests.s3server", "tests.demorun"]
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +101,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server = LiveServer(SqlStore(f"sqlite:///{root / 'idle.db'}"), root / "artifacts")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def serving_store(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
+    """``fraud`` trained twice into a store, once per session (see
+    tests/serving/conftest.py: ``train_store``); tests that change it work on a copy."""
+    return train_store(tmp_path_factory.mktemp("serving"))
 
 
 @pytest.fixture

@@ -76,8 +76,9 @@ def train_store(base: Path) -> TrainedStore:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
-    return train_store(tmp_path_factory.mktemp("serving"))
+def trained(serving_store: TrainedStore) -> TrainedStore:
+    """The session's trained store (tests/conftest.py: ``serving_store``)."""
+    return serving_store
 
 
 class LiveServer:

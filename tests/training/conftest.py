@@ -18,9 +18,9 @@ def fraud_frame() -> pd.DataFrame:
     return generate(6000, customers=800, merchants=120, days=60, fraud_rate=0.05, seed=3)
 
 
-@pytest.fixture
-def fraud_spec(tmp_path: Path, fraud_frame: pd.DataFrame) -> Path:
-    fraud_frame.to_parquet(tmp_path / "tx.parquet", index=False)
+def write_fraud_spec(folder: Path, frame: pd.DataFrame) -> Path:
+    """``frame`` as ``folder/tx.parquet`` and a spec that trains on it, ``folder/spec.yaml``."""
+    frame.to_parquet(folder / "tx.parquet", index=False)
     spec = {
         "name": "fraud",
         "data": {"path": "tx.parquet", "target": "is_fraud", "time_column": "ts",
@@ -29,6 +29,11 @@ def fraud_spec(tmp_path: Path, fraud_frame: pd.DataFrame) -> Path:
         "tuning": {"trials": 4, "cv_folds": 3},
         "register": {"min_score": 0.6, "alias": "champion"},
     }
-    path = tmp_path / "spec.yaml"
+    path = folder / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
+
+
+@pytest.fixture
+def fraud_spec(tmp_path: Path, fraud_frame: pd.DataFrame) -> Path:
+    return write_fraud_spec(tmp_path, fraud_frame)

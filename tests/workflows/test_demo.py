@@ -3,38 +3,31 @@ process on loopback, real training, the prediction log, labels, a retraining cyc
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from rich.console import Console
 from typer.testing import CliRunner
 
 import forgeline as fl
 from forgeline.cli import app
-from forgeline.cli.demo import show_demo
 from forgeline.config import load_settings
 from forgeline.errors import InvalidInput
 from forgeline.examples.fraud import fraud_spec, generate
 from forgeline.store.predictions import labelled_predictions, prediction_log_root, read_predictions
 from forgeline.training.spec import load_spec
 from forgeline.workflows.demo import MARKER, DemoConfig, run_demo
+from tests.demorun import TINY, DemoRun
 
 ROOT = Path(__file__).parents[2]
-TINY = dict(train_rows=3000, requests=400, trials=1, challenger_trials=1, gate_rows=150,
-            min_labelled=50, fraud_rate=0.05, runtime="native", watch_interval_s=0.5)
 
 
-def test_the_whole_story(tmp_path: Path) -> None:
-    home = tmp_path / "demo"
-    out = io.StringIO()
-    result = show_demo(DemoConfig(home=home, **TINY), Console(file=out, width=120))
-    text = " ".join(out.getvalue().split())
+def test_the_whole_story(demo_run: DemoRun) -> None:
+    home, result = demo_run.home, demo_run.result
+    text = " ".join(demo_run.output.split())
     assert [s.name for s in result.steps] == ["Generate", "Train", "Serve", "Traffic",
                                               "Monitor", "Labels", "Retrain", "Switch"]
     # the server answered every request with the champion, and logged each one
@@ -79,7 +72,7 @@ def test_the_whole_story(tmp_path: Path) -> None:
         assert champion == 1 and result.final_version == 1
         assert "stays champion" in text
     assert "The story" in text and "Total" in text
-    assert os.environ.get("FORGELINE_HOME") is None  # the story's environment is undone
+    assert demo_run.home_env_after is None  # the story's environment is undone
 
 
 def test_a_store_it_did_not_make_is_left_alone(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,9 +16,11 @@ from forgeline.errors import InvalidInput
 from forgeline.registry.client import local_user
 from forgeline.serving.predlog import PredictionLog
 from forgeline.serving.runtime import NativeRuntime, Prediction
+from forgeline.store import close_stores
 from forgeline.store.predictions import prediction_log_root, record_feedback
 from forgeline.workflows.retrain import retrain
 from forgeline.workflows.train import train
+from tests.isolation import working_folder
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples" / "fraud"))
 from generate import generate
@@ -26,20 +29,20 @@ from generate import generate
 OVERRIDES = ["retrain.include_original=false", "retrain.window_days=null"]
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> tuple[fl.Client, pd.DataFrame]:
-    """A champion trained on the first period; the later, drifted period served and logged."""
+def _serve_and_log(folder: Path) -> pd.DataFrame:
+    """In ``folder`` (the working folder): a champion trained on the first period; the
+    later, drifted period served and logged. Returns the served period."""
     frame = generate(9000, customers=900, merchants=120, days=90, drift=1.0,
                      fraud_rate=0.06, seed=5)
     early, late = frame.iloc[:4000], frame.iloc[4000:].reset_index(drop=True)
-    early.to_parquet(tmp_path / "early.parquet", index=False)
+    early.to_parquet(folder / "early.parquet", index=False)
     spec = {"name": "fraud", "data": {"path": "early.parquet", "target": "is_fraud",
                                       "time_column": "ts", "drop": ["txn_id", "customer_id"]},
             "models": ["logistic_regression"], "tuning": {"trials": 2, "cv_folds": 3},
             "register": {"alias": "champion"},
             "retrain": {"gate": {"recent_rows": 1500, "min_labelled": 200}}}
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    train(tmp_path / "spec.yaml")
+    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+    train(folder / "spec.yaml")
     client = fl.Client()
     predictor = fl.load_model("fraud@champion")
     log = PredictionLog(prediction_log_root(client.settings), "fraud",
@@ -52,7 +55,28 @@ def served(tmp_path: Path) -> tuple[fl.Client, pd.DataFrame]:
                    Prediction(scored.labels[i:i + 1], scored.proba[i:i + 1]), version=1,
                    runtime="native", ts=late["ts"].iat[i].timestamp())
     assert log.close(timeout_s=180)
-    return client, late
+    return late
+
+
+@pytest.fixture(scope="module")
+def served_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """Trained and logged once for the module (training is the slow part), in a folder of
+    its own with no FORGELINE_* setting, as tests/conftest.py isolates a test."""
+    folder = tmp_path_factory.mktemp("served")
+    with working_folder(folder):
+        late = _serve_and_log(folder)
+        close_stores()  # no open connection while tests copy the files
+    return folder, late
+
+
+@pytest.fixture
+def served(served_template: tuple[Path, pd.DataFrame],
+           tmp_path: Path) -> tuple[fl.Client, pd.DataFrame]:
+    """A private copy of the template's working folder (store, artifacts, prediction log)
+    as this test's working folder: the champion, and the served period."""
+    folder, late = served_template
+    shutil.copytree(folder, tmp_path, dirs_exist_ok=True)
+    return fl.Client(), late.copy()
 
 
 def test_no_labels_no_decision(served: tuple[fl.Client, pd.DataFrame]) -> None:

@@ -29,7 +29,6 @@ from tests.serving.conftest import (
     TrainedStore,
     live_servers,
     make_frame,
-    train_store,
 )
 from tests.webhook import Webhook
 
@@ -37,8 +36,13 @@ Samples = dict[tuple[tuple[str, str], ...], float]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
-    return train_store(tmp_path_factory.mktemp("serve"))
+def trained(serving_store: TrainedStore,
+            tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
+    """This module's copy of the session's trained store (its monitors write to it), with
+    a model cache of its own."""
+    base = tmp_path_factory.mktemp("serve")
+    copy = serving_store.copy(base / "store")
+    return TrainedStore(copy.root, base / "cache", copy.rows)
 
 
 @pytest.fixture

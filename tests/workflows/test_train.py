@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,36 @@ import yaml
 import forgeline as fl
 from forgeline.entities import RunStatus
 from forgeline.errors import InvalidInput, InvalidSpec, LeakageDetected, NotFound
+from forgeline.store import close_stores
 from forgeline.training.layout import REPORT_PATH
-from forgeline.workflows.train import train
+from forgeline.workflows.train import TrainResult, train
+from tests.isolation import working_folder
 from tests.reports.test_explain_report import figures
+from tests.training.conftest import write_fraud_spec
 
 
-def test_fraud_end_to_end(fraud_spec: Path, fraud_frame: pd.DataFrame) -> None:
-    result = train(fraud_spec)
+@pytest.fixture(scope="module")
+def fraud_trained(tmp_path_factory: pytest.TempPathFactory,
+                  fraud_frame: pd.DataFrame) -> tuple[Path, TrainResult]:
+    """The fraud spec trained once for the module, in a working folder of its own."""
+    folder = tmp_path_factory.mktemp("fraud")
+    with working_folder(folder):
+        result = train(write_fraud_spec(folder, fraud_frame))
+        close_stores()  # no open connection while tests copy the files
+    return folder, result
+
+
+@pytest.fixture
+def fraud_copy(fraud_trained: tuple[Path, TrainResult], tmp_path: Path) -> TrainResult:
+    """A private copy of that folder (spec, data, store) as this test's working folder;
+    returns the training's result."""
+    folder, result = fraud_trained
+    shutil.copytree(folder, tmp_path, dirs_exist_ok=True)
+    return result
+
+
+def test_fraud_end_to_end(fraud_copy: TrainResult, fraud_frame: pd.DataFrame) -> None:
+    result = fraud_copy
     client = fl.Client()
     assert result.task.value == "binary" and result.metric == "roc_auc"
     assert result.score > 0.75 and result.cv_score > 0.75
@@ -62,8 +86,9 @@ def test_fraud_end_to_end(fraud_spec: Path, fraud_frame: pd.DataFrame) -> None:
         model.predict(rows.drop(columns=["amount"]))
 
 
-def test_same_spec_same_data_same_seed_same_model(fraud_spec: Path) -> None:
-    first, second = train(fraud_spec), train(fraud_spec)
+def test_same_spec_same_data_same_seed_same_model(fraud_copy: TrainResult,
+                                                  tmp_path: Path) -> None:
+    first, second = fraud_copy, train(tmp_path / "spec.yaml")
     assert (first.model, first.params) == (second.model, second.params)
     assert first.cv_score == second.cv_score and first.score == second.score
     assert [v.version for v in fl.Client().search_model_versions("fraud")] == [2, 1]

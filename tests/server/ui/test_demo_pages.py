@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import io
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from forgeline.cli.demo import show_demo
 from forgeline.store import get_store
-from forgeline.workflows.demo import DemoConfig
+from tests.demorun import DemoRun
 from tests.server.ui.conftest import screenshot
 from tests.teamserver import LiveServer
-from tests.workflows.test_demo import TINY
 
 
-def test_the_demo_models_monitoring_and_run_pages(live_server: LiveServer, tmp_path: Path,
+def test_the_demo_models_monitoring_and_run_pages(live_server: LiveServer, demo_run: DemoRun,
                                                    page: Any) -> None:
-    home = tmp_path / "demo"
-    with ThreadPoolExecutor(1) as pool:  # the demo runs asyncio, as Playwright does here
-        result = pool.submit(show_demo, DemoConfig(home=home, **TINY),
-                             Console(file=io.StringIO(), width=120)).result()
+    home, result = demo_run.home, demo_run.result  # the session's demo (tests/demorun.py)
     store = get_store(f"sqlite:///{home / 'forgeline.db'}")
     url = live_server.use(store, home / "artifacts")
     # the monitoring page of the demo's model: the check the demo ran, its alert, the decision
