@@ -14,7 +14,7 @@ import json
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from forgeline.entities import (
     SplitStrategy,
     Task,
 )
-from forgeline.errors import InvalidInput
+from forgeline.errors import InvalidInput, InvalidSpec
 from forgeline.metrics import METRICS, get_metric
 from forgeline.packaging.package import PRIVACY_FILE, save_package
 from forgeline.packaging.signature import Signature
@@ -60,6 +60,12 @@ from forgeline.training.layout import (
     SELECTION_PATH,
     SPEC_PATH,
     report_path,
+)
+from forgeline.training.mitigation import (
+    check_fairness,
+    check_task,
+    fairness_metrics,
+    fairness_summary,
 )
 from forgeline.training.spec import TrainSpec, load_spec
 from forgeline.training.trials import TrialOutcome
@@ -121,6 +127,15 @@ def _feature_columns(schema: Schema, spec: TrainSpec) -> tuple[str, ...]:
         raise InvalidInput("No feature columns are left to learn from.",
                            hint="Check data.drop, data.sensitive and the id columns.")
     return features
+
+
+def _check_sensitive(frame: pd.DataFrame, sensitive: Sequence[str]) -> None:
+    missing = [c for c in sensitive if c not in frame.columns]
+    if missing:
+        raise InvalidSpec(f"data.sensitive names column(s) not in the data: "
+                          f"{', '.join(map(repr, missing))}.",
+                          hint="Fix the names in data.sensitive (they are case-sensitive); "
+                               f"the data has {', '.join(map(str, frame.columns[:20]))}.")
 
 
 def _imbalanced(task: Task, y: pd.Series) -> bool:
@@ -220,6 +235,7 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         _log_json(run, spec.model_dump(mode="json", by_alias=True), SPEC_PATH)
         dataset = dataset_version(frame, d.path.stem, str(d.path))
         run.log_dataset(dataset, "source")
+        _check_sensitive(frame, d.sensitive)
         privacy = plan_privacy(frame, spec.privacy, d.target, spec.seed)
         if privacy.policy == "fail" and privacy.columns:
             _log_json(run, {"findings": [_finding(f) for f in privacy.findings]},
@@ -229,6 +245,7 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         dropped = tuple(c for c in privacy.drop if c in frame.columns and c not in d.drop)
         schema = infer_schema(frame, d.target, _overrides(spec), (*d.drop, *dropped))
         task = spec.task or infer_task(frame[d.target])
+        check_task(spec.fairness, task)
         report = validate(frame, schema, task)
         frame = frame[frame[d.target].notna()]
         strategy = choose_strategy(spec.split.strategy, task, d.time_column, d.group_column)
@@ -318,7 +335,14 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
                           metric=plan.metric, sensitive=sensitive, seed=spec.seed,
                           times=test_frame[d.time_column] if d.time_column else None,
                           importance_seconds=None if run_end is None
-                          else max(0.0, run_end - time.time() - PACKAGING_S))
+                          else max(0.0, run_end - time.time() - PACKAGING_S),
+                          fairness_resamples=spec.fairness.resamples)
+    if spec.fairness.limits:
+        progress.status("Checking the fairness limits")
+        evaluation = replace(evaluation, fairness_limits=check_fairness(
+            spec.fairness, model, evaluation,
+            *[(part[features], part[d.target], part[list(d.sensitive)])
+              for part in (train_frame, test_frame)], seed=spec.seed))
     progress.status("Writing the model package and the report")
     run.log_params({"model": best.model, **{f"model.{k}": v for k, v in best.params.items()}})
     run.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
@@ -326,11 +350,12 @@ def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
         run.log_metrics({f"test_newest_{k}": v for k, v in evaluation.recent["metrics"].items()
                          if v is not None})
     run.log_metric(f"cv_{plan.metric}", best.score or float("nan"))
+    run.log_metrics(fairness_metrics(evaluation))
     tags = client.get_run(run.run_id).tags
     summary = {"model name": spec.name, "run id": run.run_id, "task": plan.task.value,
                "model": best.model, f"test {plan.metric}": round(evaluation.score, 4),
                f"cv {plan.metric}": round(best.score or float("nan"), 4),
-               **_recent_summary(evaluation),
+               **_recent_summary(evaluation), **fairness_summary(evaluation),
                "model selection": tuned.selection.reason,
                "dataset": f"{dataset.name} ({dataset.digest[:12]})",
                "rows (train / test)": f"{len(train_frame)} / {len(test_frame)}",
