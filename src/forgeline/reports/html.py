@@ -167,6 +167,7 @@ def _limits(checked: Mapping[str, Any] | None) -> dict[str, Any] | None:
                      cls="" if r["passed"] else "sev-fail") for r in mitigation["limits"]]
     result = table(["model", "limit", "sensitive column", ("value", "num"),
                     ("95% bootstrap interval", "num"), "result"], rows)
+    result["note"] = None
     if mitigation:
         result["note"] = (
             f"Mitigated candidate: fairlearn ThresholdOptimizer ({mitigation['constraint']}, "

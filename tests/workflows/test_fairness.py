@@ -1,0 +1,176 @@
+"""Fairness limits end to end on a public data set with a real sensitive attribute:
+scikit-lego's Toronto arrests (``released`` by ``colour``), shipped inside its wheel.
+
+Training reports fairlearn's figures (checked against fairlearn computed here), and the
+retraining gate keeps the champion when the challenger breaks a limit the champion meets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    selection_rate,
+)
+
+import forgeline as fl
+from forgeline.data.split import split_frame
+from forgeline.entities import SplitStrategy, Task
+from forgeline.errors import InvalidSpec
+from forgeline.serving.predlog import PredictionLog
+from forgeline.serving.runtime import NativeRuntime, Prediction
+from forgeline.store.predictions import prediction_log_root, record_feedback
+from forgeline.training.layout import EVALUATION_PATH
+from forgeline.workflows.retrain import retrain
+from forgeline.workflows.train import train
+
+sklego = pytest.importorskip("sklego.datasets")
+
+LIMITS = ["equalized_odds_difference <= 0.05", "demographic_parity_ratio >= 0.8"]
+
+
+@pytest.fixture(scope="module")
+def arrests() -> pd.DataFrame:
+    frame = sklego.load_arrests(as_frame=True)
+    return frame.assign(request_id=[f"r{i}" for i in range(len(frame))])
+
+
+def _spec(path: Path, **extra: object) -> dict[str, object]:
+    return {"name": "arrests", "data": {"path": str(path), "target": "released",
+                                        "sensitive": ["colour"], "drop": ["request_id"]},
+            "models": ["logistic_regression"], "tuning": {"trials": 1, "cv_folds": 2},
+            "split": {"strategy": "stratified", "dedupe": False}, **extra}
+
+
+def test_training_reports_fairlearn_figures_and_a_mitigated_candidate(
+        tmp_path: Path, arrests: pd.DataFrame) -> None:
+    arrests.to_parquet(tmp_path / "arrests.parquet", index=False)
+    result = train(_spec(tmp_path / "arrests.parquet", fairness={
+        "limits": LIMITS, "mitigate": "threshold_optimizer", "resamples": 50}))
+    client = fl.Client()
+    metrics = client.get_run(result.run_id).metrics
+    # fairlearn on the same test split and the registered model's predictions
+    _, test = split_frame(arrests, SplitStrategy.STRATIFIED, 0.2, 42, target="released",
+                          task=Task.BINARY, time_column=None, group_column=None)
+    rows = arrests.loc[test]
+    model = fl.load_model("arrests/1")
+    predicted = model.predict(rows[model.signature.names])
+    y, yhat = rows["released"] == "Yes", np.asarray(predicted) == "Yes"
+    eod = equalized_odds_difference(y, yhat, sensitive_features=rows["colour"])
+    dpr = demographic_parity_ratio(y, yhat, sensitive_features=rows["colour"])
+    assert metrics["fairness.equalized_odds_difference.colour"] == pytest.approx(eod)
+    assert metrics["fairness.demographic_parity_ratio.colour"] == pytest.approx(dpr)
+    evaluation = json.loads(_artifact(client, result.run_id, EVALUATION_PATH, tmp_path))
+    fair, checked = evaluation["fairness"]["colour"], evaluation["fairness_limits"]
+    by_group = MetricFrame(metrics=selection_rate, y_true=y, y_pred=yhat,
+                           sensitive_features=rows["colour"]).by_group
+    for group in fair["groups"]:
+        assert group["selection_rate"] == pytest.approx(by_group[group["group"]])
+        low, high = group["selection_rate_ci"]
+        assert low <= group["selection_rate"] <= high
+    low, high = fair["metrics"]["equalized_odds_difference"]["ci"]
+    assert low <= eod <= high and high > low  # a real interval, not a point
+    eo = next(r for r in checked["limits"] if r["metric"] == "equalized_odds_difference")
+    assert eo["passed"] is (eod <= 0.05) and eo["value"] == pytest.approx(eod)
+    # the premise: the limit fails, so the threshold-optimised candidate is reported
+    assert eod > 0.05 and not checked["passed"]
+    mitigation = checked["mitigation"]
+    assert mitigation["method"] == "threshold_optimizer" and not mitigation["registered"]
+    assert mitigation["constraint"] == "equalized_odds"
+    assert mitigation["cost"] == pytest.approx(result.score - mitigation["score"])
+    assert metrics["fairness.mitigated.cost"] == pytest.approx(mitigation["cost"])
+    mitigated = next(r for r in mitigation["limits"]
+                     if r["metric"] == "equalized_odds_difference")
+    assert mitigated["value"] < eod  # group thresholds narrow the gap they target
+    card = _artifact(client, result.run_id, "report/card.md", tmp_path)
+    assert "### Fairness limits" in card and "equalized_odds_difference" in card
+    html = result.report.read_text()
+    assert "Fairness limits" in html and "Rates by colour, with 95% bootstrap intervals" in html
+
+
+def _artifact(client: fl.Client, run_id: str, path: str, into: Path) -> str:
+    return Path(client.download_artifacts(run_id, path, into)).read_text()
+
+
+def test_the_gate_keeps_a_champion_whose_challenger_breaks_a_fairness_limit(
+        tmp_path: Path, arrests: pd.DataFrame) -> None:
+    """The challenger learns from production labels that follow colour (every Black
+    arrestee 'not released'): it may score as well, but its selection rates split by
+    colour, and the demographic parity limit the champion meets keeps it out."""
+    first, later = arrests.iloc[:2000], arrests.iloc[2000:].reset_index(drop=True)
+    first.to_parquet(tmp_path / "first.parquet", index=False)
+    train(_spec(tmp_path / "first.parquet", register={"alias": "champion"},
+                retrain={"include_original": False, "window_days": None,
+                         "gate": {"recent_rows": 1000, "min_labelled": 200}}))
+    client = fl.Client()
+    predictor = fl.load_model("arrests@champion")
+    log = PredictionLog(prediction_log_root(client.settings), "arrests",
+                        classes=predictor.signature.classes)
+    inputs = predictor.signature.validate(later[predictor.signature.names])
+    scored = NativeRuntime(predictor).predict(inputs)
+    # the server logs request fields the model does not take beside its inputs
+    logged = inputs.assign(colour=later["colour"].to_numpy())
+    log.append(list(later["request_id"]), logged, Prediction(scored.labels, scored.proba),
+               version=1, runtime="native", rows=[1] * len(later))
+    assert log.close(timeout_s=120)
+    assert "colour" not in log.personal  # a group, not personal: logged in clear
+    labels = later[["request_id", "released"]].copy()
+    biased = (labels.index < len(labels) - 1000) & (later["colour"] == "Black")
+    labels.loc[biased, "released"] = "No"
+    labels.loc[(labels.index < len(labels) - 1000) & (later["colour"] == "White"),
+               "released"] = "Yes"
+    record_feedback(client.settings, "arrests", labels, label_column="released")
+    # the champion's demographic parity difference on the gate's rows, by fairlearn
+    gate = later.iloc[-1000:]
+    champion = np.asarray(scored.labels)[-1000:] == "Yes"
+    from fairlearn.metrics import demographic_parity_difference
+
+    dpd = demographic_parity_difference(gate["released"] == "Yes", champion,
+                                        sensitive_features=gate["colour"])
+    limit = f"demographic_parity_difference <= {dpd + 0.05:.4f}"
+    # colour then predicts the corrupted labels exactly: the leak check says so (a warning)
+    decision = retrain("arrests", [f"fairness.limits=['{limit}']", "fairness.resamples=20",
+                                   "leakage.target_leak=warn"],
+                       force=True)
+    assert decision.challenger == 2 and decision.action == "kept", decision.reason
+    assert "breaks fairness limit(s) the champion meets" in decision.reason
+    assert "demographic_parity_difference" in decision.reason
+    champ, chall = decision.fairness["champion"][0], decision.fairness["challenger"][0]
+    assert champ["value"] == pytest.approx(dpd) and champ["passed"]
+    assert not chall["passed"] and chall["value"] > dpd + 0.05
+    assert client.get_model_version("arrests@champion").version == 1
+    run = client.get_run(decision.run_id)
+    assert run.metrics["fairness.challenger.demographic_parity_difference.colour"] == (
+        pytest.approx(chall["value"]))
+
+
+@pytest.mark.parametrize(("fairness", "data", "message"), [
+    ({"limits": ["disparate_impact <= 0.1"]}, {"sensitive": ["colour"]},
+     "Unknown fairness metric 'disparate_impact'"),
+    ({"limits": ["equalized_odds_difference == 0.1"]}, {"sensitive": ["colour"]},
+     "expected 'metric op number'"),
+    ({"limits": ["equalized_odds_difference <= 0.1"]}, {"sensitive": []},
+     "fairness.limits are set but data.sensitive names no column"),
+    ({}, {"sensitive": ["race"]}, "data.sensitive names column(s) not in the data: 'race'"),
+    ({"limits": ["equalized_odds_difference <= 0.1"]}, {"sensitive": ["colour"],
+                                                         "target": "age"},
+     "fairness.limits apply to binary tasks only; this one is regression"),
+])
+def test_bad_fairness_specs_are_one_clear_error(tmp_path: Path, arrests: pd.DataFrame,
+                                                fairness: dict[str, object],
+                                                data: dict[str, object], message: str) -> None:
+    arrests.iloc[:300].to_parquet(tmp_path / "a.parquet", index=False)
+    spec = _spec(tmp_path / "a.parquet", fairness=fairness)
+    spec["data"] = {**spec["data"], **data}  # type: ignore[dict-item]
+    if "target" in data:
+        spec["split"] = {"strategy": "random"}
+    with pytest.raises(InvalidSpec) as caught:
+        train(spec)
+    assert message in caught.value.message and caught.value.hint
