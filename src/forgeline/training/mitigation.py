@@ -1,5 +1,8 @@
 """The spec's fairness limits on the test split, and a mitigated candidate when one fails.
 
+``check_sensitive`` and ``check_task`` refuse, before any work, a ``data.sensitive``
+column the data lacks and limits on a task they do not apply to (multiclass, regression).
+
 ``check_fairness`` checks every limit of ``fairness.limits`` on every sensitive column of
 the evaluation (the point estimate decides; the bootstrap interval is reported beside it).
 When a limit fails and ``fairness.mitigate`` is ``threshold_optimizer``, fairlearn's
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +35,8 @@ from forgeline.metrics import METRICS
 from forgeline.training.evaluate import slice_groups
 from forgeline.training.spec import FairnessSpec
 
-__all__ = ["check_fairness", "check_task", "fairness_metrics", "fairness_summary"]
+__all__ = ["check_fairness", "check_sensitive", "check_task", "fairness_metrics",
+           "fairness_summary"]
 
 MAX_FIT_ROWS = 50_000  # the thresholds are learned on at most this many training rows
 
@@ -47,6 +52,16 @@ def check_task(fairness: FairnessSpec, task: Task) -> None:
                           hint="Remove fairness.limits: the report still shows per-group "
                                "selection rates (multiclass) or mean predictions "
                                "(regression) for data.sensitive.")
+
+
+def check_sensitive(frame: pd.DataFrame, sensitive: Sequence[str]) -> None:
+    """Raises InvalidSpec when ``data.sensitive`` names a column the data lacks."""
+    missing = [c for c in sensitive if c not in frame.columns]
+    if missing:
+        raise InvalidSpec(f"data.sensitive names column(s) not in the data: "
+                          f"{', '.join(map(repr, missing))}.",
+                          hint="Fix the names in data.sensitive (they are case-sensitive); "
+                               f"the data has {', '.join(map(str, frame.columns[:20]))}.")
 
 
 def _group_labels(frame: pd.DataFrame) -> np.ndarray:

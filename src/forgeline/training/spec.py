@@ -101,7 +101,9 @@ class FairnessSpec(_Strict):
             try:
                 parse_limit(text)
             except InvalidSpec as e:  # the hint lists the metrics: keep it in the message
-                raise ValueError(f"{e.message.rstrip('.')}; {e.hint}") from None
+                hint = e.hint or ""
+                raise ValueError(f"{e.message.rstrip('.')}; {hint[:1].lower()}{hint[1:]}"
+                                 ) from None
         return value
 
     def parsed(self) -> list[Limit]:

@@ -43,7 +43,7 @@ from forgeline.entities import (
     SplitStrategy,
     Task,
 )
-from forgeline.errors import InvalidInput, InvalidSpec
+from forgeline.errors import InvalidInput
 from forgeline.metrics import METRICS, get_metric
 from forgeline.packaging.package import PRIVACY_FILE, save_package
 from forgeline.packaging.signature import Signature
@@ -63,6 +63,7 @@ from forgeline.training.layout import (
 )
 from forgeline.training.mitigation import (
     check_fairness,
+    check_sensitive,
     check_task,
     fairness_metrics,
     fairness_summary,
@@ -127,15 +128,6 @@ def _feature_columns(schema: Schema, spec: TrainSpec) -> tuple[str, ...]:
         raise InvalidInput("No feature columns are left to learn from.",
                            hint="Check data.drop, data.sensitive and the id columns.")
     return features
-
-
-def _check_sensitive(frame: pd.DataFrame, sensitive: Sequence[str]) -> None:
-    missing = [c for c in sensitive if c not in frame.columns]
-    if missing:
-        raise InvalidSpec(f"data.sensitive names column(s) not in the data: "
-                          f"{', '.join(map(repr, missing))}.",
-                          hint="Fix the names in data.sensitive (they are case-sensitive); "
-                               f"the data has {', '.join(map(str, frame.columns[:20]))}.")
 
 
 def _imbalanced(task: Task, y: pd.Series) -> bool:
@@ -235,7 +227,7 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         _log_json(run, spec.model_dump(mode="json", by_alias=True), SPEC_PATH)
         dataset = dataset_version(frame, d.path.stem, str(d.path))
         run.log_dataset(dataset, "source")
-        _check_sensitive(frame, d.sensitive)
+        check_sensitive(frame, d.sensitive)
         privacy = plan_privacy(frame, spec.privacy, d.target, spec.seed)
         if privacy.policy == "fail" and privacy.columns:
             _log_json(run, {"findings": [_finding(f) for f in privacy.findings]},
