@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from fairlearn.metrics import (
     MetricFrame,
+    demographic_parity_difference,
     demographic_parity_ratio,
     equalized_odds_difference,
     selection_rate,
@@ -99,42 +100,56 @@ def _artifact(client: fl.Client, run_id: str, path: str, into: Path) -> str:
     return Path(client.download_artifacts(run_id, path, into)).read_text()
 
 
-def test_the_gate_keeps_a_champion_whose_challenger_breaks_a_fairness_limit(
-        tmp_path: Path, arrests: pd.DataFrame) -> None:
-    """The challenger learns from production labels that follow colour (every Black
-    arrestee 'not released'): it may score as well, but its selection rates split by
-    colour, and the demographic parity limit the champion meets keeps it out."""
+def _serve_champion(tmp_path: Path, arrests: pd.DataFrame, labels: pd.Series,
+                    margin: float = 0.0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Train the champion on the first 2,000 rows, log its predictions on the rest (with
+    ``colour`` beside the inputs, as the server logs request fields the model does not
+    take) and record ``labels`` (one per later row) as their feedback; the later rows and
+    the champion's predicted labels."""
     first, later = arrests.iloc[:2000], arrests.iloc[2000:].reset_index(drop=True)
     first.to_parquet(tmp_path / "first.parquet", index=False)
     train(_spec(tmp_path / "first.parquet", register={"alias": "champion"},
                 retrain={"include_original": False, "window_days": None,
-                         "gate": {"recent_rows": 1000, "min_labelled": 200}}))
+                         "gate": {"recent_rows": 1000, "min_labelled": 200,
+                                  "margin": margin}}))
     client = fl.Client()
     predictor = fl.load_model("arrests@champion")
     log = PredictionLog(prediction_log_root(client.settings), "arrests",
                         classes=predictor.signature.classes)
     inputs = predictor.signature.validate(later[predictor.signature.names])
     scored = NativeRuntime(predictor).predict(inputs)
-    # the server logs request fields the model does not take beside its inputs
     logged = inputs.assign(colour=later["colour"].to_numpy())
     log.append(list(later["request_id"]), logged, Prediction(scored.labels, scored.proba),
                version=1, runtime="native", rows=[1] * len(later))
     assert log.close(timeout_s=120)
     assert "colour" not in log.personal  # a group, not personal: logged in clear
-    labels = later[["request_id", "released"]].copy()
-    biased = (labels.index < len(labels) - 1000) & (later["colour"] == "Black")
-    labels.loc[biased, "released"] = "No"
-    labels.loc[(labels.index < len(labels) - 1000) & (later["colour"] == "White"),
-               "released"] = "Yes"
-    record_feedback(client.settings, "arrests", labels, label_column="released")
-    # the champion's demographic parity difference on the gate's rows, by fairlearn
-    gate = later.iloc[-1000:]
-    champion = np.asarray(scored.labels)[-1000:] == "Yes"
-    from fairlearn.metrics import demographic_parity_difference
+    feedback = pd.DataFrame({"request_id": later["request_id"],
+                             "released": labels.to_numpy()})
+    record_feedback(client.settings, "arrests", feedback, label_column="released")
+    return later, np.asarray(scored.labels)
 
-    dpd = demographic_parity_difference(gate["released"] == "Yes", champion,
+
+def _parity_limit(later: pd.DataFrame, predicted: np.ndarray) -> tuple[float, str]:
+    """The champion's demographic parity difference on the gate's rows (the newest
+    1,000), by fairlearn, and a limit 0.05 above it (so the champion meets it)."""
+    gate = later.iloc[-1000:]
+    dpd = demographic_parity_difference(gate["released"] == "Yes", predicted[-1000:] == "Yes",
                                         sensitive_features=gate["colour"])
-    limit = f"demographic_parity_difference <= {dpd + 0.05:.4f}"
+    return dpd, f"demographic_parity_difference <= {dpd + 0.05:.4f}"
+
+
+def test_the_gate_keeps_a_champion_whose_challenger_breaks_a_fairness_limit(
+        tmp_path: Path, arrests: pd.DataFrame) -> None:
+    """The challenger learns from production labels that follow colour (every Black
+    arrestee 'not released'): its selection rates split by colour, and the demographic
+    parity limit the champion meets keeps it out."""
+    later = arrests.iloc[2000:].reset_index(drop=True)
+    labels = later["released"].copy()
+    biased = later.index < len(later) - 1000  # the gate's rows keep their true labels
+    labels[biased & (later["colour"] == "Black")] = "No"
+    labels[biased & (later["colour"] == "White")] = "Yes"
+    later, predicted = _serve_champion(tmp_path, arrests, labels)
+    dpd, limit = _parity_limit(later, predicted)
     # colour then predicts the corrupted labels exactly: the leak check says so (a warning)
     decision = retrain("arrests", [f"fairness.limits=['{limit}']", "fairness.resamples=20",
                                    "leakage.target_leak=warn"],
@@ -145,10 +160,46 @@ def test_the_gate_keeps_a_champion_whose_challenger_breaks_a_fairness_limit(
     champ, chall = decision.fairness["champion"][0], decision.fairness["challenger"][0]
     assert champ["value"] == pytest.approx(dpd) and champ["passed"]
     assert not chall["passed"] and chall["value"] > dpd + 0.05
+    client = fl.Client()
     assert client.get_model_version("arrests@champion").version == 1
     run = client.get_run(decision.run_id)
     assert run.metrics["fairness.challenger.demographic_parity_difference.colour"] == (
         pytest.approx(chall["value"]))
+
+
+def test_a_fairness_limit_alone_keeps_a_better_challenger_out(
+        tmp_path: Path, arrests: pd.DataFrame) -> None:
+    """Release came to follow citizenship in production (non-citizens are held; citizen
+    is a feature, and 28% of the Black arrestees are not citizens against 10% of the
+    White ones). The challenger, trained on those labels, beats the champion on the
+    gate's labelled rows by more than the margin, but its selection rates split by
+    colour: with the demographic parity limit the champion meets it is kept out, and the
+    same cycle without the limit promotes it, so the limit alone decided."""
+    later = arrests.iloc[2000:].reset_index(drop=True)
+    labels = later["released"].where(later["citizen"] == "Yes", "No")
+    later, predicted = _serve_champion(tmp_path, arrests, labels, margin=0.05)
+    dpd, limit = _parity_limit(later, predicted)
+    kept = retrain("arrests", [f"fairness.limits=['{limit}']", "fairness.resamples=20"],
+                   force=True)
+    assert kept.challenger == 2 and kept.action == "kept", kept.reason
+    # the premise: better on the metric (roc_auc on the gate's rows) by more than the margin
+    assert kept.metric == "roc_auc"
+    assert kept.challenger_score > kept.champion_score + 0.05
+    champ, chall = kept.fairness["champion"][0], kept.fairness["challenger"][0]
+    assert champ["value"] == pytest.approx(dpd) and champ["passed"]
+    assert not chall["passed"] and chall["value"] > dpd + 0.05
+    # the reason names the limit and both values
+    assert (f"{limit} on colour: challenger {chall['value']:.3f}, champion "
+            f"{champ['value']:.3f}") in kept.reason
+    client = fl.Client()
+    assert client.get_model_version("arrests@champion").version == 1
+    promoted = retrain("arrests", ["fairness.resamples=20"], force=True)
+    assert promoted.challenger == 3 and promoted.action == "promoted", promoted.reason
+    assert promoted.fairness == {}  # no limit to check
+    # the same challenger (seeded training on the same rows), the same scores
+    assert promoted.challenger_score == pytest.approx(kept.challenger_score)
+    assert promoted.champion_score == pytest.approx(kept.champion_score)
+    assert client.get_model_version("arrests@champion").version == 3
 
 
 @pytest.mark.parametrize(("fairness", "data", "message"), [
