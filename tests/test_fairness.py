@@ -85,6 +85,20 @@ def test_multiclass_and_regression_say_what_they_compute() -> None:
     assert reg["metrics"] == {} and reg["groups"][0]["mean_prediction"] == pytest.approx(50.0)
 
 
+def test_no_group_large_enough_to_compare_leaves_the_figures_undefined() -> None:
+    """One row per group (an identifier named sensitive): every group is excluded, every
+    figure undefined, and a limit on it fails rather than passing or raising."""
+    y = np.array([0, 1] * 20)
+    ids = np.array([f"id{i}" for i in range(40)], dtype=object)
+    for task, classes in (("binary", None), ("multiclass", [0, 1]), ("regression", None)):
+        found = group_fairness(task, y, y, ids, positive=1, classes=classes, resamples=10)
+        assert found["groups"] == [] and len(found["excluded"]) == 40, task
+        assert all(m["value"] is None for m in found["metrics"].values()), task
+    found = group_fairness("binary", y, y, ids, positive=1, resamples=10)
+    [row] = check_limits([parse_limit("demographic_parity_difference <= 0.1")], {"id": found})
+    assert row["value"] is None and not row["passed"]
+
+
 def test_limits_parse_check_and_refuse_what_they_cannot_read() -> None:
     limit = parse_limit(" equalized_odds_difference<=0.1 ")
     assert limit == Limit("equalized_odds_difference", "<=", 0.1)

@@ -7,7 +7,8 @@ rate, and the Brier score) and the row count; across groups fairlearn's
 ``demographic_parity_difference`` / ``_ratio`` (selection rates: largest minus smallest,
 smallest over largest) and ``equalized_odds_difference`` / ``_ratio`` (the worse of the
 TPR and FPR gaps). Groups under ``min_rows`` rows are listed with their count but left out
-of the comparisons, as the evaluation's slices are.
+of the comparisons, as the evaluation's slices are; with none left (an identifier named
+sensitive, a tiny test split) every figure is undefined (None) and a limit on it fails.
 
 Every group metric and every difference or ratio comes with a bootstrap percentile
 interval (``resamples`` replicates, stratified by group, seeded), so a small group's gap
@@ -239,6 +240,10 @@ def group_fairness(task: str, y_true: np.ndarray, y_pred: np.ndarray, groups: An
     base: dict[str, Any] = {"task": task, "sizes": sizes, "resamples": resamples,
                             "excluded": [k for k in sizes if k not in kept]}
     resamples = max(resamples, 1)  # one replicate keeps the shapes; its interval is moot
+    if not kept:  # no group has min_rows rows: nothing to compare, nothing defined
+        names = {"binary": LIMIT_METRICS, "multiclass": ("demographic_parity_difference",)}
+        return {**base, "groups": [], "metrics": {
+            m: {"value": None, "ci": [None, None]} for m in names.get(task, ())}}
     if task == "binary":
         rows, metrics = _binary(y_true == positive, y_pred == positive, proba, kept, codes,
                                 resamples, rng)

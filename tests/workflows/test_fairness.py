@@ -202,6 +202,46 @@ def test_a_fairness_limit_alone_keeps_a_better_challenger_out(
     assert client.get_model_version("arrests@champion").version == 3
 
 
+def test_sensitive_columns_the_privacy_policy_drops_are_still_evaluated(
+        tmp_path: Path, arrests: pd.DataFrame) -> None:
+    """``privacy.policy: drop`` with ``colour`` declared personal and an e-mail column
+    found personal: neither is a feature (not in the package's inputs) but both stay
+    available to slice the test split on. colour's fairness figures and limit are
+    computed; the e-mail column (one row per address) has no group large enough to
+    compare, so its limit is undefined and fails, and no mitigated candidate is fitted
+    (rather than a crash inside fairlearn)."""
+    rows = arrests.iloc[:800]
+    rows.assign(email=[f"person{i}@example.com" for i in range(len(rows))]).to_parquet(
+        tmp_path / "a.parquet", index=False)
+    spec = _spec(tmp_path / "a.parquet", privacy={"policy": "drop", "personal": ["colour"]},
+                 fairness={"limits": ["demographic_parity_difference <= 0.5"],
+                           "mitigate": "threshold_optimizer", "resamples": 10})
+    spec["data"] = {**spec["data"], "sensitive": ["colour", "email"]}  # type: ignore[dict-item]
+    result = train(spec)
+    assert result.model_version is not None
+    model = fl.load_model("arrests/1")
+    assert not {"colour", "email"} & set(model.signature.names)
+    client = fl.Client()
+    evaluation = json.loads(_artifact(client, result.run_id, EVALUATION_PATH, tmp_path))
+    groups = evaluation["fairness"]["colour"]["groups"]  # (named by keyed hashes on main)
+    assert len(groups) == 2 and sum(g["count"] for g in groups) == 160  # the test split
+    email = evaluation["fairness"]["email"]
+    assert email["groups"] == [] and len(email["excluded"]) == 160
+    checked = evaluation["fairness_limits"]
+    limits = {r["column"]: r for r in checked["limits"]}
+    assert limits["colour"]["value"] is not None and limits["colour"]["passed"]
+    assert limits["email"]["value"] is None and not limits["email"]["passed"]
+    assert checked["mitigation"] is None and "undefined" in checked["note"]
+    assert client.get_run(result.run_id).metrics[
+        "fairness.demographic_parity_difference.colour"] == pytest.approx(
+            limits["colour"]["value"])
+    private = json.loads(_artifact(client, result.run_id, "model/privacy.json", tmp_path))
+    assert private["sensitive"] == ["colour", "email"]
+    for column in ("colour", "email"):
+        assert private["columns"][column]["feature"] is False
+        assert private["columns"][column]["handling"] == "not a feature (dropped)"
+
+
 @pytest.mark.parametrize(("fairness", "data", "message"), [
     ({"limits": ["disparate_impact <= 0.1"]}, {"sensitive": ["colour"]},
      "Unknown fairness metric 'disparate_impact'"),

@@ -147,7 +147,12 @@ def check_fairness(fairness: FairnessSpec, model: Any, ev: Evaluation,
     limits = check_limits(fairness.parsed(), ev.fairness)
     failed = sorted({r["metric"] for r in limits if not r["passed"]})
     result: dict[str, Any] = {"limits": limits, "passed": not failed, "mitigation": None}
-    if failed and fairness.mitigate == "threshold_optimizer":
+    if any(r["value"] is None for r in limits if not r["passed"]):
+        # no group large enough to compare on the test split: no thresholds to fit either
+        result["note"] = ("a limit's value is undefined (a sensitive column has no group "
+                          "with enough test rows to compare), so no mitigated candidate "
+                          "was fitted")
+    elif failed and fairness.mitigate == "threshold_optimizer":
         result["mitigation"] = _mitigate(fairness, failed, model, ev, train, test, seed)
     return result
 
