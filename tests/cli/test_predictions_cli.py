@@ -94,3 +94,29 @@ def test_a_bad_age_is_one_line() -> None:
 def test_an_unsafe_model_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="Invalid model name"):
         purge_predictions(load_settings(), "../x", 86400.0)
+
+
+def test_a_part_straddling_the_cutoff_keeps_only_its_newer_rows() -> None:
+    settings = load_settings()
+    now = dt.datetime(2026, 6, 10, 12, tzinfo=dt.UTC)
+    stamps = [now - dt.timedelta(hours=h) for h in (30, 28, 20)]  # all on 9 June
+    log = pd.DataFrame({"request_id": ["old1", "old2", "new1"],
+                        "row": np.zeros(3, dtype=np.int32), "ts": pd.DatetimeIndex(stamps),
+                        "model_version": 1, "runtime": "native", "shadow": False})
+    root = prediction_log_root(settings)
+    write_predictions(root, "fraud", log, pd.DataFrame({"amount": [1.0, 2.0, 3.0]}),
+                      pd.DataFrame({"prediction": ["ok", "fraud", "ok"]}))
+    (part,) = (root / "fraud").rglob("*.parquet")
+    record_feedback(settings, "fraud", pd.DataFrame({"request_id": ["old1", "new1"],
+                                                     "y": [0, 1]}), label_column="y")
+    listed = purge_predictions(settings, "fraud", 86400.0, now=now, dry_run=True)
+    assert [(p.kind, p.path, p.rows, p.action) for p in listed] == [
+        ("predictions", part, 2, "rewritten"), ("labels", listed[1].path, 1, "rewritten")]
+    assert listed[0].newest == stamps[1]
+    assert len(read_predictions(root, "fraud")) == 3  # a dry run changes nothing
+    assert purge_predictions(settings, "fraud", 86400.0, now=now) == listed
+    left = read_predictions(root, "fraud")
+    assert left["request_id"].tolist() == ["new1"] and left["amount"].tolist() == [3.0]
+    assert sorted(p.name for p in part.parent.iterdir()) == [part.name]  # no temporary
+    assert read_labels(settings, "fraud")["request_id"].tolist() == ["new1"]
+    assert purge_predictions(settings, "fraud", 86400.0, now=now) == []

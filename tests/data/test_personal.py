@@ -120,3 +120,17 @@ def test_the_finding_names_columns_and_kinds_but_no_raw_value() -> None:
 ])
 def test_mask(value: str, kind: PersonalKind, masked: str) -> None:
     assert mask(value, kind) == masked
+
+
+def test_card_and_phone_numbers_stored_as_numbers_are_found() -> None:
+    cards = [4111111111111111, 5500000000000004, 378282246310005, 6011111111111117] * 25
+    phones = [2025550100 + i for i in range(100)]
+    frame = pd.DataFrame({"cc": cards, "cc_float": [float(c) for c in cards[:-1]] + [np.nan],
+                          "phone": phones, "ref": phones,
+                          "cc_nullable": pd.array(cards, dtype="Int64")})
+    found = detect_personal(frame)
+    assert {n: c.kind for n, c in found.items()} == {
+        "cc": PersonalKind.CARD, "cc_float": PersonalKind.CARD, "phone": PersonalKind.PHONE,
+        "cc_nullable": PersonalKind.CARD}  # bare integers: a phone only by its name
+    assert found["cc"].example == "************1111"
+    assert found["phone"].example == "********00"

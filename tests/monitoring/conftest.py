@@ -8,6 +8,7 @@ numeric columns (by 0.5 standard deviation, or by a 1.5x scale) and 2 categorica
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ import forgeline as fl
 from forgeline.data.profile import build_profile, reference_extras
 from forgeline.data.schema import ColumnInfo, ColumnKind, Schema
 from forgeline.packaging import Predictor, Signature, load_package, save_package
+from forgeline.packaging.attributions import attribution_record, global_explanation
+from forgeline.packaging.package import ATTRIBUTIONS_FILE
 
 SHAPES = (["normal"] * 6 + ["lognormal"] * 4 + ["uniform"] * 4 + ["exponential"] * 3
           + ["counts"] * 3)
@@ -121,8 +124,12 @@ def build_package(directory: Path, train: pd.DataFrame, test: pd.DataFrame,
     metrics = {"roc_auc": float(roc_auc_score(test["y"], proba)),
                "accuracy": float(accuracy_score(test["y"], proba >= 0.5))}
     signature = Signature.from_frame(train[FEATURES], s, "binary", classes)
+    # the reference attributions, measured on the test rows as training does
+    explained = global_explanation(model, test[FEATURES], background=train[FEATURES],
+                                   interactions=False)
     return save_package(directory, model, signature, profile=profile, metrics=metrics,
-                        card="# test model")
+                        card="# test model", extra_files={
+                            ATTRIBUTIONS_FILE: json.dumps(attribution_record(explained))})
 
 
 @pytest.fixture(scope="session")

@@ -102,3 +102,38 @@ def test_an_empty_key_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "hash.key").write_text("")
     with pytest.raises(InvalidInput, match=r"hash key .*hash.key holds 0 bytes, fewer than 16"):
         hash_key(load_settings(home=tmp_path))
+
+
+CARDS = [4111111111111111, 5500000000000004, 378282246310005, 6011111111111117,
+         4012888888881881, 5105105105105100, 4222222222222, 3530111333300000]
+
+
+def test_card_and_phone_numbers_stored_as_numbers_never_reach_the_log_in_clear(
+        tmp_path: Path) -> None:
+    import struct
+
+    key = hash_key(load_settings())
+    log = PredictionLog(tmp_path, "fraud", flush_interval_s=0.05, hash_key=key)
+    phones = [2025550100 + i for i in range(8)]
+    frame = pd.DataFrame({"card": CARDS, "phone": phones, "amount": np.arange(8.0),
+                          "card_float": [float(c) for c in CARDS[:7]] + [np.nan],
+                          "store_id": [1000000 + 7 * i for i in range(8)]})
+    assert log.append("r1", frame, Prediction(np.array(["ok"] * 8), None), version=1,
+                      runtime="native")
+    assert log.close() and log.written == 8
+    assert log.personal == {"card", "phone", "card_float"}
+    clear = [*CARDS, *phones]
+    (path,) = _parquet_files(tmp_path)
+    raw = path.read_bytes()  # as text, as 64-bit integers or as floats (the statistics)
+    packed = [form for v in clear for form in (str(v).encode(), struct.pack("<q", v),
+                                               struct.pack("<d", float(v)))]
+    assert [p for p in packed if p in raw] == []
+    table = pq.read_table(path).to_pandas()
+    cells = {str(v) for column in table.columns for v in table[column]}
+    assert not [v for v in clear if str(v) in cells or f"{float(v)}" in cells]
+    logged = read_predictions(tmp_path, "fraud")
+    assert logged["card"].tolist() == [keyed_hash(c, key) for c in CARDS]
+    # the same token however the number arrived, so labels and audits join on it
+    assert logged["card_float"].tolist()[:7] == logged["card"].tolist()[:7]
+    assert logged["phone"][0] == keyed_hash(2025550100, key)
+    assert logged["store_id"].tolist() == [1000000.0 + 7 * i for i in range(8)]

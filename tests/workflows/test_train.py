@@ -15,6 +15,7 @@ from forgeline.entities import RunStatus
 from forgeline.errors import InvalidInput, InvalidSpec, LeakageDetected, NotFound
 from forgeline.training.layout import REPORT_PATH
 from forgeline.workflows.train import train
+from tests.reports.test_explain_report import figures
 
 
 def test_fraud_end_to_end(fraud_spec: Path, fraud_frame: pd.DataFrame) -> None:
@@ -37,11 +38,23 @@ def test_fraud_end_to_end(fraud_spec: Path, fraud_frame: pd.DataFrame) -> None:
             "spec.json",
             "model/MANIFEST.json", "model/signature.json", "model/profile.json"} <= artifacts
     assert result.report.is_file() and result.report.read_text().count("<html") == 1
+    # global attributions: in the run, in the package (listed in its manifest) and the report
+    assert {"report/attributions.json", "model/attributions.json"} <= artifacts
+    html = result.report.read_text()
+    assert '<section id="explain"><h2>Why the model decides</h2>' in html
+    bars = figures(html)[next(t for t in figures(html) if t.startswith("Mean |contribution|"))]
+    shown = dict(zip(bars["data"][0]["y"], bars["data"][0]["x"], strict=True))
     lineage = client.get_lineage("fraud@champion")
     assert lineage.run.run_id == run.run_id
 
     model = fl.load_model("fraud@champion")
     assert {"columns", "target", "prediction", "multivariate"} <= set(model.profile)
+    attributions = model.package.attributions
+    assert "attributions.json" in model.package.manifest["files"]
+    assert attributions is not None  # on at most 1,000 test rows, as many as fit in 3 s
+    assert 100 <= attributions["rows"] <= min(1_000, int(run.params["rows_test"]))
+    assert shown == pytest.approx({c: v["mean_abs"] for c, v in
+                                   attributions["columns"].items()})
     rows = fraud_frame.tail(50)
     proba = model.predict_proba(rows)
     assert proba.shape == (50, 2) and np.allclose(proba.sum(axis=1), 1)

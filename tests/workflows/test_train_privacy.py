@@ -13,9 +13,10 @@ import yaml
 import forgeline as fl
 from forgeline.config import hash_key, load_settings
 from forgeline.entities import RunStatus
-from forgeline.errors import PersonalDataFound
+from forgeline.errors import InvalidSpec, PersonalDataFound
 from forgeline.serving.runtime import select_runtime
-from forgeline.training.layout import CHECKS_PATH, MODEL_PATH, REPORT_PATH
+from forgeline.training.layout import CHECKS_PATH, EVALUATION_PATH, MODEL_PATH, REPORT_PATH
+from forgeline.training.spec import load_spec
 from forgeline.util.privacy import keyed_hash
 from forgeline.workflows.train import train
 
@@ -130,3 +131,66 @@ def _categories(model: object) -> list[list[object]]:
     for step in steps:
         found += _categories(step[1])
     return found
+
+
+def test_already_hashed_columns_need_the_hash_policy() -> None:
+    with pytest.raises(InvalidSpec) as e:
+        load_spec({"name": "m", "data": {"path": "d.csv", "target": "y"},
+                   "privacy": {"hashed": ["email"]}})
+    assert e.value.message == (
+        "Invalid spec (dict): privacy: privacy.hashed (email) needs privacy.policy hash, "
+        "not warn: the model must see its requests hashed the same way.")
+
+
+REGIONS = ["Zorbland", "Quixmoor", "Vandreth"]  # declared personal, and sliced on
+CARDS = [4111111111111111, 5500000000000004, 378282246310005, 6011111111111117,
+         4012888888881881, 5105105105105100]
+
+
+def _with_numbers(n: int, offset: int = 0) -> pd.DataFrame:
+    """The frame plus a card number and a phone number stored as integers."""
+    frame = _frame().head(n).copy()
+    frame["email"] = [f"customer{(i + offset) % 40}@mail-{(i + offset) % 40 % 7}.com"
+                      for i in range(n)]
+    frame["card"] = [CARDS[(i + offset) % 6] for i in range(n)]
+    frame["phone"] = [2025550100 + (i + offset) % 80 for i in range(n)]
+    frame["region"] = [REGIONS[i % 3] for i in range(n)]
+    return frame
+
+
+def test_no_raw_personal_value_in_the_profile_signature_reports_card_or_monitoring(
+        tmp_path: Path) -> None:
+    """Policy warn on an email, a card number and a phone number (the last two numbers)
+    and a declared personal column sliced on: the package's JSON, the training report and
+    evaluation, the card, and the monitoring report (HTML and JSON) on raw production rows,
+    some never seen in training, show none of their values."""
+    from forgeline.monitoring import monitor
+    from forgeline.reports import render_monitor_report
+
+    spec = _spec(tmp_path, personal=["region"])
+    train_rows = _with_numbers(N)
+    train_rows.to_csv(tmp_path / "data.csv", index=False)
+    result = train(spec, ["data.sensitive=[region]"])
+    client = fl.Client()
+    texts = _artifacts(client, result.run_id, tmp_path)
+    package = fl.load_model("m")
+    assert {n for n, c in package.privacy["columns"].items() if c["feature"]} == {
+        "email", "card", "phone"}
+    current = _with_numbers(200, offset=30)  # cards and phones beyond training
+    current.loc[:9, "phone"] = 4155550123  # out of the training range
+    monitored = monitor(package, current.drop(columns="y"))
+    texts["monitor.json"] = json.dumps(monitored.to_dict(), default=str)
+    texts["monitor.html"] = render_monitor_report(monitored, tmp_path / "m.html").read_text()
+    raw = {str(v) for c in ("email", "card", "phone", "region")
+           for v in pd.concat([train_rows[c], current[c]])}
+    raw |= {f"{float(v):.6g}" for v in [*CARDS, 2025550100, 2025550179]}  # as a float shows
+    leaked = {path: sorted(v for v in raw if v in text) for path, text in texts.items()}
+    assert {p: v for p, v in leaked.items() if v} == {}
+    assert set(monitored.skipped) >= {"email", "card", "phone"}
+    assert "personal data: its values are not kept" in texts["monitor.html"]
+    stats = package.profile["columns"]["phone"]
+    assert stats["personal"] is True and "min" not in stats and "bins" not in stats
+    assert {"a", "b"} <= set(monitored.features)  # the other columns are still compared
+    key = hash_key(load_settings())
+    sliced = json.loads(texts[EVALUATION_PATH])["slices"]["region"]
+    assert {s["value"] for s in sliced} == {keyed_hash(r, key) for r in REGIONS}

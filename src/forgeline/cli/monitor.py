@@ -109,6 +109,13 @@ def _print_summary(result: MonitorResult, report: Path, err: bool) -> None:
         out.print(f"Multivariate drift: reconstruction error {m.error:.4g} (reference "
                   f"{m.reference_mean:.4g})" + (" [red]drifted[/red]" if m.drifted else
                                                  ", no drift"))
+    a = result.attribution
+    if a is not None:
+        moved = ", ".join(f"{c} (share {100 * a.features[c]['share_change']:+.0f} pts)"
+                          for c in a.drifted_features[:_TOP_DRIFTED])
+        out.print("Attribution drift: " + (f"[red]{moved}[/red] moved" if moved else
+                                           f"none (largest share change "
+                                           f"{a.largest_share_change:.1%})"))
     drifted = [f for f in result.features.values() if f.drifted]
     if drifted:
         t = table("feature", "kind", "method", "score", "PSI", title="Drifted features")
@@ -173,6 +180,12 @@ def monitor_command(
              "the data has it, else the log's ts)."),
     score: bool = typer.Option(False, "--score",
                                help="Predict on --current rows that have no predictions."),
+    attribution_rows: int = typer.Option(
+        1000, "--attribution-rows", metavar="N", min=0,
+        help="Rows explained for attribution drift (0: none)."),
+    attribution_change: float = typer.Option(
+        0.05, "--attribution-change", metavar="SHARE",
+        help="Flag a feature whose share of the attributions moved by more (0.05)."),
     include_shadow: bool = typer.Option(False, "--include-shadow",
                                         help="Include shadow predictions from the log."),
     output: Path | None = typer.Option(None, "-o", "--output", metavar="FILE",
@@ -195,7 +208,9 @@ def monitor_command(
         raise InvalidInput("Give either --current FILE or a prediction log window "
                            "(--since, --last), not both.")
     config = MonitorConfig(rules=tuple(rules or ()), webhook=webhook, command=command,
-                           window=_window(window), time_column=time_column)
+                           window=_window(window), time_column=time_column,
+                           attribution_rows=attribution_rows,
+                           attribution_share_change=attribution_change)
     # a bad rule fails before any loading
     if engine not in ("local", "ray"):
         raise InvalidInput(f"Unknown engine {engine!r}.", hint="Use local or ray.")

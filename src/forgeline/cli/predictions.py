@@ -19,11 +19,16 @@ def purge_command(
     ctx: typer.Context,
     model: str = typer.Argument(..., metavar="MODEL", help="The model's name."),
     older_than: str = typer.Option(..., "--older-than", metavar="AGE",
-                                   help="Remove log parts older than this, e.g. 90d."),
+                                   help="Remove predictions older than this, e.g. 90d."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="List what would be removed; remove nothing."),
 ) -> None:
-    """Remove a model's logged predictions older than AGE, and the labels joined to them."""
+    """Remove a model's logged predictions older than AGE, and the labels joined to them.
+
+    Exact to the row: a log part whose predictions are all older is deleted, one that
+    straddles the cutoff is rewritten (atomically) with only its newer rows. A label goes
+    when no prediction of its request is left.
+    """
     from forgeline.store.predictions import purge_predictions
 
     seconds = parse_duration(older_than, "--older-than")

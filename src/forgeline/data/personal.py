@@ -11,10 +11,13 @@ cheap signal). A column is flagged when that share reaches ``MATCH_SHARE`` (name
 ``NAME_SHARE`` of the rows), or a lower ``HINTED_SHARE`` when its name says what it holds
 (``email``, ``phone``, ``iban``...): the name raises confidence, never flags on its own.
 
-False positives avoided on purpose: floats and dates are never personal; integers are
-tried as card numbers only (numeric ids rarely pass Luhn for half their values); a string
-of bare digits is not taken as a phone number (ids, codes), only one written as a phone
-number is (``+``, separators, or the column's name says ``phone``).
+Numbers are judged too, since a card or phone number is often stored as one: integers
+(and floats that all hold whole numbers, as an integer column with a missing value
+arrives) are tried as card numbers, and as phone numbers where the column's name says
+``phone``. False positives avoided on purpose: floats with fractions and dates are never
+personal; numeric ids rarely pass Luhn for half their values; a string of bare digits or
+an integer is not taken as a phone number (ids, codes), only one written as a phone number
+is (``+``, separators, or the column's name says ``phone``).
 
 Findings never carry raw values: at most a masked example (``j***@e***.com``).
 """
@@ -154,21 +157,33 @@ def _sample(series: pd.Series, size: int, seed: int) -> pd.Series:
     return present.sample(size, random_state=seed) if len(present) > size else present
 
 
+def _whole_numbers(values: pd.Series) -> list[str] | None:
+    """The values as integer text when every one is a whole number; None otherwise."""
+    import numpy as np
+
+    numbers = values.to_numpy(dtype=np.float64)
+    if not np.isfinite(numbers).all() or (numbers % 1 != 0).any():
+        return None
+    return [str(v) for v in values.astype(np.int64)] if values.dtype.kind == "f" else \
+        [str(v) for v in values]
+
+
 def _judge(name: str, series: pd.Series, size: int, seed: int) -> PersonalColumn | None:
     dtype = series.dtype
-    if (pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_float_dtype(dtype)
-            or pd.api.types.is_datetime64_any_dtype(dtype)):
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
         return None
     values = _sample(series, size, seed)
     if values.empty:
         return None
     hinted = _hinted(name)
-    texts = [str(v).strip() for v in values]
-    integers = pd.api.types.is_integer_dtype(dtype)
-    checks = ({PersonalKind.CARD: _is_card} if integers else {
+    numeric = pd.api.types.is_numeric_dtype(dtype)
+    texts = _whole_numbers(values) if numeric else [str(v).strip() for v in values]
+    if texts is None:  # a float with a fraction: an amount, a rate, a measure
+        return None
+    phone = {PersonalKind.PHONE: lambda t: _is_phone(t, PersonalKind.PHONE in hinted)}
+    checks = ({PersonalKind.CARD: _is_card, **phone} if numeric else {
         PersonalKind.EMAIL: _is_email, PersonalKind.CARD: _is_card,
-        PersonalKind.IBAN: _is_iban, PersonalKind.IP: _is_ip,
-        PersonalKind.PHONE: lambda t: _is_phone(t, PersonalKind.PHONE in hinted),
+        PersonalKind.IBAN: _is_iban, PersonalKind.IP: _is_ip, **phone,
         PersonalKind.NAME: _has_name})
     best: PersonalColumn | None = None
     for kind, check in checks.items():

@@ -252,7 +252,8 @@ def prediction_section(task: str, classes: Sequence[Any] | None, labels: Any = N
 def reference_extras(model: Any, X_train: pd.DataFrame, X_test: pd.DataFrame, schema: Schema,
                      task: str, classes: Sequence[Any] | None, *, y_test: Any = None,
                      profile: Mapping[str, Any] | None = None, bins: int = 20,
-                     seed: int = 0, times: pd.Series | None = None) -> dict[str, Any]:
+                     seed: int = 0, times: pd.Series | None = None,
+                     personal: Iterable[str] = ()) -> dict[str, Any]:
     """The monitoring sections to merge into the reference profile.
 
     Args:
@@ -271,6 +272,8 @@ def reference_extras(model: Any, X_train: pd.DataFrame, X_test: pd.DataFrame, sc
         seed: for the PCA's row sample on large training sets.
         times: the training rows' event-time column (``data.time_column``, named by the
             Series' name); adds the ``time`` section.
+        personal: columns whose values the profile must not hold (personal data): left
+            out of the PCA (its means) and the bin means.
 
     Returns:
         JSON-serialisable ``{"prediction": ..., "multivariate": ... | None,
@@ -291,7 +294,9 @@ def reference_extras(model: Any, X_train: pd.DataFrame, X_test: pd.DataFrame, sc
         prediction = prediction_section(task, classes, labels=labels, proba=proba,
                                         y_true=y_test, bins=bins)
     kinds = {c.name: c.kind for c in schema.columns}
-    numeric = [c for c in X_train.columns if kinds.get(str(c)) is ColumnKind.NUMERIC]
+    left_out = {str(c) for c in personal}
+    numeric = [c for c in X_train.columns if kinds.get(str(c)) is ColumnKind.NUMERIC
+               and str(c) not in left_out]
     extras = {"prediction": prediction,
               "multivariate": fit_reference(X_train[numeric], X_test[numeric], seed=seed),
               "bin_means": feature_bin_means(X_train[numeric], profile, bins),

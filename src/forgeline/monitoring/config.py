@@ -61,6 +61,10 @@ class MonitorConfig:
         duplicate_share_change: duplicated rows above the reference share by this -> issue.
         performance_tolerance: a metric worse than its test value by more than this
             fraction of it -> degraded.
+        attribution_rows: current rows explained for attribution drift (0: no attribution
+            drift; see :mod:`.attribution`).
+        attribution_share_change: a column whose share of the total mean |contribution|
+            moved by more than this (0.05: five percentage points) -> attribution drift.
         rules: alert rules such as ``dataset_drift > 0.3`` (see ``alerts``).
         webhook: URL that receives a JSON POST when a rule fires.
         command: command run with the JSON payload on stdin when a rule fires
@@ -86,6 +90,8 @@ class MonitorConfig:
     unseen_share: float = 0.01
     duplicate_share_change: float = 0.05
     performance_tolerance: float = 0.05
+    attribution_rows: int = 1000
+    attribution_share_change: float = 0.05
     rules: tuple[str, ...] = ()
     webhook: str | None = None
     command: str | None = None
@@ -116,6 +122,9 @@ class MonitorConfig:
         _check(0 < self.dataset_drift_share <= 1, "dataset_drift_share must lie in (0, 1].")
         _check(self.small_sample_rows >= 1 and self.max_windows >= 1
                and self.min_window_rows >= 1, "row counts must be at least 1.")
+        _check(self.attribution_rows >= 0, "attribution_rows must be 0 (off) or more.")
+        _check(0 < self.attribution_share_change < 1,
+               "attribution_share_change must lie in (0, 1).")
         _check(self.delivery_retries >= 0 and self.delivery_timeout_s > 0
                and self.command_timeout_s > 0, "timeouts must be positive, retries >= 0.")
         _check(self.time_column is None or (isinstance(self.time_column, str)

@@ -44,6 +44,9 @@ def column_jobs(inputs: Iterable[Any], ref: Reference, present: Iterable[str]
             skipped[column.name] = "missing from the current data"
         elif stats is None:
             skipped[column.name] = "not in the reference profile"
+        elif stats.get("personal") or column.name in ref.personal:
+            skipped[column.name] = ("personal data: its values are not kept, so they are "
+                                    "not compared")
         else:
             jobs.append((column.name, stats, ref.categories.get(column.name)))
     return jobs, skipped

@@ -23,6 +23,7 @@ from forgeline.data.pca import reconstruction_errors
 from forgeline.engines import LocalEngine
 from forgeline.errors import InvalidInput
 from forgeline.monitoring.alerts import deliver, evaluate_rules
+from forgeline.monitoring.attribution import AttributionDrift, attribution_drift
 from forgeline.monitoring.binning import Binned, bin_column
 from forgeline.monitoring.config import MonitorConfig
 from forgeline.monitoring.drift import FeatureDrift, dataset_drift, feature_drift, window_drift
@@ -249,7 +250,8 @@ def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
         quality=checked, warnings=warnings, performance=perf,
         multivariate=_multivariate(ref, binned, config, windows, warnings),
         windows=window_drift(per_window, windows, config, _PREDICTION),
-        windows_by=windows.by)
+        windows_by=windows.by,
+        attribution=attribution_drift(predictor, current, config, warnings))
 
 
 def conclude(predictor: Predictor, ref: Reference, config: MonitorConfig, *, rows: int,
@@ -257,8 +259,8 @@ def conclude(predictor: Predictor, ref: Reference, config: MonitorConfig, *, row
              skipped: dict[str, str], prediction: FeatureDrift | None, quality: QualityResult,
              warnings: list[str], performance: PerformanceResult | None = None,
              multivariate: MultivariateResult | None = None,
-             windows: list[dict[str, Any]] | None = None, windows_by: str = "none"
-             ) -> MonitorResult:
+             windows: list[dict[str, Any]] | None = None, windows_by: str = "none",
+             attribution: AttributionDrift | None = None) -> MonitorResult:
     """The result of a run from its parts: the dataset drift of ``features``, the alert
     rules evaluated and, when one fired, delivered. Shared by :func:`monitor` and the
     partitioned run (:mod:`.partitions`)."""
@@ -272,7 +274,7 @@ def conclude(predictor: Predictor, ref: Reference, config: MonitorConfig, *, row
         multivariate=multivariate, quality=quality, performance=performance,
         windows=windows or [], windows_by=windows_by,
         generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), warnings=warnings,
-        clock=clock)
+        clock=clock, attribution=attribution)
     result.alerts = evaluate_rules(config.rules, result.values())
     if result.fired and (config.webhook or config.command):
         result.warnings.extend(deliver(alert_payload(result), config))
@@ -291,4 +293,7 @@ def alert_payload(result: MonitorResult) -> dict[str, Any]:
             "method": result.prediction.method, "score": result.prediction.score,
             "drifted": result.prediction.drifted},
         "quality_issues": [i.message for i in result.quality.issues],
+        "attribution_drift": None if result.attribution is None else {
+            "drifted": result.attribution.drifted,
+            "features": result.attribution.drifted_features},
     }

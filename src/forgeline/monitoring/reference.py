@@ -9,6 +9,7 @@ its numeric columns a PCA reference (fitted on one half of its rows, measured on
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,12 +38,14 @@ class Reference:
     """A profile (format of :mod:`forgeline.data.profile`, plus extras) and where it is from.
 
     ``categories`` holds, per categorical column, every category seen in the reference
-    when that set is complete (see :mod:`.binning`).
+    when that set is complete (see :mod:`.binning`); ``personal`` the columns the model's
+    profile marks personal, whose values are never compared (whatever the reference).
     """
 
     source: str
     profile: dict[str, Any]
     categories: dict[str, frozenset[str]] = field(default_factory=dict)
+    personal: frozenset[str] = frozenset()
 
 
 def normalise_category(name: str) -> str:
@@ -130,15 +133,17 @@ def build_reference(profile: Mapping[str, Any] | None, signature: Signature | No
         reference: a profile dict or a DataFrame to use instead of the model's profile.
         seed: for the PCA split of a reference frame.
     """
+    personal = frozenset(name for name, stats in ((profile or {}).get("columns") or {}).items()
+                         if isinstance(stats, Mapping) and stats.get("personal"))
     if isinstance(reference, pd.DataFrame):
         if signature is None:
             raise InvalidInput("A reference DataFrame needs the model signature for its "
                                "column kinds.")
-        return _from_frame(reference, signature, seed)
+        return dataclasses.replace(_from_frame(reference, signature, seed), personal=personal)
     source = "model profile" if reference is None else "given profile"
     chosen = profile if reference is None else reference
     if not isinstance(chosen, Mapping) or not isinstance(chosen.get("columns"), Mapping):
         raise InvalidInput("The reference profile is missing or malformed (no 'columns').",
                            hint="Re-train the model, or pass reference=<a DataFrame>.")
     chosen = dict(chosen)
-    return Reference(source, chosen, _complete_categories(chosen, signature))
+    return Reference(source, chosen, _complete_categories(chosen, signature), personal)

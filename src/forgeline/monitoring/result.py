@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forgeline.monitoring.alerts import AlertResult
+from forgeline.monitoring.attribution import AttributionDrift
 from forgeline.monitoring.config import MonitorConfig
 from forgeline.monitoring.drift import DatasetDrift, FeatureDrift
 from forgeline.monitoring.multivariate import MultivariateResult
@@ -43,6 +44,7 @@ class MonitorResult:
         quality: data quality; ``performance``: realised/estimated metrics (or None).
         windows: drift per time window; ``windows_by`` how they were cut.
         alerts: each rule and whether it fired; ``warnings``: what people should know.
+        attribution: attribution drift (None when not measured; a warning says why).
         clock: which times cut the windows and give the period (``clock.label``:
             ``event time: <column>``, ``logging time: ts`` or ``row order``).
     """
@@ -68,6 +70,7 @@ class MonitorResult:
     alerts: list[AlertResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     clock: Clock = ROW_ORDER
+    attribution: AttributionDrift | None = None
 
     @property
     def fired(self) -> list[AlertResult]:
@@ -97,6 +100,14 @@ class MonitorResult:
         if self.multivariate is not None:
             _put(out, "multivariate_error", self.multivariate.error)
             _put(out, "multivariate_drifted", self.multivariate.drifted)
+        if self.attribution is not None:
+            a = self.attribution
+            _put(out, "attribution_drifted", a.drifted)
+            _put(out, "attribution_drifted_features", len(a.drifted_features))
+            _put(out, "attribution_share_change", a.largest_share_change)
+            for name, f in a.features.items():
+                _put(out, f"attribution_share.{name}", f["current_share"])
+                _put(out, f"attribution_change.{name}", f["share_change"])
         if self.performance is not None:
             for name, value in self.performance.realized.items():
                 _put(out, name, value)
@@ -110,6 +121,8 @@ class MonitorResult:
         such as the HTML report, needs nothing else."""
         data = jsonable(self)
         data["fired"] = [a.rule for a in self.fired]
+        if self.attribution is not None:
+            data["attribution"]["drifted"] = self.attribution.drifted
         if self.performance is not None and self.performance.feedback is not None:
             data["performance"]["feedback"]["message"] = self.performance.feedback.message
         return data

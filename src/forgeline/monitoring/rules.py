@@ -38,6 +38,9 @@ GLOBAL = {
     "multivariate_error": "mean PCA reconstruction error",
     "multivariate_drifted": "1 when the reconstruction error left its band",
     "duplicate_share": "share of duplicated input rows",
+    "attribution_drifted": "1 when a column's share of the attributions moved",
+    "attribution_drifted_features": "number of columns whose attribution share moved",
+    "attribution_share_change": "the largest change of a column's attribution share",
     "rows": "rows monitored",
 }
 PER_COLUMN = {
@@ -49,6 +52,8 @@ PER_COLUMN = {
     "missing_share_change": "missing share minus the reference's",
     "out_of_range_share": "share of values outside the training range",
     "unseen_share": "share of categories not seen in training",
+    "attribution_share": "the column's share of the mean |contribution| (current)",
+    "attribution_change": "its attribution share minus the reference's",
 }
 ESTIMATED = ("accuracy", "precision", "recall", "f1", "roc_auc")
 _METRIC_NAMES = {*METRICS, *(f"estimated_{m}" for m in ESTIMATED)}

@@ -51,10 +51,10 @@ def column_shapley(output: Callable[[pd.DataFrame], np.ndarray], X: pd.DataFrame
     rows = np.repeat(ids[len(background):, None], len(columns), 1)
     if len(columns) <= _EXACT_UP_TO:
         explainer: Any = shap.ExactExplainer(model, masker)
-        result = explainer(rows)
+        result = explainer(rows, silent=True)
     else:
         explainer = shap.PermutationExplainer(model, masker, seed=seed)
-        result = explainer(rows, max_evals=max(500, 2 * len(columns) + 1))
+        result = explainer(rows, max_evals=max(500, 2 * len(columns) + 1), silent=True)
     values = np.asarray(result.values, dtype=float)  # rows x columns x outputs
     base = np.asarray(result.base_values, dtype=float).reshape(len(X), -1)
     return values.reshape(len(X), len(columns), -1).transpose(0, 2, 1), base

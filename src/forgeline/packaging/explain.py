@@ -119,7 +119,8 @@ class Explainer:
         from sklearn.compose import ColumnTransformer
         from sklearn.pipeline import Pipeline
 
-        self.predictor = None if isinstance(model, Pipeline) else model
+        self.predictor = (None if isinstance(model, Pipeline) or not hasattr(model, "prepare")
+                          else model)
         pipeline = model if self.predictor is None else self.predictor.model
         if not (isinstance(pipeline, Pipeline) and len(pipeline.steps) == 2
                 and isinstance(pipeline.steps[0][1], ColumnTransformer)):

@@ -9,6 +9,7 @@
     profile.json       reference statistics of the training data (monitoring)
     metrics.json       evaluation metrics
     card.md            the model card
+    attributions.json  each input column's mean |contribution| on the test split (monitoring)
     requirements.txt   pinned versions of the libraries the model needs
     MANIFEST.json      {"format": 1, "flavor", "created", "files": {path: sha256}}
 
@@ -39,8 +40,9 @@ from forgeline.packaging.signature import Signature
 from forgeline.store.artifacts import safe_artifact_path, sha256_file
 from forgeline.util.files import atomic_path
 
-__all__ = ["MANIFEST_FILE", "MODEL_FILE", "PACKAGE_FORMAT", "PRIVACY_FILE", "ModelPackage",
-           "load_package", "manifest_digest", "model_flavor", "save_package", "verify_package"]
+__all__ = ["ATTRIBUTIONS_FILE", "MANIFEST_FILE", "MODEL_FILE", "PACKAGE_FORMAT", "PRIVACY_FILE",
+           "ModelPackage", "load_package", "manifest_digest", "model_flavor", "save_package",
+           "verify_package"]
 
 PACKAGE_FORMAT = 1
 MODEL_FILE = "model.skops"
@@ -49,6 +51,7 @@ PROFILE_FILE = "profile.json"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "card.md"
 PRIVACY_FILE = "privacy.json"  # personal columns and how they were handled (no values)
+ATTRIBUTIONS_FILE = "attributions.json"  # global attributions (packaging.attributions)
 REQUIREMENTS_FILE = "requirements.txt"
 MANIFEST_FILE = "MANIFEST.json"
 NATIVE_FILES = {"lightgbm": "model.lgb.txt", "xgboost": "model.xgb.json"}
@@ -95,6 +98,16 @@ class ModelPackage:
         path = self.path / PRIVACY_FILE
         if PRIVACY_FILE not in self.manifest.get("files", {}) or not path.is_file():
             return {"policy": None, "columns": {}, "sensitive": []}
+        return dict(_read_json(path))
+
+    @property
+    def attributions(self) -> dict[str, Any] | None:
+        """``attributions.json`` (see :func:`~.attributions.attribution_record`): the
+        reference attributions monitoring compares with; None for a package without them
+        (trained before they existed, or a model that could not be explained)."""
+        path = self.path / ATTRIBUTIONS_FILE
+        if ATTRIBUTIONS_FILE not in self.manifest.get("files", {}) or not path.is_file():
+            return None
         return dict(_read_json(path))
 
     @property

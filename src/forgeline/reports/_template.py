@@ -178,6 +178,20 @@ repeats; top {{ max_features }}){% if importance_note %}, {{ importance_note }}{
 {{ importance_note }}{% endif %}.</p>{% endif %}
 </section>
 
+<section id="explain"><h2>Why the model decides</h2>
+<p class="note">{{ explain_note }}</p>
+{% if explain %}<div class="grid">{{ explain.summary }}{{ explain.bars }}</div>
+{% if explain.dependence %}<h3>Dependence of the top features</h3>
+<div class="grid">{% for plot in explain.dependence %}{{ plot }}
+{% endfor %}</div>{% endif %}
+<h3>Interactions</h3>
+{% if explain.interactions %}<p class="note">{{ explain.interaction_note }}; a pair's value
+is how much the two features together move the output beyond their separate effects.</p>
+{{ explain.interactions }}
+{% else %}<p class="empty">No interactions: {{ explain.interaction_note }}.</p>{% endif %}
+{% endif %}
+</section>
+
 <section id="fairness"><h2>Slices and fairness</h2>
 {% if limits %}<h3>Fairness limits</h3>{{ table(limits) }}
 <p class="note">A limit is checked on the point estimate; the interval (bootstrap, stratified
@@ -243,6 +257,12 @@ MONITORING = """{% extends "base.html" %}
 stop moving together as they did in training the error rises, even if no single column
 drifted. The band is the reference error +- {{ sigma }} standard errors for the window's size.</p>
 {% else %}<p class="empty">{{ multivariate_note }}</p>{% endif %}
+</section>
+
+<section id="attribution"><h2>Attribution drift</h2>
+{% if attribution_plot %}<p class="note">{{ attribution_note }}</p>
+{{ attribution_plot }}{{ table(attribution) }}
+{% else %}<p class="empty">{{ attribution_note }}</p>{% endif %}
 </section>
 
 <section id="quality"><h2>Data quality</h2>

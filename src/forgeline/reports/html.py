@@ -18,7 +18,8 @@ from markupsafe import Markup
 from forgeline.data.findings import Finding, Severity
 from forgeline.entities import Evaluation
 from forgeline.metrics import METRICS
-from forgeline.reports import plots
+from forgeline.packaging.attributions import GlobalExplanation
+from forgeline.reports import explain_plots, plots
 from forgeline.reports._page import Figures, render_page, write_html
 from forgeline.reports._summary import LABELS, split_summary
 from forgeline.reports._tables import SEVERITY_ORDER, badge, fmt, row, table
@@ -28,7 +29,8 @@ __all__ = ["render_report"]
 _FIRST_STATS = ("kind", "dtype", "missing_share", "n_unique")
 _SECTIONS = [("summary", "Summary"), ("data", "Data"), ("findings", "Findings"),
              ("tuning", "Tuning"), ("metrics", "Test metrics"), ("plots", "Diagnostic plots"),
-             ("importance", "Feature importance"), ("fairness", "Slices and fairness")]
+             ("importance", "Feature importance"), ("explain", "Why the model decides"),
+             ("fairness", "Slices and fairness")]
 
 
 def _data_context(data: Mapping[str, Any] | None, html: Figures) -> dict[str, Any]:
@@ -97,6 +99,34 @@ def _metrics_context(ev: Evaluation, baseline: Mapping[str, float] | None) -> di
         cells.append("higher is better" if up else "lower is better")
         rows.append(row(*cells, cls="primary" if name == ev.metric else ""))
     return {"metrics": table(headers, rows)}
+
+
+def _explain_context(g: GlobalExplanation | None, note: str, html: Figures,
+                     personal: Sequence[str]) -> dict[str, Any]:
+    if g is None:
+        return {"explain": None, "explain_note": note or "The model was not explained."}
+    e = g.explanation
+    categorical = [c for c in list(g.mean_abs)[:explain_plots.MAX_FEATURES]
+                   if c not in personal and not explain_plots.encode(e.data[c])[1]]
+    text = (f"Contributions (SHAP values, {e.method}) of each input column on {g.rows} rows "
+            f"of the test split, in {e.units}: a row's contributions and the base value add "
+            "up to the model's output. In the summary each point is a row; its colour is the "
+            "column's value (numbers from low to high, clipped to their 5th-95th "
+            "percentiles; missing values grey)")
+    if categorical:
+        text += (". Categorical columns (" + ", ".join(categorical) + ") are coloured by "
+                 "category code, in sorted order, not by an order of their own")
+    shown = [c for c in personal if c in g.mean_abs]
+    if shown:
+        text += (". Personal columns (" + ", ".join(shown) + ") are shown by name only: "
+                 "grey points, no values, no dependence plot")
+    return {"explain": {"summary": html(explain_plots.summary(g, personal)),
+                        "bars": html(explain_plots.mean_abs_bars(g)),
+                        "dependence": [html(f) for f in explain_plots.dependences(
+                            g, hidden=personal)],
+                        "interactions": html(explain_plots.interactions(g)),
+                        "interaction_note": g.interaction_note},
+            "explain_note": text + "."}
 
 
 def _flat(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,7 +210,9 @@ def _limits(checked: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def render_report(path: Path, *, title: str, evaluation: Evaluation,
                   summary: Mapping[str, Any], data: Mapping[str, Any] | None = None,
                   findings: Sequence[Finding] = (), trials: Sequence[Mapping[str, Any]] = (),
-                  baseline: Mapping[str, float] | None = None) -> Path:
+                  baseline: Mapping[str, float] | None = None,
+                  explanation: GlobalExplanation | None = None, explanation_note: str = "",
+                  personal: Sequence[str] = ()) -> Path:
     """Write the HTML report of one model to ``path`` (replaced atomically).
 
     Args:
@@ -195,6 +227,9 @@ def render_report(path: Path, *, title: str, evaluation: Evaluation,
         findings: Validation and leakage findings.
         trials: Tuning trials, each {number, model, score, params, state}.
         baseline: Metric -> score of a model to compare with (e.g. the champion).
+        explanation: contributions on a sample of the test split, for the "Why the model
+            decides" section; None with ``explanation_note`` saying why there are none.
+        personal: personal columns: in the explanation by name only, never by value.
 
     Returns:
         ``path``.
@@ -219,6 +254,7 @@ def render_report(path: Path, *, title: str, evaluation: Evaluation,
         "importance_plot": html(plots.importance(ev)), "importance_note": ev.importance_note,
         **_data_context(data, html), **_findings_context(findings),
         **_tuning_context(trials, ev, html), **_metrics_context(ev, baseline),
-        **_fairness_context(ev, html),
+        **_fairness_context(ev, html), **_explain_context(explanation, explanation_note, html,
+                                                         personal),
     }
     return write_html(path, render_page("training.html", context))

@@ -29,7 +29,8 @@ __all__ = ["MAX_DISTRIBUTIONS", "render_monitor_report"]
 MAX_DISTRIBUTIONS = 30
 _SECTIONS = [("summary", "Summary"), ("alerts", "Alerts"), ("drift", "Data drift"),
              ("time", "Drift over time"), ("prediction", "Prediction drift"),
-             ("multivariate", "Multivariate"), ("quality", "Data quality"),
+             ("multivariate", "Multivariate"), ("attribution", "Attribution drift"),
+             ("quality", "Data quality"),
              ("performance", "Performance")]
 _REQUIRED = ("model", "task", "rows", "period", "config", "features", "dataset", "quality",
              "windows", "alerts")
@@ -133,6 +134,34 @@ def _multivariate(r: Result, html: Figures) -> dict[str, Any]:
             "sigma": fmt(r["config"]["multivariate_sigma"]), "multivariate_note": ""}
 
 
+def _attribution(r: Result, html: Figures) -> dict[str, Any]:
+    a = r.get("attribution")
+    if a is None:
+        return {"attribution_plot": None, "attribution": table([], []),
+                "attribution_note": "No attribution drift: the model package has no "
+                                    "reference attributions, or it was not measured (see "
+                                    "the warnings)."}
+    rows = [row(name, num(f["reference"]), num(f["current"]), (
+                    "—" if f["relative_change"] is None else f"{f['relative_change']:+.0%}",
+                    "num"),
+                num(f["reference_share"], "share"), num(f["current_share"], "share"),
+                (f"{f['share_change']:+.1%}", "num"),
+                f"{f['reference_rank']} → {f['current_rank']}",
+                badge("moved", "drift") if f["drifted"] else badge("ok", "ok"),
+                cls="drifted" if f["drifted"] else "")
+            for name, f in a["features"].items()]
+    note = (f"Mean |contribution| ({a['units']}, {a['method']}) of each input column over "
+            f"{a['rows']:,} current rows, against {a.get('reference_rows') or 0:,} rows of the "
+            "test split when the model was trained. A feature is flagged when its share of "
+            f"all attribution moved by more than {a['threshold']:.0%} points: the model now "
+            "decides more (or less) on it.")
+    return {"attribution_plot": html(plots.attribution(a)), "attribution_note": note,
+            "attribution": table(["feature", ("reference", "num"), ("current", "num"),
+                                  ("relative change", "num"), ("share (ref.)", "num"),
+                                  ("share (current)", "num"), ("share change", "num"),
+                                  "rank", "verdict"], rows)}
+
+
 def _quality(r: Result) -> dict[str, Any]:
     q = r["quality"]
     issues = sorted(q["issues"], key=lambda i: SEVERITY_ORDER.get(i["severity"], 3))
@@ -217,7 +246,8 @@ def _kpis(r: Result) -> list[tuple[str, str, str]]:
             ("quality issues", str(issues), ""),
             ("alerts fired", str(len(fired)), "bad" if fired else "")]
     for at, key, label in ((2, "prediction", "prediction drift"),
-                           (3, "multivariate", "multivariate drift")):
+                           (3, "multivariate", "multivariate drift"),
+                           (4, "attribution", "attribution drift")):
         part = r.get(key)
         if part is not None:
             kpis.insert(at, (label, "yes" if part["drifted"] else "no",
@@ -282,6 +312,6 @@ def render_monitor_report(result: Result | HasDict, path: str | Path, *,
         "kpis": _kpis(r), "summary": summary, "warnings": r.get("warnings") or [],
         **({"generated": r["generated"]} if r.get("generated") else {}),
         **_alerts(r), **_drift(r, html), **_time(r, html), **_prediction(r, html),
-        **_multivariate(r, html), **_quality(r), **_performance(r, html),
+        **_multivariate(r, html), **_attribution(r, html), **_quality(r), **_performance(r, html),
     }
     return write_html(Path(path), render_page("monitoring.html", context))

@@ -24,10 +24,11 @@ from forgeline.reports.theme import BLUE, GREY, HEIGHT, ORANGE, RED, TEMPLATE
 
 Figure = dict[str, Any]
 
-__all__ = ["distribution", "drift_heatmap", "drift_over_time", "multivariate",
+__all__ = ["attribution", "distribution", "drift_heatmap", "drift_over_time", "multivariate",
            "performance_over_time"]
 
 MAX_HEATMAP_FEATURES = 20
+MAX_ATTRIBUTION_FEATURES = 20
 MAX_CATEGORIES = 12  # bars per distribution (wide enough to see); the rest join (other)
 _LABEL_CHARS = 28
 
@@ -221,4 +222,32 @@ def performance_over_time(perf: Mapping[str, Any], metric: str) -> Figure | None
         fig.add("scatter", x=labels, y=[test] * len(labels), mode="lines", name="test",
                 line={"dash": "dash", "color": GREY}, hoverinfo="skip")
     fig.axes({"type": "category", "title": _title("window")}, {"title": _title(metric)})
+    return fig
+
+
+def attribution(a: Mapping[str, Any]) -> Figure | None:
+    """Reference and current mean |contribution| per feature (the largest of either on
+    top); flagged features' current bars in red."""
+    features = a.get("features") or {}
+    top = sorted(features, key=lambda c: -max(features[c]["reference"],
+                                              features[c]["current"]))
+    top = top[:MAX_ATTRIBUTION_FEATURES][::-1]
+    if not top:
+        return None
+    drifted = a.get("drifted_features") or []
+    fig = _Fig(f"Attribution drift: mean |contribution| per feature ({a['units']})",
+               height=max(HEIGHT, 90 + 30 * len(top)),
+               subtitle=f"{len(drifted)} feature(s) moved" if drifted else "no feature moved",
+               bad=bool(drifted), barmode="group",
+               legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"})
+    labels = [_short(c) for c in top]
+    fig.add("bar", orientation="h", y=labels, x=[features[c]["reference"] for c in top],
+            name="reference (test split)", marker={"color": GREY},
+            hovertemplate="%{y}: %{x:.4g}<extra>reference</extra>")
+    fig.add("bar", orientation="h", y=labels, x=[features[c]["current"] for c in top],
+            name="current", marker={"color": [RED if c in drifted else BLUE for c in top]},
+            customdata=[f"{features[c]['share_change']:+.1%}" for c in top],
+            hovertemplate="%{y}: %{x:.4g} (share %{customdata})<extra>current</extra>")
+    fig.axes(x={"title": _title(f"mean |contribution| ({a['units']})")},
+             y={"type": "category"})
     return fig

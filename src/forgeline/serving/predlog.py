@@ -6,11 +6,13 @@ rows) that a background thread assembles into the log's columns and hands to
 ``flush_interval_s`` seconds; when the queue is full the record is dropped and counted.
 
 Personal data never reaches a file in clear: the columns named ``personal`` (the model
-package's personal columns, used as features or not) and every text column whose values
-look personal in a batch (:func:`~forgeline.data.personal.detect_personal`; the column
-then stays hashed for good) are written as their keyed HMAC-SHA256 hex, so labels and
-audits can still join on them by hashing the value with the same key. A text column judged
-not personal on a full sample (``SAMPLE`` values) is not examined again.
+package's personal columns, used as features or not) and every column whose values look
+personal in a batch (:func:`~forgeline.data.personal.detect_personal`: text, and numbers
+such as a card number or, in a column named for it, a phone number stored as an integer;
+the column then stays hashed for good) are written as their keyed HMAC-SHA256 hex, so
+labels and audits can still join on them by hashing the value with the same key (a whole
+number is hashed as its integer text, ``4111111111111111``, however it arrived). A column
+judged not personal on a full sample (``SAMPLE`` values) is not examined again.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class PredictionLog:
         personal: input columns always stored as keyed hashes.
         hash_key: the HMAC key (:func:`~forgeline.config.hash_key`); without one, a
             column that is or looks personal is not stored at all rather than in clear.
-        detect: also hash the text columns whose values look personal.
+        detect: also hash the columns whose values look personal.
 
     Attributes:
         personal: the columns stored hashed (grows as detection finds more).
@@ -257,16 +259,15 @@ class PredictionLog:
     def _private(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """``inputs`` with every personal column hashed (or left out without a key)."""
         if self.detect:
-            text = [c for c in inputs.columns if c not in self.personal
-                    and c not in self._cleared
-                    and not pd.api.types.is_numeric_dtype(inputs[c].dtype)
-                    and not pd.api.types.is_bool_dtype(inputs[c].dtype)
-                    and not pd.api.types.is_datetime64_any_dtype(inputs[c].dtype)]
-            if text:
-                found = detect_personal(inputs, text)
+            unknown = [c for c in inputs.columns if c not in self.personal
+                       and c not in self._cleared
+                       and not pd.api.types.is_bool_dtype(inputs[c].dtype)
+                       and not pd.api.types.is_datetime64_any_dtype(inputs[c].dtype)]
+            if unknown:
+                found = detect_personal(inputs, unknown)
                 self.personal.update(found)
                 # judged on a full sample and not personal: not examined again
-                self._cleared.update(c for c in text if c not in found
+                self._cleared.update(c for c in unknown if c not in found
                                      and inputs[c].count() >= SAMPLE)
         present = [c for c in inputs.columns if c in self.personal]
         if not present:

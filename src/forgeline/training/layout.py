@@ -10,13 +10,14 @@ from pathlib import Path
 from forgeline.errors import NotFound
 from forgeline.tracking.client import Client
 
-__all__ = ["CHECKS_PATH", "EVALUATION_PATH", "MODEL_PATH", "REPORT_PATH", "SELECTION_PATH",
-           "SPEC_PATH", "report_path"]
+__all__ = ["ATTRIBUTIONS_PATH", "CHECKS_PATH", "EVALUATION_PATH", "MODEL_PATH", "REPORT_PATH",
+           "SELECTION_PATH", "SPEC_PATH", "report_path"]
 
 MODEL_PATH = "model"  # the model package
 REPORT_PATH = "report/report.html"
 CHECKS_PATH = "report/checks.json"  # validation and leakage findings
 EVALUATION_PATH = "report/evaluation.json"
+ATTRIBUTIONS_PATH = "report/attributions.json"  # mean |contribution| per input column
 SELECTION_PATH = "report/selection.json"  # each family's best trial and the one chosen
 SPEC_PATH = "spec.json"  # the full spec, so a retrain can start from what trained the model
 

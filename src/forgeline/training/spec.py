@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forgeline.data.leakage import LeakageSpec
 from forgeline.entities import SplitStrategy, Task
@@ -78,6 +78,17 @@ class PrivacySpec(_Strict):
     personal: tuple[str, ...] = ()  # personal whatever detection says
     exclude: tuple[str, ...] = ()  # not personal, whatever detection says
     detect: bool = True  # look for personal columns in the data
+    # Columns that already hold keyed hashes under this home's key (the prediction log's
+    # values, as retraining feeds them): personal, used as they are, never hashed twice.
+    hashed: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _hashed_needs_hash(self) -> PrivacySpec:
+        if self.hashed and self.policy != "hash":
+            raise ValueError(f"privacy.hashed ({', '.join(self.hashed)}) needs privacy.policy "
+                             f"hash, not {self.policy}: the model must see its requests "
+                             "hashed the same way")
+        return self
 
 
 class FairnessSpec(_Strict):

@@ -18,7 +18,13 @@ __all__ = ["keyed_hash", "keyed_hash_series"]
 
 
 def keyed_hash(value: Any, key: bytes) -> str:
-    """HMAC-SHA256 of ``str(value)`` (UTF-8) under ``key``, as 64 hex digits."""
+    """HMAC-SHA256 of ``str(value)`` (UTF-8) under ``key``, as 64 hex digits.
+
+    A float holding a whole number is hashed as the integer (``4111111111111111.0`` as
+    ``4111111111111111``): an integer column arrives as floats when a value is missing, and
+    its tokens must not change with that."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     return hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
 
 

@@ -5,6 +5,13 @@ labelled production data (the most recent labelled rows held out) → score cham
 challenger on those held-out rows → move the champion alias only when the challenger is
 better by the margin. The decision, its evidence and the lineage are recorded in a
 ``retrain`` run whose child is the challenger's training run.
+
+Personal columns (:func:`~forgeline.workflows.privacy.logged_privacy`): the log holds them
+as keyed hashes. A ``privacy.policy: hash`` model learns and serves on those very hashes,
+so its original rows are hashed with the same key and the challenger trains with
+``privacy.hashed`` (no value hashed twice, none left raw). A model that takes a personal
+column raw (``warn``) cannot learn from or be judged on logged rows: the cycle is skipped,
+its reason saying so.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forgeline.config import hash_key
 from forgeline.data.io import load_table
 from forgeline.entities import ModelVersion, SplitStrategy
 from forgeline.errors import InvalidInput
@@ -39,6 +47,7 @@ from forgeline.training.spec import TrainSpec, load_spec
 from forgeline.training.tuning import score_model
 from forgeline.util.progress import Progress
 from forgeline.util.time import parse_duration
+from forgeline.workflows.privacy import hash_columns, logged_privacy
 from forgeline.workflows.schedule import Schedule
 from forgeline.workflows.train import train
 
@@ -136,9 +145,17 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
                                f"needs {gate.min_labelled} to compare the models")
             return _record(run, decision)
         inputs = model_of(champion.version).signature.names
+        private = logged_privacy(model_of(champion.version).privacy, spec.privacy, labelled,
+                                 inputs)
+        if private.blocked:
+            decision.action, decision.reason = "skipped", private.blocked
+            return _record(run, decision)
         parts = [_training_rows(spec, labelled.iloc[: len(labelled) - len(held_out)], inputs)]
         if rt.include_original:
-            parts.insert(0, load_table(spec.data.path))
+            original = load_table(spec.data.path)
+            if private.tokens and spec.privacy.policy == "hash":  # as the log holds them
+                original = hash_columns(original, private.tokens, hash_key(settings))
+            parts.insert(0, original)
         split: list[str] = []
         if spec.data.time_column and spec.split.strategy in (None, SplitStrategy.TIME):
             # Production rows are the newest, so a time split would make them all the
@@ -169,7 +186,7 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
                               *([] if sensitive else ["fairness.limits=[]"]),
                               f"data.group_column={group}",
                               f"register.alias={rt.challenger}", "register.min_score=null",
-                              *split],
+                              *private.overrides, *split],
                        client=client, progress=progress, parent_run_id=run.run_id)
         if result.model_version is None:
             decision.reason = f"the challenger was not registered: {result.registered_reason}"

@@ -23,24 +23,36 @@ from typing import Any
 import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
+from forgeline.config import hash_key
 from forgeline.data.findings import Finding
 from forgeline.data.profile import build_profile, reference_extras
 from forgeline.data.schema import Schema
 from forgeline.entities import GIT_COMMIT, GIT_DIRTY, Evaluation, ModelVersion, Task
 from forgeline.metrics import METRICS
-from forgeline.packaging.package import PRIVACY_FILE, save_package
+from forgeline.packaging.attributions import (
+    EXPLAIN_SECONDS,
+    attribution_record,
+    explain_or_note,
+)
+from forgeline.packaging.package import ATTRIBUTIONS_FILE, PRIVACY_FILE, save_package
 from forgeline.packaging.signature import Signature
 from forgeline.reports import render_card, render_report
 from forgeline.tracking.client import Client
 from forgeline.tracking.run import ActiveRun
 from forgeline.training.evaluate import evaluate
-from forgeline.training.layout import EVALUATION_PATH, MODEL_PATH, REPORT_PATH, report_path
+from forgeline.training.layout import (
+    ATTRIBUTIONS_PATH,
+    EVALUATION_PATH,
+    MODEL_PATH,
+    REPORT_PATH,
+    report_path,
+)
 from forgeline.training.mitigation import check_fairness, fairness_metrics, fairness_summary
 from forgeline.training.spec import TrainSpec
 from forgeline.training.trials import TrialOutcome
 from forgeline.training.tuning import PACKAGING_S, ModelPlan, TuningResult, score_model
 from forgeline.util.progress import Progress
-from forgeline.workflows.privacy import PrivacyPlan, scrub
+from forgeline.workflows.privacy import PrivacyPlan, hash_columns, scrub
 
 __all__ = ["TrainResult", "finding_record", "finish", "log_json"]
 
@@ -101,6 +113,9 @@ def finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
     model = plan.pipeline(best.model, best.params).fit(train_frame[features],
                                                         train_frame[d.target])
     sensitive = test_frame[list(d.sensitive)] if d.sensitive else None
+    if sensitive is not None and privacy.policy != "hash":  # (hash: tokens already)
+        # a personal column sliced on: its slices are named by keyed hashes, not values
+        sensitive = hash_columns(sensitive, privacy.columns, hash_key(client.settings))
     evaluation = evaluate(model, test_frame[features], test_frame[d.target], plan.task,
                           metric=plan.metric, sensitive=sensitive, seed=spec.seed,
                           times=test_frame[d.time_column] if d.time_column else None,
@@ -113,6 +128,13 @@ def finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
             spec.fairness, model, evaluation,
             *[(part[features], part[d.target], part[list(d.sensitive)])
               for part in (train_frame, test_frame)], seed=spec.seed))
+    progress.status("Explaining the model on the test split")
+    explained, unexplained = explain_or_note(
+        model, test_frame[features], background=train_frame[features], seed=spec.seed,
+        seconds=EXPLAIN_SECONDS if run_end is None
+        else min(EXPLAIN_SECONDS, max(1.0, run_end - time.time() - PACKAGING_S)))
+    attributions = {} if explained is None else {
+        ATTRIBUTIONS_FILE: json.dumps(attribution_record(explained), indent=2)}
     progress.status("Writing the model package and the report")
     run.log_params({"model": best.model, **{f"model.{k}": v for k, v in best.params.items()}})
     run.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
@@ -152,21 +174,26 @@ def finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
     times = train_frame[d.time_column] if d.time_column in train_frame.columns else None
     profile.update(reference_extras(model, train_frame[features], test_frame[features], schema,
                                     plan.task.value, classes, y_test=test_frame[d.target],
-                                    profile=profile, seed=spec.seed, times=times))
+                                    profile=profile, seed=spec.seed, times=times,
+                                    personal=privacy.columns))
     signature = scrub(signature, profile, privacy.columns)
     with tempfile.TemporaryDirectory() as tmp:
         package = save_package(Path(tmp) / "model", model, signature, profile=profile,
                                metrics=evaluation.to_dict()["metrics"], card=card,
-                               extra_files={PRIVACY_FILE: json.dumps(private, indent=2)})
+                               extra_files={PRIVACY_FILE: json.dumps(private, indent=2),
+                                            **attributions})
         run.log_artifact(package, MODEL_PATH)
         html = render_report(Path(tmp) / "report.html", title=f"{spec.name}: training report",
                              evaluation=evaluation, summary=summary, data=data,
                              findings=findings, trials=[_trial(t) for t in tuned.trials],
-                             baseline=baseline)
+                             baseline=baseline, explanation=explained,
+                             explanation_note=unexplained, personal=tuple(privacy.columns))
         run.log_artifact(html, str(Path(REPORT_PATH).parent))
         (Path(tmp) / "card.md").write_text(card)
         run.log_artifact(Path(tmp) / "card.md", str(Path(REPORT_PATH).parent))
     log_json(run, evaluation.to_dict(), EVALUATION_PATH)
+    if explained is not None:
+        log_json(run, attribution_record(explained), ATTRIBUTIONS_PATH)
     ok, reason = _passes(spec, evaluation, plan.scorer.greater_is_better)
     version = None
     run.flush()

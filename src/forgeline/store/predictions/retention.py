@@ -1,11 +1,13 @@
 """Retention: remove the prediction log's parts older than a cutoff, and their labels.
 
-A part goes when its newest row is older than the cutoff (whole parts only: a part that
-straddles the cutoff stays until all of it is old; parts are written per day, so that is
-at most a day's worth). The labels of the request ids that only the removed parts held
-go with them: a label file holding nothing else is deleted, one that also holds newer
-labels is rewritten without them (atomically, like every write of the log). Date folders
-left empty are removed.
+Retention is exact to the row: every prediction older than the cutoff goes, every newer
+one stays. A part whose rows are all older is deleted; a part that straddles the cutoff
+(parts are written per day and per flush, so only parts of the cutoff's own day can) is
+rewritten without its older rows, atomically: a reader sees the whole old part or the new
+one, never a half. A request's rows share one time, so a request is never split. The
+labels of the request ids that only the removed rows held go with them: a label file
+holding nothing else is deleted, one that also holds newer labels is rewritten without
+them (atomically, like every write of the log). Date folders left empty are removed.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ class Purged:
         kind: ``"predictions"`` or ``"labels"``.
         path: the file.
         rows: the rows removed from it.
-        action: ``"deleted"``, or ``"rewritten"`` (a label file keeping newer labels).
-        newest: the newest prediction time in a removed part (None for labels).
+        action: ``"deleted"``, or ``"rewritten"`` (a part or a label file keeping its
+            newer rows).
+        newest: the newest prediction time among the rows removed (None for labels).
     """
 
     kind: str
@@ -43,27 +46,39 @@ class Purged:
     newest: dt.datetime | None = None
 
 
-def _ids_and_newest(path: Path) -> tuple[set[str], pd.Timestamp | None, int]:
+def _stamps(path: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path, columns=["request_id", "ts"]).to_pandas()
-    newest = table["ts"].max() if len(table) else None
-    return set(table["request_id"].astype(str)), newest, len(table)
+    return pq.read_table(path, columns=["request_id", "ts"]).to_pandas()
+
+
+def _keep_newer(path: Path, cutoff: pd.Timestamp) -> None:
+    """Rewrite a straddling part with only its rows at or after ``cutoff``, atomically."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    since = pa.scalar(cutoff.to_pydatetime(), type=table.schema.field("ts").type)
+    with atomic_path(path) as tmp:
+        pq.write_table(table.filter(pc.greater_equal(table["ts"], since)), tmp,
+                       compression="zstd")
 
 
 def purge_predictions(settings: Settings, model: str, older_than_s: float, *,
                       now: dt.datetime | None = None, dry_run: bool = False) -> list[Purged]:
-    """Remove ``model``'s log parts older than ``older_than_s`` seconds, and their labels.
+    """Remove ``model``'s predictions older than ``older_than_s`` seconds, and their labels.
 
     Args:
         settings: where the log and the labels live.
         model: the model name.
-        older_than_s: the age beyond which a part goes (``90d`` is 7,776,000 s).
+        older_than_s: the age beyond which a prediction goes (``90d`` is 7,776,000 s).
         now: the time the age is measured from; the current time by default.
         dry_run: list what would go, remove nothing.
 
     Returns:
-        What was (or would be) removed: prediction parts first, then label files.
+        What was (or would be) removed: prediction parts first (deleted, or rewritten
+        without their older rows), then label files.
 
     Raises:
         InvalidInput: a non-positive age, or a model name that is not a plain name.
@@ -82,19 +97,24 @@ def purge_predictions(settings: Settings, model: str, older_than_s: float, *,
     old_ids: set[str] = set()
     kept_ids: set[str] = set()
     for path in sorted(directory.glob(f"date=*/{PART_PREFIX}*.parquet")):
-        ids, newest, rows = _ids_and_newest(path)
-        if newest is not None and newest < cutoff:
-            old_ids |= ids
-            removed.append(Purged("predictions", path, rows, "deleted",
-                                  newest.to_pydatetime()))
-        else:
-            kept_ids |= ids
+        stamps = _stamps(path)
+        old = stamps["ts"] < cutoff
+        ids = stamps["request_id"].astype(str)
+        kept_ids |= set(ids[~old])
+        if not old.any():
+            continue
+        old_ids |= set(ids[old])
+        removed.append(Purged("predictions", path, int(old.sum()),
+                              "deleted" if old.all() else "rewritten",
+                              stamps["ts"][old].max().to_pydatetime()))
     gone = old_ids - kept_ids
     if gone:
         removed += _labels(feedback_root(settings) / model, gone, dry_run)
     if not dry_run:
         for item in removed:
-            if item.kind == "predictions":
+            if item.kind == "predictions" and item.action == "rewritten":
+                _keep_newer(item.path, cutoff)
+            elif item.kind == "predictions":
                 item.path.unlink(missing_ok=True)
         for day in directory.glob("date=*"):
             if day.is_dir() and not any(day.iterdir()):
