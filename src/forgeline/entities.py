@@ -307,7 +307,9 @@ class Evaluation:
     histogram of every residual {hist_edges, hist_counts}. ``slices`` lists, per sensitive
     column, a row per group; groups under ``min_slice_rows`` rows are not scored.
     ``recent`` (with a time column) scores the newest share of the test rows on its own:
-    {column, share, rows, from, to, metrics}.
+    {column, share, rows, from, to, metrics}. ``fairness`` holds, per sensitive column,
+    :func:`forgeline.fairness.group_fairness` (per-group rates and calibration,
+    differences and ratios, bootstrap intervals) and the largest metric gap.
     """
 
     task: str
@@ -325,6 +327,9 @@ class Evaluation:
     min_slice_rows: int = MIN_SLICE_ROWS
     recent: dict[str, Any] | None = None
     importance_note: str | None = None  # how importance was cut to fit a time budget
+    # the spec's fairness limits on the test split: {"limits": [{limit, column, metric,
+    # value, ci, passed}], "passed", "mitigation": the candidate's figures or None}
+    fairness_limits: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict: numpy scalars made plain, NaN and infinity made None."""

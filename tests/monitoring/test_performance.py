@@ -86,3 +86,27 @@ def test_ids_match_across_types_and_bad_tables_are_refused() -> None:
         join_feedback(predictions, pd.DataFrame({"id": [1]}), "id", "label")
     with pytest.raises(InvalidInput, match="The predictions already have a column 'id'"):
         join_feedback(predictions, pd.DataFrame({"id": [1]}), "id", "id")
+
+
+def test_fairness_per_window_on_the_labelled_rows(model: Model) -> None:
+    """A sensitive request field logged beside the inputs gets fairlearn's figures,
+    overall and per window, on the labelled rows only."""
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    log, y = log_frame(model, 3_000, 32, days=3)
+    log["band"] = np.where(np.arange(len(log)) % 3 == 0, "young", "old")
+    labels = y.where(np.arange(len(y)) % 2 == 0)
+    windows = split_windows(log, MonitorConfig())
+    result = performance(log, labels, "binary", (0, 1), model.predictor.metrics,
+                         windows=windows, sensitive=["band", "absent"])
+    known = labels.notna().to_numpy()
+    truth, chosen = y[known].astype(int), log["prediction"][known].astype(int)
+    groups = log["band"][known]
+    assert set(result.fairness) == {"band"}
+    assert result.fairness["band"]["equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(truth, chosen, sensitive_features=groups))
+    first = (windows.ids == 0) & known
+    assert result.windows[0]["fairness"]["band"]["demographic_parity_difference"] == (
+        pytest.approx(demographic_parity_difference(
+            y[first].astype(int), log["prediction"][first].astype(int),
+            sensitive_features=log["band"][first])))

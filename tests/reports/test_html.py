@@ -40,10 +40,12 @@ def test_binary_report_is_offline_complete_and_escaped(tmp_path, binary_eval, su
     assert EVIL not in html  # title, column name, finding, slice value, trial params
     assert "<title>&lt;script&gt;alert(1)&lt;/script&gt; report</title>" in html
     assert "<h1>&lt;script&gt;alert(1)&lt;/script&gt; report</h1>" in html
-    # confusion, ROC, PR, calibration, importance, tuning, class balance, 2 slice charts
-    assert html.count("Plotly.newPlot(") == 9
+    # confusion, ROC, PR, calibration, importance, tuning, class balance, 2 slice charts,
+    # and 2 charts of the rates per group with their bootstrap intervals
+    assert html.count("Plotly.newPlot(") == 11
     for text in ("Confusion matrix", "ROC curve", "Precision-recall curve", "Calibration",
-                 "Permutation importance", "roc_auc by sex", "best so far"):
+                 "Permutation importance", "roc_auc by sex", "best so far",
+                 "Rates by sex, with 95% bootstrap intervals", "95% bootstrap interval"):
         assert text in html
     assert html.index('class="badge fail"') < html.index('class="badge warn"') < html.index(
         'class="badge info"')  # failures first

@@ -62,6 +62,14 @@ def test_the_whole_story(demo_run: DemoRun) -> None:
     assert d.challenger == 2 and d.rows["gate"] == 150
     recorded = json.loads((home / "reports" / "retrain" / "decision.json").read_text())
     assert recorded["action"] == d.action and recorded["run_id"] == d.run_id
+    # the spec's fairness limit was checked on both models, by the age band the requests
+    # carried (logged in clear beside the inputs: a group, not personal data)
+    assert set(recorded["fairness"]) == {"champion", "challenger", "broken"}
+    [limit] = recorded["fairness"]["champion"]
+    assert (limit["column"], limit["limit"]) == ("age_band",
+                                                 "demographic_parity_difference <= 0.05")
+    if recorded["fairness"]["broken"]:
+        assert d.action == "kept" and "breaks fairness limit(s)" in d.reason
     champion = client.get_model_version("fraud@champion").version
     if d.action == "promoted":  # the server switched without a restart
         assert d.challenger_score > d.champion_score + 0.01

@@ -37,7 +37,8 @@ def _serve_and_log(folder: Path) -> pd.DataFrame:
     early, late = frame.iloc[:4000], frame.iloc[4000:].reset_index(drop=True)
     early.to_parquet(folder / "early.parquet", index=False)
     spec = {"name": "fraud", "data": {"path": "early.parquet", "target": "is_fraud",
-                                      "time_column": "ts", "drop": ["txn_id", "customer_id"]},
+                                      "time_column": "ts", "drop": ["txn_id", "customer_id"],
+                                      "sensitive": ["age_band"]},
             "models": ["logistic_regression"], "tuning": {"trials": 2, "cv_folds": 3},
             "register": {"alias": "champion"},
             "retrain": {"gate": {"recent_rows": 1500, "min_labelled": 200}}}
@@ -50,8 +51,10 @@ def _serve_and_log(folder: Path) -> pd.DataFrame:
     late = late.assign(request_id=[f"r{i}" for i in range(len(late))])
     inputs = predictor.signature.validate(late[predictor.signature.names])
     scored = NativeRuntime(predictor).predict(inputs)
+    # the server logs the request fields the model does not take (age_band) beside its inputs
+    logged = inputs.assign(age_band=late["age_band"].to_numpy())
     for i in range(len(late)):  # one request per transaction, as the server logs them
-        log.append(late["request_id"].iat[i], inputs.iloc[i:i + 1],
+        log.append(late["request_id"].iat[i], logged.iloc[i:i + 1],
                    Prediction(scored.labels[i:i + 1], scored.proba[i:i + 1]), version=1,
                    runtime="native", ts=late["ts"].iat[i].timestamp())
     assert log.close(timeout_s=180)
@@ -130,3 +133,32 @@ def test_a_better_challenger_is_promoted(served: tuple[fl.Client, pd.DataFrame])
              for e in client.get_alias_history("fraud")]
     assert moves[-2:] == [("challenger", 2, None, local_user()),
                           ("champion", 1, None, local_user())]
+
+
+def test_a_challenger_that_breaks_a_fairness_limit_the_champion_meets_is_not_promoted(
+        served: tuple[fl.Client, pd.DataFrame]) -> None:
+    """Production labels that follow the age band (every 18-25 transaction 'fraud') teach
+    a flexible challenger to flag the young: the limit on the gap in flagged shares
+    between age bands, which the champion meets, keeps it out."""
+    from fairlearn.metrics import demographic_parity_difference
+
+    client, late = served
+    labels = late[["request_id", "is_fraud"]].copy()
+    older = labels.index < len(labels) - 1500
+    labels.loc[older, "is_fraud"] = (late.loc[older, "age_band"] == "18-25").astype(int)
+    record_feedback(client.settings, "fraud", labels, label_column="is_fraud")
+    gate = late.iloc[-1500:]
+    predictor = fl.load_model("fraud@champion")
+    flagged = predictor.predict(gate[predictor.signature.names])
+    dpd = demographic_parity_difference(gate["is_fraud"], flagged,
+                                        sensitive_features=gate["age_band"])
+    limit = f"demographic_parity_difference <= {dpd + 0.05:.4f}"
+    decision = retrain("fraud", [*OVERRIDES, f"fairness.limits=['{limit}']",
+                                 "fairness.resamples=20", "models=[lightgbm]",
+                                 "leakage.target_leak=warn"], force=True)
+    assert decision.challenger == 2 and decision.action == "kept", decision.reason
+    assert "breaks fairness limit(s) the champion meets" in decision.reason
+    champ, chall = decision.fairness["champion"][0], decision.fairness["challenger"][0]
+    assert champ["column"] == "age_band" and champ["value"] == pytest.approx(dpd)
+    assert champ["passed"] and not chall["passed"]
+    assert client.get_model_version("fraud@champion").version == 1

@@ -238,7 +238,8 @@ def monitor(ref_or_predictor: str | Path | Predictor, current: pd.DataFrame, *,
     pred_section = ref.profile.get("prediction") or {}
     perf = performance(current, label_values, sig.task, sig.classes, predictor.metrics or {},
                        config=config, windows=windows,
-                       calibration=pred_section.get("calibration"))
+                       calibration=pred_section.get("calibration"),
+                       sensitive=predictor.privacy.get("sensitive") or ())
     if perf is not None:
         perf.feedback = feedback
         if label_values is not None and perf.labelled == 0 and feedback is None:

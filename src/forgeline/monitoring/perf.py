@@ -27,6 +27,7 @@ import pandas as pd
 
 from forgeline.data import values as v
 from forgeline.data.profile import category_strings
+from forgeline.fairness import group_fairness
 from forgeline.metrics import METRICS
 from forgeline.monitoring.config import MonitorConfig
 from forgeline.monitoring.windows import Windows
@@ -52,6 +53,9 @@ class PerformanceResult:
     calibrated: bool = False
     notes: list[str] = field(default_factory=list)
     feedback: FeedbackStats | None = None
+    # binary, on the labelled rows: sensitive column -> fairlearn's differences and ratios
+    # (point values; forgeline.fairness), overall and in each scored window
+    fairness: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -153,6 +157,23 @@ def _estimated(p: np.ndarray | None, label: np.ndarray | None, mask: np.ndarray
     return estimate_binary(p[ok], positive)
 
 
+def _fairness(task: str, y: np.ndarray | None, label: np.ndarray | None,
+              groups: Mapping[str, pd.Series], mask: np.ndarray, min_rows: int
+              ) -> dict[str, dict[str, float | None]]:
+    """Point values of the fairness metrics per sensitive column on the labelled rows."""
+    if task != "binary" or y is None or label is None or not groups:
+        return {}
+    ok = mask & ~np.isnan(y) & ~np.isnan(label)
+    if ok.sum() < min_rows:
+        return {}
+    out = {}
+    for column, values in groups.items():
+        found = group_fairness("binary", y[ok], label[ok], values.to_numpy()[ok], positive=1,
+                               resamples=0, min_rows=min(10, min_rows))
+        out[column] = {name: m["value"] for name, m in found["metrics"].items()}
+    return out
+
+
 def _degraded(values: Mapping[str, float | None], reference: Mapping[str, float],
               tolerance: float, prefix: str = "") -> list[str]:
     out = []
@@ -169,8 +190,8 @@ def _degraded(values: Mapping[str, float | None], reference: Mapping[str, float]
 def performance(current: pd.DataFrame, labels: pd.Series | None, task: str,
                 classes: Sequence[Any] | None, reference_metrics: Mapping[str, float], *,
                 config: MonitorConfig | None = None, windows: Windows | None = None,
-                calibration: Mapping[str, Sequence[float]] | None = None
-                ) -> PerformanceResult | None:
+                calibration: Mapping[str, Sequence[float]] | None = None,
+                sensitive: Sequence[str] = ()) -> PerformanceResult | None:
     """Realised metrics on labelled rows and (binary) estimated metrics, overall and per window.
 
     Args:
@@ -183,6 +204,8 @@ def performance(current: pd.DataFrame, labels: pd.Series | None, task: str,
         config: tolerance and window size (defaults when None).
         windows: the windows of ``current``'s rows.
         calibration: the profile's calibration map ``{"x": [...], "y": [...]}``.
+        sensitive: the model's sensitive columns; those in ``current`` (request fields
+            logged beside the inputs) get fairness metrics on the labelled rows (binary).
 
     Returns:
         None when ``current`` holds no predictions to judge.
@@ -211,6 +234,8 @@ def performance(current: pd.DataFrame, labels: pd.Series | None, task: str,
     result = PerformanceResult(task, len(current), labelled, reference, realized, estimated,
                                degraded, calibrated=bool(calibration and p is not None),
                                notes=notes)
+    groups = {c: current[c].reset_index(drop=True) for c in sensitive if c in current.columns}
+    result.fairness = _fairness(task, y, label, groups, every, config.min_window_rows)
     if windows is not None and len(windows):
         for w, (name, rows) in enumerate(zip(windows.labels, windows.counts(), strict=True)):
             mask = windows.ids == w
@@ -221,5 +246,7 @@ def performance(current: pd.DataFrame, labels: pd.Series | None, task: str,
                 "realized": _realized(task, y, label, proba, class_ids, mask)
                 if scored and y is not None else {},
                 "estimated": _estimated(p, label, mask) if rows >= config.min_window_rows
-                else {}})
+                else {},
+                "fairness": _fairness(task, y, label, groups, mask, config.min_window_rows)
+                if scored else {}})
     return result

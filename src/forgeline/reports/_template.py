@@ -193,6 +193,9 @@ is how much the two features together move the output beyond their separate effe
 </section>
 
 <section id="fairness"><h2>Slices and fairness</h2>
+{% if limits %}<h3>Fairness limits</h3>{{ table(limits) }}
+<p class="note">A limit is checked on the point estimate; the interval (bootstrap, stratified
+by group) says how sure it is.{% if limits.note %} {{ limits.note }}{% endif %}</p>{% endif %}
 {% if fairness.rows %}{{ table(fairness) }}
 <p class="note">Slices with fewer than {{ min_rows }} rows are listed but not scored.
 Demographic parity difference: the largest gap in the rate of positive (or, for multiclass,
@@ -200,6 +203,8 @@ any one class's) predictions between slices; equalized odds difference: the larg
 true- and false-positive-rate gaps.</p>
 {% for s in slice_blocks %}<h3>{{ s.column }}</h3>
 {% if s.plot %}{{ s.plot }}{% endif %}{{ table(s) }}
+{% if s.differences %}{{ table(s.differences) }}{% endif %}
+{% if s.rates_plot %}{{ s.rates_plot }}{% endif %}
 {% endfor %}
 {% else %}<p class="empty">No sensitive columns were given.</p>{% endif %}
 </section>

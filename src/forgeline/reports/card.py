@@ -126,7 +126,43 @@ def _slices(ev: Evaluation) -> list[str]:
                   f"- Largest {ev.metric} gap: " + (
                       f"{_md(gap['value'], 3)} (best {_md(gap['best_slice'])}, worst "
                       f"{_md(gap['worst_slice'])})" if gap else "—"), ""]
-    return [*lines, f"Slices with fewer than {ev.min_slice_rows} test rows are not scored.", ""]
+    return [*lines, f"Slices with fewer than {ev.min_slice_rows} test rows are not scored.", "",
+            *_fairness(ev)]
+
+
+def _ci(ci: Any) -> str:
+    return f"[{_md(ci[0], 3)}, {_md(ci[1], 3)}]" if ci and ci[0] is not None else "—"
+
+
+def _fairness(ev: Evaluation) -> list[str]:
+    """fairlearn's differences and ratios with their intervals, and the spec's limits."""
+    lines = []
+    rows = [(column, name, _md(m.get("value"), 3), _ci(m.get("ci")))
+            for column, fair in ev.fairness.items()
+            for name, m in (fair.get("metrics") or {}).items()]
+    if rows:
+        lines += ["### Fairness metrics", "",
+                  *_table(["Sensitive column", "Metric", "Value", "95% bootstrap interval"],
+                          rows)]
+    checked = ev.fairness_limits
+    if not checked:
+        return lines
+    lines += ["### Fairness limits", "",
+              *_table(["Limit", "Sensitive column", "Value", "95% bootstrap interval",
+                       "Result"],
+                      [(r["limit"], r["column"], _md(r["value"], 3), _ci(r["ci"]),
+                        "met" if r["passed"] else "**broken**") for r in checked["limits"]])]
+    mitigation = checked.get("mitigation")
+    if mitigation:
+        met = "meets" if mitigation["passed"] else "does not meet"
+        lines += [f"Mitigation: fairlearn's ThresholdOptimizer ({mitigation['constraint']}, "
+                  f"thresholds per group fitted on {mitigation['fitted_on']}) {met} the "
+                  f"limits, with test {mitigation['metric']} {_md(mitigation['score'], 4)} "
+                  f"(a cost of {_md(mitigation['cost'], 4)}). It was not registered: "
+                  f"{mitigation['note']}.", ""]
+    elif not checked["passed"]:
+        lines += ["No mitigation was tried (fairness.mitigate: none).", ""]
+    return lines
 
 
 def _caveats(ev: Evaluation, findings: Sequence[Finding]) -> list[str]:

@@ -158,12 +158,53 @@ def _fairness_context(ev: Evaluation, html: Figures) -> dict[str, Any]:
                     *((fmt(r.get(k), k) if not r["skipped"] else "too few rows", "num")
                       for k in keys)) for r in slices]
         blocks.append({"column": column, "plot": html(plots.slices(ev, column)),
+                       "rates_plot": html(plots.fairness_groups(ev, column)),
+                       "differences": _differences(ev.fairness.get(column, {})),
                        **table(["slice", ("rows", "num"), ("share", "num"),
                                 *((k, "num") for k in keys)], body)})
     headers = ["sensitive column", ("slices scored", "num"), ("demographic parity diff", "num"),
                ("equalized odds diff", "num"), (f"largest {ev.metric} gap", "num"),
                "best slice", "worst slice"]
-    return {"fairness": table(headers, rows), "slice_blocks": blocks}
+    return {"fairness": table(headers, rows), "slice_blocks": blocks,
+            "limits": _limits(ev.fairness_limits)}
+
+
+def _ci(ci: Any) -> str:
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci and ci[0] is not None else "—"
+
+
+def _differences(fair: Mapping[str, Any]) -> dict[str, Any] | None:
+    """fairlearn's differences and ratios of one column, with their intervals."""
+    found = fair.get("metrics") or {}
+    if not found:
+        return None
+    return table(["metric", ("value", "num"), ("95% bootstrap interval", "num")],
+                 [row(name, (fmt(m.get("value")), "num"), (_ci(m.get("ci")), "num"))
+                  for name, m in found.items()])
+
+
+def _limits(checked: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The spec's limits: pass or fail on the model and on a mitigated candidate."""
+    if not checked:
+        return None
+    rows = [row("model", r["limit"], r["column"], (fmt(r["value"]), "num"),
+                (_ci(r["ci"]), "num"), "met" if r["passed"] else "BROKEN",
+                cls="" if r["passed"] else "sev-fail") for r in checked["limits"]]
+    mitigation = checked.get("mitigation")
+    if mitigation:
+        rows += [row("mitigated candidate", r["limit"], r["column"], (fmt(r["value"]), "num"),
+                     (_ci(r["ci"]), "num"), "met" if r["passed"] else "BROKEN",
+                     cls="" if r["passed"] else "sev-fail") for r in mitigation["limits"]]
+    result = table(["model", "limit", "sensitive column", ("value", "num"),
+                    ("95% bootstrap interval", "num"), "result"], rows)
+    result["note"] = None
+    if mitigation:
+        result["note"] = (
+            f"Mitigated candidate: fairlearn ThresholdOptimizer ({mitigation['constraint']}, "
+            f"thresholds per group fitted on {mitigation['fitted_on']}): test "
+            f"{mitigation['metric']} {fmt(mitigation['score'])}, a cost of "
+            f"{fmt(mitigation['cost'])} against the model; not registered: {mitigation['note']}.")
+    return result
 
 
 def render_report(path: Path, *, title: str, evaluation: Evaluation,

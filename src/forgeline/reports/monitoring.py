@@ -210,11 +210,20 @@ def _performance(r: Result, html: Figures) -> dict[str, Any]:
                + (", after the test-split calibration map)" if p.get("calibrated") else ")")
                + " and assume calibrated probabilities." if estimated else "")
             + (f" Labels: {feedback}." if feedback else "")
-            + (" " + "; ".join(notes) + "." if notes else ""))
+            + (" " + "; ".join(notes) + "." if notes else "") + _fairness_note(p))
     headers = ["metric", ("test", "num"), ("realised", "num"), ("estimated", "num"), ""]
     return {"performance": table(headers, rows),
             "performance_plots": [f for f in figures if f is not None],
             "performance_note": note}
+
+
+def _fairness_note(p: Mapping[str, Any]) -> str:
+    """fairlearn's differences and ratios on the labelled rows, per sensitive column."""
+    found = p.get("fairness") or {}
+    parts = [f"{column}: " + ", ".join(f"{name.replace('_', ' ')} {fmt(value)}"
+                                       for name, value in values.items())
+             for column, values in found.items() if values]
+    return (" Fairness on the labelled rows (" + "; ".join(parts) + ")." if parts else "")
 
 
 def _alerts(r: Result) -> dict[str, Any]:

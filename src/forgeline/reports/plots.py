@@ -19,8 +19,8 @@ from plotly.subplots import make_subplots
 from forgeline.entities import Evaluation
 from forgeline.reports.theme import BLUE, GREY, HEIGHT, TEMPLATE
 
-__all__ = ["calibration", "class_balance", "confusion", "importance", "precision_recall",
-           "residuals", "roc", "slices", "trials"]
+__all__ = ["calibration", "class_balance", "confusion", "fairness_groups", "importance",
+           "precision_recall", "residuals", "roc", "slices", "trials"]
 
 MAX_FEATURES = 20
 
@@ -167,6 +167,28 @@ def slices(ev: Evaluation, column: str) -> go.Figure | None:
         fig.add_trace(go.Bar(x=names, y=[r.get(key) if _finite(r.get(key)) else None
                                           for r in rows], name=key))
     fig.update_xaxes(title=column, type="category")
+    return fig
+
+
+def fairness_groups(ev: Evaluation, column: str) -> go.Figure | None:
+    """Selection rate, TPR and FPR per group of one sensitive column (binary), with their
+    bootstrap intervals as error bars."""
+    groups = (ev.fairness.get(column) or {}).get("groups") or []
+    if ev.task != "binary" or not groups:
+        return None
+    fig = _figure(f"Rates by {column}, with 95% bootstrap intervals", barmode="group")
+    for key in ("selection_rate", "tpr", "fpr"):
+        values = [g.get(key) if _finite(g.get(key)) else None for g in groups]
+        cis = [g.get(f"{key}_ci") or [None, None] for g in groups]
+        fig.add_trace(go.Bar(
+            x=[str(g["group"]) for g in groups], y=values, name=key,
+            error_y={"type": "data", "symmetric": False,
+                     "array": [hi - v if _finite(hi) and v is not None else 0
+                               for v, (_, hi) in zip(values, cis, strict=True)],
+                     "arrayminus": [v - lo if _finite(lo) and v is not None else 0
+                                    for v, (lo, _) in zip(values, cis, strict=True)]}))
+    fig.update_xaxes(title=column, type="category")
+    fig.update_yaxes(title="rate", range=[0, 1.05])
     return fig
 
 

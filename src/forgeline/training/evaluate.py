@@ -22,10 +22,11 @@ from sklearn.inspection import permutation_importance
 
 from forgeline.entities import MIN_SLICE_ROWS, Evaluation, Task
 from forgeline.errors import InvalidInput
+from forgeline.fairness import RESAMPLES, group_fairness
 from forgeline.metrics import METRICS, Metric, get_metric
 from forgeline.util.json import jsonable
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "slice_groups"]
 
 MAX_CURVE_POINTS = 200
 MAX_RESIDUAL_POINTS = 2000
@@ -194,7 +195,7 @@ def _importance(model: Any, X: pd.DataFrame, y: np.ndarray, score: Callable[...,
     return sorted(found, key=lambda r: -r["mean"] if math.isfinite(r["mean"]) else math.inf), note
 
 
-def _groups(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+def slice_groups(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     """A slice label for every row, and the labels in display order (missing last)."""
     labels = np.full(len(values), MISSING_SLICE, dtype=object)
     present = values.notna().to_numpy()
@@ -245,32 +246,31 @@ def _slice_rows(task: Task, names: list[str], labels: np.ndarray, order: list[st
     return rows
 
 
-def _gap(values: list[float]) -> float | None:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return max(finite) - min(finite) if len(finite) >= 2 else None
+def _largest_gap(metric: Metric, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The primary metric's gap between the best and the worst scored slice."""
+    scored = [r for r in rows if not r["skipped"] and math.isfinite(r[metric.name])]
+    if len(scored) < 2:
+        return None
+    ranked = sorted(scored, key=lambda r: r[metric.name], reverse=metric.greater_is_better)
+    best, worst = ranked[0], ranked[-1]
+    return {"metric": metric.name, "value": abs(best[metric.name] - worst[metric.name]),
+            "best_slice": best["value"], "worst_slice": worst["value"]}
 
 
-def _fairness(task: Task, metric: Metric, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    kept = [r for r in rows if not r["skipped"]]
-    dp = eo = None
-    if task is Task.BINARY:
-        dp = _gap([r["positive_rate"] for r in kept])
-        gaps = [g for g in (_gap([r["tpr"] for r in kept]), _gap([r["fpr"] for r in kept]))
-                if g is not None]
-        eo = max(gaps) if gaps else None
-    elif task is Task.MULTICLASS and kept:
-        gaps = [g for c in kept[0]["selection_rate"]
-                if (g := _gap([r["selection_rate"][c] for r in kept])) is not None]
-        dp = max(gaps) if gaps else None
-    scored = [r for r in kept if math.isfinite(r[metric.name])]
-    largest = None
-    if len(scored) >= 2:
-        ranked = sorted(scored, key=lambda r: r[metric.name], reverse=metric.greater_is_better)
-        best, worst = ranked[0], ranked[-1]
-        largest = {"metric": metric.name, "value": abs(best[metric.name] - worst[metric.name]),
-                   "best_slice": best["value"], "worst_slice": worst["value"]}
-    return {"demographic_parity_difference": dp, "equalized_odds_difference": eo,
-            "largest_gap": largest, "n_slices": len(rows), "n_scored": len(kept)}
+def _fairness(task: Task, metric: Metric, rows: list[dict[str, Any]], labels: np.ndarray,
+              y: np.ndarray, label: np.ndarray, proba: np.ndarray | None,
+              classes: np.ndarray | None, resamples: int, seed: int) -> dict[str, Any]:
+    """forgeline.fairness on the slices' groups, with the demographic parity and equalized
+    odds differences also at the top (their point values) and the largest metric gap."""
+    found = group_fairness(
+        task.value, y, label, labels, positive=None if classes is None else classes[-1],
+        proba=proba[:, 1] if task is Task.BINARY and proba is not None else None,
+        classes=classes, resamples=resamples, seed=seed, min_rows=MIN_SLICE_ROWS)
+    metrics = found["metrics"]
+    return {**found, **{k: (metrics.get(k) or {}).get("value") for k in
+                        ("demographic_parity_difference", "equalized_odds_difference")},
+            "largest_gap": _largest_gap(metric, rows), "n_slices": len(rows),
+            "n_scored": sum(not r["skipped"] for r in rows)}
 
 
 def _check(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str,
@@ -308,7 +308,8 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
              metric: str | None = None, sensitive: pd.DataFrame | None = None, seed: int = 0,
              importance_rows: int = 2000, importance_repeats: int = 3,
              threshold: float = 0.5, times: pd.Series | None = None,
-             importance_seconds: float | None = None) -> Evaluation:
+             importance_seconds: float | None = None,
+             fairness_resamples: int = RESAMPLES) -> Evaluation:
     """Evaluate a fitted model on a held-out split.
 
     Args:
@@ -330,6 +331,7 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
             that is the period production is most like.
         importance_seconds: Time left for permutation importance (a whole-run budget):
             repeats, then rows, are cut to fit, and ``importance_note`` says so.
+        fairness_resamples: Bootstrap replicates for the fairness intervals (0: none).
 
     Returns:
         The Evaluation: every applicable metric, curves, residuals, importance, slices and
@@ -359,10 +361,11 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
     slices: dict[str, list[dict[str, Any]]] = {}
     fairness: dict[str, dict[str, Any]] = {}
     for column in [] if sensitive is None else sensitive.columns:
-        labels, order = _groups(sensitive[column].reset_index(drop=True))
+        labels, order = slice_groups(sensitive[column].reset_index(drop=True))
         rows = _slice_rows(task, slice_names, labels, order, y_true, label, proba, classes)
         slices[str(column)] = rows
-        fairness[str(column)] = _fairness(task, primary, rows)
+        fairness[str(column)] = _fairness(task, primary, rows, labels, y_true, label, proba,
+                                          classes, fairness_resamples, seed)
     return Evaluation(
         task=str(task), metric=primary.name, score=scores[primary.name], metrics=scores,
         n_rows=len(X), classes=None if classes is None else jsonable(classes),

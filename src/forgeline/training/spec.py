@@ -16,10 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from forgeline.data.leakage import LeakageSpec
 from forgeline.entities import SplitStrategy, Task
 from forgeline.errors import ForgelineError, InvalidSpec
+from forgeline.fairness import Limit, parse_limit
 from forgeline.names import check_alias, check_model_name
 from forgeline.util.time import parse_duration
 
-__all__ = ["GateSpec", "PrivacySpec", "RetrainSpec", "TrainSpec", "load_spec", "parse_overrides"]
+__all__ = ["FairnessSpec", "GateSpec", "PrivacySpec", "RetrainSpec", "TrainSpec", "load_spec",
+           "parse_overrides"]
 
 
 class _Strict(BaseModel):
@@ -87,6 +89,36 @@ class PrivacySpec(_Strict):
                              f"hash, not {self.policy}: the model must see its requests "
                              "hashed the same way")
         return self
+
+
+class FairnessSpec(_Strict):
+    """Limits on the fairness metrics of forgeline/fairness.py, checked on the test split
+    for every ``data.sensitive`` column (binary tasks), and by the retraining gate on the
+    labelled production rows: a challenger that breaks a limit the champion meets is not
+    promoted. ``mitigate: threshold_optimizer`` fits fairlearn's ThresholdOptimizer
+    (group-specific thresholds, on the training split) around the chosen model when a
+    limit fails, and reports it as a candidate beside it: its test score, its cost in the
+    primary metric and its fairness. The registered model stays the unmitigated one (a
+    mitigated model needs the sensitive column at prediction time)."""
+
+    limits: tuple[str, ...] = ()  # e.g. "equalized_odds_difference <= 0.1"
+    mitigate: Literal["none", "threshold_optimizer"] = "none"
+    resamples: int = Field(200, ge=0, le=10_000)  # bootstrap replicates for the intervals
+
+    @field_validator("limits")
+    @classmethod
+    def _limits(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            try:
+                parse_limit(text)
+            except InvalidSpec as e:  # the hint lists the metrics: keep it in the message
+                hint = e.hint or ""
+                raise ValueError(f"{e.message.rstrip('.')}; {hint[:1].lower()}{hint[1:]}"
+                                 ) from None
+        return value
+
+    def parsed(self) -> list[Limit]:
+        return [parse_limit(text) for text in self.limits]
 
 
 class TuningSpec(_Strict):
@@ -166,6 +198,7 @@ class TrainSpec(_Strict):
     privacy: PrivacySpec = PrivacySpec()
     registration: RegisterSpec = Field(RegisterSpec(), alias="register")
     retrain: RetrainSpec = RetrainSpec()
+    fairness: FairnessSpec = FairnessSpec()
     seed: int = 42
 
     @field_validator("name")
@@ -249,7 +282,7 @@ def load_spec(source: str | Path | dict[str, Any] | TrainSpec,
     A relative ``data.path`` in a file is taken relative to the file's folder.
     """
     if isinstance(source, TrainSpec) and not overrides:
-        return source
+        return _check_fairness(source, "(spec)")
     lines: dict[tuple[str | int, ...], int] = {}
     base = Path.cwd()
     label = "(dict)"
@@ -285,4 +318,13 @@ def load_spec(source: str | Path | dict[str, Any] | TrainSpec,
     if not spec.data.path.is_absolute():
         spec = spec.model_copy(update={"data": spec.data.model_copy(
             update={"path": (base / spec.data.path).resolve()})})
+    return _check_fairness(spec, label)
+
+
+def _check_fairness(spec: TrainSpec, label: str) -> TrainSpec:
+    if spec.fairness.limits and not spec.data.sensitive:
+        raise InvalidSpec(f"Invalid spec {label}: fairness.limits are set but data.sensitive "
+                          "names no column to measure them on.",
+                          hint="List the sensitive columns in data.sensitive, e.g. "
+                               "sensitive: [age_band], or remove fairness.limits.")
     return spec

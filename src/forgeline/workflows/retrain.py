@@ -24,12 +24,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from forgeline.config import hash_key
 from forgeline.data.io import load_table
 from forgeline.entities import ModelVersion, SplitStrategy
 from forgeline.errors import InvalidInput
+from forgeline.fairness import check_limits, group_fairness
 from forgeline.metrics import get_metric
 from forgeline.monitoring import MonitorConfig, monitor
 from forgeline.packaging import Predictor, load_model
@@ -64,6 +66,10 @@ class RetrainDecision:
     challenger_score: float | None = None
     triggers_fired: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
+    # the spec's fairness limits on the gate's rows: {"champion": [...], "challenger":
+    # [...]} (forgeline.fairness.check_limits rows), "broken" (limits the challenger breaks
+    # and the champion meets) or "note" (why they could not be checked)
+    fairness: dict[str, Any] = field(default_factory=dict)
 
 
 def champion_spec(client: Client, champion: ModelVersion,
@@ -79,8 +85,10 @@ def champion_spec(client: Client, champion: ModelVersion,
 
 
 def _training_rows(spec: TrainSpec, labelled: pd.DataFrame, inputs: list[str]) -> pd.DataFrame:
-    """Production rows in the shape of the original data: inputs, target, time column."""
-    rows = labelled[inputs].copy()
+    """Production rows in the shape of the original data: inputs, sensitive columns (when
+    the requests carried them), target, time column."""
+    sensitive = [c for c in spec.data.sensitive if c in labelled.columns and c not in inputs]
+    rows = labelled[[*inputs, *sensitive]].copy()
     rows[spec.data.target] = labelled[LABEL].to_numpy()
     if spec.data.time_column:
         rows[spec.data.time_column] = pd.to_datetime(labelled["ts"]).to_numpy()
@@ -171,9 +179,11 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
         present = set(data.columns)  # production rows carry only the model's inputs
         d = spec.data
         group = d.group_column if d.group_column in present else "null"
+        sensitive = [c for c in d.sensitive if c in present]
         result = train(spec, [f"data.path={folder / 'training.parquet'}",
                               f"data.drop={[c for c in d.drop if c in present]}",
-                              f"data.sensitive={[c for c in d.sensitive if c in present]}",
+                              f"data.sensitive={sensitive}",
+                              *([] if sensitive else ["fairness.limits=[]"]),
                               f"data.group_column={group}",
                               f"register.alias={rt.challenger}", "register.min_score=null",
                               *private.overrides, *split],
@@ -195,7 +205,16 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
             "challenger"]
         gain = scores["challenger"] - scores["champion"]
         gain = gain if metric.greater_is_better else -gain
-        if gain > gate.margin:
+        decision.fairness = _fairness_gate(spec, held_out, {
+            "champion": model_of(champion.version),
+            "challenger": model_of(result.model_version.version)})
+        if decision.fairness.get("broken"):
+            decision.reason = (
+                "the challenger breaks fairness limit(s) the champion meets on the gate's "
+                f"{len(held_out)} rows: " + "; ".join(decision.fairness["broken"])
+                + f" (challenger {metric.name} {scores['challenger']:.4f}, champion "
+                f"{scores['champion']:.4f})")
+        elif gain > gate.margin:
             client.set_alias(name, rt.champion, result.model_version.version)
             decision.action = "promoted"
             decision.reason = (f"challenger {metric.name} {scores['challenger']:.4f} beats "
@@ -204,7 +223,47 @@ def retrain(name: str, overrides: Sequence[str] = (), *, force: bool = False,
             decision.reason = (f"challenger {metric.name} {scores['challenger']:.4f} does not "
                                f"beat champion {scores['champion']:.4f} by more than "
                                f"{gate.margin}")
+        if decision.fairness.get("note"):
+            decision.reason += f"; {decision.fairness['note']}"
         return _record(run, decision)
+
+
+def _fairness_gate(spec: TrainSpec, held_out: pd.DataFrame,
+                   predictors: dict[str, Predictor]) -> dict[str, Any]:
+    """The spec's fairness limits for each model on the gate's labelled rows, grouped by
+    the sensitive columns the logged requests carried (sent as request fields the model
+    does not take, they are logged in clear unless personal)."""
+    limits = spec.fairness.parsed()
+    if not limits:
+        return {}
+    columns = [c for c in spec.data.sensitive if c in held_out.columns
+               and held_out[c].notna().any()]
+    if not columns:
+        return {"note": "fairness limits not checked: the prediction log holds none of the "
+                        f"sensitive columns ({', '.join(spec.data.sensitive)}); send them "
+                        "with the requests to have the gate check them"}
+    out: dict[str, Any] = {}
+    for role, predictor in predictors.items():
+        classes = predictor.signature.classes or [0, 1]
+        frame = predictor.signature.validate(held_out[predictor.signature.names])
+        y = held_out[LABEL].astype(pd.Series(classes).dtype).to_numpy()
+        proba = np.asarray(predictor.model.predict_proba(frame), dtype=float)[:, 1]
+        label = np.asarray(predictor.model.predict(frame))
+        fair = {c: group_fairness("binary", y, label, held_out[c].to_numpy(),
+                                  positive=classes[1], proba=proba,
+                                  resamples=spec.fairness.resamples, seed=spec.seed)
+                for c in columns}
+        out[role] = check_limits(limits, fair)
+    out["broken"] = [
+        f"{new['limit']} on {new['column']}: challenger {_value(new['value'])}, champion "
+        f"{_value(old['value'])}"
+        for old, new in zip(out["champion"], out["challenger"], strict=True)
+        if old["passed"] and not new["passed"]]
+    return out
+
+
+def _value(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
 
 
 def _record(run: Any, decision: RetrainDecision) -> RetrainDecision:
@@ -215,6 +274,9 @@ def _record(run: Any, decision: RetrainDecision) -> RetrainDecision:
         value = getattr(decision, key)
         if value is not None:
             run.log_metric(key, value)
+    for role in ("champion", "challenger"):
+        run.log_metrics({f"fairness.{role}.{r['metric']}.{r['column']}": r["value"]
+                         for r in decision.fairness.get(role, []) if r["value"] is not None})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "decision.json"
         path.write_text(json.dumps(asdict(decision), indent=2, default=str))

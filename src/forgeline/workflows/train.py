@@ -4,111 +4,66 @@ load → version → infer schema and task → validate → split → leakage ch
 trial a child run) → choose the model family (the one-standard-error rule by default,
 see selection.py) → refit on the whole training split → evaluate on the untouched test
 split → package → register when the score passes the gate. Everything is recorded in one
-run; a failure marks it FAILED and registers nothing.
+run; a failure marks it FAILED and registers nothing. Everything from the refit on is in
+train_finish.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from forgeline.config import hash_key
 from forgeline.data.findings import Finding, Severity
 from forgeline.data.inference import infer_schema, infer_task
 from forgeline.data.io import load_table
 from forgeline.data.leakage import check_leakage, copy_columns, copy_groups, enforce
-from forgeline.data.profile import build_profile, reference_extras
 from forgeline.data.schema import ColumnKind, Schema
 from forgeline.data.split import choose_strategy, split_frame
 from forgeline.data.validation import validate
 from forgeline.data.versioning import dataset_version
 from forgeline.engines import get_engine
 from forgeline.entities import (
-    GIT_COMMIT,
-    GIT_DIRTY,
-    Evaluation,
-    ModelVersion,
     Policy,
     SplitStrategy,
     Task,
 )
 from forgeline.errors import InvalidInput
-from forgeline.metrics import METRICS, get_metric
-from forgeline.packaging.attributions import (
-    EXPLAIN_SECONDS,
-    attribution_record,
-    explain_or_note,
-)
-from forgeline.packaging.package import ATTRIBUTIONS_FILE, PRIVACY_FILE, save_package
-from forgeline.packaging.signature import Signature
-from forgeline.reports import render_card, render_report
+from forgeline.metrics import get_metric
 from forgeline.store.sql.engine import redacted
 from forgeline.tracking.client import Client
 from forgeline.tracking.run import ActiveRun
-from forgeline.training.evaluate import evaluate
 from forgeline.training.layout import (
-    ATTRIBUTIONS_PATH,
     CHECKS_PATH,
-    EVALUATION_PATH,
-    MODEL_PATH,
-    REPORT_PATH,
     SELECTION_PATH,
     SPEC_PATH,
-    report_path,
+)
+from forgeline.training.mitigation import (
+    check_sensitive,
+    check_task,
 )
 from forgeline.training.spec import TrainSpec, load_spec
 from forgeline.training.trials import TrialOutcome
 from forgeline.training.tuning import (
     EXPLAIN_SHARE,
-    PACKAGING_S,
     Deadline,
     ModelPlan,
     TuningResult,
     cv_folds,
     refit_scale,
-    score_model,
     tune,
 )
 from forgeline.training.zoo import resolve_models
 from forgeline.util.progress import Progress
-from forgeline.workflows.privacy import (
-    PrivacyPlan,
-    apply_privacy,
-    hash_columns,
-    plan_privacy,
-    scrub,
-)
+from forgeline.workflows.privacy import apply_privacy, plan_privacy
+from forgeline.workflows.train_finish import TrainResult, finding_record, finish, log_json
 
 __all__ = ["TrainResult", "train"]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    run_id: str
-    task: Task
-    metric: str
-    score: float  # on the test split
-    cv_score: float
-    model: str
-    params: dict[str, Any]
-    model_version: ModelVersion | None
-    registered_reason: str  # why it was, or was not, registered
-    report: Path  # a local copy of the HTML report
-    # how the model family was chosen: rule, chosen, best_by_score, reason, candidates
-    selection: dict[str, Any] = field(default_factory=dict)
-    # with a time column: the score on the newest quarter of the test rows
-    recent_score: float | None = None
 
 
 def _overrides(spec: TrainSpec) -> dict[str, ColumnKind]:
@@ -142,31 +97,6 @@ def _imbalanced(task: Task, y: pd.Series) -> bool:
         return False
     counts = y.value_counts()
     return bool(counts.min() < 0.25 * counts.max())
-
-
-def _passes(spec: TrainSpec, evaluation: Evaluation, greater_is_better: bool) -> tuple[bool, str]:
-    gate = spec.registration
-    if not gate.enabled:
-        return False, "registration is disabled in the spec"
-    if gate.min_score is None:
-        return True, "no minimum score set"
-    ok = (evaluation.score >= gate.min_score if greater_is_better
-          else evaluation.score <= gate.min_score)
-    relation = ">=" if greater_is_better else "<="
-    verdict = "passes" if ok else "fails"
-    return ok, (f"test {evaluation.metric} {evaluation.score:.4f} {verdict} "
-                f"{relation} {gate.min_score}")
-
-
-def _recent_summary(evaluation: Evaluation) -> dict[str, str]:
-    """The newest test rows' score, for the report and the card (with a time column)."""
-    recent = evaluation.recent
-    if not recent:
-        return {}
-    score = recent["metrics"].get(evaluation.metric)
-    key = f"test {evaluation.metric}, newest {recent['share']:.0%} ({recent['column']})"
-    return {key: f"{score:.4f} on {recent['rows']} rows from {recent['from']} to "
-                 f"{recent['to']}" if score is not None else "not defined on those rows"}
 
 
 def _kept_together(copies: np.ndarray | None) -> list[Finding]:
@@ -229,18 +159,20 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
     progress.done()
     with client.start_run(spec.name, name="train", tags={"forgeline.kind": "train"},
                           parent_run_id=parent_run_id) as run:
-        _log_json(run, spec.model_dump(mode="json", by_alias=True), SPEC_PATH)
+        log_json(run, spec.model_dump(mode="json", by_alias=True), SPEC_PATH)
         dataset = dataset_version(frame, d.path.stem, str(d.path))
         run.log_dataset(dataset, "source")
+        check_sensitive(frame, d.sensitive)
         privacy = plan_privacy(frame, spec.privacy, d.target, spec.seed)
         if privacy.policy == "fail" and privacy.columns:
-            _log_json(run, {"findings": [_finding(f) for f in privacy.findings]},
+            log_json(run, {"findings": [finding_record(f) for f in privacy.findings]},
                       CHECKS_PATH)
         frame = apply_privacy(frame, privacy, hash_key(client.settings)
                               if privacy.policy == "hash" and privacy.columns else b"")
         dropped = tuple(c for c in privacy.drop if c in frame.columns and c not in d.drop)
         schema = infer_schema(frame, d.target, _overrides(spec), (*d.drop, *dropped))
         task = spec.task or infer_task(frame[d.target])
+        check_task(spec.fairness, task)
         report = validate(frame, schema, task)
         frame = frame[frame[d.target].notna()]
         strategy = choose_strategy(spec.split.strategy, task, d.time_column, d.group_column)
@@ -259,8 +191,8 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         findings += check_leakage(
             train_frame, test_frame, schema, task, policy, time_column=d.time_column,
             group_column=d.group_column, seed=spec.seed)
-        _log_json(run, {"validation": report.to_dict(),
-                        "findings": [_finding(f) for f in findings]}, CHECKS_PATH)
+        log_json(run, {"validation": report.to_dict(),
+                        "findings": [finding_record(f) for f in findings]}, CHECKS_PATH)
         enforce(findings)
         for part, rows in (("train", train_frame), ("test", test_frame)):
             run.log_dataset(dataset_version(rows, f"{d.path.stem}-{part}", str(d.path)), part)
@@ -312,110 +244,8 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
             progress.done()
         run.log_metric("tuning_seconds", time.monotonic() - started)
         _log_selection(run, progress, tuned, plan.metric)
-        return _finish(spec, client, run, progress, plan, tuned, train_frame, test_frame,
+        return finish(spec, client, run, progress, plan, tuned, train_frame, test_frame,
                        schema, dataset, report, findings, deadline.run_end, privacy)
-
-
-def _finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
-            plan: ModelPlan, tuned: TuningResult, train_frame: pd.DataFrame,
-            test_frame: pd.DataFrame, schema: Schema, dataset: Any, report: Any,
-            findings: list[Finding], run_end: float | None, privacy: PrivacyPlan
-            ) -> TrainResult:
-    d, best, features = spec.data, tuned.chosen, list(plan.features)
-    progress.status(f"Refitting {best.model} on the training split and evaluating")
-    model = plan.pipeline(best.model, best.params).fit(train_frame[features],
-                                                        train_frame[d.target])
-    sensitive = test_frame[list(d.sensitive)] if d.sensitive else None
-    if sensitive is not None and privacy.policy != "hash":  # (hash: tokens already)
-        # a personal column sliced on: its slices are named by keyed hashes, not values
-        sensitive = hash_columns(sensitive, privacy.columns, hash_key(client.settings))
-    evaluation = evaluate(model, test_frame[features], test_frame[d.target], plan.task,
-                          metric=plan.metric, sensitive=sensitive, seed=spec.seed,
-                          times=test_frame[d.time_column] if d.time_column else None,
-                          importance_seconds=None if run_end is None
-                          else max(0.0, run_end - time.time() - PACKAGING_S))
-    progress.status("Explaining the model on the test split")
-    explained, unexplained = explain_or_note(
-        model, test_frame[features], background=train_frame[features], seed=spec.seed,
-        seconds=EXPLAIN_SECONDS if run_end is None
-        else min(EXPLAIN_SECONDS, max(1.0, run_end - time.time() - PACKAGING_S)))
-    attributions = {} if explained is None else {
-        ATTRIBUTIONS_FILE: json.dumps(attribution_record(explained), indent=2)}
-    progress.status("Writing the model package and the report")
-    run.log_params({"model": best.model, **{f"model.{k}": v for k, v in best.params.items()}})
-    run.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
-    if evaluation.recent:  # the newest quarter of the test rows, by the time column
-        run.log_metrics({f"test_newest_{k}": v for k, v in evaluation.recent["metrics"].items()
-                         if v is not None})
-    run.log_metric(f"cv_{plan.metric}", best.score or float("nan"))
-    tags = client.get_run(run.run_id).tags
-    summary = {"model name": spec.name, "run id": run.run_id, "task": plan.task.value,
-               "model": best.model, f"test {plan.metric}": round(evaluation.score, 4),
-               f"cv {plan.metric}": round(best.score or float("nan"), 4),
-               **_recent_summary(evaluation),
-               "model selection": tuned.selection.reason,
-               "dataset": f"{dataset.name} ({dataset.digest[:12]})",
-               "rows (train / test)": f"{len(train_frame)} / {len(test_frame)}",
-               "time": datetime.now(UTC).isoformat(timespec="seconds"),
-               "code version": tags.get(GIT_COMMIT, "not in a git repository")
-               + (" (uncommitted changes)" if tags.get(GIT_DIRTY) == "true" else "")}
-    data = {"name": dataset.name, "digest": dataset.digest,
-            **{k: v for k, v in report.to_dict().items() if k != "findings"}}
-    if plan.task is not Task.REGRESSION:  # the report wants rows per class, not shares
-        labelled = pd.concat([train_frame[d.target], test_frame[d.target]])
-        data["class_balance"] = {str(k): int(v) for k, v in labelled.value_counts().items()}
-    baseline = _baseline(plan, train_frame[features], train_frame[d.target],
-                         test_frame[features], test_frame[d.target])
-    private = privacy.record(features, d.sensitive)
-    card = render_card(name=spec.name, version=None, evaluation=evaluation, summary=summary,
-                       data=data, findings=findings, privacy=private)
-    classes = getattr(model, "classes_", None)
-    signature = Signature.from_frame(train_frame[features], schema, plan.task.value,
-                                     None if classes is None else list(classes))
-    profile = build_profile(train_frame[[*features, d.target]], schema)
-    # What monitoring compares production with beyond the columns: the test predictions'
-    # distribution, a PCA reference for multivariate drift, and the event-time column
-    # (not a feature) that its time windows follow.
-    times = train_frame[d.time_column] if d.time_column in train_frame.columns else None
-    profile.update(reference_extras(model, train_frame[features], test_frame[features], schema,
-                                    plan.task.value, classes, y_test=test_frame[d.target],
-                                    profile=profile, seed=spec.seed, times=times,
-                                    personal=privacy.columns))
-    signature = scrub(signature, profile, privacy.columns)
-    with tempfile.TemporaryDirectory() as tmp:
-        package = save_package(Path(tmp) / "model", model, signature, profile=profile,
-                               metrics=evaluation.to_dict()["metrics"], card=card,
-                               extra_files={PRIVACY_FILE: json.dumps(private, indent=2),
-                                            **attributions})
-        run.log_artifact(package, MODEL_PATH)
-        html = render_report(Path(tmp) / "report.html", title=f"{spec.name}: training report",
-                             evaluation=evaluation, summary=summary, data=data,
-                             findings=findings, trials=[_trial(t) for t in tuned.trials],
-                             baseline=baseline, explanation=explained,
-                             explanation_note=unexplained, personal=tuple(privacy.columns))
-        run.log_artifact(html, str(Path(REPORT_PATH).parent))
-        (Path(tmp) / "card.md").write_text(card)
-        run.log_artifact(Path(tmp) / "card.md", str(Path(REPORT_PATH).parent))
-    _log_json(run, evaluation.to_dict(), EVALUATION_PATH)
-    if explained is not None:
-        _log_json(run, attribution_record(explained), ATTRIBUTIONS_PATH)
-    ok, reason = _passes(spec, evaluation, plan.scorer.greater_is_better)
-    version = None
-    run.flush()
-    if ok:
-        alias = spec.registration.alias
-        version = client.register_model(spec.name, run.run_id, MODEL_PATH,
-                                        description=f"{best.model}, test {plan.metric} "
-                                                    f"{evaluation.score:.4f}",
-                                        aliases=[alias] if alias else [])
-    run.set_tags({"forgeline.registered": str(version.ref if version else "no"),
-                  "forgeline.registered.reason": reason})
-    local = report_path(client, run.run_id)
-    progress.done()
-    return TrainResult(run.run_id, plan.task, plan.metric, evaluation.score,
-                       best.score or float("nan"), best.model, best.params, version, reason,
-                       local, tuned.selection.to_dict(),
-                       (evaluation.recent or {}).get("metrics", {}).get(plan.metric))
 
 
 def _log_selection(run: ActiveRun, progress: Progress, tuned: TuningResult, metric: str
@@ -433,37 +263,7 @@ def _log_selection(run: ActiveRun, progress: Progress, tuned: TuningResult, metr
                   "forgeline.selection.reason": selection.reason[:500]})
     if chosen is not None:
         run.log_metric(f"cv_{metric}_se", chosen.se)
-    _log_json(run, selection.to_dict(), SELECTION_PATH)
+    log_json(run, selection.to_dict(), SELECTION_PATH)
     progress.note(f"Chose {selection.chosen.model} (trial {selection.chosen.number}): "
                   f"{selection.reason}.")
 
-
-def _baseline(plan: ModelPlan, X: pd.DataFrame, y: pd.Series, X_test: pd.DataFrame,
-              y_test: pd.Series) -> dict[str, float]:
-    """Test metrics of a model that knows only the training target's distribution."""
-    dummy = (DummyRegressor() if plan.task is Task.REGRESSION
-             else DummyClassifier(strategy="prior")).fit(X, y)
-    scores = {}
-    for name, metric in METRICS.items():
-        if plan.task in metric.tasks:
-            with contextlib.suppress(ValueError):  # undefined for a constant prediction
-                scores[name] = score_model(dummy, X_test, y_test, metric)
-    return scores
-
-
-def _finding(f: Finding) -> dict[str, Any]:
-    return {"check": f.check, "severity": f.severity.value, "message": f.message,
-            "columns": list(f.columns), "details": f.details}
-
-
-def _trial(t: TrialOutcome) -> dict[str, Any]:
-    return {"number": t.number, "model": t.model, "score": t.score, "state": t.state,
-            "params": t.params, "seconds": round(t.seconds, 2), "defaults": t.defaults}
-
-
-def _log_json(run: ActiveRun, payload: Any, artifact: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(artifact).name
-        path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-        parent = str(Path(artifact).parent)
-        run.log_artifact(path, None if parent == "." else parent)
