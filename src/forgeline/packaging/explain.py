@@ -83,7 +83,8 @@ class Explanation:
 
     def reasons(self, row: int, top: int = 3) -> list[str]:
         """The ``top`` columns that moved row ``row`` most, in words: ``amount 2,450 (+0.31)``."""
-        return format_reasons(self.data.iloc[row], self.columns, self.contributions[row], top)
+        data = self.data  # only the top columns' values are read: no row Series (~0.5 ms)
+        return format_reasons(_Cells(data, row), self.columns, self.contributions[row], top)
 
     def frame(self) -> pd.DataFrame:
         """``contrib_<column>`` per column, then ``base_value``, one row per row explained."""
@@ -104,6 +105,18 @@ class Explanation:
                 row["class"] = _plain(self.explained[i])
             rows.append(row)
         return rows
+
+
+class _Cells:
+    """Row ``row`` of ``data`` by column name, read cell by cell."""
+
+    __slots__ = ("data", "row")
+
+    def __init__(self, data: pd.DataFrame, row: int) -> None:
+        self.data, self.row = data, row
+
+    def __getitem__(self, column: str) -> Any:
+        return self.data[column].iat[self.row]
 
 
 class Explainer:

@@ -14,7 +14,7 @@ __all__ = ["format_contribution", "format_reasons", "format_value"]
 _TEXT = 30  # characters of a text value quoted in a reason
 
 
-def format_reasons(row: pd.Series, columns: Sequence[str], contributions: np.ndarray,
+def format_reasons(row: Any, columns: Sequence[str], contributions: np.ndarray,
                    top: int = 3) -> list[str]:
     """The ``top`` columns by absolute contribution (ties in column order), in words."""
     order = sorted(range(len(columns)), key=lambda i: -abs(float(contributions[i])))

@@ -107,6 +107,13 @@ class ServedModel:
                     self._explainer = build_explainer(self.predictor, self.label)
         return self._explainer.explain(rows)
 
+    @property
+    def explains_inline(self) -> bool:
+        """Whether an explanation is cheap enough to compute on the event loop (about what
+        a prediction costs): the explainer is built and reads the model's own trees or
+        coefficients, not Shapley values over a background."""
+        return self._explainer is not None and self._explainer.reads_matrix
+
     def start(self, batching: Batching, on_batch: BatchHook | None) -> None:
         self.batcher = MicroBatcher(self.runtime.predict,
                                     max_batch_size=batching.max_batch_size,
