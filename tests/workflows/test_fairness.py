@@ -57,6 +57,11 @@ def test_training_reports_fairlearn_figures_and_a_mitigated_candidate(
         "limits": LIMITS, "mitigate": "threshold_optimizer", "resamples": 50}))
     client = fl.Client()
     metrics = client.get_run(result.run_id).metrics
+    # the one line the CLI prints under "fairness limits"
+    assert result.fairness is not None and result.fairness.startswith("1 of 2 broken: "
+                                                                      "equalized_odds_")
+    html = result.report.read_text()  # per group: rates and calibration with intervals
+    assert "calibration gap [95% interval]" in html and "Brier" in html
     # fairlearn on the same test split and the registered model's predictions
     _, test = split_frame(arrests, SplitStrategy.STRATIFIED, 0.2, 42, target="released",
                           task=Task.BINARY, time_column=None, group_column=None)

@@ -49,6 +49,7 @@ def train_command(
             (f"test {result.metric}", fmt_value(result.score)),
             *([(f"test {result.metric}, newest 25%", fmt_value(result.recent_score))]
               if result.recent_score is not None else []),
+            *([("fairness limits", result.fairness)] if result.fairness else []),
             ("registered", (f"{version.ref}" + "".join(f" @{a}" for a in version.aliases))
              if version else "no"),
             ("why", result.registered_reason), ("report", str(result.report))]

@@ -203,6 +203,9 @@ any one class's) predictions between slices; equalized odds difference: the larg
 true- and false-positive-rate gaps.</p>
 {% for s in slice_blocks %}<h3>{{ s.column }}</h3>
 {% if s.plot %}{{ s.plot }}{% endif %}{{ table(s) }}
+{% if s.groups %}{{ table(s.groups) }}
+<p class="note">A group's calibration gap is its observed positive rate minus its mean predicted
+probability; Brier: the mean squared error of that probability.</p>{% endif %}
 {% if s.differences %}{{ table(s.differences) }}{% endif %}
 {% if s.rates_plot %}{{ s.rates_plot }}{% endif %}
 {% endfor %}

@@ -160,6 +160,7 @@ def _fairness_context(ev: Evaluation, html: Figures) -> dict[str, Any]:
         blocks.append({"column": column, "plot": html(plots.slices(ev, column)),
                        "rates_plot": html(plots.fairness_groups(ev, column)),
                        "differences": _differences(ev.fairness.get(column, {})),
+                       "groups": _group_rates(ev.fairness.get(column, {})),
                        **table(["slice", ("rows", "num"), ("share", "num"),
                                 *((k, "num") for k in keys)], body)})
     headers = ["sensitive column", ("slices scored", "num"), ("demographic parity diff", "num"),
@@ -181,6 +182,21 @@ def _differences(fair: Mapping[str, Any]) -> dict[str, Any] | None:
     return table(["metric", ("value", "num"), ("95% bootstrap interval", "num")],
                  [row(name, (fmt(m.get("value")), "num"), (_ci(m.get("ci")), "num"))
                   for name, m in found.items()])
+
+
+def _group_rates(fair: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Per group of one column (binary): the rates and the calibration, with intervals."""
+    groups = fair.get("groups") or []
+    if not groups or "selection_rate" not in groups[0]:
+        return None
+    keys = ["selection_rate", "tpr", "fpr", "calibration_gap"]
+    return table(["group", ("rows", "num"),
+                  *((f"{k.replace('_', ' ')} [95% interval]", "num") for k in keys),
+                  ("Brier", "num")],
+                 [row(str(g["group"]), (fmt(g.get("count")), "num"),
+                      *((f"{fmt(g.get(k))} {_ci(g.get(f'{k}_ci'))}", "num") for k in keys),
+                      (fmt(g.get("brier")), "num"))
+                  for g in groups])
 
 
 def _limits(checked: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -73,6 +73,8 @@ class TrainResult:
     selection: dict[str, Any] = field(default_factory=dict)
     # with a time column: the score on the newest quarter of the test rows
     recent_score: float | None = None
+    # the spec's fairness limits in one line (met or broken, the mitigated candidate)
+    fairness: str | None = None
 
 
 def _passes(spec: TrainSpec, evaluation: Evaluation, greater_is_better: bool) -> tuple[bool, str]:
@@ -210,7 +212,8 @@ def finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
     return TrainResult(run.run_id, plan.task, plan.metric, evaluation.score,
                        best.score or float("nan"), best.model, best.params, version, reason,
                        local, tuned.selection.to_dict(),
-                       (evaluation.recent or {}).get("metrics", {}).get(plan.metric))
+                       (evaluation.recent or {}).get("metrics", {}).get(plan.metric),
+                       fairness_summary(evaluation).get("fairness limits"))
 
 
 def _baseline(plan: ModelPlan, X: pd.DataFrame, y: pd.Series, X_test: pd.DataFrame,
