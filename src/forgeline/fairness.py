@@ -35,7 +35,8 @@ import pandas as pd
 
 from forgeline.errors import InvalidSpec
 
-__all__ = ["LIMIT_METRICS", "Limit", "check_limits", "group_fairness", "parse_limit"]
+__all__ = ["LIMIT_METRICS", "Limit", "check_limits", "figure_text", "group_fairness",
+           "parse_limit"]
 
 LIMIT_METRICS = ("demographic_parity_difference", "demographic_parity_ratio",
                  "equalized_odds_difference", "equalized_odds_ratio")
@@ -285,3 +286,8 @@ def check_limits(limits: list[Limit], fairness: dict[str, dict[str, Any]]
                         "value": value, "ci": found.get("ci", [None, None]),
                         "passed": limit.holds(value)})
     return out
+
+
+def figure_text(value: float | None) -> str:
+    """A fairness figure in a sentence: ``0.081``, or ``undefined`` (no groups to compare)."""
+    return "undefined" if value is None else f"{value:.3f}"

@@ -27,7 +27,7 @@ import pandas as pd
 
 from forgeline.errors import InvalidInput, NotExplainable
 from forgeline.monitoring.config import MonitorConfig
-from forgeline.packaging.attributions import global_explanation
+from forgeline.packaging.attributions import global_explanation, shares
 from forgeline.packaging.predictor import Predictor
 
 __all__ = ["AttributionDrift", "attribution_drift"]
@@ -107,7 +107,7 @@ def compare(reference: dict[str, Any], current: dict[str, float], threshold: flo
     columns = [c for c in current if c in ref] + [c for c in ref if c not in current]
     cur = {c: float(current.get(c, 0.0)) for c in columns}
     ref = {c: ref.get(c, 0.0) for c in columns}
-    ref_share, cur_share = _shares(ref), _shares(cur)
+    ref_share, cur_share = shares(ref), shares(cur)
     ref_rank, cur_rank = _ranks(ref), _ranks(cur)
     out = AttributionDrift(method, units, rows, reference.get("rows"), threshold)
     for c in sorted(columns, key=lambda c: -cur[c]):
@@ -123,11 +123,6 @@ def compare(reference: dict[str, Any], current: dict[str, float], threshold: flo
     out.drifted_features = sorted((c for c, f in out.features.items() if f["drifted"]),
                                   key=lambda c: -abs(out.features[c]["share_change"]))
     return out
-
-
-def _shares(values: dict[str, float]) -> dict[str, float]:
-    total = sum(values.values())
-    return {c: (v / total if total > 0 else 0.0) for c, v in values.items()}
 
 
 def _ranks(values: dict[str, float]) -> dict[str, int]:

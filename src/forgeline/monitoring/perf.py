@@ -27,6 +27,7 @@ import pandas as pd
 
 from forgeline.data import values as v
 from forgeline.data.profile import category_strings
+from forgeline.entities import MIN_SLICE_ROWS
 from forgeline.fairness import group_fairness
 from forgeline.metrics import METRICS
 from forgeline.monitoring.config import MonitorConfig
@@ -169,7 +170,7 @@ def _fairness(task: str, y: np.ndarray | None, label: np.ndarray | None,
     out = {}
     for column, values in groups.items():
         found = group_fairness("binary", y[ok], label[ok], values.to_numpy()[ok], positive=1,
-                               resamples=0, min_rows=min(10, min_rows))
+                               resamples=0, min_rows=min(MIN_SLICE_ROWS, min_rows))
         out[column] = {name: m["value"] for name, m in found["metrics"].items()}
     return out
 

@@ -30,7 +30,7 @@ from forgeline.packaging.explain import Explainer, Explanation, _family
 
 __all__ = ["ATTRIBUTIONS_FORMAT", "EXPLAIN_ROWS", "INTERACTION_ROWS", "INTERACTION_SECONDS",
            "GlobalExplanation", "attribution_record", "explain_or_note", "global_explanation",
-           "sample_rows"]
+           "sample_rows", "shares"]
 
 ATTRIBUTIONS_FORMAT = 1
 EXPLAIN_ROWS = 1_000  # rows explained for the global view (tree and linear methods)
@@ -74,8 +74,13 @@ class GlobalExplanation:
     @property
     def shares(self) -> dict[str, float]:
         """column -> its share of the total mean |contribution| (they add up to 1)."""
-        total = sum(self.mean_abs.values())
-        return {c: (v / total if total > 0 else 0.0) for c, v in self.mean_abs.items()}
+        return shares(self.mean_abs)
+
+
+def shares(values: dict[str, float]) -> dict[str, float]:
+    """column -> its share of the total of ``values`` (all 0 when the total is 0)."""
+    total = sum(values.values())
+    return {c: (v / total if total > 0 else 0.0) for c, v in values.items()}
 
 
 def sample_rows(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:

@@ -203,14 +203,11 @@ def _limits(checked: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The spec's limits: pass or fail on the model and on a mitigated candidate."""
     if not checked:
         return None
-    rows = [row("model", r["limit"], r["column"], (fmt(r["value"]), "num"),
-                (_ci(r["ci"]), "num"), "met" if r["passed"] else "BROKEN",
-                cls="" if r["passed"] else "sev-fail") for r in checked["limits"]]
     mitigation = checked.get("mitigation")
-    if mitigation:
-        rows += [row("mitigated candidate", r["limit"], r["column"], (fmt(r["value"]), "num"),
-                     (_ci(r["ci"]), "num"), "met" if r["passed"] else "BROKEN",
-                     cls="" if r["passed"] else "sev-fail") for r in mitigation["limits"]]
+    rows = [row(who, r["limit"], r["column"], (fmt(r["value"]), "num"), (_ci(r["ci"]), "num"),
+                "met" if r["passed"] else "BROKEN", cls="" if r["passed"] else "sev-fail")
+            for who, found in (("model", checked), ("mitigated candidate", mitigation or {}))
+            for r in found.get("limits", [])]
     result = table(["model", "limit", "sensitive column", ("value", "num"),
                     ("95% bootstrap interval", "num"), "result"], rows)
     result["note"] = None

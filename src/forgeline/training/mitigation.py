@@ -30,7 +30,7 @@ import pandas as pd
 
 from forgeline.entities import MIN_SLICE_ROWS, Evaluation, Task
 from forgeline.errors import InvalidSpec
-from forgeline.fairness import check_limits, group_fairness
+from forgeline.fairness import check_limits, figure_text, group_fairness
 from forgeline.metrics import METRICS
 from forgeline.training.evaluate import slice_groups
 from forgeline.training.spec import FairnessSpec
@@ -177,7 +177,7 @@ def fairness_summary(ev: Evaluation) -> dict[str, str]:
     checked = ev.fairness_limits
     if not checked:
         return {}
-    broken = [f"{r['limit']} on {r['column']} ({_value(r['value'])})"
+    broken = [f"{r['limit']} on {r['column']} ({figure_text(r['value'])})"
               for r in checked["limits"] if not r["passed"]]
     text = (f"all {len(checked['limits'])} met" if not broken
             else f"{len(broken)} of {len(checked['limits'])} broken: " + "; ".join(broken))
@@ -187,7 +187,3 @@ def fairness_summary(ev: Evaluation) -> dict[str, str]:
                  f" them at a cost of {mitigation['cost']:.4f} {mitigation['metric']} "
                  "(not registered)")
     return {"fairness limits": text}
-
-
-def _value(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:.3f}"

@@ -31,7 +31,7 @@ from forgeline.config import hash_key
 from forgeline.data.io import load_table
 from forgeline.entities import ModelVersion, SplitStrategy
 from forgeline.errors import InvalidInput
-from forgeline.fairness import check_limits, group_fairness
+from forgeline.fairness import check_limits, figure_text, group_fairness
 from forgeline.metrics import get_metric
 from forgeline.monitoring import MonitorConfig, monitor
 from forgeline.packaging import Predictor, load_model
@@ -255,15 +255,11 @@ def _fairness_gate(spec: TrainSpec, held_out: pd.DataFrame,
                 for c in columns}
         out[role] = check_limits(limits, fair)
     out["broken"] = [
-        f"{new['limit']} on {new['column']}: challenger {_value(new['value'])}, champion "
-        f"{_value(old['value'])}"
+        f"{new['limit']} on {new['column']}: challenger {figure_text(new['value'])}, champion "
+        f"{figure_text(old['value'])}"
         for old, new in zip(out["champion"], out["challenger"], strict=True)
         if old["passed"] and not new["passed"]]
     return out
-
-
-def _value(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:.3f}"
 
 
 def _record(run: Any, decision: RetrainDecision) -> RetrainDecision:

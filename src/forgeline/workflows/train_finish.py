@@ -135,8 +135,8 @@ def finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
         model, test_frame[features], background=train_frame[features], seed=spec.seed,
         seconds=EXPLAIN_SECONDS if run_end is None
         else min(EXPLAIN_SECONDS, max(1.0, run_end - time.time() - PACKAGING_S)))
-    attributions = {} if explained is None else {
-        ATTRIBUTIONS_FILE: json.dumps(attribution_record(explained), indent=2)}
+    record = None if explained is None else attribution_record(explained)
+    attributions = {} if record is None else {ATTRIBUTIONS_FILE: json.dumps(record, indent=2)}
     progress.status("Writing the model package and the report")
     run.log_params({"model": best.model, **{f"model.{k}": v for k, v in best.params.items()}})
     run.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
@@ -146,10 +146,11 @@ def finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
     run.log_metric(f"cv_{plan.metric}", best.score or float("nan"))
     run.log_metrics(fairness_metrics(evaluation))
     tags = client.get_run(run.run_id).tags
+    limits_line = fairness_summary(evaluation)
     summary = {"model name": spec.name, "run id": run.run_id, "task": plan.task.value,
                "model": best.model, f"test {plan.metric}": round(evaluation.score, 4),
                f"cv {plan.metric}": round(best.score or float("nan"), 4),
-               **_recent_summary(evaluation), **fairness_summary(evaluation),
+               **_recent_summary(evaluation), **limits_line,
                "model selection": tuned.selection.reason,
                "dataset": f"{dataset.name} ({dataset.digest[:12]})",
                "rows (train / test)": f"{len(train_frame)} / {len(test_frame)}",
@@ -194,8 +195,8 @@ def finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
         (Path(tmp) / "card.md").write_text(card)
         run.log_artifact(Path(tmp) / "card.md", str(Path(REPORT_PATH).parent))
     log_json(run, evaluation.to_dict(), EVALUATION_PATH)
-    if explained is not None:
-        log_json(run, attribution_record(explained), ATTRIBUTIONS_PATH)
+    if record is not None:
+        log_json(run, record, ATTRIBUTIONS_PATH)
     ok, reason = _passes(spec, evaluation, plan.scorer.greater_is_better)
     version = None
     run.flush()
@@ -213,7 +214,7 @@ def finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
                        best.score or float("nan"), best.model, best.params, version, reason,
                        local, tuned.selection.to_dict(),
                        (evaluation.recent or {}).get("metrics", {}).get(plan.metric),
-                       fairness_summary(evaluation).get("fairness limits"))
+                       limits_line.get("fairness limits"))
 
 
 def _baseline(plan: ModelPlan, X: pd.DataFrame, y: pd.Series, X_test: pd.DataFrame,
