@@ -1,0 +1,35 @@
+"""What every optimization technique hands to the optimize workflow: a :class:`Candidate`.
+
+A candidate is a fitted scikit-learn Pipeline taking the same input columns as its teacher
+(so it is packaged, loaded and served like any model), with the technique that made it.
+The workflow (``workflows/optimize.py``) measures every candidate the same way, in one run,
+and registers the one chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Candidate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One variant of the teacher.
+
+    Attributes:
+        name: short and unique in a run, e.g. ``"distilled-lightgbm"``, ``"truncated-120"``,
+            ``"compiled"``, ``"int8"``.
+        technique: ``"distillation"``, ``"truncation"``, ``"pruning"``, ``"compilation"``
+            or ``"quantization"``.
+        model: the fitted Pipeline (same input columns as the teacher's).
+        params: what defines it (e.g. ``{"trees": 120}``), recorded as the run's params.
+        detail: one line for the table and the registered version's description.
+    """
+
+    name: str
+    technique: str
+    model: Any
+    params: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
