@@ -11,6 +11,11 @@ predictions on a sample synthesised from the signature:
   tolerance are ties and may go either way) and every probability within 1e-4;
 - regression: every value within 1e-4 relative, ``|onnx - native| <= 1e-4 * max(|native|,
   mean |native| over the sample)`` (so values near zero are compared at the sample's scale).
+
+A final estimator with the class attribute ``serve_native = True`` (a compiled tree
+ensemble, :mod:`forgeline.packaging.compiled`) is already the fast path: "auto" serves it
+natively, with its ``native_reason`` (read once here, so a compiled model compiles at
+start-up and not on the first request) as the detail.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from forgeline.errors import InvalidInput
+from forgeline.packaging.package import final_estimator
 from forgeline.packaging.predictor import Predictor
 from forgeline.packaging.signature import Signature
 from forgeline.serving.runtime_base import RUNTIMES, Prediction, Runtime
@@ -83,6 +89,16 @@ def select_runtime(predictor: Predictor, prefer: str = "auto") -> Runtime:
                                f"personal inputs ({', '.join(predictor.hashed_inputs)}) "
                                "before predicting.", hint="Ask for the runtime auto or native.")
         native.detail = "native: the model hashes personal inputs (privacy.policy: hash)"
+        return native
+    final = final_estimator(predictor.model)
+    if getattr(final, "serve_native", False):
+        reason = getattr(final, "native_reason", None) or type(final).__name__
+        if prefer == "onnx":
+            raise InvalidInput(f"The model cannot be served with ONNX Runtime: it is served "
+                               f"natively ({reason}).", hint="Ask for the runtime auto or "
+                               "native.")
+        native.detail = f"native: {reason}"
+        log.info("serving %s with the native model: %s", _source(predictor), reason)
         return native
     problem = _check_onnx(predictor, native)
     candidate = problem if isinstance(problem, Runtime) else None

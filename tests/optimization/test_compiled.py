@@ -1,0 +1,152 @@
+"""Compiled LightGBM (packaging/compiled.py, optimization/compile.py): compiled for real
+with treelite, tl2cgen and gcc, compared with LightGBM's own predictions, stored in a
+model package, served through select_runtime, its cache shared between processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forgeline.data.inference import infer_schema
+from forgeline.errors import InvalidInput
+from forgeline.optimization.compile import compile_candidates
+from forgeline.packaging import Signature, load_package, save_package
+from forgeline.packaging.compiled import (
+    CompiledLGBMClassifier,
+    CompiledLGBMRegressor,
+    compile_lightgbm,
+    library,
+)
+from forgeline.packaging.predictor import Predictor
+from forgeline.serving.runtime import select_runtime
+from tests.optimization.treemodels import FEATURES, bare, frame, pipeline, rows_with_edges
+
+pytest.importorskip("tl2cgen")
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One compiled-model cache for the session: each model compiles once (~0.5 s)."""
+    return tmp_path_factory.mktemp("compiled-cache")
+
+
+@pytest.fixture(autouse=True)
+def _cache(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORGELINE_CACHE_DIR", str(shared_cache))
+
+
+def test_the_compiled_pipeline_predicts_as_lightgbm_with_a_categorical_column() -> None:
+    teacher = pipeline()
+    [candidate] = compile_candidates(teacher)
+    assert (candidate.name, candidate.technique) == ("compiled", "compilation")
+    final = candidate.model.steps[-1][1]
+    assert type(final) is CompiledLGBMClassifier and final.serve_native
+    rows = rows_with_edges()  # missing values and an unseen country included
+    np.testing.assert_allclose(candidate.model.predict_proba(rows),
+                               teacher.predict_proba(rows), rtol=0, atol=1e-9)
+    assert (candidate.model.predict(rows) == teacher.predict(rows)).all()
+    assert final.native_reason.startswith("compiled LightGBM (tl2cgen ")
+    assert teacher.steps[-1][1].__module__.startswith("lightgbm")  # the teacher unchanged
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "regression"])
+def test_multiclass_and_regression_predict_as_lightgbm(kind: str) -> None:
+    model, X = bare(kind)
+    compiled = compile_lightgbm(model)
+    if kind == "multiclass":
+        assert isinstance(compiled, CompiledLGBMClassifier)
+        np.testing.assert_allclose(compiled.predict_proba(X), model.predict_proba(X),
+                                   rtol=0, atol=1e-9)
+        assert (compiled.predict(X) == model.predict(X)).all()
+        assert list(compiled.classes_) == [0, 1, 2]
+    else:
+        assert isinstance(compiled, CompiledLGBMRegressor)
+        np.testing.assert_allclose(compiled.predict(X), model.predict(X), rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="expects 4 features"):
+        compiled.predict(X[:, :3])
+
+
+def test_a_package_round_trip_is_served_natively_by_select_runtime(tmp_path: Path) -> None:
+    teacher = pipeline()
+    [candidate] = compile_candidates(teacher)
+    signature = _signature()
+    save_package(tmp_path / "pkg", candidate.model, signature, profile={}, metrics={},
+                 card="")
+    package = load_package(tmp_path / "pkg")
+    assert type(package.model.steps[-1][1]) is CompiledLGBMClassifier
+    assert "_engine" not in vars(package.model.steps[-1][1])  # compiled on first use only
+    rows = rows_with_edges()
+    np.testing.assert_allclose(package.model.predict_proba(rows), teacher.predict_proba(rows),
+                               rtol=0, atol=1e-9)
+    runtime = select_runtime(Predictor(package))
+    assert runtime.name == "native"
+    assert runtime.detail.startswith("native: compiled LightGBM (tl2cgen ")
+    got = runtime.predict(signature.validate(rows))
+    np.testing.assert_allclose(got.proba, teacher.predict_proba(rows), rtol=0, atol=1e-9)
+    with pytest.raises(InvalidInput, match="cannot be served with ONNX Runtime: it is served "
+                                           "natively"):
+        select_runtime(Predictor(package), "onnx")
+
+
+def _signature() -> Signature:
+    data = frame()
+    return Signature.from_frame(data[FEATURES], infer_schema(data, "label"), "binary",
+                                list(pipeline().classes_))
+
+
+_SECOND_PROCESS = """
+import sys
+from pathlib import Path
+from forgeline.packaging.compiled import library
+print(library(Path(sys.argv[1]).read_text()))
+"""
+
+
+def test_the_library_is_compiled_once_and_reused_by_another_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORGELINE_CACHE_DIR", str(tmp_path / "cache"))
+    model, X = bare("regression")
+    compiled = compile_lightgbm(model)
+    compiled.predict(X[:1])  # compiles into the cache
+    built = library(compiled.model_text_)
+    first = built.stat()
+    (tmp_path / "model.txt").write_text(compiled.model_text_)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", _SECOND_PROCESS, str(tmp_path / "model.txt")],
+                         capture_output=True, text=True, env=env, timeout=120, check=True)
+    assert out.stdout.strip() == str(built)
+    again = compile_lightgbm(model)  # a second instance of the same model
+    np.testing.assert_allclose(again.predict(X), model.predict(X), rtol=0, atol=1e-9)
+    assert (built.stat().st_ino, built.stat().st_mtime_ns) == (first.st_ino,
+                                                               first.st_mtime_ns)
+    assert [p.name for p in (tmp_path / "cache" / "compiled").iterdir()
+            if not p.name.startswith(".")] == [built.parent.name]
+
+
+def test_without_a_c_compiler_no_candidate_and_the_wrapper_falls_back_to_lightgbm(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("FORGELINE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gcc to be found
+    model, X = bare("regression")
+    with caplog.at_level(logging.WARNING):
+        assert compile_candidates(model) == []
+        compiled = compile_lightgbm(model)
+        np.testing.assert_allclose(compiled.predict(X), model.predict(X), rtol=0, atol=1e-9)
+    assert "no compiled candidate: compiling the LightGBM model failed" in caplog.text
+    assert compiled.native_reason.startswith("LightGBM's own booster, not compiled "
+                                             "(compilation failed: ")
+
+
+def test_models_that_are_not_lightgbm_get_no_compiled_candidate(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, "forgeline.optimization"):
+        assert compile_candidates(pipeline("logistic_regression")) == []
+    assert "no compiled candidate: the final estimator (LogisticRegression) is not LightGBM" \
+        in caplog.text
