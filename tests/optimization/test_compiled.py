@@ -51,6 +51,10 @@ def test_the_compiled_pipeline_predicts_as_lightgbm_with_a_categorical_column() 
     np.testing.assert_allclose(candidate.model.predict_proba(rows),
                                teacher.predict_proba(rows), rtol=0, atol=1e-9)
     assert (candidate.model.predict(rows) == teacher.predict(rows)).all()
+    # a few rows at a time go straight to the library's C function, one row per call
+    few = rows.iloc[-10:]  # missing values and the unseen country among them
+    np.testing.assert_allclose(candidate.model.predict_proba(few), teacher.predict_proba(few),
+                               rtol=0, atol=1e-9)
     assert final.native_reason.startswith("compiled LightGBM (tl2cgen ")
     assert teacher.steps[-1][1].__module__.startswith("lightgbm")  # the teacher unchanged
 
@@ -68,6 +72,10 @@ def test_multiclass_and_regression_predict_as_lightgbm(kind: str) -> None:
     else:
         assert isinstance(compiled, CompiledLGBMRegressor)
         np.testing.assert_allclose(compiled.predict(X), model.predict(X), rtol=0, atol=1e-9)
+    single = [compiled.predict_proba(X[i:i + 1]) if kind == "multiclass" else
+              compiled.predict(X[i:i + 1]) for i in range(10)]  # categories unseen, missing
+    want = model.predict_proba(X[:10]) if kind == "multiclass" else model.predict(X[:10])
+    np.testing.assert_allclose(np.concatenate(single), want, rtol=0, atol=1e-9)
     with pytest.raises(ValueError, match="expects 4 features"):
         compiled.predict(X[:, :3])
 
@@ -87,8 +95,16 @@ def test_a_package_round_trip_is_served_natively_by_select_runtime(tmp_path: Pat
     runtime = select_runtime(Predictor(package))
     assert runtime.name == "native"
     assert runtime.detail.startswith("native: compiled LightGBM (tl2cgen ")
+    # the ColumnTransformer runs as an ONNX graph, checked equal to scikit-learn's
+    assert "; preprocessing: onnxruntime: equal to scikit-learn's on 256 sampled rows" in (
+        runtime.detail)
     got = runtime.predict(signature.validate(rows))
     np.testing.assert_allclose(got.proba, teacher.predict_proba(rows), rtol=0, atol=1e-9)
+    assert (got.labels == teacher.predict(rows)).all()
+    for i in (0, len(rows) - 3, len(rows) - 2, len(rows) - 1):  # one row: the C call path
+        one = runtime.predict(signature.validate(rows.iloc[[i]]))
+        np.testing.assert_allclose(one.proba, teacher.predict_proba(rows.iloc[[i]]),
+                                   rtol=0, atol=1e-9)
     with pytest.raises(InvalidInput, match="cannot be served with ONNX Runtime: it is served "
                                            "natively"):
         select_runtime(Predictor(package), "onnx")
