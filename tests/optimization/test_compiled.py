@@ -88,6 +88,10 @@ def test_a_package_round_trip_is_served_natively_by_select_runtime(tmp_path: Pat
                  card="")
     package = load_package(tmp_path / "pkg")
     assert type(package.model.steps[-1][1]) is CompiledLGBMClassifier
+    pinned = {line.partition("==")[0]: line for line in
+              (tmp_path / "pkg" / "requirements.txt").read_text().split()}
+    assert (pinned["tl2cgen"], pinned["treelite"]) == ("tl2cgen==1.0.0", "treelite==4.1.2")
+    assert pinned["lightgbm"].startswith("lightgbm==")
     assert "_engine" not in vars(package.model.steps[-1][1])  # compiled on first use only
     rows = rows_with_edges()
     np.testing.assert_allclose(package.model.predict_proba(rows), teacher.predict_proba(rows),

@@ -73,6 +73,7 @@ class _CompiledLightGBM(BaseEstimator):
     """
 
     serve_native = True  # select_runtime: never converted to ONNX (this is the fast path)
+    requires = ("lightgbm", "tl2cgen", "treelite")  # pinned in the package's requirements
 
     def __init__(self, params: dict[str, Any] | None = None, nthread: int = 1) -> None:
         self.params = params
