@@ -15,9 +15,10 @@ a LightGBM binary classifier of ``--trees`` trees (31 leaves) fitted on ``--rows
   (tl2cgen's predictor behind it); ONNX Runtime on the bare booster converted with
   onnxmltools (``InferenceSession.run``, float32 input as that converter declares it).
 - **serving runtime** (a validated one-row DataFrame in, labels and probabilities out,
-  what ``forgeline serve`` and ``fl.load_model`` run per request): the LightGBM pipeline
-  natively, the compiled pipeline natively, and the pipeline converted to ONNX as serving
-  converts it (``serving.onnx.load_onnx_runtime``).
+  what ``forgeline serve`` runs per request, as ``select_runtime`` builds it): the LightGBM
+  pipeline natively (scikit-learn's ColumnTransformer, then LightGBM), the compiled
+  pipeline as "auto" serves it (the ColumnTransformer as an ONNX graph, then the compiled
+  trees), and the LightGBM pipeline converted to ONNX as a whole.
 - **batch**: 10,000 rows in one call, rows/s, for each of the above.
 
 p50/p99 over ``--calls`` single-row calls (after 300 warm-up calls), each on another row.
@@ -104,8 +105,7 @@ def _run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     from forgeline.optimization.compile import compile_candidates
     from forgeline.packaging import Signature, load_package, save_package
     from forgeline.packaging.predictor import Predictor
-    from forgeline.serving.onnx import load_onnx_runtime
-    from forgeline.serving.runtime import NativeRuntime
+    from forgeline.serving.runtime import select_runtime
     from forgeline.training.plan import ModelPlan
 
     data = _data(args.rows + 10_000)
@@ -142,11 +142,14 @@ def _run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
     signature = Signature.from_frame(train[features], schema, "binary",
                                      list(teacher.classes_))
-    runtimes = {}
     for name, model in (("lightgbm", teacher), ("compiled", compiled_pipeline)):
         save_package(folder / name, model, signature, profile={}, metrics={}, card="")
-        runtimes[name] = NativeRuntime(Predictor(load_package(folder / name)))
-    runtimes["onnx"] = load_onnx_runtime(Predictor(load_package(folder / "lightgbm")))
+    runtimes = {"lightgbm": select_runtime(Predictor(load_package(folder / "lightgbm")),
+                                           "native"),
+                "compiled": select_runtime(Predictor(load_package(folder / "compiled"))),
+                "onnx": select_runtime(Predictor(load_package(folder / "lightgbm")), "onnx")}
+    for name, runtime in runtimes.items():
+        print(f"serving runtime {name}: {runtime.detail}")
     frames = [signature.validate(test[features].iloc[[i]]) for i in range(len(test))]
     batch = signature.validate(test[features])
 
