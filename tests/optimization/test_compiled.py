@@ -23,6 +23,7 @@ from forgeline.packaging.compiled import (
     compile_lightgbm,
     library,
 )
+from forgeline.packaging.explain import Explainer
 from forgeline.packaging.predictor import Predictor
 from forgeline.serving.runtime import select_runtime
 from tests.optimization.treemodels import FEATURES, bare, frame, pipeline, rows_with_edges
@@ -109,6 +110,12 @@ def test_a_package_round_trip_is_served_natively_by_select_runtime(tmp_path: Pat
         one = runtime.predict(signature.validate(rows.iloc[[i]]))
         np.testing.assert_allclose(one.proba, teacher.predict_proba(rows.iloc[[i]]),
                                    rtol=0, atol=1e-9)
+    # explained from the same trees as the teacher (LightGBM's pred_contrib)
+    ours = Explainer(Predictor(package)).explain(rows.iloc[:20])
+    theirs = Explainer(teacher).explain(rows.iloc[:20])
+    assert ours.method == theirs.method == "lightgbm.pred_contrib"
+    np.testing.assert_allclose(ours.contributions, theirs.contributions, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours.base, theirs.base, rtol=0, atol=1e-9)
     with pytest.raises(InvalidInput, match="cannot be served with ONNX Runtime: it is served "
                                            "natively"):
         select_runtime(Predictor(package), "onnx")

@@ -74,6 +74,7 @@ class _CompiledLightGBM(BaseEstimator):
 
     serve_native = True  # select_runtime: never converted to ONNX (this is the fast path)
     requires = ("lightgbm", "tl2cgen", "treelite")  # pinned in the package's requirements
+    explain_as = "lightgbm"  # packaging/explain.py: contributions from booster_ (pred_contrib)
 
     def __init__(self, params: dict[str, Any] | None = None, nthread: int = 1) -> None:
         self.params = params
@@ -97,7 +98,7 @@ class _CompiledLightGBM(BaseEstimator):
         self.n_features_in_ = int(booster.num_feature())
         if hasattr(estimator, "classes_"):
             self.classes_ = np.asarray(estimator.classes_)
-        self._engine = None
+        self._engine = self._booster = None
 
     # -- predicting ------------------------------------------------------------------------
     def _raw(self, X: Any) -> np.ndarray:
@@ -119,6 +120,17 @@ class _CompiledLightGBM(BaseEstimator):
         return engine
 
     @property
+    def booster_(self) -> Any:
+        """LightGBM's booster for the same trees (explanations: ``pred_contrib``), built
+        from the text model on first use."""
+        booster = getattr(self, "_booster", None)
+        if booster is None:
+            import lightgbm
+
+            booster = self._booster = lightgbm.Booster(model_str=self.model_text_)
+        return booster
+
+    @property
     def native_reason(self) -> str:
         """Why and how this model is served natively (compiles it now if need be)."""
         return self._runtime().description
@@ -126,6 +138,7 @@ class _CompiledLightGBM(BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:  # skops and pickle: plain data only
         state = super().__getstate__()
         state.pop("_engine", None)
+        state.pop("_booster", None)
         return state
 
 
