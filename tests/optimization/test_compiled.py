@@ -135,21 +135,26 @@ print(library(Path(sys.argv[1]).read_text()))
 """
 
 
-def test_the_library_is_compiled_once_and_reused_by_another_process(
+def test_two_processes_compile_a_model_once_and_a_second_instance_reuses_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FORGELINE_CACHE_DIR", str(tmp_path / "cache"))
     model, X = bare("regression")
-    compiled = compile_lightgbm(model)
-    compiled.predict(X[:1])  # compiles into the cache
-    built = library(compiled.model_text_)
-    first = built.stat()
-    (tmp_path / "model.txt").write_text(compiled.model_text_)
+    text = compile_lightgbm(model).model_text_
+    (tmp_path / "model.txt").write_text(text)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    out = subprocess.run([sys.executable, "-c", _SECOND_PROCESS, str(tmp_path / "model.txt")],
-                         capture_output=True, text=True, env=env, timeout=120, check=True)
-    assert out.stdout.strip() == str(built)
-    again = compile_lightgbm(model)  # a second instance of the same model
+    command = [sys.executable, "-c", _SECOND_PROCESS, str(tmp_path / "model.txt")]
+    # two processes at once on an empty cache: one compiles, the other waits for its library
+    running = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env) for _ in range(2)]
+    outputs = [p.communicate(timeout=180) for p in running]
+    assert [p.returncode for p in running] == [0, 0], outputs
+    # the last line: tl2cgen's compiler logs its own lines to stdout before it
+    built = Path(outputs[0][0].strip().splitlines()[-1])
+    assert outputs[1][0].strip().splitlines()[-1] == str(built) and built.is_file()
+    first = built.stat()
+    again = compile_lightgbm(model)  # a second instance of the same model, in this process
     np.testing.assert_allclose(again.predict(X), model.predict(X), rtol=0, atol=1e-9)
+    assert library(again.model_text_) == built
     assert (built.stat().st_ino, built.stat().st_mtime_ns) == (first.st_ino,
                                                                first.st_mtime_ns)
     assert [p.name for p in (tmp_path / "cache" / "compiled").iterdir()

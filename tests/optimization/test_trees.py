@@ -4,6 +4,7 @@ LightGBM and histogram gradient boosting models, a categorical column among the 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import lightgbm
 import numpy as np
@@ -135,3 +136,19 @@ def test_other_models_get_no_tree_candidate(caplog: pytest.LogCaptureFixture) ->
         assert tree_candidates(pipeline("logistic_regression"), *_validation(), "binary",
                                None) == []
     assert "not LightGBM nor a histogram gradient boosting" in caplog.text
+
+
+def test_a_pruned_variant_is_packaged_and_served_by_onnx_runtime(tmp_path: Path) -> None:
+    from forgeline.data.inference import infer_schema
+    from forgeline.packaging import Signature, load_package, save_package
+    from forgeline.packaging.predictor import Predictor
+    from forgeline.serving.runtime import select_runtime
+
+    [pruned] = [c for c in tree_candidates(pipeline(), *_validation(), "binary", None)
+                if c.technique == "pruning"]
+    data = frame()
+    signature = Signature.from_frame(data[FEATURES], infer_schema(data, "label"), "binary",
+                                     [0, 1])
+    save_package(tmp_path / "pkg", pruned.model, signature, profile={}, metrics={}, card="")
+    runtime = select_runtime(Predictor(load_package(tmp_path / "pkg")))
+    assert runtime.name == "onnxruntime"  # a plain LGBMClassifier: converted, parity checked
