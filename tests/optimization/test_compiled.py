@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,9 +61,34 @@ def test_the_compiled_pipeline_predicts_as_lightgbm_with_a_categorical_column() 
     assert teacher.steps[-1][1].__module__.startswith("lightgbm")  # the teacher unchanged
 
 
+def _at_thresholds(model: Any, X: np.ndarray) -> np.ndarray:
+    """``X`` with numeric values set to the model's split thresholds themselves, and to
+    LightGBM's zero threshold (+-1e-35 as a float32), where the two sides of a split meet."""
+    found: dict[int, list[float]] = {}
+
+    def walk(node: dict[str, Any]) -> None:
+        if "split_feature" in node:
+            if node["decision_type"] == "<=":
+                found.setdefault(node["split_feature"], []).append(node["threshold"])
+            walk(node["left_child"])
+            walk(node["right_child"])
+
+    for tree in model.booster_.dump_model()["tree_info"]:
+        walk(tree["tree_structure"])
+    rng = np.random.default_rng(3)
+    edges = X.copy()
+    for column, values in found.items():
+        pick = rng.random(len(edges)) < 0.5
+        edges[pick, column] = rng.choice(np.asarray(values), int(pick.sum()))
+    zero = float(np.float32(1e-35))
+    edges[:20, 2], edges[20:40, 2] = -zero, zero  # LightGBM reads both as 0
+    return edges
+
+
 @pytest.mark.parametrize("kind", ["multiclass", "regression"])
 def test_multiclass_and_regression_predict_as_lightgbm(kind: str) -> None:
     model, X = bare(kind)
+    X = np.vstack([X, _at_thresholds(model, X)])
     compiled = compile_lightgbm(model)
     if kind == "multiclass":
         assert isinstance(compiled, CompiledLGBMClassifier)

@@ -56,19 +56,20 @@ def rows_with_edges() -> pd.DataFrame:
 @functools.cache
 def bare(kind: str) -> tuple[Any, np.ndarray]:
     """A bare LightGBM estimator (``"multiclass"`` or ``"regression"``) and its rows;
-    column 3 is categorical, with missing values in column 1."""
+    column 3 is categorical, column 1 has missing values, column 2 many zeros."""
     import lightgbm
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(500, 4))
     X[:, 3] = rng.integers(0, 12, 500)
     X[rng.random(500) < 0.05, 1] = np.nan
+    X[rng.random(500) < 0.2, 2] = 0.0  # a zero bin: splits at LightGBM's +-1e-35
     if kind == "multiclass":
-        y = ((X[:, 0] > 0).astype(int) + (X[:, 3] % 3 == 0)).astype(int)
+        y = ((X[:, 0] > 0).astype(int) + (X[:, 3] % 3 == 0) + (X[:, 2] < 0)).clip(0, 2)
         model = lightgbm.LGBMClassifier(n_estimators=10, num_leaves=8, n_jobs=1,
                                         verbose=-1)
     else:
-        y = 3 * X[:, 0] + (X[:, 3] % 4) + rng.normal(0, 0.1, 500)
+        y = 3 * X[:, 0] + (X[:, 3] % 4) + (X[:, 2] < 0) + rng.normal(0, 0.1, 500)
         model = lightgbm.LGBMRegressor(n_estimators=20, num_leaves=8, n_jobs=1,
                                         verbose=-1)
     model.fit(X, y, categorical_feature=[3])
