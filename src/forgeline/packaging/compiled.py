@@ -5,9 +5,9 @@ per-call overhead.
 estimators whose fitted state is plain data (LightGBM's text model, the classes, the
 objective), so a model package stores them through skops like any other final step. The
 native code is built lazily, on the first prediction, by treelite (LightGBM's text model
--> treelite's tree IR) and tl2cgen (C code, compiled by gcc into a shared library), and
-loaded with ctypes by tl2cgen's predictor. It is not stored in the package: it depends
-on the machine (CPU, C library), not only on the model.
+-> treelite's tree IR) and tl2cgen (C code, compiled by gcc into a shared library). It
+is not stored in the package: it depends on the machine (CPU, C library), not only on the
+model.
 
 Why tl2cgen and not lleaves (LLVM): lleaves 1.3.0, the latest release, calls llvmlite's
 legacy pass manager, which llvmlite 0.45 removed; numba (through shap) needs llvmlite
@@ -24,10 +24,16 @@ Fallback: when tl2cgen is not installed or compilation fails (no C compiler), th
 estimator predicts with LightGBM's own booster, built from the same text, and says so in
 a log line and in :attr:`native_reason` -- slower, never wrong.
 
-Parity: tl2cgen evaluates the trees in float64 with LightGBM's thresholds, categorical
-splits and missing-value rules, and applies the objective's transform (sigmoid,
-softmax, exp...), so predictions equal LightGBM's to 1e-9 (tested on a classifier with a
-categorical column, a multiclass classifier and a regressor).
+Parity: tl2cgen evaluates the trees with LightGBM's thresholds (quantised exactly: a
+value is ranked among a feature's thresholds, then trees compare ranks), categorical
+splits and missing-value rules, and applies the objective's transform (sigmoid, softmax,
+exp...); values within LightGBM's zero threshold are read as 0 first, as LightGBM reads
+them. Predictions equal LightGBM's to 1e-9 (tested on a classifier with a categorical
+column, a multiclass classifier and a regressor, with missing values, unseen categories
+and values at the split thresholds themselves).
+
+Batches go through tl2cgen's predictor; up to 16 rows go straight to the library's
+``predict`` function, one C call per row (see ``_Tl2cgen``).
 """
 
 from __future__ import annotations
@@ -51,7 +57,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from forgeline.config import cache_dir
 from forgeline.util.files import atomic_path
 
-__all__ = ["CompiledLGBMClassifier", "CompiledLGBMRegressor", "compile_lightgbm"]
+__all__ = ["CompiledLGBMClassifier", "CompiledLGBMRegressor", "compile_lightgbm",
+           "compiler_identity", "library"]
 
 log = logging.getLogger("forgeline.packaging")
 
@@ -59,7 +66,8 @@ _LIBRARY = "model.so"
 _ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold
 # tl2cgen's settings, part of the cache key: thresholds quantised (each value is mapped to
 # its rank among the split thresholds once per feature, then trees compare integers: exact,
-# tested at the thresholds themselves, and ~1.6x faster on one row than comparing doubles)
+# tested at the thresholds themselves; on one row of a 300-tree model 29 us against 47 us
+# comparing doubles, measured under load)
 _QUANTIZE = 1
 _LOCK_TIMEOUT_S = 900  # a large ensemble takes minutes to compile
 
