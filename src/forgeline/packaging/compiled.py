@@ -117,7 +117,8 @@ class _CompiledLightGBM(BaseEstimator):
     def _raw(self, X: Any) -> np.ndarray:
         """The booster's output for ``X``: probabilities of the positive class (binary),
         rows x classes (multiclass) or values (regression)."""
-        rows = _dense(X)
+        # dense: tl2cgen reads a sparse matrix's absent entries as missing, LightGBM as 0
+        rows = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[1] != self.n_features_in_:
             raise ValueError(f"{type(self).__name__} expects {self.n_features_in_} "
                              f"features, got an array of shape {rows.shape}")
@@ -196,14 +197,19 @@ class _Engine:
     description: str
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Predictions for float64 ``rows`` (dense), as LightGBM's ``Booster.predict``."""
         raise NotImplementedError
+
+
+class _Entry(ctypes.Union):  # tl2cgen's union Entry: a value, or missing = -1
+    _fields_ = (("missing", ctypes.c_int), ("fvalue", ctypes.c_double))
 
 
 class _Tl2cgen(_Engine):
     """tl2cgen's predictor for batches; a few rows go straight to the library's
     ``predict(union Entry* row, int pred_margin, double* out)`` (tl2cgen's generated C
-    API), which spares the predictor's per-call set-up (a DMatrix, an output-shape query):
-    most of a single row's time otherwise."""
+    API), which spares the predictor's per-call set-up (a DMatrix, an output-shape query)
+    and numpy's per-call costs: most of a single row's time otherwise."""
 
     def __init__(self, library: Path, nthread: int) -> None:
         import tl2cgen
@@ -212,7 +218,8 @@ class _Tl2cgen(_Engine):
         self._predictor = tl2cgen.Predictor(str(library), nthread=nthread)
         self._width = int(np.max(self._predictor.num_class))  # one target: its classes
         self._lib = ctypes.CDLL(str(library))
-        self._lib.predict.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        self._lib.predict.argtypes = [ctypes.POINTER(_Entry), ctypes.c_int,
+                                      ctypes.POINTER(ctypes.c_double)]
         self._lib.predict.restype = None
         self.description = f"compiled LightGBM (tl2cgen {tl2cgen.__version__})"
 
@@ -220,23 +227,27 @@ class _Tl2cgen(_Engine):
         if len(rows) <= _ROW_BY_ROW:
             out = self._rows(rows)
         else:
-            out = self._predictor.predict(self._tl2cgen.DMatrix(rows, dtype="float64"))
+            matrix = _as_lightgbm_reads(np.ascontiguousarray(rows))
+            out = self._predictor.predict(self._tl2cgen.DMatrix(matrix, dtype="float64"))
             out = out.reshape(len(rows), self._width)  # (rows, targets=1, classes)
         return out[:, 0] if self._width == 1 else out
 
     def _rows(self, rows: np.ndarray) -> np.ndarray:
-        # union Entry {int missing; double fvalue;}: a missing value is the int -1 over
-        # the double's first 4 bytes, as tl2cgen's own predictor writes it
-        entries = np.array(rows, dtype=np.float64, order="C", copy=True)
-        missing = np.isnan(entries)
-        if missing.any():
-            entries.view(np.int32).reshape(len(rows), -1, 2)[..., _MISSING_WORD][missing] = -1
-        out = np.zeros((len(rows), self._width), dtype=np.float64)
-        row, row_out = entries.ctypes.data, out.ctypes.data
-        for _ in range(len(rows)):
-            self._lib.predict(row, 0, row_out)
-            row, row_out = row + entries.strides[0], row_out + out.strides[0]
-        return out
+        n = rows.shape[1]
+        values_type, words_type = ctypes.c_double * n, ctypes.c_int * (2 * n)
+        result_type = ctypes.c_double * self._width
+        out = []
+        for values in rows.tolist():
+            # within LightGBM's zero threshold: 0, as LightGBM reads it (NaN stays NaN)
+            entries = values_type(*[0.0 if -_ZERO <= v <= _ZERO else v for v in values])
+            words = words_type.from_buffer(entries)
+            for j, v in enumerate(values):
+                if v != v:  # NaN: union Entry's int `missing` = -1 over the double
+                    words[2 * j + _MISSING_WORD] = -1
+            result = result_type()
+            self._lib.predict(ctypes.cast(entries, ctypes.POINTER(_Entry)), 0, result)
+            out.append(result[:])
+        return np.asarray(out, dtype=np.float64).reshape(len(rows), self._width)
 
 
 class _Booster(_Engine):
@@ -316,16 +327,12 @@ def compiler_identity() -> str:
             f"{treelite.__version__}; gcc {version}; {platform.machine()} {platform.system()}")
 
 
-def _dense(X: Any) -> np.ndarray:
-    """float64 rows as LightGBM reads them: sparse matrices made dense (tl2cgen reads a
-    sparse matrix's absent entries as missing, LightGBM as 0) and values within LightGBM's
-    zero threshold (``kZeroThreshold``, 1e-35 as a float32) set to 0, as LightGBM does
-    before it walks the trees (its splits at -1e-35 tell 0 from negative numbers)."""
-    if hasattr(X, "toarray"):
-        X = X.toarray()
-    rows = np.ascontiguousarray(X, dtype=np.float64)
+def _as_lightgbm_reads(rows: np.ndarray) -> np.ndarray:
+    """``rows`` with values within LightGBM's zero threshold (``kZeroThreshold``, 1e-35 as a
+    float32) set to 0, as LightGBM does before it walks the trees (its splits at -1e-35
+    tell 0 from negative numbers); the caller's array is never changed."""
     tiny = (np.abs(rows) <= _ZERO) & (rows != 0)
     if tiny.any():
-        rows = rows.copy()  # never the caller's array
+        rows = rows.copy()
         rows[tiny] = 0.0
     return rows
