@@ -99,9 +99,13 @@ def test_multiclass_and_regression_predict_as_lightgbm(kind: str) -> None:
     else:
         assert isinstance(compiled, CompiledLGBMRegressor)
         np.testing.assert_allclose(compiled.predict(X), model.predict(X), rtol=0, atol=1e-9)
+    # one row per call (the C call path): unseen and missing categories, missing values,
+    # +-1e-35, values at thresholds
+    picked = [*range(10), *np.flatnonzero(np.isnan(X[:, 1]))[:5], *range(500, 506),
+              *range(520, 526), *range(600, 610)]
     single = [compiled.predict_proba(X[i:i + 1]) if kind == "multiclass" else
-              compiled.predict(X[i:i + 1]) for i in range(10)]  # categories unseen, missing
-    want = model.predict_proba(X[:10]) if kind == "multiclass" else model.predict(X[:10])
+              compiled.predict(X[i:i + 1]) for i in picked]
+    want = model.predict_proba(X[picked]) if kind == "multiclass" else model.predict(X[picked])
     np.testing.assert_allclose(np.concatenate(single), want, rtol=0, atol=1e-9)
     with pytest.raises(ValueError, match="expects 4 features"):
         compiled.predict(X[:, :3])
