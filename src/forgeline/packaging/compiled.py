@@ -309,22 +309,24 @@ def _compile(text: str, path: Path) -> None:
                        nthread=os.cpu_count() or 1)
 
 
-@functools.cache
 def compiler_identity() -> str:
     """What the compiled code depends on beside the model: the compilers and the machine."""
     import tl2cgen
     import treelite
 
     gcc = shutil.which("gcc")
-    version = ""
-    if gcc:
-        try:
-            version = subprocess.run([gcc, "-dumpfullversion"], capture_output=True,
-                                     text=True, timeout=30, check=False).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            version = "unknown"
     return (f"tl2cgen {tl2cgen.__version__} (quantize={_QUANTIZE}); treelite "
-            f"{treelite.__version__}; gcc {version}; {platform.machine()} {platform.system()}")
+            f"{treelite.__version__}; gcc {_gcc_version(gcc) if gcc else 'none'}; "
+            f"{platform.machine()} {platform.system()}")
+
+
+@functools.cache
+def _gcc_version(gcc: str) -> str:
+    try:
+        return subprocess.run([gcc, "-dumpfullversion"], capture_output=True, text=True,
+                              timeout=30, check=False).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def _as_lightgbm_reads(rows: np.ndarray) -> np.ndarray:
