@@ -316,8 +316,8 @@ def explain(model: Predictor | Any, data: pd.DataFrame | Any, *,
 def _family(estimator: Any) -> str:
     module = type(estimator).__module__
     name = type(estimator).__name__
-    if module.startswith("lightgbm"):
-        return "lightgbm"
+    if module.startswith("lightgbm") or getattr(estimator, "explain_as", None) == "lightgbm":
+        return "lightgbm"  # explain_as: a compiled LightGBM (packaging/compiled.py)
     if module.startswith("xgboost"):
         return "xgboost"
     if name.startswith("RandomForest"):

@@ -260,6 +260,8 @@ def _write_model(tmp: Path, model: Any) -> tuple[str, set[str]]:
                            hint="Replace those parts of the pipeline.")
     flavor = model_flavor(model)
     libraries = {t.partition(".")[0] for t in trusted} & set(NATIVE_FILES)
+    # what the final estimator needs beyond its own module (e.g. packaging/compiled.py)
+    libraries |= set(getattr(final_estimator(model), "requires", ()))
     if flavor == "lightgbm":
         final_estimator(model).booster_.save_model(str(tmp / NATIVE_FILES[flavor]))
         libraries.add(flavor)

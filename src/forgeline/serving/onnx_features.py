@@ -9,7 +9,7 @@ the whole-pipeline graph is, in about 0.1 ms.
 
 The explanation must be the native one, so the graph is used only where it reproduces
 scikit-learn's matrix *exactly* (every value equal, missing values in the same places) on
-:func:`~forgeline.serving.runtime.sample_frame`'s rows (:func:`onnx_features`); anything
+:func:`~forgeline.serving.sampling.sample_frame`'s rows (:func:`onnx_features`); anything
 else, or an error, falls back to scikit-learn and says why.
 
 One part is computed beside the graph: a datetime's days elapsed since the epoch, which
@@ -38,6 +38,7 @@ from forgeline.serving.onnx import (
     open_session,
     write_cache,
 )
+from forgeline.serving.sampling import sample_frame
 
 __all__ = ["SAMPLE_ROWS", "OnnxFeatures", "load_onnx_features", "onnx_features"]
 
@@ -104,8 +105,6 @@ def load_onnx_features(predictor: Predictor) -> OnnxFeatures:
 def onnx_features(predictor: Predictor) -> tuple[OnnxFeatures | None, str]:
     """The ONNX preprocessing when it converts and reproduces scikit-learn's exactly on a
     sample, and a line saying so; else None and why not."""
-    from forgeline.serving.runtime import sample_frame
-
     try:
         features = load_onnx_features(predictor)
     except InvalidInput as e:  # NotConvertible, or the converters are not installed

@@ -11,6 +11,11 @@ predictions on a sample synthesised from the signature:
   tolerance are ties and may go either way) and every probability within 1e-4;
 - regression: every value within 1e-4 relative, ``|onnx - native| <= 1e-4 * max(|native|,
   mean |native| over the sample)`` (so values near zero are compared at the sample's scale).
+
+A final estimator with the class attribute ``serve_native = True`` (a compiled tree
+ensemble, :mod:`forgeline.packaging.compiled`) is already the fast path: "auto" serves it
+natively, with its ``native_reason`` (read once here, so a compiled model compiles at
+start-up and not on the first request) as the detail.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from forgeline.errors import InvalidInput
+from forgeline.packaging.package import final_estimator
 from forgeline.packaging.predictor import Predictor
-from forgeline.packaging.signature import Signature
 from forgeline.serving.runtime_base import RUNTIMES, Prediction, Runtime
+from forgeline.serving.sampling import SAMPLE_ROWS, sample_frame
 
 __all__ = ["RUNTIMES", "TOLERANCE", "NativeRuntime", "Prediction", "Runtime", "compare",
            "sample_frame", "select_runtime"]
@@ -32,27 +38,35 @@ __all__ = ["RUNTIMES", "TOLERANCE", "NativeRuntime", "Prediction", "Runtime", "c
 log = logging.getLogger("forgeline.serving")
 
 TOLERANCE = 1e-4
-SAMPLE_ROWS = 256
-_HOUR_NS = 3_600_000_000_000
 
 
 class NativeRuntime(Runtime):
+    """The pipeline itself; with ``features`` (an exact ONNX copy of its preprocessing,
+    :func:`~forgeline.serving.onnx_features.onnx_features`), that graph computes the
+    matrix and the final estimator predicts from it."""
+
     name = "native"
 
-    def __init__(self, predictor: Predictor) -> None:
+    def __init__(self, predictor: Predictor, features: Any = None) -> None:
         self.signature = predictor.signature
         self._model = predictor.model
         # inputs the model was trained on as keyed hashes (privacy.policy: hash)
         self._hash = predictor.hash_inputs if predictor.hashed_inputs else None
+        self._features = features
+        self._final = final_estimator(self._model) if features is not None else None
 
     def predict(self, frame: pd.DataFrame) -> Prediction:
         if self._hash is not None:
             frame = self._hash(frame)
+        model: Any = self._model
+        rows: Any = frame
+        if self._features is not None:
+            model, rows = self._final, self._features.transform(frame)
         if self.signature.is_classifier:
-            proba = np.asarray(self._model.predict_proba(frame))
+            proba = np.asarray(model.predict_proba(rows))
             classes = np.asarray(self._model.classes_)
             return Prediction(classes[proba.argmax(axis=1)], proba)
-        return Prediction(np.asarray(self._model.predict(frame)), None)
+        return Prediction(np.asarray(model.predict(rows)), None)
 
 
 def select_runtime(predictor: Predictor, prefer: str = "auto") -> Runtime:
@@ -84,6 +98,17 @@ def select_runtime(predictor: Predictor, prefer: str = "auto") -> Runtime:
                                "before predicting.", hint="Ask for the runtime auto or native.")
         native.detail = "native: the model hashes personal inputs (privacy.policy: hash)"
         return native
+    final = final_estimator(predictor.model)
+    if getattr(final, "serve_native", False):
+        reason = getattr(final, "native_reason", None) or type(final).__name__
+        if prefer == "onnx":
+            raise InvalidInput(f"The model cannot be served with ONNX Runtime: it is served "
+                               f"natively ({reason}).", hint="Ask for the runtime auto or "
+                               "native.")
+        native = _compiled_runtime(predictor, native)
+        native.detail = f"native: {reason}; {native.detail}"
+        log.info("serving %s with the native model: %s", _source(predictor), native.detail)
+        return native
     problem = _check_onnx(predictor, native)
     candidate = problem if isinstance(problem, Runtime) else None
     problem = None if candidate is not None else problem
@@ -99,6 +124,22 @@ def select_runtime(predictor: Predictor, prefer: str = "auto") -> Runtime:
     log.info("serving %s with the native model; ONNX Runtime not used: %s",
              _source(predictor), problem)
     return native
+
+
+def _compiled_runtime(predictor: Predictor, native: NativeRuntime) -> NativeRuntime:
+    """``native``, or one whose preprocessing runs as an ONNX graph equal to scikit-learn's
+    (a compiled estimator answers one row in microseconds; scikit-learn's ColumnTransformer
+    takes milliseconds). Its ``detail`` says which preprocessing serves."""
+    model = predictor.model
+    if not (hasattr(model, "steps") and len(model.steps) == 2):
+        native.detail = "preprocessing: scikit-learn"
+        return native
+    from forgeline.serving.onnx_features import onnx_features
+
+    features, why = onnx_features(predictor)
+    runtime = native if features is None else NativeRuntime(predictor, features)
+    runtime.detail = f"preprocessing: {why}"
+    return runtime
 
 
 def _check_onnx(predictor: Predictor, native: Runtime) -> Runtime | str:
@@ -155,88 +196,6 @@ def compare(reference: Prediction, candidate: Prediction, classifier: bool) -> s
         return (f"{int(bad.sum())} of {len(bad)} values differ from the native model's "
                 f"(relative difference up to {worst:.3g}, tolerance {TOLERANCE:g})")
     return None
-
-
-def sample_frame(signature: Signature, rows: int = SAMPLE_ROWS, seed: int = 0, *,
-                 model: Any = None, profile: dict | None = None) -> pd.DataFrame:
-    """A validated frame of ``rows`` synthetic inputs that exercise every column.
-
-    Numbers: the training range's ends, the profile's quantiles (values trees split
-    near), and uniform draws in between, as integers for integer columns; categories: the
-    ones seen in training and one unseen value; dates: the profile's range; text: words of
-    the model's vocabulary. Nullable columns get missing values too.
-    """
-    rng = np.random.default_rng(seed)
-    stats = (profile or {}).get("columns", {}) if isinstance(profile, dict) else {}
-    words = _vocabulary(model) or ["alpha", "beta", "gamma", "delta"]
-    data = {}
-    for column in signature.inputs:
-        info = stats.get(column.name) or {}
-        if column.kind == "numeric":
-            values: Any = _numbers(column, info, rows, rng)
-        elif column.kind in ("categorical", "boolean"):
-            values = _categories(column, rows, rng, signature.unseen_categories == "allow")
-        elif column.kind == "datetime":
-            values = _datetimes(info, rows, rng)
-        else:
-            values = np.array([" ".join(rng.choice(words, rng.integers(1, 8)))
-                               for _ in range(rows)], dtype=object)
-        if column.nullable or column.kind in ("categorical", "datetime", "text"):
-            values = pd.Series(values, dtype=None if column.kind == "numeric" else object)
-            values[rng.random(rows) < 0.08] = None
-        data[column.name] = values
-    return signature.validate(pd.DataFrame(data))
-
-
-def _numbers(column: Any, info: dict, rows: int, rng: np.random.Generator) -> np.ndarray:
-    low = column.minimum if column.minimum is not None else -1.0
-    high = column.maximum if column.maximum is not None else 1.0
-    anchors = [low, high, *[q for q in (info.get("quantiles") or {}).values()
-                            if q is not None]]
-    values = rng.uniform(low, high, rows)
-    pick = rng.random(rows) < 0.4
-    values[pick] = rng.choice(np.asarray(anchors, dtype=np.float64), int(pick.sum()))
-    values[:2] = low, high
-    return np.round(values) if "int" in column.dtype else values
-
-
-def _categories(column: Any, rows: int, rng: np.random.Generator,
-                unseen: bool) -> np.ndarray:
-    seen = list(column.categories or ("a", "b"))
-    values = np.asarray(rng.choice([*seen, "__unseen__"] if unseen and column.kind ==
-                                   "categorical" else seen, rows), dtype=object)
-    if column.dtype == "bool" or column.kind == "boolean":
-        return np.asarray([v == "True" if v in ("True", "False") else v for v in values],
-                          dtype=object)
-    if "int" in column.dtype or "float" in column.dtype:  # numeric codes used as categories
-        return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
-    return values
-
-
-def _datetimes(info: dict, rows: int, rng: np.random.Generator) -> np.ndarray:
-    try:
-        low = pd.Timestamp(info["min"]).value
-        high = pd.Timestamp(info["max"]).value
-    except (KeyError, TypeError, ValueError):
-        low, high = pd.Timestamp("2020-01-01").value, pd.Timestamp("2026-01-01").value
-    stamps = rng.integers(low, max(high, low + 1), rows, dtype=np.int64)
-    whole = rng.random(rows) < 0.3  # on the hour: where one day part ends
-    stamps[whole] = stamps[whole] // _HOUR_NS * _HOUR_NS
-    return np.asarray(pd.to_datetime(stamps, utc=True).astype(str), dtype=object)
-
-
-def _vocabulary(model: Any) -> list[str]:
-    """Single words known to the model's text vectorisers (empty without any)."""
-    found: list[str] = []
-    todo = [model]
-    while todo:
-        part = todo.pop()
-        vocabulary = getattr(part, "vocabulary_", None)
-        if isinstance(vocabulary, dict):
-            found += [w for w in vocabulary if isinstance(w, str) and " " not in w][:500]
-        todo += [step for _, step in getattr(part, "steps", ())]
-        todo += [step for _, step, _ in getattr(part, "transformers_", ())]
-    return found
 
 
 def _source(predictor: Predictor) -> str:
