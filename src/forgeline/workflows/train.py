@@ -201,7 +201,7 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         X, y = train_frame[list(features)], train_frame[d.target]
         plan = ModelPlan(task, schema, features, get_metric(spec.metric, task).name,
                          spec.seed, _imbalanced(task, y), spec.features.encoding,
-                         spec.features.max_onehot)
+                         spec.features.max_onehot, spec.device)
         kinds = resolve_models(spec.models, task)
         run.log_params({"task": task.value, "metric": plan.metric, "rows_train": len(X),
                         "rows_test": len(test_frame), "features": len(features),
