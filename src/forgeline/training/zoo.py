@@ -219,8 +219,10 @@ def available_models(task: Task) -> list[str]:
     return [name for name, kind in ZOO.items() if task in kind.tasks and kind.installed]
 
 
-def resolve_models(names: tuple[str, ...], task: Task) -> list[ModelKind]:
-    """The spec's model names (the task's defaults when empty), checked and installed."""
+def resolve_models(names: tuple[str, ...], task: Task, device: str = "auto"
+                   ) -> list[ModelKind]:
+    """The spec's model names (the task's defaults when empty), checked and installed;
+    ``device`` (the spec's) "cuda" needs a GPU that torch sees when a model uses it."""
     chosen = names or tuple(n for n in DEFAULT_MODELS[task] if ZOO[n].installed)
     kinds = []
     for name in chosen:
@@ -233,4 +235,10 @@ def resolve_models(names: tuple[str, ...], task: Task) -> list[ModelKind]:
                               "installed.", hint=f"pip install 'forgeline[{kind.needs}]', "
                                                  f"or remove {name} from models.")
         kinds.append(kind)
+    if device == "cuda" and any(kind.device for kind in kinds):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InvalidSpec("device is cuda, but torch sees no CUDA GPU on this machine.",
+                              hint="Set device: auto (a GPU when there is one) or cpu.")
     return kinds
