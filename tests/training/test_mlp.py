@@ -171,3 +171,32 @@ def test_device_cuda_without_a_gpu_is_refused_before_training(tmp_path: Path) ->
         train(spec(tmp_path, device="cuda"))
     assert "device: auto" in (raised.value.hint or "")
     assert fl.Client().list_registered_models() == []
+
+
+def test_the_exported_graph_computes_what_the_network_does() -> None:
+    """Category codes (missing, unseen), a right-skewed column (log1p), missing numbers;
+    each BatchNorm folded into its layer: ONNX Runtime's output is the network's."""
+    from forgeline.training import _mlp_net as mlp_net
+    from forgeline.training.mlp import _open_session
+
+    rng = np.random.default_rng(0)
+    n = 400
+    X = np.column_stack([rng.integers(0, 6, n), rng.lognormal(3, 1.2, n),
+                         rng.normal(size=n)]).astype(np.float32)
+    X[::7, 0], X[::5, 1], X[::3, 2] = np.nan, np.nan, np.nan
+    layout = mlp_net.Layout.of(X, 1, 3)
+    assert layout.cardinalities == (6,) and layout.logs.tolist() == [True, False]
+    assert layout.indicators == (0, 1)
+    torch.manual_seed(0)
+    net = mlp_net.Network(layout, 16, 2, 0.2, classify=True)
+    net.train()
+    net(torch.from_numpy(np.nan_to_num(X[:64])))  # BatchNorm statistics of their own
+    net.eval()
+    net.training_output = False
+    probe = X[:50].copy()
+    probe[:5, 0] = 9  # codes never seen: the unknown embedding
+    session = _open_session(mlp_net.export_onnx(net, X.shape[1]))
+    got = session.run(None, {"features": probe})[0]
+    with torch.no_grad():
+        want = net(torch.from_numpy(probe)).numpy()
+    assert np.allclose(got, want, atol=1e-5) and np.allclose(got.sum(axis=1), 1, atol=1e-5)

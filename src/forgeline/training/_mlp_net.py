@@ -6,7 +6,8 @@ The network reads the preprocessor's matrix as it comes: the first ``len(cardina
 columns are category codes (0 .. k-1, NaN for a missing or unseen category, which gets an
 embedding of its own), the others are numbers that may be missing (the training mean is
 used, and columns that had missing values get an indicator), standardized inside the
-network with the training means and deviations. So the exported graph is the whole
+network with the training means and deviations (after ``log1p`` for columns that are
+never negative and right-skewed, such as amounts). So the exported graph is the whole
 estimator: one float32 matrix in, probabilities (classifier) or values (regressor) out.
 
 Determinism on CPU: the seed sets the initial weights, the dropout masks and the batch
@@ -53,6 +54,7 @@ class Layout:
     scale: np.ndarray
     indicators: tuple[int, ...]  # numeric columns (0-based among them) with missing values
     outputs: int  # classes, or 1 for regression
+    logs: np.ndarray  # per numeric column: log1p first (non-negative and right-skewed)
     y_mean: float = 0.0  # regression: the target is standardized for training
     y_scale: float = 1.0
 
@@ -60,9 +62,11 @@ class Layout:
     def of(cls, X: np.ndarray, codes: int, outputs: int, y: np.ndarray | None = None
            ) -> Layout:
         cards = tuple(int(np.nanmax(X[:, j], initial=-1)) + 1 for j in range(codes))
-        numbers = X[:, codes:]
+        numbers = X[:, codes:].astype(np.float64)
         with warnings.catch_warnings():  # an all-missing column: mean 0, scale 1
             warnings.simplefilter("ignore", RuntimeWarning)
+            logs = _right_skewed(numbers)
+            numbers = np.where(logs, np.log1p(np.maximum(numbers, 0)), numbers)
             mean = np.nan_to_num(np.nanmean(numbers, axis=0)) if numbers.size else (
                 np.zeros(numbers.shape[1]))
             scale = np.nan_to_num(np.nanstd(numbers, axis=0)) if numbers.size else (
@@ -72,7 +76,18 @@ class Layout:
         y_mean = float(np.mean(y)) if y is not None else 0.0
         y_scale = float(np.std(y)) if y is not None and np.std(y) > 0 else 1.0
         return cls(cards, mean.astype(np.float32), scale.astype(np.float32),
-                   tuple(int(j) for j in np.flatnonzero(missing)), outputs, y_mean, y_scale)
+                   tuple(int(j) for j in np.flatnonzero(missing)), outputs, logs, y_mean,
+                   y_scale)
+
+
+def _right_skewed(numbers: np.ndarray) -> np.ndarray:
+    """Columns that are never negative and have a long right tail (skewness above 2,
+    amounts and counts): a standardized heavy tail leaves most rows near one value."""
+    mean = np.nanmean(numbers, axis=0)
+    centred = numbers - mean
+    m2, m3 = np.nanmean(centred ** 2, axis=0), np.nanmean(centred ** 3, axis=0)
+    skew = np.divide(m3, m2 ** 1.5, out=np.zeros_like(m3), where=m2 > 1e-12)
+    return (np.nan_to_num(np.nanmin(numbers, axis=0), nan=-1.0) >= 0) & (skew > 2)
 
 
 def _embedding_size(cardinality: int) -> int:
@@ -93,6 +108,8 @@ class Network(nn.Module):
                                         for k in layout.cardinalities)
         self.register_buffer("unknown", torch.tensor(layout.cardinalities,
                                                      dtype=torch.float32).reshape(1, -1))
+        self.register_buffer("logs", torch.from_numpy(layout.logs).reshape(1, -1))
+        self.any_logs = bool(layout.logs.any())
         self.register_buffer("mean", torch.from_numpy(layout.mean).reshape(1, -1))
         self.register_buffer("scale", torch.from_numpy(layout.scale).reshape(1, -1))
         self.register_buffer("indicators", torch.tensor(layout.indicators, dtype=torch.long))
@@ -117,6 +134,9 @@ class Network(nn.Module):
             codes = torch.minimum(codes, self.unknown).to(torch.long)
             parts += [embed(codes[:, j]) for j, embed in enumerate(self.embeddings)]
         missing = torch.isnan(numbers)
+        if self.any_logs:
+            numbers = torch.where(self.logs, torch.log1p(torch.clamp(numbers, min=0.0)),
+                                  numbers)
         parts.append(torch.where(missing, torch.zeros_like(numbers),
                                  (numbers - self.mean) / self.scale))
         if len(self.indicators):

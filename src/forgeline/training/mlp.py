@@ -3,8 +3,9 @@
 :class:`MLPClassifier` and :class:`MLPRegressor` take the matrix of Forgeline's
 preprocessor (``training/features.py``) with the category codes first, as the zoo's
 ``categories`` mechanism passes them (``categorical_columns``): each category column gets
-an embedding, the numbers are standardized inside the network (missing values get the
-training mean and an indicator), then ``depth`` blocks of Linear, BatchNorm, ReLU and
+an embedding, the numbers are standardized inside the network (after ``log1p`` where
+never negative and right-skewed; missing values get the training mean and an
+indicator), then ``depth`` blocks of Linear, BatchNorm, ReLU and
 Dropout. Training (:mod:`forgeline.training._mlp_net`) uses AdamW, stops early on a
 validation share carved from the training rows and keeps the best epoch; ``class_weight``
 ``"balanced"`` weights the loss. It runs on one thread, on CUDA with ``device`` ``"cuda"``
