@@ -94,6 +94,7 @@ def test_the_package_holds_plain_data_and_round_trips(
                  metrics={}, card="")
     _, refused = untrusted_types(tmp_path / "again" / "model.skops")
     assert refused == []
+    assert "onnxruntime==" in (tmp_path / "again" / "requirements.txt").read_text()
     again = load_model(tmp_path / "again")
     assert np.array_equal(again.predict_proba(rows), before)
 

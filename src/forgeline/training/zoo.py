@@ -42,7 +42,7 @@ class ModelKind:
     dense: bool = False  # needs a dense feature matrix
     needs: str | None = None  # the importable package it needs
     # Simplicity order for the one-standard-error rule (selection.py): 0 linear, 1 bagged
-    # trees, 2 boosted trees. Lower is simpler.
+    # trees, 2 boosted trees, 3 neural networks. Lower is simpler.
     complexity: int = 2
     # The order the families' default trials run in: strong and fast on large data first,
     # so a tight budget is spent on the family most likely to win (lower runs earlier).
