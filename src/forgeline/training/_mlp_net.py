@@ -204,8 +204,10 @@ def fit_network(X: np.ndarray, y: np.ndarray, valid: np.ndarray, layout: Layout,
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # parallelism is at the level of trials
-    try:
-        return _fit(X, y, valid, layout, settings, classify, class_weight)
+    cuda = pick_device(settings.device) == "cuda"
+    try:  # the seeding below leaves the caller's random generators as they were
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cuda else []):
+            return _fit(X, y, valid, layout, settings, classify, class_weight)
     finally:
         torch.set_num_threads(threads)
 
