@@ -19,6 +19,8 @@ differ from scikit-learn:
 - trees (HistGradientBoosting, RandomForest, LightGBM): thresholds kept in float64
   (``*_as_tensor``) so that a value equal to a threshold goes the way scikit-learn sends
   it; RandomForest's input rounded to float32 first, as scikit-learn's trees do.
+- estimators that carry their own ONNX graph (``onnx_model_``: the PyTorch MLP, float32
+  or int8): the graph is inlined after the preprocessing (``serving/_onnx_stored.py``).
 
 The converters live in :mod:`forgeline.serving._onnx_converters`. Whatever converts is
 still served only after :func:`~forgeline.serving.runtime.select_runtime` has compared
@@ -44,6 +46,7 @@ from forgeline.packaging.package import MODEL_FILE
 from forgeline.packaging.predictor import Predictor
 from forgeline.packaging.transformers import MISSING, AsText, Categories, DatetimeParts
 from forgeline.serving._onnx_converters import register_converters
+from forgeline.serving._onnx_stored import register_stored_graph
 from forgeline.serving.runtime_base import Prediction, Runtime
 from forgeline.util.files import atomic_write
 
@@ -211,6 +214,7 @@ def convert(predictor: Predictor, *, features_only: bool = False) -> bytes:
     types = [(name, kinds[name]([None, len(columns)])) for name, columns in layout]
     position = {c: i for i, c in enumerate(c for _, columns in layout for c in columns)}
     estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+    register_stored_graph(estimator)  # e.g. the PyTorch MLP: its graph is inlined
     if features_only:
         if not (hasattr(model, "steps") and len(model.steps) > 1):
             raise NotConvertible("the model has no preprocessing step of its own.")

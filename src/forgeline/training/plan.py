@@ -47,6 +47,7 @@ class ModelPlan:
     imbalanced: bool  # class weights are worth trying (the rarest class under a quarter)
     encoding: str = "auto"
     max_onehot: int = 20
+    device: str = "auto"  # where models that can use a GPU train (TrainSpec.device)
 
     @property
     def scorer(self) -> Metric:
@@ -66,6 +67,8 @@ class ModelPlan:
         codes = len(native_categories(self.schema, self.features)) if native else 0
         if codes:
             estimator.set_params(**{kind.categories: list(range(codes))})
+        if kind.device:
+            estimator.set_params(device=self.device)
         return Pipeline([("features", features), ("model", estimator)])
 
 

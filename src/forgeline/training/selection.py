@@ -42,7 +42,9 @@ Simplicity is a fixed order of families (``ModelKind.complexity`` in the zoo):
 1. ``random_forest``: averaged, independently grown trees; few hyperparameters that matter
    and little to overfit in the search.
 2. ``hist_gradient_boosting``, ``lightgbm``, ``xgboost``: sequentially fitted boosted trees,
-   the most flexible families with the largest search spaces.
+   flexible families with large search spaces.
+3. ``mlp``: a neural network, the most flexible, the largest search space and the most
+   variance between seeds.
 
 Within one level the better mean score wins, then the earlier trial, so the choice depends
 on the trial outcomes alone (the same spec, data and seed give the same model). Only

@@ -200,6 +200,8 @@ class TrainSpec(_Strict):
     retrain: RetrainSpec = RetrainSpec()
     fairness: FairnessSpec = FairnessSpec()
     seed: int = 42
+    # where neural models (mlp) train: "auto" takes CUDA when torch sees a GPU, else CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @field_validator("name")
     @classmethod

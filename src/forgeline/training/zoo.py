@@ -42,7 +42,7 @@ class ModelKind:
     dense: bool = False  # needs a dense feature matrix
     needs: str | None = None  # the importable package it needs
     # Simplicity order for the one-standard-error rule (selection.py): 0 linear, 1 bagged
-    # trees, 2 boosted trees. Lower is simpler.
+    # trees, 2 boosted trees, 3 neural networks. Lower is simpler.
     complexity: int = 2
     # The order the families' default trials run in: strong and fast on large data first,
     # so a tight budget is spent on the family most likely to win (lower runs earlier).
@@ -52,6 +52,8 @@ class ModelKind:
     # LightGBM's is its Dataset parameter "categorical_column", which its own fit() sets
     # from fit(categorical_feature=...); a Pipeline's fit() cannot pass that on.
     categories: str | None = None
+    # trains on the spec's ``device`` (auto, cpu, cuda): the estimator's "device" parameter
+    device: bool = False
 
     @property
     def installed(self) -> bool:
@@ -162,6 +164,28 @@ def _xgboost_space(trial: optuna.Trial) -> dict[str, Any]:
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-8, 10.0, log=True)}
 
 
+def _mlp(task: Task, params: dict[str, Any], seed: int, weighted: bool) -> BaseEstimator:
+    from forgeline.training.mlp import MLPClassifier, MLPRegressor
+
+    keys = ("width", "depth", "dropout", "learning_rate", "weight_decay", "batch_size",
+            "max_epochs")
+    kwargs = {k: params[k] for k in keys if k in params}
+    if task is Task.REGRESSION:
+        return MLPRegressor(**kwargs, random_state=seed)
+    return MLPClassifier(**kwargs, random_state=seed,
+                         class_weight="balanced" if weighted else None)
+
+
+def _mlp_space(trial: optuna.Trial) -> dict[str, Any]:
+    return {"width": trial.suggest_int("width", 32, 512, log=True),
+            "depth": trial.suggest_int("depth", 1, 4),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-7, 1e-2, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", [128, 256, 512, 1024]),
+            "max_epochs": trial.suggest_int("max_epochs", 10, 100, step=10)}
+
+
 ZOO: dict[str, ModelKind] = {m.name: m for m in [
     ModelKind("logistic_regression", _CLS, _linear,
               lambda t: {"C": t.suggest_float("C", 1e-3, 1e2, log=True)}, complexity=0,
@@ -176,6 +200,10 @@ ZOO: dict[str, ModelKind] = {m.name: m for m in [
               first=1, categories="categorical_column"),
     ModelKind("xgboost", _ALL, _xgboost, _xgboost_space, needs="xgboost", complexity=2,
               first=2),
+    # PyTorch (the torch extra); never a default: slower to train than boosted trees and
+    # rarely better on tables. Category codes feed its embeddings.
+    ModelKind("mlp", _ALL, _mlp, _mlp_space, dense=True, needs="torch", complexity=3,
+              first=5, categories="categorical_columns", device=True),
 ]}
 
 # A default gradient boosting (scikit-learn's) is always among them: the obvious baseline.
@@ -191,8 +219,10 @@ def available_models(task: Task) -> list[str]:
     return [name for name, kind in ZOO.items() if task in kind.tasks and kind.installed]
 
 
-def resolve_models(names: tuple[str, ...], task: Task) -> list[ModelKind]:
-    """The spec's model names (the task's defaults when empty), checked and installed."""
+def resolve_models(names: tuple[str, ...], task: Task, device: str = "auto"
+                   ) -> list[ModelKind]:
+    """The spec's model names (the task's defaults when empty), checked and installed;
+    ``device`` (the spec's) "cuda" needs a GPU that torch sees when a model uses it."""
     chosen = names or tuple(n for n in DEFAULT_MODELS[task] if ZOO[n].installed)
     kinds = []
     for name in chosen:
@@ -201,7 +231,14 @@ def resolve_models(names: tuple[str, ...], task: Task) -> list[ModelKind]:
             raise InvalidSpec(f"Model {name!r} is not available for a {task} task.",
                               hint=f"Choose from: {', '.join(available_models(task))}.")
         if not kind.installed:
-            raise InvalidSpec(f"Model {name!r} needs the {kind.needs} package.",
-                              hint=f"pip install 'forgeline[{kind.needs}]'")
+            raise InvalidSpec(f"Model {name!r} needs the {kind.needs} package, which is not "
+                              "installed.", hint=f"pip install 'forgeline[{kind.needs}]', "
+                                                 f"or remove {name} from models.")
         kinds.append(kind)
+    if device == "cuda" and any(kind.device for kind in kinds):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InvalidSpec("device is cuda, but torch sees no CUDA GPU on this machine.",
+                              hint="Set device: auto (a GPU when there is one) or cpu.")
     return kinds

@@ -201,8 +201,8 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         X, y = train_frame[list(features)], train_frame[d.target]
         plan = ModelPlan(task, schema, features, get_metric(spec.metric, task).name,
                          spec.seed, _imbalanced(task, y), spec.features.encoding,
-                         spec.features.max_onehot)
-        kinds = resolve_models(spec.models, task)
+                         spec.features.max_onehot, spec.device)
+        kinds = resolve_models(spec.models, task, spec.device)
         run.log_params({"task": task.value, "metric": plan.metric, "rows_train": len(X),
                         "rows_test": len(test_frame), "features": len(features),
                         "imbalanced": plan.imbalanced})
