@@ -83,7 +83,9 @@ def test_optimize_registers_the_chosen_variant_with_its_teacher(store: str,
     assert table["teacher"] == "fraud/1" and table["chosen"] == variant.tags[
         "forgeline.candidate"]
     rows = {r["name"]: r for r in table["table"]}
-    assert next(iter(rows)) == "teacher" and len(rows) == 4
+    assert next(iter(rows)) == "teacher"  # (a small MLP joins them where torch is installed)
+    assert {"distilled-lightgbm-40x7", "distilled-lightgbm-100x15", "distilled-linear"} <= set(
+        rows)
     chosen = rows[table["chosen"]]
     assert chosen["within_budget"] and chosen["drop"] <= 0.02
     assert chosen["latency_p50_ms"] == min(r["latency_p50_ms"] for r in rows.values()

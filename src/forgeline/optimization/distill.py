@@ -26,6 +26,7 @@ A linear teacher is not distilled (there is nothing smaller to learn it with).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,8 @@ from forgeline.entities import Task
 from forgeline.optimization.candidate import Candidate
 
 __all__ = ["LIGHTGBM_SIZES", "distill_candidates", "distillable", "munge", "soft_targets"]
+
+log = logging.getLogger("forgeline.optimization")
 
 # (trees, leaves, learning rate) of the LightGBM students
 LIGHTGBM_SIZES: tuple[tuple[int, int, float], ...] = ((40, 7, 0.2), (100, 15, 0.1))
@@ -201,20 +204,25 @@ def _lightgbm(task: Task, trees: int, leaves: int, rate: float, codes: list[int]
     return lightgbm.LGBMClassifier(**kwargs)
 
 
-def _linear(task: Task, needs_cleaning: bool) -> Any:
+def _cleaned(model: Any, needs_cleaning: bool) -> Any:
+    """``model`` behind an imputer and a scaler when the teacher's matrix holds raw
+    numbers, missing values and category codes (trees' native encoding)."""
+    if not needs_cleaning:
+        return model
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = Ridge(alpha=1.0) if task is Task.REGRESSION else LogisticRegression(
-        C=1.0, max_iter=2000)
-    if not needs_cleaning:
-        return model
-    # the teacher's matrix holds raw numbers, missing values and category codes (trees'
-    # native encoding): impute and scale them for the linear model
     return make_pipeline(SimpleImputer(strategy="median", add_indicator=True,
                                        keep_empty_features=True), StandardScaler(), model)
+
+
+def _linear(task: Task, needs_cleaning: bool) -> Any:
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    model = Ridge(alpha=1.0) if task is Task.REGRESSION else LogisticRegression(
+        C=1.0, max_iter=2000)
+    return _cleaned(model, needs_cleaning)
 
 
 def _fit(estimator: Any, matrix: Any, targets: np.ndarray, task: Task,
@@ -281,12 +289,20 @@ def distill_candidates(model: Any, X_train: pd.DataFrame, task: Task | str, seed
         made.append(("distilled-linear", _linear(task, needs_cleaning),
                      {"student": "linear"}, f"{kind.capitalize()} student"))
     for name, estimator in (students or {}).items():
-        made.append((f"distilled-{name}", estimator, {"student": name}, f"{name} student"))
+        made.append((f"distilled-{name}", _cleaned(estimator, needs_cleaning),
+                     {"student": name}, f"{name.upper()} student"))
     from sklearn.pipeline import Pipeline
 
     out = []
     for name, estimator, params, text in made:
-        fitted = _fit(estimator, matrix, targets, task, classes)
+        try:
+            fitted = _fit(estimator, matrix, targets, task, classes)
+        except Exception as e:  # a student from elsewhere that cannot fit here: left out
+            if params["student"] in ("lightgbm", "linear"):
+                raise
+            log.warning("distillation: the %s student could not be fitted (%s: %s)",
+                        params["student"], type(e).__name__, e)
+            continue
         pipeline = Pipeline([(model.steps[0][0], features), (model.steps[1][0], fitted)])
         out.append(Candidate(name, "distillation", pipeline, {**params, **common},
                              f"{text}, on the teacher's soft predictions over {where}"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import json
 import tempfile
 from collections.abc import Callable, Sequence
@@ -166,8 +167,9 @@ def _gather(teacher: _Teacher, model: Any, techniques: list[str],
     if "distill" in techniques:
         reason = distillable(model, teacher.task)
         if reason is None:
-            found += distill_candidates(model, teacher.X_train, teacher.task,
-                                        teacher.spec.seed, students=students)
+            found += distill_candidates(
+                model, teacher.X_train, teacher.task, teacher.spec.seed,
+                students=students if students is not None else _zoo_students(teacher))
         else:
             skipped["distill"] = f"cannot distill: {reason}"
     calls: dict[str, Callable[[], list[Candidate]]] = {}
@@ -195,6 +197,22 @@ def _gather(teacher: _Teacher, model: Any, techniques: list[str],
         if name not in skipped and not any(c.technique == TECHNIQUES[name] for c in found):
             skipped[name] = f"does not apply to a {type(_final(model)).__name__} model"
     return found, skipped
+
+
+def _zoo_students(teacher: _Teacher) -> dict[str, Any]:
+    """A small MLP student when the model zoo has one (``forgeline[torch]``), with the
+    zoo's defaults; for classification its ``fit`` must take ``sample_weight`` (the soft
+    targets are fitted through it)."""
+    from forgeline.training.zoo import ZOO
+
+    kind = ZOO.get("mlp")
+    if kind is None or not kind.installed or teacher.task not in kind.tasks:
+        return {}
+    estimator = kind.build(teacher.task, {}, teacher.spec.seed, False)
+    if teacher.task is not Task.REGRESSION and "sample_weight" not in inspect.signature(
+            estimator.fit).parameters:
+        return {}
+    return {"mlp": estimator}
 
 
 def _final(model: Any) -> Any:
