@@ -88,8 +88,10 @@ def test_optimize_registers_the_chosen_variant_with_its_teacher(store: str,
         rows)
     chosen = rows[table["chosen"]]
     assert chosen["within_budget"] and chosen["drop"] <= 0.02
-    assert chosen["latency_p50_ms"] == min(r["latency_p50_ms"] for r in rows.values()
-                                           if r["within_budget"])
+    fastest = min(r["latency_p50_ms"] for r in rows.values() if r["within_budget"])
+    ties = [r for r in rows.values() if r["within_budget"]
+            and r["latency_p50_ms"] <= fastest * 1.05]  # timing noise: the smaller wins
+    assert chosen == min(ties, key=lambda r: r["package_bytes"])
     for row in rows.values():
         assert row["package_bytes"] > 0 and row["rows_per_s"] > 0
         assert row["latency_p99_ms"] >= row["latency_p50_ms"] > 0

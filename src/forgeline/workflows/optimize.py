@@ -6,8 +6,9 @@ checked against the test rows' digest its training run recorded) → gather cand
 from each technique of the optimization stage (distillation here; truncation, pruning,
 compilation and quantization where those modules are installed) → measure every
 candidate and the teacher the same way in one run
-(:mod:`~forgeline.workflows.optimize_measure`) → choose the fastest single-row p50
-(``target="edge"``: the smallest package) whose test score is at most
+(:mod:`~forgeline.workflows.optimize_measure`) → choose the fastest single-row p50 (p50s
+within 5% of the fastest are ties, settled by the smaller package; ``target="edge"``: the
+smallest package) whose test score is at most
 ``max_score_drop`` below the teacher's → register it as the next version of the same
 model through an ``optimize`` run, a child of the teacher's training run, with the
 teacher named (tag ``forgeline.teacher``), the technique's parameters, the table
@@ -63,6 +64,7 @@ _MODULES = {"truncate": ("forgeline.optimization.trees", "tree_candidates"),
             "prune": ("forgeline.optimization.trees", "tree_candidates"),
             "compile": ("forgeline.optimization.compile", "compile_candidates"),
             "quantize": ("forgeline.optimization.quantize", "quantize_candidates")}
+_TIE = 0.05  # single-row p50s this close to the fastest are taken as equal
 _VALIDATION_SHARE = 0.2  # of the training rows, for techniques that tune on held-out rows
 
 
@@ -244,7 +246,10 @@ def _choose(table: list[Measurement], target: str, budget: float,
         chosen = min(within, key=lambda m: (m.package_bytes, m.latency_p50_ms))
         return chosen, (f"the smallest package within the budget ({chosen.package_bytes:,} "
                         f"bytes, {metric} {chosen.change:+.4f})")
-    chosen = min(within, key=lambda m: m.latency_p50_ms)
+    # p50s within _TIE of the fastest are ties (timing noise): the smallest of them wins
+    fastest = min(m.latency_p50_ms for m in within)
+    chosen = min((m for m in within if m.latency_p50_ms <= fastest * (1 + _TIE)),
+                 key=lambda m: (m.package_bytes, m.latency_p50_ms))
     return chosen, (f"the fastest single row within the budget (p50 "
                     f"{chosen.latency_p50_ms:.3f} ms against the teacher's "
                     f"{table[0].latency_p50_ms:.3f} ms, {metric} {chosen.change:+.4f})")

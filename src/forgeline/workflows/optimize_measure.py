@@ -12,17 +12,16 @@
 - size on disk: the bytes of the package's files (:func:`save_package`);
 - peak memory: a fresh child process loads the package and predicts the batch; its
   ``ru_maxrss`` (native memory included, which ``tracemalloc`` does not see), and how much
-  of it is above what the child had with the libraries loaded (forked from a forkserver
-  that imported them once, so each child costs no interpreter start).
+  of it is above what the process had with the libraries loaded (see :data:`_SERVER`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
+import subprocess
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,24 +39,46 @@ from forgeline.serving.runtime import select_runtime
 
 __all__ = ["Measurement", "Measurer", "scores_on"]
 
-# what every memory child has loaded before it reads a package (the same for all)
-_PRELOAD = ["pandas", "pyarrow.parquet", "sklearn.pipeline", "sklearn.compose", "skops.io",
-            "forgeline.packaging.predictor"]
+# A small fork server: a child process that loads the libraries once, then forks one
+# grandchild per package, which loads it and scores the batch. Each grandchild starts at
+# the server's resident size (fork copies its high-water mark), so every candidate is
+# measured from the same base, without an interpreter start per candidate; and nothing
+# of the caller's ``__main__`` is imported again (a script needs no ``__main__`` guard).
+_SERVER = """
+import json, os, resource, sys
+import pandas as pd
+import pyarrow.parquet, sklearn.compose, sklearn.pipeline, skops.io
+from forgeline.packaging import load_model
 
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-def _peak_child(directory: str, batch_path: str) -> tuple[int, int]:
-    """In a fresh child: (ru_maxrss before, after) loading ``directory`` and predicting the
-    batch, in KiB (Linux)."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    predictor = load_model(Path(directory))
-    batch = pd.read_parquet(batch_path)
-    if predictor.signature.is_classifier:
-        predictor.predict_proba(batch)
-    else:
-        predictor.predict(batch)
-    return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("ready", flush=True)
+for line in sys.stdin:
+    directory, batch_path = json.loads(line)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read)
+            before = peak()
+            predictor = load_model(directory)
+            batch = pd.read_parquet(batch_path)
+            if predictor.signature.is_classifier:
+                predictor.predict_proba(batch)
+            else:
+                predictor.predict(batch)
+            os.write(write, f"{before} {peak()}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        text = answer.read()
+    os.waitpid(pid, 0)
+    print(text or "failed", flush=True)
+"""
 
 
 @dataclass
@@ -132,7 +153,7 @@ class Measurer:
         self.batch.reset_index(drop=True).to_parquet(self.batch_path, index=False)
         self.privacy = teacher.privacy
         self.reference: float | None = None  # the teacher's score, once measured
-        self._pool: ProcessPoolExecutor | None = None
+        self._server: subprocess.Popen[str] | None = None
 
     def package(self, candidate: Candidate, metrics: dict[str, float], card: str) -> Path:
         """The candidate as a model package (the teacher's signature, profile, privacy)."""
@@ -195,25 +216,35 @@ class Measurer:
         return len(self.batch) / best
 
     def _peak_memory(self, directory: Path) -> tuple[float | None, float | None]:
-        """(peak, above the libraries) in MB, from a child forked by a forkserver that
-        has the libraries loaded already (one per candidate: ru_maxrss never goes down)."""
+        """(peak, above the libraries) in MB, from a fresh process forked per candidate by
+        :data:`_SERVER` (ru_maxrss never goes down, so one process per candidate)."""
         if not self.memory:
             return None, None
-        if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(_PRELOAD)
-            self._pool = ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1)
         try:
-            before, after = self._pool.submit(_peak_child, str(directory),
-                                              str(self.batch_path)).result(timeout=300)
-        except Exception:  # a child that died or timed out: no figure, not a failed run
+            if self._server is None:
+                self._server = subprocess.Popen(
+                    [sys.executable, "-c", _SERVER], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                assert self._server.stdout is not None
+                self._server.stdout.readline()  # "ready": the libraries are loaded
+            assert self._server.stdin is not None and self._server.stdout is not None
+            self._server.stdin.write(json.dumps([str(directory), str(self.batch_path)]) + "\n")
+            self._server.stdin.flush()
+            before, after = (int(v) for v in self._server.stdout.readline().split())
+        except (OSError, ValueError, AssertionError):  # no figure, not a failed run
             return None, None
-        return after / 1024, max(after - before, 0) / 1024
+        return after / 1024, max(after - before, 0) / 1024  # KiB on Linux
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        if self._server is not None:
+            with contextlib.suppress(OSError):
+                self._server.stdin.close()  # type: ignore[union-attr]
+            try:
+                self._server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait()
+            self._server = None
 
 
 def _card(candidate: Candidate, metric: str, score: float) -> str:
