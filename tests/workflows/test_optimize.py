@@ -136,7 +136,8 @@ def test_a_budget_no_candidate_meets_registers_nothing(store: str,
     assert not client.search_runs("fraud", "attributes.name = 'optimize'")
 
 
-def test_bad_input_is_one_line(store: str, serving_store: TrainedStore) -> None:
+def test_bad_input_is_one_line(store: str, serving_store: TrainedStore,
+                               teachers: Path) -> None:
     cases = [(("ghost@champion",), 3, "ghost"),
              (("fraud@champion", "--techniques", "distill,warp"), 2,
               "Unknown technique(s): warp."),
@@ -153,6 +154,18 @@ def test_bad_input_is_one_line(store: str, serving_store: TrainedStore) -> None:
         lines = done.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], (
             args, lines)
+    # the data changed since the teacher was trained: its test rows cannot be rebuilt (the
+    # spec names the module's file: changed here, put back afterwards)
+    data = teachers / "tx.parquet"
+    original = data.read_bytes()
+    try:
+        pd.read_parquet(data).iloc[50:].to_parquet(data, index=False)
+        done = invoke("optimize", "fraud@champion")
+    finally:
+        data.write_bytes(original)
+    assert done.exit_code == 2, done.output
+    assert done.stderr.startswith("error: The test rows rebuilt from ") and (
+        "are not those fraud/1 was evaluated on" in done.stderr), done.stderr
     assert [v.version for v in fl.Client().search_model_versions("fraud")] == [1]
     assert [v.version for v in fl.Client(serving_store.uri).search_model_versions("fraud")
             ] == [2, 1]
