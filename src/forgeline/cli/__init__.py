@@ -22,6 +22,7 @@ from forgeline.cli import (
     experiments,
     models,
     monitor,
+    optimize,
     predict,
     predictions,
     retrain,
@@ -77,6 +78,7 @@ monitor.register(app)
 serve.register(app)
 predict.register(app)
 retrain.register(app)
+optimize.register(app)
 demo.register(app)
 
 

@@ -20,17 +20,13 @@ import pandas as pd
 
 from forgeline.config import hash_key
 from forgeline.data.findings import Finding, Severity
-from forgeline.data.inference import infer_schema, infer_task
 from forgeline.data.io import load_table
-from forgeline.data.leakage import check_leakage, copy_columns, copy_groups, enforce
+from forgeline.data.leakage import check_leakage, enforce
 from forgeline.data.schema import ColumnKind, Schema
-from forgeline.data.split import choose_strategy, split_frame
-from forgeline.data.validation import validate
 from forgeline.data.versioning import dataset_version
 from forgeline.engines import get_engine
 from forgeline.entities import (
     Policy,
-    SplitStrategy,
     Task,
 )
 from forgeline.errors import InvalidInput
@@ -45,7 +41,6 @@ from forgeline.training.layout import (
 )
 from forgeline.training.mitigation import (
     check_sensitive,
-    check_task,
 )
 from forgeline.training.spec import TrainSpec, load_spec
 from forgeline.training.trials import TrialOutcome
@@ -60,18 +55,11 @@ from forgeline.training.tuning import (
 )
 from forgeline.training.zoo import resolve_models
 from forgeline.util.progress import Progress
-from forgeline.workflows.privacy import apply_privacy, plan_privacy
+from forgeline.workflows.prepare import prepare_rows
+from forgeline.workflows.privacy import plan_privacy
 from forgeline.workflows.train_finish import TrainResult, finding_record, finish, log_json
 
 __all__ = ["TrainResult", "train"]
-
-
-def _overrides(spec: TrainSpec) -> dict[str, ColumnKind]:
-    f = spec.features
-    pairs = [(f.numeric, ColumnKind.NUMERIC), (f.categorical, ColumnKind.CATEGORICAL),
-             (f.boolean, ColumnKind.BOOLEAN), (f.datetime, ColumnKind.DATETIME),
-             (f.text, ColumnKind.TEXT), (f.id, ColumnKind.ID)]
-    return {name: kind for names, kind in pairs for name in names}
 
 
 def _feature_columns(schema: Schema, spec: TrainSpec) -> tuple[str, ...]:
@@ -167,22 +155,12 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         if privacy.policy == "fail" and privacy.columns:
             log_json(run, {"findings": [finding_record(f) for f in privacy.findings]},
                       CHECKS_PATH)
-        frame = apply_privacy(frame, privacy, hash_key(client.settings)
-                              if privacy.policy == "hash" and privacy.columns else b"")
-        dropped = tuple(c for c in privacy.drop if c in frame.columns and c not in d.drop)
-        schema = infer_schema(frame, d.target, _overrides(spec), (*d.drop, *dropped))
-        task = spec.task or infer_task(frame[d.target])
-        check_task(spec.fairness, task)
-        report = validate(frame, schema, task)
-        frame = frame[frame[d.target].notna()]
-        strategy = choose_strategy(spec.split.strategy, task, d.time_column, d.group_column)
-        copies = (copy_groups(frame, copy_columns(schema, frame)) if spec.split.dedupe
-                  and strategy in (SplitStrategy.RANDOM, SplitStrategy.STRATIFIED) else None)
-        train_index, test_index = split_frame(
-            frame, strategy, spec.split.test_size, spec.seed, target=d.target,
-            task=task, time_column=d.time_column, group_column=d.group_column,
-            allow_random_on_time=spec.split.allow_random_on_time, copies=copies)
-        train_frame, test_frame = frame.loc[train_index], frame.loc[test_index]
+        rows = prepare_rows(spec, frame, privacy, hash_key(client.settings)
+                            if privacy.policy == "hash" and privacy.columns else b"")
+        frame, schema, task, report = rows.frame, rows.schema, rows.task, rows.report
+        strategy, copies = rows.strategy, rows.copies
+        train_frame, test_frame = rows.train_frame, rows.test_frame
+        train_index = train_frame.index
         policy = spec.leakage
         if spec.split.allow_random_on_time and policy.time_travel is Policy.FAIL:
             # The user asked for a random split of time-ordered data: report, don't refuse.
