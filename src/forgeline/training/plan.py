@@ -21,6 +21,7 @@ from forgeline.data.schema import Schema
 from forgeline.data.split import keep_together
 from forgeline.entities import SplitStrategy, Task
 from forgeline.metrics import Metric, get_metric
+from forgeline.packaging.embeddings import DEFAULT_MODEL
 from forgeline.training.features import build_preprocessor, native_categories
 from forgeline.training.zoo import ZOO
 
@@ -48,6 +49,9 @@ class ModelPlan:
     encoding: str = "auto"
     max_onehot: int = 20
     device: str = "auto"  # where models that can use a GPU train (TrainSpec.device)
+    embeddings: tuple[str, ...] = ()  # text columns encoded as sentence embeddings
+    embedding_model: str = DEFAULT_MODEL
+    tfidf_too: tuple[str, ...] = ()  # embedded columns that keep their TF-IDF terms too
 
     @property
     def scorer(self) -> Metric:
@@ -61,7 +65,9 @@ class ModelPlan:
         features = build_preprocessor(self.schema, self.features, encoding=self.encoding,
                                       max_onehot=self.max_onehot, dense=kind.dense,
                                       seed=self.seed, target_type=target_type,
-                                      native=native)
+                                      native=native, embeddings=self.embeddings,
+                                      embedding_model=self.embedding_model,
+                                      tfidf_too=self.tfidf_too)
         estimator = kind.build(self.task, _hyper(params), self.seed,
                                bool(params.get(BALANCED)))
         codes = len(native_categories(self.schema, self.features)) if native else 0

@@ -42,7 +42,7 @@ def _overrides(spec: TrainSpec) -> dict[str, ColumnKind]:
     f = spec.features
     pairs = [(f.numeric, ColumnKind.NUMERIC), (f.categorical, ColumnKind.CATEGORICAL),
              (f.boolean, ColumnKind.BOOLEAN), (f.datetime, ColumnKind.DATETIME),
-             (f.text, ColumnKind.TEXT), (f.id, ColumnKind.ID)]
+             (f.text, ColumnKind.TEXT), (f.embeddings, ColumnKind.TEXT), (f.id, ColumnKind.ID)]
     return {name: kind for names, kind in pairs for name in names}
 
 

@@ -34,6 +34,7 @@ from forgeline.metrics import get_metric
 from forgeline.store.sql.engine import redacted
 from forgeline.tracking.client import Client
 from forgeline.tracking.run import ActiveRun
+from forgeline.training.features import warm_embeddings
 from forgeline.training.layout import (
     CHECKS_PATH,
     SELECTION_PATH,
@@ -179,7 +180,11 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         X, y = train_frame[list(features)], train_frame[d.target]
         plan = ModelPlan(task, schema, features, get_metric(spec.metric, task).name,
                          spec.seed, _imbalanced(task, y), spec.features.encoding,
-                         spec.features.max_onehot, spec.device)
+                         spec.features.max_onehot, device=spec.device,
+                         embeddings=spec.features.embeddings,
+                         embedding_model=spec.features.embedding_model,
+                         tfidf_too=tuple(c for c in spec.features.text
+                                         if c in spec.features.embeddings))
         kinds = resolve_models(spec.models, task, spec.device)
         run.log_params({"task": task.value, "metric": plan.metric, "rows_train": len(X),
                         "rows_test": len(test_frame), "features": len(features),
@@ -189,6 +194,9 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
                          times=train_frame[d.time_column] if d.time_column else None,
                          copies=None if copies is None
                          else copies[frame.index.get_indexer(train_index)])
+        embedded = [c for c in spec.features.embeddings if c in features]
+        if embedded:  # once, with a progress bar; every fold and trial then reads the cache
+            warm_embeddings(frame, embedded, spec.features.embedding_model, progress)
         started = time.monotonic()
         budget = spec.tuning.time_budget_s
         timeout = spec.tuning.timeout_s
