@@ -10,8 +10,9 @@ network with the training means and deviations (after ``log1p`` for columns that
 never negative and right-skewed, such as amounts). So the exported graph is the whole
 estimator: one float32 matrix in, probabilities (classifier) or values (regressor) out.
 
-Determinism on CPU: the seed sets the initial weights, the dropout masks and the batch
-order (one ``torch.Generator``), and training runs on one thread.
+Determinism on CPU: the seed sets the initial weights and the dropout masks (torch's
+global generator, forked so that the caller's is left as it was) and the batch order (a
+``torch.Generator`` of its own), and training runs on one thread.
 """
 
 from __future__ import annotations
