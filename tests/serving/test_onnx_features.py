@@ -3,6 +3,7 @@ scikit-learn's, so the same contributions; anything that differs falls back to i
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,10 +83,19 @@ def test_single_rows_are_explained_as_scikit_learn_would(
     whole_fast, whole_slow = fast.explain(rows), slow.explain(rows)
     assert whole_fast.preprocessing == "onnxruntime"
     raw = predictor.model[-1].predict(slow._transform(frame), raw_score=True)
+    records = json.loads(rows.to_json(orient="records", date_format="iso", date_unit="ns"))
+    every = len(predictor.signature.names)
     for i in range(0, len(rows), 20):  # one row at a time, as /explain gets them
         one = fast.explain(rows.iloc[[i]])
         np.testing.assert_allclose(one.contributions[0], whole_slow.contributions[i],
                                    rtol=0, atol=1e-6)
+        # a JSON record, as the server gets it: explained from its columns, never a frame,
+        # and worded alike (every column's value, the timestamp included)
+        record = fast.explain(records[i])
+        assert not isinstance(record.rows, pd.DataFrame)
+        np.testing.assert_array_equal(record.contributions, one.contributions)
+        assert record.reasons(0, every) == one.reasons(0, every)
+        pd.testing.assert_frame_equal(record.data, one.data)
         assert one.base[0] == pytest.approx(whole_slow.base[i], abs=1e-6)
         assert one.base[0] + one.contributions[0].sum() == pytest.approx(raw[i], abs=1e-6)
     np.testing.assert_allclose(whole_fast.contributions, whole_slow.contributions, rtol=0,

@@ -35,6 +35,8 @@ def format_value(value: Any) -> str:
         if math.isfinite(number) and number == round(number) and abs(number) < 1e15:
             return f"{int(number):,}"
         return f"{number:,.2f}" if abs(number) >= 1 else f"{number:.3g}"
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%d" if value == value.normalize() else "%Y-%m-%d %H:%M")
     text = str(value)

@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from forgeline.packaging.coercion import Part, rows_of
 from forgeline.serving.runtime_base import Prediction
 
 __all__ = ["INLINE_S", "BatchHook", "MicroBatcher", "Part", "rows_of"]
@@ -41,15 +42,9 @@ log = logging.getLogger("forgeline.serving")
 
 INLINE_S = 0.002  # model calls faster than this (on average) run on the event loop
 
-Part = pd.DataFrame | list[Any]  # a frame, or its columns (Signature.coerce_records)
 #: ``hook(frame, prediction, tags, rows)``: one model call, with each request's tag and
 #: row count in the frame's order
 BatchHook = Callable[[pd.DataFrame, Prediction, list[Any], list[int]], None]
-
-
-def rows_of(part: Part) -> int:
-    """The number of rows of a frame or of a list of columns."""
-    return len(part) if isinstance(part, pd.DataFrame) else len(part[0])
 
 
 def _concat(parts: Sequence[Part]) -> pd.DataFrame:

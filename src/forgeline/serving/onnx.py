@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from forgeline.errors import InvalidInput
-from forgeline.packaging.coercion import column_values
+from forgeline.packaging.coercion import Part, column_values, rows_of
 from forgeline.packaging.package import MODEL_FILE
 from forgeline.packaging.predictor import Predictor
 from forgeline.packaging.transformers import MISSING, AsText, Categories, DatetimeParts
@@ -127,29 +127,30 @@ def input_plan(session: Any, predictor: Predictor) -> list[tuple[str, Any, Any, 
     return inputs
 
 
-def feed(frame: pd.DataFrame, inputs: list[tuple[str, Any, Any, Any]]) -> dict[str, Any]:
-    """The graph's inputs for a validated frame, by an :func:`input_plan`."""
-    return {name: _block(frame, dtype, feeders, plain)
+def feed(part: Part, inputs: list[tuple[str, Any, Any, Any]]) -> dict[str, Any]:
+    """The graph's inputs for a validated frame or its columns (a :data:`Part`), by an
+    :func:`input_plan`."""
+    return {name: _block(part, dtype, feeders, plain)
             for name, dtype, feeders, plain in inputs}
 
 
-def _block(frame: pd.DataFrame, dtype: Any, feeders: list[tuple[int, Any]],
+def _block(part: Part, dtype: Any, feeders: list[tuple[int, Any]],
            plain: bool | str) -> np.ndarray:
-    """One graph input: the given columns of ``frame``, side by side."""
-    if plain == "frame":
+    """One graph input: the given columns of ``part``, side by side."""
+    if plain == "frame" and isinstance(part, pd.DataFrame):
         try:
-            return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+            return part.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):
             pass
     if plain:  # one numpy call for numeric columns (a loop costs ~1 us per column)
         try:
             return np.ascontiguousarray(np.array(
-                [column_values(frame, i) for i, _ in feeders], dtype=np.float64).T)
+                [column_values(part, i) for i, _ in feeders], dtype=np.float64).T)
         except (TypeError, ValueError):  # an extension array numpy cannot take as is
             pass
-    block = np.empty((len(frame), len(feeders)), dtype=dtype)
+    block = np.empty((rows_of(part), len(feeders)), dtype=dtype)
     for j, (i, feeder) in enumerate(feeders):
-        block[:, j] = feeder(column_values(frame, i))
+        block[:, j] = feeder(column_values(part, i))
     return block
 
 

@@ -23,10 +23,9 @@ import logging
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from forgeline.errors import InvalidInput
-from forgeline.packaging.coercion import column_values
+from forgeline.packaging.coercion import Part, column_values
 from forgeline.packaging.predictor import Predictor
 from forgeline.packaging.transformers import DatetimeParts
 from forgeline.serving.onnx import (
@@ -64,8 +63,9 @@ class OnnxFeatures:
         self._elapsed = _elapsed_days(predictor)
         self.onnx_bytes = onnx_bytes
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """The float64 matrix the estimator takes, for a frame validated by the signature."""
+    def transform(self, frame: Part) -> np.ndarray:
+        """The float64 matrix the estimator takes, for a frame validated by the signature
+        or its columns (:meth:`Signature.coerce_records`)."""
         out = np.asarray(self._session.run([self._output], feed(frame, self._inputs))[0],
                          dtype=np.float64)
         for position, output in self._elapsed:
