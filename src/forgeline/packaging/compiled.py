@@ -86,12 +86,15 @@ class _CompiledLightGBM(BaseEstimator):
     """
 
     serve_native = True  # select_runtime: never converted to ONNX (this is the fast path)
-    requires = ("lightgbm", "tl2cgen", "treelite")  # pinned in the package's requirements
     explain_as = "lightgbm"  # packaging/explain.py: contributions from booster_ (pred_contrib)
 
     def __init__(self, params: dict[str, Any] | None = None, nthread: int = 1) -> None:
         self.params = params
         self.nthread = nthread
+
+    def requirements(self) -> list[str]:
+        """What the package's requirements.txt pins for this step (packaging/package.py)."""
+        return ["lightgbm", "tl2cgen", "treelite"]
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> _CompiledLightGBM:

@@ -267,8 +267,6 @@ def _write_model(tmp: Path, model: Any) -> tuple[str, set[str]]:
     elif flavor == "xgboost":
         final_estimator(model).get_booster().save_model(str(tmp / NATIVE_FILES[flavor]))
         libraries.add(flavor)
-    if isinstance(getattr(final_estimator(model), "onnx_model_", None), bytes):
-        libraries.add("onnxruntime")  # it predicts from its own ONNX graph (the MLP)
     return flavor, libraries
 
 

@@ -136,6 +136,11 @@ class _MLP(BaseEstimator):
         state.pop(_SESSION, None)
         return state
 
+    def requirements(self) -> list[str]:
+        """What the package's requirements.txt pins for this step: it predicts from its own
+        ONNX graph (packaging/package.py)."""
+        return ["onnxruntime"]
+
     def quantized(self) -> Self:
         """A copy whose network has int8 weights (ONNX Runtime's dynamic quantization:
         the layers' and embeddings' weights stored as int8 with one scale per tensor,
