@@ -22,6 +22,9 @@ _DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour", "is_weekend")
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 
+_BOOL_WORDS = np.array(["False", "True"], dtype=object)
+
+
 class Categories(BaseEstimator, TransformerMixin):
     """Any values -> strings, missing -> ``__missing__`` (so encoders see one dtype)."""
 
@@ -31,8 +34,16 @@ class Categories(BaseEstimator, TransformerMixin):
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         frame = pd.DataFrame(X)
-        out = frame.astype(object).where(frame.notna(), MISSING)
-        return out.astype(str).to_numpy(dtype=object)
+        out = np.empty(frame.shape, dtype=object)
+        for j in range(frame.shape[1]):
+            column = frame.iloc[:, j]
+            if isinstance(column.dtype, pd.StringDtype):  # strings already: ~10x cheaper
+                out[:, j] = column.to_numpy(dtype=object, na_value=MISSING)
+            elif column.dtype == bool:  # never missing: str(True), str(False)
+                out[:, j] = _BOOL_WORDS[column.to_numpy().astype(np.intp)]
+            else:
+                out[:, j] = column.astype(object).where(column.notna(), MISSING).astype(str)
+        return out
 
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
         return np.asarray(input_features, dtype=object)
