@@ -38,9 +38,11 @@ Batches go through tl2cgen's predictor; up to 16 rows go straight to the library
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
+import io
 import logging
 import os
 import platform
@@ -307,9 +309,12 @@ def _compile(text: str, path: Path) -> None:
     # gcc's time grows faster than a function's size: ~10 trees per C file compiles a
     # 300-tree model 4x faster than 2 files (measured), and the files compile in parallel
     units = max(1, min(32, model.num_tree // 10))
-    tl2cgen.export_lib(model, toolchain="gcc", libpath=str(path),
-                       params={"parallel_comp": units, "quantize": _QUANTIZE},
-                       nthread=os.cpu_count() or 1)
+    chatter = io.StringIO()  # tl2cgen prints its native library's log lines
+    with contextlib.redirect_stdout(chatter):
+        tl2cgen.export_lib(model, toolchain="gcc", libpath=str(path),
+                           params={"parallel_comp": units, "quantize": _QUANTIZE},
+                           nthread=os.cpu_count() or 1)
+    log.debug("tl2cgen: %s", chatter.getvalue().strip())
 
 
 def compiler_identity() -> str:

@@ -20,12 +20,10 @@ carries the table) or with ``dry_run``.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,10 @@ from forgeline.entities import ModelVersion, Task
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.metrics import Metric, get_metric
 from forgeline.optimization.candidate import Candidate
+from forgeline.optimization.compile import compile_candidates
 from forgeline.optimization.distill import distill_candidates, distillable
+from forgeline.optimization.quantize import quantize_candidates
+from forgeline.optimization.trees import tree_candidates
 from forgeline.packaging import load_model
 from forgeline.tracking.client import Client
 from forgeline.training.layout import MODEL_PATH, SPEC_PATH
@@ -59,11 +60,6 @@ TARGETS = ("latency", "edge")
 # technique name on the command line -> the Candidate.technique it yields
 TECHNIQUES = {"distill": "distillation", "truncate": "truncation", "prune": "pruning",
               "compile": "compilation", "quantize": "quantization"}
-# the modules of the other techniques and their entry points (absent until installed)
-_MODULES = {"truncate": ("forgeline.optimization.trees", "tree_candidates"),
-            "prune": ("forgeline.optimization.trees", "tree_candidates"),
-            "compile": ("forgeline.optimization.compile", "compile_candidates"),
-            "quantize": ("forgeline.optimization.quantize", "quantize_candidates")}
 _TIE = 0.05  # single-row p50s this close to the fastest are taken as equal
 _VALIDATION_SHARE = 0.2  # of the training rows, for techniques that tune on held-out rows
 
@@ -174,27 +170,16 @@ def _gather(teacher: _Teacher, model: Any, techniques: list[str],
                 students=students if students is not None else _zoo_students(teacher))
         else:
             skipped["distill"] = f"cannot distill: {reason}"
-    calls: dict[str, Callable[[], list[Candidate]]] = {}
-    for name in techniques:
-        if name == "distill":
-            continue
-        module_name, function = _MODULES[name]
-        if importlib.util.find_spec(module_name) is None:
-            skipped[name] = "not available in this installation"
-            continue
-        entry = getattr(importlib.import_module(module_name), function)
-        key = f"{module_name}.{function}"
-        if key in calls:
-            continue
-        if function == "tree_candidates":
-            X_val, y_val = _validation(teacher)
-            calls[key] = lambda e=entry, X=X_val, y=y_val: e(  # type: ignore[misc]
-                model, X, y, teacher.task, teacher.metric.name)
-        else:
-            calls[key] = lambda e=entry: e(model)  # type: ignore[misc]
-    for make in calls.values():
-        found += [c for c in make() if any(TECHNIQUES[t] == c.technique
-                                           for t in techniques)]
+    made: list[Candidate] = []
+    if {"truncate", "prune"} & set(techniques):
+        X_val, y_val = _validation(teacher)
+        made += tree_candidates(model, X_val, y_val, teacher.task, teacher.metric.name)
+    if "compile" in techniques:
+        made += compile_candidates(model)
+    if "quantize" in techniques:
+        made += quantize_candidates(model)
+    wanted = {TECHNIQUES[t] for t in techniques}
+    found += [c for c in made if c.technique in wanted]
     for name in techniques:
         if name not in skipped and not any(c.technique == TECHNIQUES[name] for c in found):
             skipped[name] = f"does not apply to a {type(_final(model)).__name__} model"
