@@ -79,7 +79,10 @@ def _convert(scope: Any, operator: Any, container: Any) -> None:
                                   numpy_helper.from_array(values, name(tensor.name)))
     for node in graph.node:
         attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        container.add_node(node.op_type, [name(i) for i in node.input],
+        inputs = [name(i) for i in node.input]
+        while inputs and not inputs[-1]:  # optional inputs left out at the end (Clip's
+            inputs.pop()  # max): skl2onnx's ordering takes "" for a tensor no node makes
+        container.add_node(node.op_type, inputs,
                            [name(o) for o in node.output], op_domain=node.domain,
                            op_version=versions.get(node.domain or "", versions.get("")),
                            name=scope.get_unique_operator_name(f"stored_{node.op_type}"),
