@@ -3,8 +3,10 @@
 An explanation is reported on the columns a user sent, not on the one-hot, encoded or
 TF-IDF features the model saw, so every transformed feature is traced back to its input
 column through the fitted transformer's ``transformers_`` and ``output_indices_``: a
-missing-value indicator, a one-hot column, a datetime part, a target-encoded class and a
-TF-IDF term all belong to the column they were made from. Steps that widen their input
+missing-value indicator, a one-hot column, a datetime part, a target-encoded class, a
+TF-IDF term and a dimension of a text's sentence embedding all belong to the column they
+were made from (a step over one column, like a text's, is that column's whatever its
+width). Steps that widen their input
 (one-hot, missing indicators, datetime parts, multiclass target encoding) are traced per
 column; any other step must keep one output per input, and the traced width is checked
 against the transformer's own, so a step this module does not know fails loudly instead

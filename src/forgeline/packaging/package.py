@@ -260,6 +260,7 @@ def _write_model(tmp: Path, model: Any) -> tuple[str, set[str]]:
                            hint="Replace those parts of the pipeline.")
     flavor = model_flavor(model)
     libraries = {t.partition(".")[0] for t in trusted} & set(NATIVE_FILES)
+    libraries |= _step_requirements(model)
     if flavor == "lightgbm":
         final_estimator(model).booster_.save_model(str(tmp / NATIVE_FILES[flavor]))
         libraries.add(flavor)
@@ -267,6 +268,21 @@ def _write_model(tmp: Path, model: Any) -> tuple[str, set[str]]:
         final_estimator(model).get_booster().save_model(str(tmp / NATIVE_FILES[flavor]))
         libraries.add(flavor)
     return flavor, libraries
+
+
+def _step_requirements(model: Any) -> set[str]:
+    """What the steps of the pipeline say they need (``requirements()``: a sentence-
+    embedding step needs its model's package and the library that runs it)."""
+    found: set[str] = set()
+    todo = [model]
+    while todo:
+        part = todo.pop()
+        needs = getattr(part, "requirements", None)
+        if callable(needs):
+            found.update(needs())
+        todo += [step for _, step in getattr(part, "steps", ())]
+        todo += [step for _, step, _ in getattr(part, "transformers_", ())]
+    return found
 
 
 def _requirements(libraries: set[str]) -> str:
@@ -280,7 +296,9 @@ def _requirements(libraries: set[str]) -> str:
 def _version(name: str) -> str | None:
     for dist in (name, f"{name}-cpu"):  # xgboost also ships as xgboost-cpu
         try:
-            return importlib.metadata.version(dist)
+            # without a local label (torch's "+cpu"): PyPI has none, and "==2.13.0"
+            # accepts 2.13.0+cpu too
+            return importlib.metadata.version(dist).partition("+")[0]
         except importlib.metadata.PackageNotFoundError:
             continue
     return None

@@ -20,6 +20,9 @@ differ from scikit-learn:
   (``*_as_tensor``) so that a value equal to a threshold goes the way scikit-learn sends
   it; RandomForest's input rounded to float32 first, as scikit-learn's trees do.
 
+A text's sentence embedding (``TextEmbeddings``, a transformer network) is not converted:
+such a pipeline is served natively, and :class:`NotConvertible` names the column.
+
 The converters live in :mod:`forgeline.serving._onnx_converters`. Whatever converts is
 still served only after :func:`~forgeline.serving.runtime.select_runtime` has compared
 it with the native pipeline on a sample.
@@ -40,6 +43,7 @@ import pandas as pd
 
 from forgeline.errors import InvalidInput
 from forgeline.packaging.coercion import Part, column_values, rows_of
+from forgeline.packaging.embeddings import TextEmbeddings
 from forgeline.packaging.package import MODEL_FILE
 from forgeline.packaging.predictor import Predictor
 from forgeline.packaging.transformers import MISSING, AsText, Categories, DatetimeParts
@@ -277,6 +281,10 @@ def _input_modes(model: Any, signature: Any) -> dict[str, str]:
             continue
         first = transformer.steps[0][1] if hasattr(transformer, "steps") else transformer
         selected = [columns] if isinstance(columns, str | int) else list(columns)
+        if isinstance(first, TextEmbeddings):  # a transformer network, not a converter
+            raise NotConvertible(f"column {', '.join(map(str, selected))} is encoded by the "
+                                 f"sentence-embedding model {first.model}, which has no "
+                                 "ONNX converter here.")
         for column in selected:
             column = names[column] if isinstance(column, int | np.integer) else str(column)
             mode = (_CATEGORY if isinstance(first, Categories) else _text_mode(

@@ -8,7 +8,9 @@ categorical  missing -> "__missing__", then one-hot (unseen categories ignored) 
 boolean      as a two-value categorical
 datetime     year, month, day, day of week, hour, weekend flag and the days elapsed since
              1970 (the position in time); then as numeric (imputed, scaled)
-text         TF-IDF of words and word pairs
+text         TF-IDF of words and word pairs; or, for the columns in ``embeddings``
+             (``features.embeddings`` in the spec), a sentence-embedding model's
+             384 dimensions (:mod:`forgeline.packaging.embeddings`, cached by content)
 id           never a feature
 
 With ``native`` (boosted trees, encoding "auto"), numbers and dates' parts are passed on
@@ -26,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
@@ -34,12 +37,14 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
 from forgeline.data.schema import ColumnKind, Schema
+from forgeline.packaging.embeddings import DEFAULT_MODEL, TextEmbeddings, as_texts, embed
 from forgeline.packaging.transformers import AsText, Categories, DatetimeParts
+from forgeline.util.progress import Progress
 
 # AsText, Categories and DatetimeParts are imported here too so that model packages written
 # before they moved to forgeline.packaging.transformers (whose files name them
 # forgeline.training.features.*) still load.
-__all__ = ["build_preprocessor", "native_categories"]
+__all__ = ["build_preprocessor", "native_categories", "warm_embeddings"]
 
 _DENSE_TERMS = 300
 _CATEGORY_KINDS = (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)  # booleans: two values
@@ -62,7 +67,9 @@ def native_categories(schema: Schema, features: Sequence[str]) -> list[str]:
 
 def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str = "auto",
                        max_onehot: int = 20, dense: bool = False, seed: int = 0,
-                       target_type: str = "auto", native: bool = False) -> ColumnTransformer:
+                       target_type: str = "auto", native: bool = False,
+                       embeddings: Sequence[str] = (),
+                       embedding_model: str = DEFAULT_MODEL) -> ColumnTransformer:
     """The ColumnTransformer for ``features`` (a subset of the schema's columns).
 
     Args:
@@ -70,6 +77,7 @@ def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str
         target_type: passed to TargetEncoder ("binary", "multiclass", "continuous").
         native: for a model that splits on categories itself (see the module's docstring);
             the categories' codes are the first ``len(native_categories(...))`` columns.
+        embeddings: text columns encoded by ``embedding_model`` instead of TF-IDF.
     """
     picked = [schema[name] for name in features]
     numeric = [c.name for c in picked if c.kind is ColumnKind.NUMERIC]
@@ -109,6 +117,9 @@ def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str
             Categories(), TargetEncoder(target_type=target_type, cv=_folds(target_type, seed))),
             target_encoded))
     for name in texts:
+        if name in embeddings:
+            steps.append((f"embed_{name}", TextEmbeddings(embedding_model), name))
+            continue
         # a dense matrix (for estimators that refuse sparse input) keeps fewer terms
         tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2,
                                 max_features=_DENSE_TERMS if dense else 2000,
@@ -116,3 +127,17 @@ def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str
         steps.append((f"text_{name}", Pipeline([("text", AsText()), ("tfidf", tfidf)]), name))
     return ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0 if dense else 0.3,
                              verbose_feature_names_out=False)
+
+
+def warm_embeddings(frame: pd.DataFrame, columns: Sequence[str], model: str = DEFAULT_MODEL,
+                    progress: Progress | None = None) -> None:
+    """Encode every text of ``columns`` once, up front, with a progress bar: the folds,
+    trials and refit that follow (in any process of this machine) read the cache."""
+    progress = progress or Progress()
+    for column in columns:
+        texts = as_texts(frame[column])
+        progress.task(f"Embedding {column}", len(texts), "texts")
+        try:
+            embed(texts, model, on_progress=progress.advance)
+        finally:
+            progress.done()

