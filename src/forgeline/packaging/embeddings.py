@@ -240,7 +240,10 @@ def embed(texts: Sequence[str], model: str = DEFAULT_MODEL, *,
         _STATS.disk_hits += sum(rows[k] for k in found)
         _remember(found.items())
         vectors.update(found)
-        pending = [(k, t) for k, t in todo.items() if k not in found]
+        # longest first, so each batch holds texts of about one length: a batch is padded
+        # to its longest text, and attention costs the square of that
+        pending = sorted(((k, t) for k, t in todo.items() if k not in found),
+                         key=lambda item: len(item[1]), reverse=True)
         if on_progress is not None:
             on_progress(len(texts) - sum(rows[k] for k, _ in pending))
         for start in range(0, len(pending), BATCH_SIZE):
