@@ -25,6 +25,9 @@ import yaml
 
 import forgeline as fl
 from forgeline.cli import main
+from forgeline.data.inference import infer_schema
+from forgeline.data.schema import ColumnKind
+from forgeline.entities import Task
 from forgeline.errors import InvalidSpec
 from forgeline.packaging.embeddings import (
     TextEmbeddings,
@@ -34,10 +37,12 @@ from forgeline.packaging.embeddings import (
     missing_packages,
 )
 from forgeline.packaging.explain import Explainer
+from forgeline.packaging.feature_sources import feature_sources
 from forgeline.serving.app import create_app
 from forgeline.serving.config import ServeConfig
 from forgeline.serving.runtime import select_runtime
 from forgeline.store import close_stores
+from forgeline.training.plan import ModelPlan
 from forgeline.training.spec import load_spec
 from forgeline.workflows.train import train
 from tests.serving.conftest import LiveServer
@@ -81,6 +86,7 @@ class Trained:
     root: Path
     data: Path
     score: float
+    encoded: int  # texts the training run sent through the encoder
 
     @property
     def uri(self) -> str:
@@ -96,14 +102,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)  # the home (reports, downloads) and the cache go there
         patch.setenv("FORGELINE_CACHE_DIR", str(root / "cache"))
+        clear_memory_cache()
         result = train(spec(data), client=fl.Client(f"sqlite:///{root / 'store' / 'forgeline.db'}"))
+        encoded = cache_stats().encoded
     close_stores()
     assert result.model_version is not None
-    yield Trained(root, data, result.score)
+    yield Trained(root, data, result.score, encoded)
 
 
 def test_embeddings_carry_meaning_that_tfidf_cannot(trained: Trained) -> None:
     assert trained.score >= 0.9  # ROC AUC on memos made only of unseen synonyms
+    # each distinct memo once: the CV folds, the refit, the evaluation and the explanation
+    # on the test split all read the cache
+    assert trained.encoded == memos().memo.nunique()
     tfidf = train(spec(trained.data, "text"), client=fl.Client())
     assert tfidf.score < trained.score - 0.3
 
@@ -214,3 +225,21 @@ def test_bad_embedding_specs(tmp_path: Path, features: dict, message: str) -> No
     raw = {**spec(tmp_path / "memos.csv"), "features": features}
     with pytest.raises(InvalidSpec, match=message):
         load_spec(json.loads(json.dumps(raw)))
+
+
+def test_a_column_under_text_and_embeddings_gets_both(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORGELINE_CACHE_DIR", str(tmp_path / "cache"))
+    frame = memos(40)
+    schema = infer_schema(frame, "upset", {"memo": ColumnKind.TEXT})
+    plan = ModelPlan(Task.BINARY, schema, ("memo", "amount"), "roc_auc", 0, False,
+                     embeddings=("memo",), tfidf_too=("memo",))
+    model = plan.pipeline("logistic_regression", {}).fit(frame[["memo", "amount"]],
+                                                        frame.upset)
+    steps = model[0].named_transformers_
+    assert isinstance(steps["embed_memo"], TextEmbeddings) and "text_memo" in steps
+    sources = feature_sources(model[0])
+    assert sources.count("memo") == 384 + len(steps["text_memo"][-1].vocabulary_)
+    explanation = Explainer(model, background=frame).explain(frame[["memo", "amount"]])
+    np.testing.assert_allclose(explanation.base + explanation.contributions.sum(axis=1),
+                               explanation.output, atol=1e-6)

@@ -41,7 +41,8 @@ from forgeline.config import load_settings
 from forgeline.errors import InvalidInput, InvalidSpec
 
 __all__ = ["DEFAULT_MODEL", "INSTALL_HINT", "MODELS", "CacheStats", "EncoderModel",
-           "TextEmbeddings", "cache_stats", "check_installed", "clear_memory_cache", "embed",
+           "TextEmbeddings", "as_texts", "cache_stats", "check_installed", "clear_memory_cache",
+           "embed",
            "missing_packages"]
 
 log = logging.getLogger("forgeline.embeddings")

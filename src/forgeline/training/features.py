@@ -10,7 +10,8 @@ datetime     year, month, day, day of week, hour, weekend flag and the days elap
              1970 (the position in time); then as numeric (imputed, scaled)
 text         TF-IDF of words and word pairs; or, for the columns in ``embeddings``
              (``features.embeddings`` in the spec), a sentence-embedding model's
-             384 dimensions (:mod:`forgeline.packaging.embeddings`, cached by content)
+             384 dimensions (:mod:`forgeline.packaging.embeddings`, cached by content);
+             both for those in ``tfidf_too`` (listed in ``features.text`` as well)
 id           never a feature
 
 With ``native`` (boosted trees, encoding "auto"), numbers and dates' parts are passed on
@@ -68,8 +69,8 @@ def native_categories(schema: Schema, features: Sequence[str]) -> list[str]:
 def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str = "auto",
                        max_onehot: int = 20, dense: bool = False, seed: int = 0,
                        target_type: str = "auto", native: bool = False,
-                       embeddings: Sequence[str] = (),
-                       embedding_model: str = DEFAULT_MODEL) -> ColumnTransformer:
+                       embeddings: Sequence[str] = (), embedding_model: str = DEFAULT_MODEL,
+                       tfidf_too: Sequence[str] = ()) -> ColumnTransformer:
     """The ColumnTransformer for ``features`` (a subset of the schema's columns).
 
     Args:
@@ -77,7 +78,8 @@ def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str
         target_type: passed to TargetEncoder ("binary", "multiclass", "continuous").
         native: for a model that splits on categories itself (see the module's docstring);
             the categories' codes are the first ``len(native_categories(...))`` columns.
-        embeddings: text columns encoded by ``embedding_model`` instead of TF-IDF.
+        embeddings: text columns encoded by ``embedding_model`` instead of TF-IDF...
+        tfidf_too: ...or beside it: those of them that keep their TF-IDF terms too.
     """
     picked = [schema[name] for name in features]
     numeric = [c.name for c in picked if c.kind is ColumnKind.NUMERIC]
@@ -119,7 +121,8 @@ def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str
     for name in texts:
         if name in embeddings:
             steps.append((f"embed_{name}", TextEmbeddings(embedding_model), name))
-            continue
+            if name not in tfidf_too:
+                continue
         # a dense matrix (for estimators that refuse sparse input) keeps fewer terms
         tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2,
                                 max_features=_DENSE_TERMS if dense else 2000,

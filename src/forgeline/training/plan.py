@@ -50,6 +50,7 @@ class ModelPlan:
     max_onehot: int = 20
     embeddings: tuple[str, ...] = ()  # text columns encoded as sentence embeddings
     embedding_model: str = DEFAULT_MODEL
+    tfidf_too: tuple[str, ...] = ()  # embedded columns that keep their TF-IDF terms too
 
     @property
     def scorer(self) -> Metric:
@@ -64,7 +65,8 @@ class ModelPlan:
                                       max_onehot=self.max_onehot, dense=kind.dense,
                                       seed=self.seed, target_type=target_type,
                                       native=native, embeddings=self.embeddings,
-                                      embedding_model=self.embedding_model)
+                                      embedding_model=self.embedding_model,
+                                      tfidf_too=self.tfidf_too)
         estimator = kind.build(self.task, _hyper(params), self.seed,
                                bool(params.get(BALANCED)))
         codes = len(native_categories(self.schema, self.features)) if native else 0

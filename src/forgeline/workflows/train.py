@@ -203,7 +203,8 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         plan = ModelPlan(task, schema, features, get_metric(spec.metric, task).name,
                          spec.seed, _imbalanced(task, y), spec.features.encoding,
                          spec.features.max_onehot, spec.features.embeddings,
-                         spec.features.embedding_model)
+                         spec.features.embedding_model,
+                         tuple(c for c in spec.features.text if c in spec.features.embeddings))
         kinds = resolve_models(spec.models, task)
         run.log_params({"task": task.value, "metric": plan.metric, "rows_train": len(X),
                         "rows_test": len(test_frame), "features": len(features),
