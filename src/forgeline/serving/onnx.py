@@ -25,6 +25,9 @@ differ from scikit-learn:
 A text's sentence embedding (``TextEmbeddings``, a transformer network) is not converted:
 such a pipeline is served natively, and :class:`NotConvertible` names the column.
 
+A text's sentence embedding (``TextEmbeddings``, a transformer network) is not converted:
+such a pipeline is served natively, and :class:`NotConvertible` names the column.
+
 The converters live in :mod:`forgeline.serving._onnx_converters`. Whatever converts is
 still served only after :func:`~forgeline.serving.runtime.select_runtime` has compared
 it with the native pipeline on a sample.
