@@ -19,10 +19,10 @@ from typing import Any
 
 from forgeline.errors import InvalidInput
 
-__all__ = ["ENVIRONMENT", "ENV_CACHE_DIR", "ENV_HASH_KEY", "ENV_SERVER_CONFIG", "ENV_SERVE_CONFIG",
+__all__ = ["ENVIRONMENT", "ENV_HASH_KEY", "ENV_SERVER_CONFIG", "ENV_SERVE_CONFIG",
            "ENV_SERVE_TOKEN", "ENV_TOKEN",
            "PROJECT_FILE", "SERVER_GRACEFUL_TIMEOUT_S", "SERVER_MAX_BODY_BYTES", "ServerSettings",
-           "Settings", "cache_dir", "hash_key", "load_settings", "serve_config_json", "serve_token",
+           "Settings", "hash_key", "load_settings", "serve_config_json", "serve_token",
            "team_token"]
 
 PROJECT_FILE = "forgeline.toml"
@@ -39,7 +39,7 @@ class Settings:
     metric_flush_interval_s: float = 2.0  # ...or at the first call after this long
     heartbeat_s: float = 10.0  # a live run refreshes its heartbeat this often
     heartbeat_timeout_s: float = 60.0  # a RUNNING run silent this long counts as KILLED
-    cache_dir: Path | None = None  # None: ``home/cache`` (sentence embeddings of texts, ...)
+    cache_dir: Path | None = None  # None: ``home/cache`` (sentence embeddings, compiled trees)
 
     @property
     def resolved_store_uri(self) -> str:
@@ -89,7 +89,6 @@ ENV_TOKEN = "FORGELINE_TOKEN"  # the team server token an http:// store sends
 ENV_SERVER_CONFIG = "FORGELINE_SERVER_CONFIG"  # set by forgeline server for its workers
 ENV_HASH_KEY = "FORGELINE_HASH_KEY"  # the HMAC key personal values are hashed with
 HASH_KEY_FILE = "hash.key"  # in the home folder, when ENV_HASH_KEY is not set
-ENV_CACHE_DIR = "FORGELINE_CACHE_DIR"  # derived files shared by every home (compiled models)
 
 ENVIRONMENT: dict[str, str] = {
     **{var: f"the {name} setting" for name, var in _ENV.items()},
@@ -102,8 +101,6 @@ ENVIRONMENT: dict[str, str] = {
                        "processes",
     ENV_HASH_KEY: "the secret key personal columns are hashed with (HMAC-SHA256) in "
                   "training and in the prediction log; unset: a key kept in <home>/hash.key",
-    ENV_CACHE_DIR: "where files derived from models are cached (compiled tree ensembles); "
-                   "unset: $XDG_CACHE_HOME/forgeline or ~/.cache/forgeline",
 }
 """Every environment variable Forgeline reads -> what it is."""
 
@@ -121,19 +118,6 @@ def serve_config_json() -> str | None:
 def team_token() -> str | None:
     """``FORGELINE_TOKEN``; None when unset or empty."""
     return os.environ.get(ENV_TOKEN) or None
-
-
-def cache_dir() -> Path:
-    """``FORGELINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/forgeline``, else
-    ``~/.cache/forgeline``: files any process may rebuild from a model (not created here).
-
-    Per user rather than per home: what is cached depends only on the model's content.
-    """
-    raw = os.environ.get(ENV_CACHE_DIR)
-    if raw:
-        return Path(raw).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "forgeline"
 
 
 def hash_key(settings: Settings) -> bytes:

@@ -13,8 +13,9 @@ Why tl2cgen and not lleaves (LLVM): lleaves 1.3.0, the latest release, calls llv
 legacy pass manager, which llvmlite 0.45 removed; numba (through shap) needs llvmlite
 0.50. tl2cgen needs a C compiler at run time, hence the fallback below.
 
-Cache: ``<cache_dir>/compiled/<key>/model.so`` where ``key`` is the sha256 of the model
-text and of the compiler's identity (tl2cgen, treelite and gcc versions, the machine), so
+Cache: ``<cache>/compiled/<key>/model.so`` (``Settings.resolved_cache_dir``: the home's
+``cache`` folder or ``FORGELINE_CACHE_DIR``) where ``key`` is the sha256 of the model text
+and of the compiler's identity (tl2cgen, treelite and gcc versions, the machine), so
 a new compiler never loads an old library. A file lock serialises compilation between
 processes (the second waits, then loads what the first built) and the library's folder is
 renamed into place only once complete (:func:`forgeline.util.files.atomic_path`), so a
@@ -56,7 +57,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from forgeline.config import cache_dir
+from forgeline.config import load_settings
 from forgeline.util.files import atomic_path
 
 __all__ = ["CompiledLGBMClassifier", "CompiledLGBMRegressor", "compile_lightgbm",
@@ -285,7 +286,7 @@ def _load(text: str, nthread: int) -> _Engine:
 def library(text: str) -> Path:
     """The compiled library for LightGBM's model ``text``: built once, then cached."""
     key = hashlib.sha256(f"{compiler_identity()}\n{text}".encode()).hexdigest()
-    root = cache_dir() / "compiled"
+    root = load_settings().resolved_cache_dir / "compiled"
     target = root / key
     if (target / _LIBRARY).is_file():
         return target / _LIBRARY
