@@ -17,7 +17,7 @@ __all__ = ["register"]
 
 def _table(rows: list[Measurement], metric: str, chosen: str | None) -> Any:
     t = table("candidate", "technique", f"test {metric}", "change", "p50 ms", "p99 ms",
-              "rows/s (10k)", "size", "memory MB", "runtime", title="Candidates")
+              "rows/s (10k)", "size", "MB model / peak", "runtime", title="Candidates")
     for m in rows:
         mark = " *" if m.name == chosen else ""
         t.add_row(m.name + mark, m.technique, f"{m.score:.4f}",
@@ -25,7 +25,7 @@ def _table(rows: list[Measurement], metric: str, chosen: str | None) -> Any:
                   f"{m.latency_p50_ms:.3f}", f"{m.latency_p99_ms:.3f}",
                   f"{m.rows_per_s:,.0f}", _size(m.package_bytes),
                   "-" if m.model_memory_mb is None else
-                  f"{m.model_memory_mb:.0f} of {m.peak_memory_mb:.0f}",
+                  f"{m.model_memory_mb:.0f} / {m.peak_memory_mb:.0f}",
                   m.runtime.partition(":")[0])
     return t
 
