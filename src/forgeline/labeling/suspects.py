@@ -58,11 +58,13 @@ def text_columns(frame: pd.DataFrame) -> list[str]:
     return out
 
 
-def _pipeline(frame: pd.DataFrame, text: Sequence[str], seed: int):  # noqa: ANN202
+def _features(frame: pd.DataFrame, text: Sequence[str]):  # noqa: ANN202
+    """The rows as a sparse matrix. Fitted on every row once: these transforms never see a
+    label, so this leaks nothing into the out-of-sample probabilities, and saves refitting
+    the vocabulary in every fold."""
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -78,8 +80,9 @@ def _pipeline(frame: pd.DataFrame, text: Sequence[str], seed: int):  # noqa: ANN
         parts.append(("categories", make_pipeline(
             SimpleImputer(strategy="most_frequent"),
             OneHotEncoder(handle_unknown="ignore", min_frequency=2)), categories))
-    return make_pipeline(ColumnTransformer(parts, sparse_threshold=1.0),
-                         LogisticRegression(C=3.0, solver="liblinear", random_state=seed))
+    if not parts:
+        raise InvalidInput("Label errors need at least one feature column besides the label.")
+    return ColumnTransformer(parts, sparse_threshold=1.0).fit_transform(frame)
 
 
 def out_of_sample_probabilities(features: pd.DataFrame, labels: np.ndarray, n_classes: int,
@@ -87,6 +90,7 @@ def out_of_sample_probabilities(features: pd.DataFrame, labels: np.ndarray, n_cl
                                 seed: int = 0) -> np.ndarray:
     """Class probabilities for each row from a model fitted on the other folds (rows x
     ``n_classes``; ``labels`` are class indices)."""
+    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
     text = list(text_columns(features) if text is None else text)
@@ -106,11 +110,13 @@ def out_of_sample_probabilities(features: pd.DataFrame, labels: np.ndarray, n_cl
         raise InvalidInput("A class has a single labelled row: out-of-sample probabilities "
                            "need at least two rows of every class present.",
                            hint="Label more rows of the rare class, or drop it.")
+    X = _features(features, text)
     proba = np.zeros((len(labels), n_classes))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train, test in splitter.split(features, labels):
-        model = _pipeline(features, text, seed).fit(features.iloc[train], labels[train])
-        proba[np.ix_(test, model.classes_)] = model.predict_proba(features.iloc[test])
+    for train, test in splitter.split(X, labels):
+        model = LogisticRegression(C=3.0, solver="liblinear", random_state=seed)
+        model.fit(X[train], labels[train])
+        proba[np.ix_(test, model.classes_)] = model.predict_proba(X[test])
     return proba
 
 
@@ -143,7 +149,8 @@ def find_suspects(frame: pd.DataFrame, label: str, *, classes: Sequence[str] | N
     cols = [c for c in (features or labelled.columns) if c != label]
     proba = out_of_sample_probabilities(labelled[cols], y, len(names), text=text, folds=folds,
                                         seed=seed)
-    ranked = find_label_issues(y, proba, return_indices_ranked_by="self_confidence")
+    ranked = find_label_issues(y, proba, return_indices_ranked_by="self_confidence",
+                               n_jobs=1)  # no process pool for a few ms of work
     issue = np.zeros(len(y), dtype=bool)
     issue[ranked] = True
     quality = proba[np.arange(len(y)), y]
