@@ -113,11 +113,11 @@ def test_bad_input_is_one_clear_error(sample: pd.DataFrame) -> None:
     matrix = _annotators(sample.iloc[:50], [(0.8, 1.0)])
     with pytest.raises(InvalidInput, match="Unknown label model 'snorkel'"):
         combine(matrix, model="snorkel")
-    with pytest.raises(InvalidInput, match="threshold of 1.5 is not between 0 and 1"):
+    with pytest.raises(InvalidInput, match=r"threshold of 1\.5 is not between 0 and 1"):
         combine(matrix, threshold=1.5)
     with pytest.raises(InvalidInput, match="no labelling source"):
         combine(LabelMatrix.empty(sample.index[:5], CLASSES))
-    with pytest.raises(InvalidInput, match="1 gold labels are for rows that are not in the data"):
+    with pytest.raises(InvalidInput, match=r"1 gold labels are for rows that are not in the data"):
         combine(matrix, gold=pd.Series(["positive"], index=[-7]))
     bad = pd.Series(["positive", "great"], index=sample.index[:2])
     with pytest.raises(InvalidInput, match=r"1 gold labels are not one of the classes .*great"):

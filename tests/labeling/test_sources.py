@@ -38,7 +38,7 @@ def test_applied_to_tweets_errors_and_unknown_labels_are_counted_per_row(
     applied = apply_functions(load_functions(LFS), frame, CLASSES)
     L = applied.matrix.L
     assert L.shape == (2000, 6) and applied.matrix.index.equals(frame.index)
-    assert [s.name for s in applied.matrix.sources][0] == "lf_positive_words"
+    assert applied.matrix.sources[0].name == "lf_positive_words"
     no_link = ~frame["text"].str.contains("http").to_numpy()
     stats = applied.stats["lf_url_length"]
     assert stats.errors == no_link.sum() > 0

@@ -54,7 +54,8 @@ def load_tweets(*, classes: tuple[str, ...] = CLASSES, min_confidence: float = 0
     The index is a stable row id: the tweet's line number in the file.
     """
     frame = pd.read_csv(_path(), encoding="latin-1")
-    frame = frame[frame["sentiment"].isin(classes) & (frame["confidence"].fillna(0.0) >= min_confidence)]
+    agreed = frame["confidence"].fillna(0.0) >= min_confidence
+    frame = frame[frame["sentiment"].isin(classes) & agreed]
     frame = frame.dropna(subset=["text"])
     if rows is not None and rows < len(frame):
         frame = frame.sample(rows, random_state=seed)

@@ -61,7 +61,7 @@ class MajorityVote:
 
 
 class DawidSkene:
-    """Dawid–Skene EM over a label matrix.
+    """Dawid-Skene EM over a label matrix.
 
     Abstaining is one more outcome of each source's confusion matrix (as in Snorkel's label
     model): a labelling function that only ever says "positive" tells nothing by what it
@@ -92,9 +92,10 @@ class DawidSkene:
         votes = _one_hot(L, n_classes, abstain=self.abstain_outcome)
         # Start from majority vote: EM then only refines the weights of the sources.
         T = MajorityVote().fit(L, n_classes).predict_proba(L)
-        previous = -np.inf
+        previous = ll = -np.inf
         self.n_iter_ = 0
-        for self.n_iter_ in range(1, self.max_iter + 1):
+        while self.n_iter_ < self.max_iter:
+            self.n_iter_ += 1
             self._m_step(T, votes)
             T, ll = self._e_step(votes)
             if abs(ll - previous) < self.tol:

@@ -46,7 +46,7 @@ def _uncertainty(probabilities: pd.DataFrame) -> np.ndarray:
     return np.clip((1.0 - top) / (1.0 - 1.0 / k), 0.0, 1.0)
 
 
-def _embedding(frame: pd.DataFrame, text: str | None, seed: int):  # noqa: ANN202
+def _embedding(frame: pd.DataFrame, text: str | None, seed: int):
     if text is not None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 

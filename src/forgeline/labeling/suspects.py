@@ -58,7 +58,7 @@ def text_columns(frame: pd.DataFrame) -> list[str]:
     return out
 
 
-def _features(frame: pd.DataFrame, text: Sequence[str]):  # noqa: ANN202
+def _features(frame: pd.DataFrame, text: Sequence[str]):
     """The rows as a sparse matrix. Fitted on every row once: these transforms never see a
     label, so this leaks nothing into the out-of-sample probabilities, and saves refitting
     the vocabulary in every fold."""
