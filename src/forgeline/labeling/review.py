@@ -139,8 +139,9 @@ def review_queue(frame: pd.DataFrame, *, probabilities: pd.DataFrame | None = No
     out["suggested"] = suggested.loc[chosen]
     if suspects is not None:
         out["given"] = suspects.table["given"].reindex(chosen)
+    # The reviewer sees the data's columns; "id" is the index column of the CSV already.
     out = out.join(frame.loc[chosen].drop(columns=[c for c in frame.columns if c in out
-                                                   or c == LABEL]))
+                                                   or c in (LABEL, "id")]))
     out[LABEL] = ""
     out.index.name = frame.index.name or "id"
     return out
