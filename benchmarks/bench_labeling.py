@@ -11,6 +11,12 @@ negative. Nothing is generated: labels are the crowd's.
 2. Label errors: ``--flip-rows`` rows sampled, 10% of their labels flipped at random;
    ``find_suspects`` ranks them; precision and recall of the flagged rows against the
    flipped ones (target: both at least 0.7), over ``--seeds`` seeds.
+3. Active learning: a TF-IDF logistic regression trained on human labels only, 2,000
+   tweets held out for its test score (macro F1, the classes being 83/17; balanced class
+   weights; the TF-IDF vocabulary is fitted on all 8,000 texts, no labels). From 20
+   random labels (10 per class), ``--rounds`` rounds each add 50 labels, chosen by the
+   review queue (least certain under the current model, round-robin over 5 text clusters)
+   or at random.
 
     .venv/bin/python benchmarks/bench_labeling.py [--flip-rows 4000] [--seeds 3] [--json PATH]
 """
@@ -99,10 +105,54 @@ def label_errors(tweets: pd.DataFrame, rows: int, seeds: int) -> list[dict[str, 
     return out
 
 
+def active_learning(tweets: pd.DataFrame, rounds: int, seed: int = 0) -> list[dict[str, float]]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    from forgeline.labeling.review import review_queue
+
+    frame = tweets.sample(8000, random_state=seed)[["text", "sentiment"]]
+    test, pool = frame.iloc[:2000], frame.iloc[2000:]
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(frame["text"])
+    X_pool, X_test = vectorizer.transform(pool["text"]), vectorizer.transform(test["text"])
+    position = {i: n for n, i in enumerate(pool.index)}
+    start = list(pool.groupby("sentiment").sample(10, random_state=seed).index)
+    chosen = {"queue": list(start), "random": list(start)}
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in range(rounds + 1):
+        row: dict[str, float] = {"labels": len(chosen["queue"])}
+        for how, ids in chosen.items():
+            rows = [position[i] for i in ids]
+            # Balanced class weights for both: with 17% positives, a model from a few
+            # random labels otherwise says "negative" to everything.
+            model = LogisticRegression(C=3.0, solver="liblinear", class_weight="balanced")
+            model.fit(X_pool[rows], pool["sentiment"].iloc[rows])
+            row[how] = float(f1_score(test["sentiment"], model.predict(X_test),
+                                      average="macro"))
+            if r == rounds:
+                continue
+            if how == "queue":
+                proba = pd.DataFrame(model.predict_proba(X_pool), index=pool.index,
+                                     columns=model.classes_)
+                queue = review_queue(pool[["text"]], probabilities=proba, gold=ids,
+                                     text="text", size=50, clusters=5, seed=seed)
+                ids.extend(queue.index)
+            else:
+                rest = pool.index.difference(pd.Index(ids))
+                ids.extend(rest[rng.choice(len(rest), 50, replace=False)])
+        out.append(row)
+        print(f"  {row['labels']:4d} human labels: macro F1 queue {row['queue']:.3f}, "
+              f"random {row['random']:.3f}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flip-rows", type=int, default=4000)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--lfs", type=Path, default=LFS)
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -110,6 +160,8 @@ def main() -> None:
     tweets = load_tweets(classes=tuple(CLASSES), min_confidence=1.0)
     results = {"label_model": label_model(tweets, args.lfs),
                "label_errors": label_errors(tweets, args.flip_rows, args.seeds)}
+    print("active learning: test macro F1 by number of human labels")
+    results["active_learning"] = active_learning(tweets, args.rounds)
     write_json(args.json, "labeling", results)
 
 
