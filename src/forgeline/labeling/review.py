@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ import pandas as pd
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.labeling.matrix import LabelMatrix
 from forgeline.labeling.suspects import Suspects
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 __all__ = ["LABEL", "merge_gold", "read_review", "review_queue", "write_review"]
 
@@ -46,7 +50,7 @@ def _uncertainty(probabilities: pd.DataFrame) -> np.ndarray:
     return np.clip((1.0 - top) / (1.0 - 1.0 / k), 0.0, 1.0)
 
 
-def _embedding(frame: pd.DataFrame, text: str | None, seed: int):
+def _embedding(frame: pd.DataFrame, text: str | None) -> sparse.spmatrix | np.ndarray | None:
     if text is not None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -125,7 +129,7 @@ def review_queue(frame: pd.DataFrame, *, probabilities: pd.DataFrame | None = No
     top = priority.sort_values(ascending=False, kind="stable").index[: pool * size]
     cluster = np.zeros(len(top), dtype=np.int64)
     n_clusters = min(clusters, len(top))
-    emb = _embedding(frame.loc[top], text, seed) if n_clusters > 1 else None
+    emb = _embedding(frame.loc[top], text) if n_clusters > 1 else None
     if emb is not None:
         from sklearn.cluster import KMeans
 

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from forgeline.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 __all__ = ["Suspects", "find_suspects", "out_of_sample_probabilities", "text_columns"]
 
@@ -58,7 +62,7 @@ def text_columns(frame: pd.DataFrame) -> list[str]:
     return out
 
 
-def _features(frame: pd.DataFrame, text: Sequence[str]):
+def _features(frame: pd.DataFrame, text: Sequence[str]) -> sparse.spmatrix | np.ndarray:
     """The rows as a sparse matrix. Fitted on every row once: these transforms never see a
     label, so this leaks nothing into the out-of-sample probabilities, and saves refitting
     the vocabulary in every fold."""
