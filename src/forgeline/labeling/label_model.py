@@ -16,6 +16,13 @@ maintained. The EM below is vectorised over the (rows x sources x classes) one-h
 and has a small Dirichlet smoothing (``smoothing``) so that a source never seen voting for
 a class gets no zero probability.
 
+Measured (benchmarks/bench_labeling.py, 12,336 real tweets, six keyword functions): at
+full coverage majority vote is the more accurate (89% against 86%: the functions are
+correlated, which Dawid-Skene's independence assumption double counts), but its
+confidence means little (coverage stops falling at 0.7), while Dawid-Skene's trades
+coverage for accuracy (91.0% on 60% of rows at 0.9, 94.9% on 48% at 0.95); with one buggy
+or bad source Dawid-Skene wins outright (tests/labeling/test_label_model.py).
+
 Gold (human) labels are not votes: :func:`combine` fits the model on the sources alone,
 measures its accuracy on the gold rows (so the figure is honest), then overrides those
 rows with the gold label at confidence 1. Rows whose confidence is below ``threshold``,
