@@ -81,6 +81,8 @@ def test_a_new_column_is_added_to_an_existing_matrix() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("def lf_a(row):\n    return 'x'\nif True\n", r"syntax error at line 3"),
     ("import no_such_module_here\n", r"fails on import: ModuleNotFoundError"),
+    ("raise ValueError('first line\\nsecond line')\n",
+     r"fails on import: ValueError: first line\."),
     ("def label(row):\n    return None\n", r"defines no labelling function"),
     ("def lf_two(row, other):\n    return None\n", r"lf_two\(\) with 2 required arguments"),
     ("from os.path import basename as lf_imported\n", r"defines no labelling function"),
@@ -91,6 +93,7 @@ def test_a_bad_file_is_one_clear_error(tmp_path: Path, text: str, message: str) 
     with pytest.raises(InvalidInput, match=message) as info:
         load_functions(path)
     assert str(path) in info.value.message and info.value.hint
+    assert "\n" not in str(info.value)
 
 
 def test_a_missing_file_is_not_found(tmp_path: Path) -> None:

@@ -75,6 +75,12 @@ class Applied:
         return int(self.error_rows.any(axis=1).sum()) if self.error_rows.size else 0
 
 
+def _one_line(e: BaseException) -> str:
+    """An exception as one short line: its type and its message's first line."""
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:200] if lines else ''}".rstrip(": ")
+
+
 def _bad_file(path: Path, reason: str, hint: str | None = None) -> InvalidInput:
     return InvalidInput(f"Labelling-function file {path} {reason}.",
                         hint=hint or "Fix the file and run again.")
@@ -104,7 +110,7 @@ def load_functions(path: str | Path) -> list[LabelingFunction]:
     except SyntaxError as e:
         raise _bad_file(path, f"has a syntax error at line {e.lineno}: {e.msg}") from e
     except Exception as e:  # the user's module code: any failure is theirs to fix
-        raise _bad_file(path, f"fails on import: {type(e).__name__}: {e}") from e
+        raise _bad_file(path, f"fails on import: {_one_line(e)}") from e
     functions = []
     for attr, fn in vars(module).items():
         if not attr.startswith(PREFIX) or not inspect.isfunction(fn) or fn.__module__ != name:
@@ -146,7 +152,7 @@ def apply_functions(functions: Sequence[LabelingFunction], frame: pd.DataFrame,
                 st.errors += 1
                 errors[i, j] = True
                 if st.first_error is None:
-                    st.first_error = f"{type(e).__name__}: {e}"
+                    st.first_error = _one_line(e)
                 continue
             if value is None or (isinstance(value, float) and np.isnan(value)):
                 continue
