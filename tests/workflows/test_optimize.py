@@ -58,18 +58,19 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 def test_optimize_registers_the_chosen_variant_with_its_teacher(store: str,
                                                                  tmp_path: Path) -> None:
-    done = invoke("optimize", "fraud@champion", "--max-score-drop", "0.02")
+    # every technique but compilation (tests/optimization/test_compiled.py compiles)
+    done = invoke("optimize", "fraud@champion", "--max-score-drop", "0.02",
+                  "--techniques", "distill,truncate,prune,quantize")
     assert done.exit_code == 0, done.output
     out = done.stdout
     for text in ("Candidates", "teacher", "distilled-lightgbm-40x7", "distilled-linear",
-                 "test roc_auc", "p50 ms", "rows/s (10k)", "onnxruntime", "fraud/2",
-                 "not tried: truncate"):
+                 "truncated-", "pruned", "test roc_auc", "p50 ms", "rows/s (10k)",
+                 "onnxruntime", "fraud/2", "not tried: quantize"):
         assert text in out, text
     client = fl.Client()
     teacher, variant = client.get_model_version("fraud/1"), client.get_model_version("fraud/2")
     assert teacher.aliases == ("champion",) and variant.aliases == ()  # nothing promoted
     assert variant.tags["forgeline.teacher"] == "fraud/1"
-    assert variant.tags["forgeline.technique"] == "distillation"
     assert "teacher fraud/1" in variant.description
     lineage = client.get_lineage("fraud/2")
     assert lineage.run.name == "optimize" and lineage.run.tags["forgeline.teacher"] == "fraud/1"
@@ -84,10 +85,12 @@ def test_optimize_registers_the_chosen_variant_with_its_teacher(store: str,
         "forgeline.candidate"]
     rows = {r["name"]: r for r in table["table"]}
     assert next(iter(rows)) == "teacher"  # (a small MLP joins them where torch is installed)
-    assert {"distilled-lightgbm-40x7", "distilled-lightgbm-100x15", "distilled-linear"} <= set(
-        rows)
+    assert {"distilled-lightgbm-40x7", "distilled-lightgbm-100x15", "distilled-linear",
+            "pruned"} <= set(rows)
+    assert any(name.startswith("truncated-") for name in rows)
     chosen = rows[table["chosen"]]
     assert chosen["within_budget"] and chosen["drop"] <= 0.02
+    assert variant.tags["forgeline.technique"] == chosen["technique"] != "none"
     fastest = min(r["latency_p50_ms"] for r in rows.values() if r["within_budget"])
     ties = [r for r in rows.values() if r["within_budget"]
             and r["latency_p50_ms"] <= fastest * 1.05]  # timing noise: the smaller wins
@@ -97,7 +100,7 @@ def test_optimize_registers_the_chosen_variant_with_its_teacher(store: str,
         assert row["latency_p99_ms"] >= row["latency_p50_ms"] > 0
         assert row["peak_memory_mb"] > row["model_memory_mb"] >= 0
     assert all(r["package_bytes"] < rows["teacher"]["package_bytes"] / 2
-               for name, r in rows.items() if name != "teacher")
+               for name, r in rows.items() if name.startswith("distilled-"))
     run = client.get_run(lineage.run.run_id)
     assert run.params["teacher"] == "fraud/1"
     assert run.metrics["test_roc_auc"] == pytest.approx(chosen["score"])
@@ -125,8 +128,8 @@ def test_a_budget_no_candidate_meets_registers_nothing(store: str,
         distill.distill_candidates, sizes=((3, 2, 0.05),), linear=False))
     client = fl.Client()
     with pytest.raises(NoCandidate) as caught:
-        optimize("fraud@champion", max_score_drop=0.001, client=client, latency_calls=20,
-                 batch_rows=500, memory=False)
+        optimize("fraud@champion", max_score_drop=0.001, techniques=["distill"],
+                 client=client, latency_calls=20, batch_rows=500, memory=False)
     message = str(caught.value)
     assert message.startswith("No candidate stays within a roc_auc drop of 0.001: the best, "
                               "distilled-lightgbm-3x2, drops 0."), message
