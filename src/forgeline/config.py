@@ -39,6 +39,7 @@ class Settings:
     metric_flush_interval_s: float = 2.0  # ...or at the first call after this long
     heartbeat_s: float = 10.0  # a live run refreshes its heartbeat this often
     heartbeat_timeout_s: float = 60.0  # a RUNNING run silent this long counts as KILLED
+    cache_dir: Path | None = None  # None: ``home/cache`` (e.g. the LLM answer cache)
 
     @property
     def resolved_store_uri(self) -> str:
@@ -53,6 +54,11 @@ class Settings:
             return self.artifact_root
         return (self.artifact_root or self.home / "artifacts").absolute()
 
+    @property
+    def resolved_cache_dir(self) -> Path:
+        """Where caches that can be rebuilt live (the LLM answer cache): not the store."""
+        return (self.cache_dir or self.home / "cache").absolute()
+
 
 # field name -> environment variable; the type comes from the dataclass field.
 _ENV = {
@@ -63,6 +69,7 @@ _ENV = {
     "metric_flush_interval_s": "FORGELINE_METRIC_FLUSH_INTERVAL_S",
     "heartbeat_s": "FORGELINE_HEARTBEAT_S",
     "heartbeat_timeout_s": "FORGELINE_HEARTBEAT_TIMEOUT_S",
+    "cache_dir": "FORGELINE_CACHE_DIR",
 }
 def location(value: str | Path) -> Path | str:
     """A folder, or an object storage URI kept as text (a Path would fold ``s3://``)."""
@@ -72,7 +79,7 @@ def location(value: str | Path) -> Path | str:
 
 _TYPES = {"home": Path, "store_uri": str, "artifact_root": location,
           "metric_flush_size": int, "metric_flush_interval_s": float,
-          "heartbeat_s": float, "heartbeat_timeout_s": float}
+          "heartbeat_s": float, "heartbeat_timeout_s": float, "cache_dir": Path}
 
 # Variables that are not settings: read where they are used (through the readers below),
 # never from the project file.
