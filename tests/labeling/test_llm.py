@@ -140,6 +140,22 @@ def test_an_unreachable_endpoint_raises_before_asking_anything() -> None:
     assert len(cache) == 0
 
 
+def test_an_endpoint_that_dies_mid_run_fails_the_rest_fast_and_keeps_what_came(
+        tmp_path: Path) -> None:
+    cache = AnswerCache(tmp_path / "answers.sqlite")
+    with FakeLLMServer() as dying:
+        lab = labeller(dying.url, cache, concurrency=1, max_retries=2)
+        assert lab.label(ROWS[:2]).labels.tolist() == [0, 1]  # checked and answered
+    result = lab.label(ROWS)  # the server is gone now
+    lab.close()
+    assert result.labels.tolist() == [0, 1, -1, -1, -1, -1]
+    assert [(e.row, e.kind) for e in result.errors] == [(r, "unreachable") for r in range(2, 6)]
+    assert result.errors[0].message.startswith(f"Cannot reach the LLM endpoint {dying.url}")
+    # the first row left waits out its retries; the endpoint is then down for the others
+    assert (result.stats.requests, result.stats.unreachable, result.stats.cache_hits) == (3, 4, 2)
+    assert len(cache) == 2
+
+
 def test_a_model_the_endpoint_does_not_serve_is_named_with_those_it_does(
         llm: FakeLLMServer) -> None:
     with LLMLabeller(LLMConfig(llm.url, "gpt-9"), TEMPLATE) as lab, \
