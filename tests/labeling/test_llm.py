@@ -91,12 +91,15 @@ def test_a_second_run_reads_the_cache_and_needs_no_endpoint(llm: FakeLLMServer,
         assert lab.label(ROWS[:2]).stats.cache_hits == 0
 
 
-def test_rows_with_the_same_text_are_asked_once(llm: FakeLLMServer) -> None:
+def test_rows_with_the_same_text_are_asked_once_and_blank_rows_not_at_all(
+        llm: FakeLLMServer) -> None:
     with labeller(llm.url) as lab:
-        result = lab.label(["free cash"] * 4 + ["hello"] * 3)
-    assert result.labels.tolist() == [1] * 4 + [0] * 3
+        result = lab.label(["free cash"] * 4 + ["hello"] * 3 + [None, float("nan"), "  "])
+    assert result.labels.tolist() == [1] * 4 + [0] * 3 + [-1] * 3
     assert llm.state.calls == {"free cash": 1, "hello": 1}
-    assert result.stats.questions == 2
+    assert (result.stats.questions, result.stats.no_text, result.stats.failed) == (2, 3, 3)
+    assert [(e.row, e.kind, e.message) for e in result.errors] == [
+        (r, "no_text", "the row has no text") for r in (7, 8, 9)]
 
 
 def test_an_answer_that_is_no_label_is_counted_cached_and_the_rest_labelled(

@@ -11,8 +11,9 @@ What a run promises:
 - Rows with the same text are asked once.
 - Every row ends labelled, or abstaining (``-1``) with a :class:`RowError` saying why:
   ``unreachable`` (the endpoint failed after its retries), ``http`` (it refused the
-  request), ``not_a_label`` (its answer names none of the classes). One bad row never
-  stops the others; the counts are in :class:`LLMStats`.
+  request), ``not_a_label`` (its answer names none of the classes), ``no_text`` (a
+  missing or blank text: not asked). One bad row never stops the others; the counts are
+  in :class:`LLMStats`. A cache that cannot be written stops the run (``StoreError``).
 - Before the first request the endpoint is checked (``/v1/models``): an unreachable one or
   one that does not serve the model raises at once, with nothing asked. A run whose rows
   are all in the cache needs no endpoint at all.
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from forgeline.errors import ForgelineError, NotFound
+from forgeline.errors import NotFound, UpstreamError
 from forgeline.labeling.llm_cache import AnswerCache, CachedAnswer, cache_key
 from forgeline.labeling.llm_client import EndpointDown, LLMClient, LLMConfig
 from forgeline.labeling.prompt import PromptTemplate, label_of
@@ -50,7 +51,8 @@ Progress = Callable[[int, int], None]  # (rows done, rows in all)
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    """Why a row has no LLM label: ``kind`` is ``unreachable``, ``http`` or ``not_a_label``."""
+    """Why a row has no LLM label: ``kind`` is ``unreachable``, ``http``, ``not_a_label``
+    or ``no_text`` (a missing or blank text is not asked about)."""
 
     row: int
     kind: str
@@ -73,10 +75,12 @@ class LLMStats:
     unreachable: int = 0
     http_errors: int = 0
     not_a_label: int = 0
+    no_text: int = 0
 
     @property
     def failed(self) -> int:
-        return self.unreachable + self.http_errors + self.not_a_label
+        """Rows without an LLM label, whatever the reason."""
+        return self.unreachable + self.http_errors + self.not_a_label + self.no_text
 
     @property
     def rows_per_s(self) -> float:
@@ -140,6 +144,13 @@ def score_answer(answer: Any, template: PromptTemplate, mode: str) -> np.ndarray
     return proba / proba.sum()
 
 
+def _text(value: Any) -> str:
+    """A row's text; "" for a missing one (None, NaN) or a blank one."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value) if str(value).strip() else ""
+
+
 class LLMLabeller:
     """Labels texts with an LLM; one instance per (endpoint, model, prompt).
 
@@ -149,18 +160,15 @@ class LLMLabeller:
         cache: where answers are kept (e.g. ``AnswerCache.in_folder(
             settings.resolved_cache_dir)``); None keeps them for this process only.
         name: the source's name in the label matrix.
-        client: an :class:`LLMClient` to share (the labeller closes only its own).
     """
 
     def __init__(self, config: LLMConfig, template: PromptTemplate, *,
-                 cache: AnswerCache | None = None, name: str = "llm",
-                 client: LLMClient | None = None) -> None:
+                 cache: AnswerCache | None = None, name: str = "llm") -> None:
         self.config = config
         self.template = template
         self.name = name
         self.cache = cache if cache is not None else AnswerCache(":memory:")
-        self._own_client = client is None
-        self.client = client or LLMClient(config)
+        self.client = LLMClient(config)
         self._checked = False
 
     @property
@@ -192,12 +200,13 @@ class LLMLabeller:
         """
         start = time.perf_counter()
         requests_before = self.client.requests
-        texts = ["" if t is None else str(t) for t in texts]
+        texts = [_text(t) for t in texts]
         request = self._request()
-        keys = [cache_key(self.config.model, self.template.digest, t, request) for t in texts]
-        unique = dict(zip(keys, texts, strict=True))  # one question per distinct text
+        keys = [cache_key(self.config.model, self.template.digest, t, request) if t else ""
+                for t in texts]
+        unique = {k: t for k, t in zip(keys, texts, strict=True) if k}  # each asked once
         answers: dict[str, CachedAnswer] = {}
-        failures: dict[str, tuple[str, str]] = {}
+        failures: dict[str, tuple[str, str]] = {"": ("no_text", "the row has no text")}
         for key in unique:
             hit = self.cache.get(key)
             if hit is not None:
@@ -222,7 +231,7 @@ class LLMLabeller:
                     raise
                 except EndpointDown as e:
                     failures[key] = ("unreachable", e.message)
-                except ForgelineError as e:
+                except UpstreamError as e:
                     failures[key] = ("http", e.message)
                 done += 1
                 if progress:
@@ -254,17 +263,16 @@ class LLMLabeller:
         live = [a for key, a in answers.items() if key in asked]
         kinds = [e.kind for e in errors]
         stats = LLMStats(
-            rows=len(texts), questions=len(set(keys)), requests=requests, cache_hits=hits,
+            rows=len(texts), questions=len(set(keys) - {""}), requests=requests, cache_hits=hits,
             prompt_tokens=sum(a.prompt_tokens for a in live),
             completion_tokens=sum(a.completion_tokens for a in live), seconds=seconds,
             unreachable=kinds.count("unreachable"), http_errors=kinds.count("http"),
-            not_a_label=kinds.count("not_a_label"))
+            not_a_label=kinds.count("not_a_label"), no_text=kinds.count("no_text"))
         return LLMLabels(self.name, self.version, self.template.classes, labels, proba,
                          tuple(errors), stats)
 
     def close(self) -> None:
-        if self._own_client:
-            self.client.close()
+        self.client.close()
 
     def __enter__(self) -> LLMLabeller:
         return self

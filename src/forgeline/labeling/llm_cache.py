@@ -91,11 +91,15 @@ class AnswerCache:
 
     def put(self, key: str, model: str, answer: CachedAnswer) -> None:
         """Keep ``answer`` now (committed before this returns)."""
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
-                (key, model, json.dumps(answer.answer, ensure_ascii=False),
-                 answer.prompt_tokens, answer.completion_tokens, time.time()))
+        try:
+            with self._lock:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, model, json.dumps(answer.answer, ensure_ascii=False),
+                     answer.prompt_tokens, answer.completion_tokens, time.time()))
+        except sqlite3.Error as e:
+            raise StoreError(f"Cannot write to the LLM answer cache {self.path}: {e}.",
+                             hint="Check the disk has room and the file is writable.") from None
 
     def __len__(self) -> int:
         with self._lock:
