@@ -199,6 +199,7 @@ class LLMLabeller:
             NotFound: the endpoint does not serve the model.
         """
         start = time.perf_counter()
+        self.client.revive()
         requests_before = self.client.requests
         texts = [_text(t) for t in texts]
         request = self._request()

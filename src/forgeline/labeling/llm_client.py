@@ -10,7 +10,8 @@ Invariants:
   backoff and jitter (tenacity), waiting at least a ``Retry-After`` the endpoint sends.
   Not retried: other 4xx (a bad request stays bad).
 - An endpoint that stays unreachable after the retries is marked down: later requests of
-  the run fail at once instead of each waiting out its own backoff.
+  the run fail at once instead of each waiting out its own backoff (until :meth:`revive`;
+  the labeller revives it at the start of each run).
 """
 
 from __future__ import annotations
@@ -148,6 +149,10 @@ class LLMClient:
         self._down: str | None = None
         self.requests = 0  # HTTP attempts sent, retries included
         self._count_lock = threading.Lock()
+
+    def revive(self) -> None:
+        """Forget that the endpoint was down (a new run tries it again)."""
+        self._down = None
 
     # -- endpoint checks ---------------------------------------------------------------
     def models(self) -> list[str]:
