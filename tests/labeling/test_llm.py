@@ -40,9 +40,12 @@ def llm(server: FakeLLMServer) -> FakeLLMServer:
     return server
 
 
-def labeller(url: str, cache: AnswerCache | None = None, **config: object) -> LLMLabeller:
+def labeller(url: str, cache: AnswerCache | None = None, *, calibrate: bool = False,
+             **config: object) -> LLMLabeller:
+    """Uncalibrated unless asked: most tests check the scores as the server gave them."""
     options: dict[str, object] = {"backoff_s": 0.01, **config}
-    return LLMLabeller(LLMConfig(url, MODEL, **options), TEMPLATE, cache=cache)  # type: ignore[arg-type]
+    return LLMLabeller(LLMConfig(url, MODEL, **options), TEMPLATE,  # type: ignore[arg-type]
+                       cache=cache, calibrate=calibrate)
 
 
 def free_port_url() -> str:
@@ -60,6 +63,7 @@ def test_logprobs_labels_every_row_and_caches_each_answer_under_the_cache_dir(
     assert result.labels.tolist() == TRUTH
     assert result.classes == ("ham", "spam") and result.name == "llm"
     assert result.version == f"{MODEL}@{TEMPLATE.digest[:12]}/logprobs"
+    assert result.calibration is None
     np.testing.assert_allclose(result.proba.sum(axis=1), 1.0)
     # " spam" -0.2 and " Spam" -2.6 add up against " ham" -2.1
     spam = np.logaddexp(-0.2, -2.6)
@@ -89,6 +93,29 @@ def test_a_second_run_reads_the_cache_and_needs_no_endpoint(llm: FakeLLMServer,
     with AnswerCache(path) as cache, LLMLabeller(LLMConfig(llm.url, MODEL), other,
                                                  cache=cache) as lab:
         assert lab.label(ROWS[:2]).stats.cache_hits == 0
+
+
+def test_calibration_divides_by_the_content_free_answers_asked_once(
+        llm: FakeLLMServer) -> None:
+    cache = AnswerCache(":memory:")
+    with labeller(llm.url, cache, calibrate=True) as lab:
+        result = lab.label(["free cash", "see you"])
+        again = lab.label(["free cash", "call me"])
+    assert set(llm.state.calls) == {"free cash", "see you", "call me", "N/A", "", "[MASK]"}
+    assert max(llm.state.calls.values()) == 1
+    # the fake server answers the content-free inputs as ham rows
+    prior = np.array([np.exp(np.logaddexp.reduce([-0.1, -3.1, -4.2])), np.exp(-2.6)])
+    prior /= prior.sum()
+    assert result.calibration == pytest.approx(tuple(prior))
+    spam = np.array([np.exp(-2.1), np.exp(np.logaddexp(-0.2, -2.6))])
+    expected = spam / spam.sum() / prior
+    np.testing.assert_allclose(result.proba[0], expected / expected.sum())
+    np.testing.assert_allclose(result.proba[1], [0.5, 0.5])  # a row just like no content
+    assert result.version.endswith("/logprobs+calibrated")
+    assert (result.stats.questions, result.stats.cache_hits, result.stats.requests) == (2, 0, 6)
+    assert (again.stats.questions, again.stats.cache_hits, again.stats.requests) == (2, 1, 1)
+    with labeller(llm.url, mode="json", calibrate=True) as lab:
+        assert lab.label(["free cash"]).calibration is None  # chat answers carry no scores
 
 
 def test_rows_with_the_same_text_are_asked_once_and_blank_rows_not_at_all(

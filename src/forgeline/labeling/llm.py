@@ -22,7 +22,13 @@ Scoring in ``logprobs`` mode: the model's top first tokens after ``Label:`` are 
 the class each is a prefix of (case and spaces ignored; a token that fits several classes
 counts for none); a class's log-probability is the log-sum-exp of its tokens'. A class no
 top token fits gets the smallest top log-probability (the most it can have), then the
-scores are normalised into probabilities. The row's label is the most probable class.
+scores are normalised into probabilities. A small base model prefers some labels whatever
+the row says (the last example's, the most frequent one's): with ``calibrate`` (the
+default) the content-free inputs ``N/A``, ``""`` and ``[MASK]`` are asked once too (and
+cached), and each row's probabilities are divided by their mean, then renormalised
+(contextual calibration, Zhao et al. 2021, "Calibrate Before Use"). The row's label is the
+most probable class. ``stats.questions`` and ``cache_hits`` count rows' texts only; the
+calibration's requests and tokens are in ``requests`` and the token counts.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ __all__ = ["ABSTAIN", "LLMClient", "LLMConfig", "LLMLabeller", "LLMLabels", "LLM
            "RowError", "score_answer"]
 
 ABSTAIN = -1
+CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al. 2021, "Calibrate Before Use"
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 
 
@@ -101,6 +108,8 @@ class LLMLabels:
             ``json`` mode (a chat answer carries no probabilities).
         errors: one entry per unlabelled row.
         stats: the run's counts, tokens and time.
+        calibration: the mean class probabilities of the content-free inputs, which each
+            row's probabilities were divided by (None: not calibrated).
     """
 
     name: str
@@ -110,6 +119,7 @@ class LLMLabels:
     proba: np.ndarray
     errors: tuple[RowError, ...] = ()
     stats: LLMStats = field(default_factory=LLMStats)
+    calibration: tuple[float, ...] | None = None
 
     @property
     def confidence(self) -> np.ndarray:
@@ -160,11 +170,15 @@ class LLMLabeller:
         cache: where answers are kept (e.g. ``AnswerCache.in_folder(
             settings.resolved_cache_dir)``); None keeps them for this process only.
         name: the source's name in the label matrix.
+        calibrate: in ``logprobs`` mode, divide each row's class probabilities by those of
+            content-free inputs (contextual calibration); ignored in ``json`` mode.
     """
 
     def __init__(self, config: LLMConfig, template: PromptTemplate, *,
-                 cache: AnswerCache | None = None, name: str = "llm") -> None:
+                 cache: AnswerCache | None = None, name: str = "llm",
+                 calibrate: bool = True) -> None:
         self.config = config
+        self.calibrates = calibrate and config.mode == "logprobs"
         self.template = template
         self.name = name
         self.cache = cache if cache is not None else AnswerCache(":memory:")
@@ -173,7 +187,8 @@ class LLMLabeller:
 
     @property
     def version(self) -> str:
-        return f"{self.config.model}@{self.template.digest[:12]}/{self.config.mode}"
+        mode = self.config.mode + ("+calibrated" if self.calibrates else "")
+        return f"{self.config.model}@{self.template.digest[:12]}/{mode}"
 
     def _request(self) -> dict[str, Any]:
         if self.config.mode == "json":
@@ -206,13 +221,16 @@ class LLMLabeller:
         keys = [cache_key(self.config.model, self.template.digest, t, request) if t else ""
                 for t in texts]
         unique = {k: t for k, t in zip(keys, texts, strict=True) if k}  # each asked once
+        calibration = {cache_key(self.config.model, self.template.digest, t, request): t
+                       for t in (CONTENT_FREE if self.calibrates else ())}
+        unique.update(calibration)
         answers: dict[str, CachedAnswer] = {}
         failures: dict[str, tuple[str, str]] = {"": ("no_text", "the row has no text")}
         for key in unique:
             hit = self.cache.get(key)
             if hit is not None:
                 answers[key] = hit
-        hits = len(answers)
+        hits = sum(1 for k in answers if k not in calibration)
         missing = [k for k in unique if k not in answers]
         if missing and not self._checked:
             self.client.check()  # raises on an unreachable endpoint or an unknown model
@@ -238,12 +256,12 @@ class LLMLabeller:
                 if progress:
                     progress(done, len(unique))
         return self._result(texts, keys, answers, failures, set(missing), hits,
-                            self.client.requests - requests_before,
+                            list(calibration), self.client.requests - requests_before,
                             time.perf_counter() - start)
 
     def _result(self, texts: list[str], keys: list[str], answers: dict[str, CachedAnswer],
                 failures: dict[str, tuple[str, str]], asked: set[str], hits: int,
-                requests: int, seconds: float) -> LLMLabels:
+                calibration_keys: list[str], requests: int, seconds: float) -> LLMLabels:
         k = len(self.template.classes)
         labels = np.full(len(texts), ABSTAIN, dtype=np.int64)
         proba = np.full((len(texts), k), np.nan)
@@ -251,6 +269,12 @@ class LLMLabeller:
         scored: dict[str, np.ndarray | str] = {
             key: score_answer(a.answer, self.template, self.config.mode)
             for key, a in answers.items()}
+        content_free = [p for key in calibration_keys
+                        if isinstance(p := scored.get(key, ""), np.ndarray)]
+        prior = np.mean(content_free, axis=0) if content_free else None
+        if prior is not None:  # p(class | row) / p(class | no content), renormalised
+            scored = {key: p if isinstance(p, str) else p / prior / (p / prior).sum()
+                      for key, p in scored.items()}
         for row, key in enumerate(keys):
             if key in failures:
                 errors.append(RowError(row, *failures[key]))
@@ -270,7 +294,8 @@ class LLMLabeller:
             unreachable=kinds.count("unreachable"), http_errors=kinds.count("http"),
             not_a_label=kinds.count("not_a_label"), no_text=kinds.count("no_text"))
         return LLMLabels(self.name, self.version, self.template.classes, labels, proba,
-                         tuple(errors), stats)
+                         tuple(errors), stats,
+                         None if prior is None else tuple(float(x) for x in prior))
 
     def close(self) -> None:
         self.client.close()
