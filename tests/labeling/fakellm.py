@@ -36,6 +36,7 @@ class FakeLLMState:
     max_in_flight: int = 0
     response_formats: list[Any] = field(default_factory=list)
     delay_s: float = 0.0
+    json_object_only: bool = False  # refuse json_schema as llama-cpp-python's server does
 
 
 def _row_of(prompt: str) -> str:
@@ -108,6 +109,10 @@ def create_app(state: FakeLLMState) -> FastAPI:
         if (bad := unknown_model(body.get("model"))) is not None:
             return bad
         state.response_formats.append(body.get("response_format"))
+        if state.json_object_only and body["response_format"]["type"] != "json_object":
+            return JSONResponse({"error": {"message": "1 validation error: ('body', "
+                                "'response_format', 'type'): Input should be 'text' or "
+                                "'json_object'"}}, status_code=500)
         row = body["messages"][-1]["content"]
         if (error := await enter(row)) is not None:
             return error
@@ -160,3 +165,4 @@ class FakeLLMServer:
             setattr(self.state, name, getattr(fresh, name))
         self.state.in_flight = self.state.max_in_flight = 0
         self.state.delay_s = 0.0
+        self.state.json_object_only = False

@@ -219,6 +219,15 @@ def test_json_object_format_for_llama_cpp_python(llm: FakeLLMServer) -> None:
     assert fmt == {"type": "json_object", "schema": TEMPLATE.json_schema()}
 
 
+def test_auto_json_format_falls_back_to_json_object_once(llm: FakeLLMServer) -> None:
+    llm.state.json_object_only = True
+    with labeller(llm.url, mode="json", concurrency=1, max_retries=1) as lab:
+        result = lab.label(["free cash", "hello", "win a prize"])
+    assert result.labels.tolist() == [1, 0, 1] and not result.errors
+    kinds = [f["type"] for f in llm.state.response_formats]
+    assert kinds == ["json_schema", "json_schema", "json_object", "json_object", "json_object"]
+
+
 def test_requests_run_concurrently_up_to_the_limit(llm: FakeLLMServer) -> None:
     llm.state.delay_s = 0.05
     rows = [f"message {i}" for i in range(12)]

@@ -45,8 +45,9 @@ class LLMConfig:
         mode: ``logprobs`` (completions; the log-probability of each label's first token,
             for base models) or ``json`` (chat with a JSON schema, for instruction models).
         json_format: how ``json`` mode sends its schema: ``json_schema`` (OpenAI, vLLM,
-            llama.cpp's server) or ``json_object`` (``{"type": "json_object", "schema":
-            ...}``: llama-cpp-python's server).
+            llama.cpp's server), ``json_object`` (``{"type": "json_object", "schema":
+            ...}``: llama-cpp-python's server), or ``auto``: ``json_schema`` until the
+            endpoint refuses it naming ``response_format``, then ``json_object``.
         concurrency: requests in flight at once.
         requests_per_s: at most this many HTTP requests a second (None: no limit).
         max_retries: retries of one request after its first attempt.
@@ -59,7 +60,7 @@ class LLMConfig:
     base_url: str
     model: str
     mode: Mode = "logprobs"
-    json_format: Literal["json_schema", "json_object"] = "json_schema"
+    json_format: Literal["auto", "json_schema", "json_object"] = "auto"
     concurrency: int = 4
     requests_per_s: float | None = None
     max_retries: int = 3
@@ -147,6 +148,7 @@ class LLMClient:
             limits=httpx.Limits(max_connections=config.concurrency + 2))
         self._limiter = RateLimiter(config.requests_per_s)
         self._down: str | None = None
+        self._json_format = config.json_format
         self.requests = 0  # HTTP attempts sent, retries included
         self._count_lock = threading.Lock()
 
@@ -190,15 +192,19 @@ class LLMClient:
     def chat_json(self, messages: list[dict[str, str]], schema: dict[str, Any],
                   ) -> tuple[str, dict[str, int]]:
         """The text of a chat answer constrained to ``schema``, and the usage."""
-        if self.config.json_format == "json_object":
-            response_format: dict[str, Any] = {"type": "json_object", "schema": schema}
-        else:
-            response_format = {"type": "json_schema",
-                               "json_schema": {"name": "label", "schema": schema,
-                                               "strict": True}}
-        body = self._send("POST", "/chat/completions", {
-            "model": self.config.model, "messages": messages, "temperature": 0.0,
-            "max_tokens": 64, "response_format": response_format})
+        fmt = self._json_format
+        payload = {"model": self.config.model, "messages": messages, "temperature": 0.0,
+                   "max_tokens": 64, "response_format": _response_format(fmt, schema)}
+        try:
+            body = self._send("POST", "/chat/completions", payload)
+            if fmt == "auto":
+                self._json_format = "json_schema"
+        except UpstreamError as e:
+            if fmt != "auto" or "response_format" not in e.message:
+                raise
+            self._json_format = "json_object"  # llama-cpp-python's server: no json_schema
+            payload["response_format"] = _response_format("json_object", schema)
+            body = self._send("POST", "/chat/completions", payload)
         try:
             content = body["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
@@ -211,13 +217,14 @@ class LLMClient:
         if self._down:
             raise EndpointDown(self._down)
         cfg = self.config
-        retrying = Retrying(stop=stop_after_attempt(cfg.max_retries + 1), wait=self._wait,
+        attempts = cfg.max_retries + 1
+        retrying = Retrying(stop=stop_after_attempt(attempts), wait=self._wait,
                             retry=retry_if_exception(_retryable), reraise=True)
         try:
             response = retrying(self._attempt, method, path, payload)
         except _Retryable as e:
             raise UpstreamError(
-                f"The LLM endpoint {cfg.base_url} failed {cfg.max_retries + 1} times: "
+                f"The LLM endpoint {cfg.base_url} failed {attempts} times: "
                 f"{_error_text(e.response)}.",
                 hint="Check the server's log; lower the concurrency or the rate.") from None
         except httpx.TransportError as e:
@@ -264,6 +271,13 @@ class LLMClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _response_format(fmt: str, schema: dict[str, Any]) -> dict[str, Any]:
+    if fmt == "json_object":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": "label", "schema": schema,
+                                                   "strict": True}}
 
 
 def _retryable(exc: BaseException) -> bool:
