@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install sysdeps test lint demo bench screenshots clean
+.PHONY: install sysdeps test lint demo bench screenshots clean llm
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,18 @@ lint: install
 
 test: install sysdeps lint
 	$(BIN)/python -m pytest
+
+# The real local LLM (tests/labeling/test_llm_real.py, the labelling benchmarks):
+# llama-cpp-python compiles llama.cpp (10-20 min on 2 cores), so its wheel is built once
+# into $(WHEELS) (cache that folder in CI) and installed from there afterwards.
+# GGML_NATIVE=OFF: a wheel for any x86-64 with AVX2, not only the machine that built it.
+WHEELS ?= $(HOME)/.cache/forgeline/wheels
+LLAMA_CPP_VERSION := 0.3.36
+llm: install
+	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel --no-deps \
+	    llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEELS)
+	$(BIN)/python -m pip install --quiet --find-links $(WHEELS) -e '.[llm]'
 
 # The web UI's pages as the README shows them (docs/ui/*.png), taken by its browser tests.
 screenshots: install sysdeps

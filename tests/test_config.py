@@ -14,6 +14,14 @@ def test_defaults(tmp_path: Path) -> None:
     settings = load_settings(tmp_path)
     assert settings == Settings()
     assert settings.resolved_store_uri == f"sqlite:///{Path('.forgeline').absolute()}/forgeline.db"
+    assert settings.resolved_cache_dir == Path(".forgeline/cache").absolute()
+
+
+def test_the_cache_dir_follows_home_unless_set(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(tmp_path, home=tmp_path / "h").resolved_cache_dir == tmp_path / "h/cache"
+    monkeypatch.setenv("FORGELINE_CACHE_DIR", str(tmp_path / "c"))
+    assert load_settings(tmp_path, home=tmp_path / "h").resolved_cache_dir == tmp_path / "c"
 
 
 def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

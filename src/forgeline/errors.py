@@ -21,6 +21,7 @@ __all__ = [
     "PersonalDataFound",
     "StoreError",
     "Unauthorized",
+    "UpstreamError",
 ]
 
 
@@ -110,6 +111,12 @@ class Forbidden(ForgelineError):
     code = "FORBIDDEN"
 
 
+class UpstreamError(ForgelineError):
+    """An outside service Forgeline calls (an LLM endpoint) cannot be reached or fails."""
+
+    code = "UPSTREAM_ERROR"
+
+
 # code -> (HTTP status, CLI exit code)
 STATUS: dict[str, tuple[int, int]] = {
     ForgelineError.code: (500, 1),
@@ -125,6 +132,7 @@ STATUS: dict[str, tuple[int, int]] = {
     StoreError.code: (503, 7),
     Unauthorized.code: (401, 8),
     Forbidden.code: (403, 8),
+    UpstreamError.code: (502, 9),
 }
 
 

@@ -1,0 +1,168 @@
+"""A small OpenAI-compatible server on loopback with deterministic answers.
+
+It speaks what the LLM labeller uses (``/v1/models``, ``/v1/completions`` with
+``logprobs``, ``/v1/chat/completions`` with ``response_format``) for a spam/ham task:
+a row that mentions ``free``, ``win``, ``prize`` or ``cash`` is spam, any other is ham.
+Words in a row steer it to misbehave: ``GIBBERISH`` (an answer that names no label),
+``NOTJSON`` (a chat answer that is not JSON), ``FLAKY`` (503 the first time that row is
+asked), ``FAIL500`` (500 every time). It counts the calls per row and the requests in
+flight, and keeps when each request arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+MODEL = "tiny-test"
+SPAM_WORDS = ("free", "win", "prize", "cash")
+
+
+@dataclass
+class FakeLLMState:
+    calls: Counter[str] = field(default_factory=Counter)
+    arrivals: list[float] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    response_formats: list[Any] = field(default_factory=list)
+    delay_s: float = 0.0
+    json_object_only: bool = False  # refuse json_schema as llama-cpp-python's server does
+
+
+def _row_of(prompt: str) -> str:
+    """The row a completion prompt asks about: the text of its last ``Text:`` line."""
+    rows = re.findall(r"^Text: (.*)$", prompt, flags=re.MULTILINE)
+    return rows[-1] if rows else prompt
+
+
+def _is_spam(row: str) -> bool:
+    return any(w in row.lower() for w in SPAM_WORDS)
+
+
+def create_app(state: FakeLLMState) -> FastAPI:
+    app = FastAPI()
+
+    async def enter(row: str) -> JSONResponse | None:
+        state.calls[row] += 1
+        state.arrivals.append(time.monotonic())
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            if state.delay_s:
+                await asyncio.sleep(state.delay_s)
+        finally:
+            state.in_flight -= 1
+        if "FAIL500" in row:
+            return JSONResponse({"error": {"message": "boom"}}, status_code=500)
+        if "FLAKY" in row and state.calls[row] == 1:
+            return JSONResponse({"error": {"message": "busy"}}, status_code=503,
+                                headers={"Retry-After": "0"})
+        return None
+
+    def unknown_model(model: str) -> JSONResponse | None:
+        if model == MODEL:
+            return None
+        return JSONResponse({"error": {"message": f"The model `{model}` does not exist"}},
+                            status_code=404)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": MODEL, "object": "model"}]}
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Any:
+        body = await request.json()
+        if (bad := unknown_model(body.get("model"))) is not None:
+            return bad
+        prompt = body["prompt"]
+        row = _row_of(prompt)
+        if (error := await enter(row)) is not None:
+            return error
+        if "GIBBERISH" in row:
+            top = {" banana": -0.4, " the": -1.6, "\n": -2.2, " a": -3.0, " I": -3.5}
+        elif _is_spam(row):
+            top = {" spam": -0.2, " ham": -2.1, " Spam": -2.6, " the": -4.0, "\n": -5.0}
+        else:
+            top = {" ham": -0.1, " spam": -2.6, " Ham": -3.1, " h": -4.2, "\n": -5.0}
+        top = dict(list(top.items())[: int(body.get("logprobs") or 0)])
+        token = max(top, key=top.__getitem__) if top else " ham"
+        return {"id": "cmpl-1", "object": "text_completion", "model": MODEL,
+                "choices": [{"index": 0, "text": token, "finish_reason": "length",
+                             "logprobs": {"tokens": [token], "token_logprobs": [top.get(token)],
+                                          "top_logprobs": [top], "text_offset": [len(prompt)]}}],
+                "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 1,
+                          "total_tokens": len(prompt.split()) + 1}}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        body = await request.json()
+        if (bad := unknown_model(body.get("model"))) is not None:
+            return bad
+        state.response_formats.append(body.get("response_format"))
+        if state.json_object_only and body["response_format"]["type"] != "json_object":
+            return JSONResponse({"error": {"message": "1 validation error: ('body', "
+                                "'response_format', 'type'): Input should be 'text' or "
+                                "'json_object'"}}, status_code=500)
+        row = body["messages"][-1]["content"]
+        if (error := await enter(row)) is not None:
+            return error
+        if "NOTJSON" in row:
+            content = "spam, I think"
+        elif "GIBBERISH" in row:
+            content = json.dumps({"label": "maybe"})
+        else:
+            content = json.dumps({"label": "spam" if _is_spam(row) else "ham"})
+        return {"id": "chat-1", "object": "chat.completion", "model": MODEL,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": sum(len(m["content"].split())
+                                               for m in body["messages"]),
+                          "completion_tokens": 5, "total_tokens": 0}}
+
+    return app
+
+
+class FakeLLMServer:
+    """The app above under uvicorn on a free loopback port, in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.state = FakeLLMState()
+        config = uvicorn.Config(create_app(self.state), host="127.0.0.1", port=0,
+                                log_level="warning", lifespan="off", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = ""
+
+    def __enter__(self) -> FakeLLMServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the fake LLM server did not start")
+            time.sleep(0.005)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+    def reset(self) -> None:
+        """Forget the counts (between tests sharing one server)."""
+        fresh = FakeLLMState()
+        for name in ("calls", "arrivals", "response_formats"):
+            setattr(self.state, name, getattr(fresh, name))
+        self.state.in_flight = self.state.max_in_flight = 0
+        self.state.delay_s = 0.0
+        self.state.json_object_only = False
