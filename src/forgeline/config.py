@@ -39,7 +39,7 @@ class Settings:
     metric_flush_interval_s: float = 2.0  # ...or at the first call after this long
     heartbeat_s: float = 10.0  # a live run refreshes its heartbeat this often
     heartbeat_timeout_s: float = 60.0  # a RUNNING run silent this long counts as KILLED
-    cache_dir: Path | None = None  # None: ``home/cache`` (sentence embeddings, compiled trees, LLM answers)
+    cache_dir: Path | None = None  # None: ``home/cache`` (embeddings, compiled trees, LLM answers)
 
     @property
     def resolved_store_uri(self) -> str:

@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from tests.serving.conftest import LiveServer
 
 MODEL = "tiny-test"
 SPAM_WORDS = ("free", "win", "prize", "cash")
@@ -132,37 +132,24 @@ def create_app(state: FakeLLMState) -> FastAPI:
     return app
 
 
-class FakeLLMServer:
-    """The app above under uvicorn on a free loopback port, in a daemon thread."""
+class FakeLLMServer(LiveServer):
+    """The app above under uvicorn on a free loopback port, in a daemon thread; ``url`` ends
+    in ``/v1`` as an OpenAI-compatible endpoint's base URL does."""
 
     def __init__(self) -> None:
-        self.state = FakeLLMState()
-        config = uvicorn.Config(create_app(self.state), host="127.0.0.1", port=0,
-                                log_level="warning", lifespan="off", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = ""
+        self.fake = FakeLLMState()
+        super().__init__(create_app(self.fake))
 
     def __enter__(self) -> FakeLLMServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake LLM server did not start")
-            time.sleep(0.005)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/v1"
+        super().__enter__()
+        self.url += "/v1"
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
 
     def reset(self) -> None:
         """Forget the counts (between tests sharing one server)."""
         fresh = FakeLLMState()
         for name in ("calls", "arrivals", "response_formats"):
-            setattr(self.state, name, getattr(fresh, name))
-        self.state.in_flight = self.state.max_in_flight = 0
-        self.state.delay_s = 0.0
-        self.state.json_object_only = False
+            setattr(self.fake, name, getattr(fresh, name))
+        self.fake.in_flight = self.fake.max_in_flight = 0
+        self.fake.delay_s = 0.0
+        self.fake.json_object_only = False

@@ -74,7 +74,7 @@ def test_logprobs_labels_every_row_and_caches_each_answer_under_the_cache_dir(
     assert stats.prompt_tokens > 6 * 20 and stats.completion_tokens == 6  # 7: /models too
     assert stats.failed == 0 and not result.errors
     assert (cache_dir / "llm-answers.sqlite").is_file()
-    assert sum(llm.state.calls.values()) == len(ROWS)
+    assert sum(llm.fake.calls.values()) == len(ROWS)
 
 
 def test_a_second_run_reads_the_cache_and_needs_no_endpoint(llm: FakeLLMServer,
@@ -101,8 +101,8 @@ def test_calibration_divides_by_the_content_free_answers_asked_once(
     with labeller(llm.url, cache, calibrate=True) as lab:
         result = lab.label(["free cash", "see you"])
         again = lab.label(["free cash", "call me"])
-    assert set(llm.state.calls) == {"free cash", "see you", "call me", "N/A", "", "[MASK]"}
-    assert max(llm.state.calls.values()) == 1
+    assert set(llm.fake.calls) == {"free cash", "see you", "call me", "N/A", "", "[MASK]"}
+    assert max(llm.fake.calls.values()) == 1
     # the fake server answers the content-free inputs as ham rows
     prior = np.array([np.exp(np.logaddexp.reduce([-0.1, -3.1, -4.2])), np.exp(-2.6)])
     prior /= prior.sum()
@@ -123,7 +123,7 @@ def test_rows_with_the_same_text_are_asked_once_and_blank_rows_not_at_all(
     with labeller(llm.url) as lab:
         result = lab.label(["free cash"] * 4 + ["hello"] * 3 + [None, float("nan"), "  "])
     assert result.labels.tolist() == [1] * 4 + [0] * 3 + [-1] * 3
-    assert llm.state.calls == {"free cash": 1, "hello": 1}
+    assert llm.fake.calls == {"free cash": 1, "hello": 1}
     assert (result.stats.questions, result.stats.no_text, result.stats.failed) == (2, 3, 3)
     assert [(e.row, e.kind, e.message) for e in result.errors] == [
         (r, "no_text", "the row has no text") for r in (7, 8, 9)]
@@ -152,7 +152,7 @@ def test_a_busy_answer_is_retried_and_a_failing_row_fails_alone(llm: FakeLLMServ
     with labeller(llm.url, cache, max_retries=2) as lab:
         result = lab.label(rows)
     assert result.labels.tolist() == [1, -1, 0]
-    assert llm.state.calls == {"FLAKY free cash": 2, "FAIL500 hello": 3, "hello": 1}
+    assert llm.fake.calls == {"FLAKY free cash": 2, "FAIL500 hello": 3, "hello": 1}
     (error,) = result.errors
     assert (error.row, error.kind) == (1, "http")
     assert error.message.startswith(f"The LLM endpoint {llm.url} failed 3 times: HTTP 500")
@@ -193,7 +193,7 @@ def test_a_model_the_endpoint_does_not_serve_is_named_with_those_it_does(
         lab.label(ROWS)
     assert e.value.message == (f"The LLM endpoint {llm.url} does not serve the model "
                                f"'gpt-9'; it serves ['{MODEL}'].")
-    assert sum(llm.state.calls.values()) == 0
+    assert sum(llm.fake.calls.values()) == 0
 
 
 def test_json_mode_asks_for_the_schema_and_checks_the_answer(llm: FakeLLMServer) -> None:
@@ -207,7 +207,7 @@ def test_json_mode_asks_for_the_schema_and_checks_the_answer(llm: FakeLLMServer)
     assert kinds[2] == ("not_a_label", "the answer's label 'maybe' is not one of "
                                        "['ham', 'spam']")
     assert kinds[3] == ("not_a_label", "the answer 'spam, I think' is not JSON with a 'label'")
-    fmt = llm.state.response_formats[0]
+    fmt = llm.fake.response_formats[0]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
     assert fmt["json_schema"]["schema"]["properties"]["label"]["enum"] == ["ham", "spam"]
 
@@ -215,27 +215,27 @@ def test_json_mode_asks_for_the_schema_and_checks_the_answer(llm: FakeLLMServer)
 def test_json_object_format_for_llama_cpp_python(llm: FakeLLMServer) -> None:
     with labeller(llm.url, mode="json", json_format="json_object") as lab:
         assert lab.label(["free cash"]).labels.tolist() == [1]
-    (fmt,) = llm.state.response_formats
+    (fmt,) = llm.fake.response_formats
     assert fmt == {"type": "json_object", "schema": TEMPLATE.json_schema()}
 
 
 def test_auto_json_format_falls_back_to_json_object_once(llm: FakeLLMServer) -> None:
-    llm.state.json_object_only = True
+    llm.fake.json_object_only = True
     with labeller(llm.url, mode="json", concurrency=1, max_retries=1) as lab:
         result = lab.label(["free cash", "hello", "win a prize"])
     assert result.labels.tolist() == [1, 0, 1] and not result.errors
-    kinds = [f["type"] for f in llm.state.response_formats]
+    kinds = [f["type"] for f in llm.fake.response_formats]
     assert kinds == ["json_schema", "json_schema", "json_object", "json_object", "json_object"]
 
 
 def test_requests_run_concurrently_up_to_the_limit(llm: FakeLLMServer) -> None:
-    llm.state.delay_s = 0.05
+    llm.fake.delay_s = 0.05
     rows = [f"message {i}" for i in range(12)]
     with labeller(llm.url, concurrency=3) as lab:
         done: list[tuple[int, int]] = []
         result = lab.label(rows, progress=lambda d, n: done.append((d, n)))
     assert (result.labels == 0).all()
-    assert 2 <= llm.state.max_in_flight <= 3
+    assert 2 <= llm.fake.max_in_flight <= 3
     assert done[0] == (0, 12) and done[-1] == (12, 12) and len(done) == 13
 
 
@@ -259,7 +259,7 @@ def test_the_rate_limit_spaces_requests(llm: FakeLLMServer,
     monkeypatch.undo()
     with labeller(llm.url, concurrency=4, requests_per_s=40) as lab:
         lab.label([f"message {i}" for i in range(8)])
-    arrivals = sorted(llm.state.arrivals)
+    arrivals = sorted(llm.fake.arrivals)
     assert len(arrivals) == 8 and arrivals[-1] - arrivals[0] > 0.5 * 7 / 40
 
 
