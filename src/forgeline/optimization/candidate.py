@@ -8,10 +8,11 @@ and registers the one chosen.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Candidate"]
+__all__ = ["Candidate", "with_final"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +34,15 @@ class Candidate:
     model: Any
     params: dict[str, Any] = field(default_factory=dict)
     detail: str = ""
+
+
+def with_final(model: Any, estimator: Any) -> Any:
+    """A copy of the pipeline ``model`` whose (innermost) last step is ``estimator``; the
+    steps before it are shared, fitted and never changed. ``estimator`` itself when
+    ``model`` is not a pipeline."""
+    if not (hasattr(model, "steps") and model.steps):
+        return estimator
+    new = copy.copy(model)
+    name, last = model.steps[-1]
+    new.steps = [*model.steps[:-1], (name, with_final(last, estimator))]
+    return new

@@ -9,12 +9,12 @@ compiler shows now, as a skipped candidate with a log line, never as a crash.
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import logging
 from typing import Any
 
-from forgeline.optimization.candidate import Candidate
+from forgeline.optimization.candidate import Candidate, with_final
+from forgeline.packaging.package import final_estimator
 
 __all__ = ["compile_candidates"]
 
@@ -24,7 +24,7 @@ log = logging.getLogger("forgeline.optimization")
 def compile_candidates(model: Any) -> list[Candidate]:
     """``[the compiled variant]`` of a pipeline ending in LightGBM; ``[]`` otherwise, or
     when the compiler (``forgeline[compile]``: tl2cgen, treelite, and gcc) is missing."""
-    last = model.steps[-1][1] if hasattr(model, "steps") and model.steps else model
+    last = final_estimator(model)
     if not (type(last).__module__.startswith("lightgbm.") and hasattr(last, "booster_")):
         log.info("no compiled candidate: the final estimator (%s) is not LightGBM",
                  type(last).__name__)
@@ -43,10 +43,7 @@ def compile_candidates(model: Any) -> list[Candidate]:
         log.warning("no compiled candidate: compiling the LightGBM model failed (%s: %s)",
                     type(e).__name__, str(e)[:300])
         return []
-    variant: Any = compiled
-    if hasattr(model, "steps") and model.steps:  # the fitted steps before it are shared
-        variant = copy.copy(model)
-        variant.steps = [*model.steps[:-1], (model.steps[-1][0], compiled)]
+    variant = with_final(model, compiled)
     trees = last.booster_.num_trees()
     return [Candidate("compiled", "compilation", variant, {"compiler": "tl2cgen"},
                       f"{trees} trees compiled to native code (treelite, tl2cgen, gcc); "

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from forgeline.entities import Task
-from forgeline.optimization.candidate import Candidate
+from forgeline.optimization.candidate import Candidate, with_final
 
 __all__ = ["LIGHTGBM_SIZES", "distill_candidates", "distillable", "munge", "soft_targets"]
 
@@ -291,7 +291,6 @@ def distill_candidates(model: Any, X_train: pd.DataFrame, task: Task | str, seed
     for name, estimator in (students or {}).items():
         made.append((f"distilled-{name}", _cleaned(estimator, needs_cleaning),
                      {"student": name}, f"{name.upper()} student"))
-    from sklearn.pipeline import Pipeline
 
     out = []
     for name, estimator, params, text in made:
@@ -303,7 +302,6 @@ def distill_candidates(model: Any, X_train: pd.DataFrame, task: Task | str, seed
             log.warning("distillation: the %s student could not be fitted (%s: %s)",
                         params["student"], type(e).__name__, e)
             continue
-        pipeline = Pipeline([(model.steps[0][0], features), (model.steps[1][0], fitted)])
-        out.append(Candidate(name, "distillation", pipeline, {**params, **common},
+        out.append(Candidate(name, "distillation", with_final(model, fitted), {**params, **common},
                              f"{text}, on the teacher's soft predictions over {where}"))
     return out

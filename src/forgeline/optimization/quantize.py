@@ -9,10 +9,10 @@ score, latency and size; nothing is measured or registered here.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from forgeline.optimization.candidate import Candidate
+from forgeline.optimization.candidate import Candidate, with_final
+from forgeline.packaging.package import final_estimator
 
 __all__ = ["quantize_candidates"]
 
@@ -20,16 +20,11 @@ __all__ = ["quantize_candidates"]
 def quantize_candidates(model: Any) -> list[Candidate]:
     """The int8 variant of ``model`` (a fitted Pipeline), or none when its final
     estimator cannot be quantized."""
-    steps = getattr(model, "steps", None)
-    final = steps[-1][1] if steps else model
+    final = final_estimator(model)
     if not callable(getattr(final, "quantized", None)):
         return []
     int8 = final.quantized()
-    if steps:
-        variant = copy.copy(model)  # the preprocessing is shared, not refitted
-        variant.steps = [*steps[:-1], (steps[-1][0], int8)]
-    else:
-        variant = int8
+    variant = with_final(model, int8)  # the preprocessing is shared, not refitted
     before, after = len(getattr(final, "onnx_model_", b"")), len(getattr(int8, "onnx_model_",
                                                                           b""))
     detail = "int8 weights (ONNX Runtime dynamic quantization)"

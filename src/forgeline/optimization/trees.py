@@ -27,8 +27,9 @@ import numpy as np
 
 from forgeline.entities import Task
 from forgeline.metrics import get_metric
-from forgeline.optimization.candidate import Candidate
+from forgeline.optimization.candidate import Candidate, with_final
 from forgeline.optimization.lgb_text import prune
+from forgeline.packaging.package import final_estimator
 
 __all__ = ["FRACTIONS", "tree_candidates"]
 
@@ -54,7 +55,7 @@ def tree_candidates(model: Any, X_val: Any, y_val: Any, task: Task | str,
         ``"truncation"``) and, for LightGBM, one pruned candidate (technique
         ``"pruning"``). Their ``detail`` gives the validation score beside the teacher's.
     """
-    estimator = _final(model)
+    estimator = final_estimator(model)
     kind = _kind(estimator)
     if kind is None:
         log.info("no tree truncation or pruning: the final estimator (%s) is not LightGBM "
@@ -75,7 +76,7 @@ def tree_candidates(model: Any, X_val: Any, y_val: Any, task: Task | str,
     for k in sorted({max(1, round(rounds * f)) for f in FRACTIONS}):
         if k >= rounds:
             continue
-        variant = _with_final(model, _truncated(estimator, kind, k))
+        variant = with_final(model, _truncated(estimator, kind, k))
         value = score(variant)
         out.append(Candidate(
             f"truncated-{k}", "truncation", variant, {"trees": k},
@@ -87,23 +88,6 @@ def tree_candidates(model: Any, X_val: Any, y_val: Any, task: Task | str,
         log.info("no pruning for %s: leaves are merged on LightGBM's text model only",
                  type(estimator).__name__)
     return out
-
-
-def _final(model: Any) -> Any:
-    while hasattr(model, "steps") and model.steps:
-        model = model.steps[-1][1]
-    return model
-
-
-def _with_final(model: Any, estimator: Any) -> Any:
-    """A copy of the pipeline ``model`` whose last step is ``estimator`` (the other steps
-    are shared: they are fitted and never changed)."""
-    if not (hasattr(model, "steps") and model.steps):
-        return estimator
-    new = copy.copy(model)
-    name, last = model.steps[-1]
-    new.steps = [*model.steps[:-1], (name, _with_final(last, estimator))]
-    return new
 
 
 def _kind(estimator: Any) -> str | None:
@@ -150,7 +134,7 @@ def _lightgbm_from_text(estimator: Any, text: str, rounds: int) -> Any:
 def _pruned(model: Any, estimator: Any) -> Candidate:
     result = prune(estimator.booster_.model_to_string())
     rounds = result.trees_after // max(1, estimator.booster_.num_model_per_iteration())
-    variant = _with_final(model, _lightgbm_from_text(estimator, result.text, rounds))
+    variant = with_final(model, _lightgbm_from_text(estimator, result.text, rounds))
     return Candidate(
         "pruned", "pruning", variant,
         {"leaves": result.leaves_after, "trees": result.trees_after},

@@ -28,7 +28,7 @@ import importlib.metadata
 import json
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -42,8 +42,8 @@ from forgeline.store.artifacts import safe_artifact_path, sha256_file
 from forgeline.util.files import atomic_path
 
 __all__ = ["ATTRIBUTIONS_FILE", "MANIFEST_FILE", "MODEL_FILE", "PACKAGE_FORMAT", "PRIVACY_FILE",
-           "ModelPackage", "load_package", "manifest_digest", "model_flavor", "save_package",
-           "verify_package"]
+           "ModelPackage", "load_package", "manifest_digest", "model_flavor", "pipeline_parts",
+           "save_package", "verify_package"]
 
 PACKAGE_FORMAT = 1
 MODEL_FILE = "model.skops"
@@ -116,6 +116,17 @@ class ModelPackage:
         """The model card (markdown); "" when the package has none."""
         card = self.path / CARD_FILE
         return card.read_text(encoding="utf-8") if card.is_file() else ""
+
+
+def pipeline_parts(model: Any) -> Iterator[Any]:
+    """``model`` and every step inside it: a Pipeline's steps and a ColumnTransformer's
+    fitted transformers, nested at any depth."""
+    todo = [model]
+    while todo:
+        part = todo.pop()
+        yield part
+        todo += [step for _, step in getattr(part, "steps", ())]
+        todo += [step for _, step, _ in getattr(part, "transformers_", ())]
 
 
 def final_estimator(model: Any) -> Any:
@@ -277,14 +288,10 @@ def _step_requirements(model: Any) -> set[str]:
     """What the steps of the pipeline say they need (``requirements()``: a sentence-
     embedding step needs its model's package and the library that runs it)."""
     found: set[str] = set()
-    todo = [model]
-    while todo:
-        part = todo.pop()
+    for part in pipeline_parts(model):
         needs = getattr(part, "requirements", None)
         if callable(needs):
             found.update(needs())
-        todo += [step for _, step in getattr(part, "steps", ())]
-        todo += [step for _, step, _ in getattr(part, "transformers_", ())]
     return found
 
 

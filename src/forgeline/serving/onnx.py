@@ -25,9 +25,6 @@ differ from scikit-learn:
 A text's sentence embedding (``TextEmbeddings``, a transformer network) is not converted:
 such a pipeline is served natively, and :class:`NotConvertible` names the column.
 
-A text's sentence embedding (``TextEmbeddings``, a transformer network) is not converted:
-such a pipeline is served natively, and :class:`NotConvertible` names the column.
-
 The converters live in :mod:`forgeline.serving._onnx_converters`. Whatever converts is
 still served only after :func:`~forgeline.serving.runtime.select_runtime` has compared
 it with the native pipeline on a sample.
@@ -49,7 +46,7 @@ import pandas as pd
 from forgeline.errors import InvalidInput
 from forgeline.packaging.coercion import Part, column_values, rows_of
 from forgeline.packaging.embeddings import TextEmbeddings
-from forgeline.packaging.package import MODEL_FILE
+from forgeline.packaging.package import MODEL_FILE, pipeline_parts
 from forgeline.packaging.predictor import Predictor
 from forgeline.packaging.transformers import MISSING, AsText, Categories, DatetimeParts
 from forgeline.serving._onnx_converters import register_converters
@@ -312,14 +309,8 @@ def _text_mode(transformer: Any) -> str:
 def _vectorizers(model: Any) -> list[Any]:
     from sklearn.feature_extraction.text import CountVectorizer
 
-    found, todo = [], [model]
-    while todo:
-        part = todo.pop()
-        if isinstance(part, CountVectorizer):  # TfidfVectorizer is one
-            found.append(part)
-        todo += [step for _, step in getattr(part, "steps", ())]
-        todo += [step for _, step, _ in getattr(part, "transformers_", ())]
-    return found
+    # TfidfVectorizer is a CountVectorizer
+    return [part for part in pipeline_parts(model) if isinstance(part, CountVectorizer)]
 
 
 def _numbers(values: Any) -> np.ndarray:

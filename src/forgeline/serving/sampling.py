@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forgeline.packaging.package import pipeline_parts
 from forgeline.packaging.signature import Signature
 
 __all__ = ["SAMPLE_ROWS", "sample_frame"]
@@ -93,12 +94,8 @@ def _datetimes(info: dict, rows: int, rng: np.random.Generator) -> np.ndarray:
 def _vocabulary(model: Any) -> list[str]:
     """Single words known to the model's text vectorisers (empty without any)."""
     found: list[str] = []
-    todo = [model]
-    while todo:
-        part = todo.pop()
+    for part in pipeline_parts(model):
         vocabulary = getattr(part, "vocabulary_", None)
         if isinstance(vocabulary, dict):
             found += [w for w in vocabulary if isinstance(w, str) and " " not in w][:500]
-        todo += [step for _, step in getattr(part, "steps", ())]
-        todo += [step for _, step, _ in getattr(part, "transformers_", ())]
     return found

@@ -42,6 +42,7 @@ from forgeline.optimization.distill import distill_candidates, distillable
 from forgeline.optimization.quantize import quantize_candidates
 from forgeline.optimization.trees import tree_candidates
 from forgeline.packaging import load_model
+from forgeline.packaging.package import final_estimator
 from forgeline.tracking.client import Client
 from forgeline.training.layout import MODEL_PATH, SPEC_PATH
 from forgeline.training.spec import TrainSpec
@@ -182,7 +183,7 @@ def _gather(teacher: _Teacher, model: Any, techniques: list[str],
     found += [c for c in made if c.technique in wanted]
     for name in techniques:
         if name not in skipped and not any(c.technique == TECHNIQUES[name] for c in found):
-            skipped[name] = f"does not apply to a {type(_final(model)).__name__} model"
+            skipped[name] = f"does not apply to a {type(final_estimator(model)).__name__} model"
     return found, skipped
 
 
@@ -200,11 +201,6 @@ def _zoo_students(teacher: _Teacher) -> dict[str, Any]:
             estimator.fit).parameters:
         return {}
     return {"mlp": estimator}
-
-
-def _final(model: Any) -> Any:
-    steps = getattr(model, "steps", None)
-    return steps[-1][1] if steps else model
 
 
 def _validation(teacher: _Teacher) -> tuple[pd.DataFrame, pd.Series]:
