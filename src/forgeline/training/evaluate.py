@@ -26,7 +26,7 @@ from forgeline.fairness import RESAMPLES, group_fairness
 from forgeline.metrics import METRICS, Metric, get_metric
 from forgeline.util.json import jsonable
 
-__all__ = ["evaluate", "slice_groups"]
+__all__ = ["evaluate", "slice_groups", "task_scores"]
 
 MAX_CURVE_POINTS = 200
 MAX_RESIDUAL_POINTS = 2000
@@ -64,6 +64,23 @@ def _score(metric: Metric, y: np.ndarray, label: np.ndarray, proba: np.ndarray |
             return metric(y, proba if metric.needs_proba else label, classes)
         except ValueError:
             return math.nan
+
+
+def _scores(task: Task, y: np.ndarray, label: np.ndarray, proba: np.ndarray | None,
+            classes: np.ndarray | None) -> dict[str, float]:
+    """Every metric of ``task`` (NaN where undefined) for one prediction."""
+    return {name: _score(metric, y, label, proba, classes) for name, metric in METRICS.items()
+            if task in metric.tasks}
+
+
+def task_scores(model: Any, X: pd.DataFrame, y: pd.Series, task: Task,
+                threshold: float = 0.5) -> dict[str, float]:
+    """Every metric of ``task`` for ``model`` on ``(X, y)`` from one prediction, as
+    :func:`evaluate` scores them (NaN where undefined, e.g. AUC with one class)."""
+    classes = None if task is Task.REGRESSION else np.asarray(model.classes_)
+    y_true = np.asarray(y, dtype=float) if task is Task.REGRESSION else np.asarray(y)
+    label, proba = _predict(model, X, task, classes, threshold)
+    return _scores(task, y_true, label, proba, classes)
 
 
 def _recent(times: pd.Series, task: Task, names: list[str], y: np.ndarray, label: np.ndarray,
@@ -347,8 +364,7 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: Task | str, *,
     classes = None if task is Task.REGRESSION else np.asarray(model.classes_)
     y_true = np.asarray(y, dtype=float) if task is Task.REGRESSION else np.asarray(y)
     label, proba = _predict(model, X, task, classes, threshold)
-    names = [name for name, m in METRICS.items() if task in m.tasks]
-    scores = {name: _score(METRICS[name], y_true, label, proba, classes) for name in names}
+    scores = _scores(task, y_true, label, proba, classes)
 
     def score(estimator: Any, X_: pd.DataFrame, y_: Any) -> float:
         lab, prob = _predict(estimator, X_, task, classes, threshold)

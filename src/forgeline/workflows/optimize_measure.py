@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import subprocess
 import sys
 import time
@@ -30,14 +31,15 @@ import numpy as np
 import pandas as pd
 
 from forgeline.entities import Task
-from forgeline.metrics import METRICS, Metric
+from forgeline.metrics import Metric
 from forgeline.optimization.candidate import Candidate
 from forgeline.packaging import load_model, save_package
 from forgeline.packaging.package import PRIVACY_FILE
 from forgeline.packaging.predictor import Predictor
 from forgeline.serving.runtime import select_runtime
+from forgeline.training.evaluate import task_scores
 
-__all__ = ["Measurement", "Measurer", "scores_on"]
+__all__ = ["Measurement", "Measurer"]
 
 # A small fork server: a child process that loads the libraries once, then forks one
 # grandchild per package, which loads it and scores the batch. Each grandchild starts at
@@ -106,21 +108,6 @@ class Measurement:
         return asdict(self)
 
 
-def scores_on(model: Any, X: pd.DataFrame, y: pd.Series, task: Task) -> dict[str, float]:
-    """Every metric of ``task`` for ``model`` on ``(X, y)``, from one prediction."""
-    classes = getattr(model, "classes_", None)
-    proba = model.predict_proba(X) if task is not Task.REGRESSION else None
-    labels = (np.asarray(classes)[np.asarray(proba).argmax(axis=1)] if proba is not None
-              else model.predict(X))
-    scores = {}
-    for name, metric in METRICS.items():
-        if task in metric.tasks:
-            with contextlib.suppress(ValueError):  # undefined for a constant prediction
-                scores[name] = float(metric(np.asarray(y), proba if metric.needs_proba
-                                            else labels, classes))
-    return scores
-
-
 def _bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
@@ -166,7 +153,9 @@ class Measurer:
 
     def measure(self, candidate: Candidate) -> tuple[Measurement, Any]:
         """Everything but the latency (see :meth:`latencies`); and the runtime to time."""
-        metrics = scores_on(candidate.model, self.X_test, self.y_test, self.task)
+        metrics = {name: value for name, value in task_scores(  # defined ones: JSON
+            candidate.model, self.X_test, self.y_test, self.task).items()
+            if not math.isnan(value)}
         score = metrics.get(self.metric.name, float("nan"))
         if self.reference is None:
             self.reference = score  # the first candidate measured is the teacher
