@@ -30,7 +30,7 @@ from pathlib import Path
 
 from _common import check_quiet, print_machine, write_json
 from forgeline.labeling.llm import LLMConfig, LLMLabeller
-from forgeline.labeling.llm_cache import AnswerCache
+from forgeline.llm.cache import AnswerCache
 
 
 def main() -> None:

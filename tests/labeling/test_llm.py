@@ -12,10 +12,10 @@ import pytest
 
 from forgeline.config import load_settings
 from forgeline.errors import InvalidInput, InvalidSpec, NotFound, UpstreamError
-from forgeline.labeling import llm_client
 from forgeline.labeling.llm import LLMConfig, LLMLabeller, score_answer
-from forgeline.labeling.llm_cache import AnswerCache
 from forgeline.labeling.prompt import PromptTemplate
+from forgeline.llm import client as llm_client
+from forgeline.llm.cache import AnswerCache
 from tests.labeling.fakellm import MODEL, FakeLLMServer
 
 TEMPLATE = PromptTemplate(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from forgeline.labeling.llm import LLMConfig, LLMLabeller
-from forgeline.labeling.llm_cache import AnswerCache
+from forgeline.llm.cache import AnswerCache
 from tests.labeling import llamaserver
 from tests.labeling.sms import ROWS, TEMPLATE
 

@@ -2,8 +2,8 @@
 
 :class:`LLMLabeller` asks the model about each row (a few-shot completion scored by the
 log-probability of each label, or a chat answer constrained by a JSON schema), through
-:class:`~forgeline.labeling.llm_client.LLMClient` (rate limit, retries) and
-:class:`~forgeline.labeling.llm_cache.AnswerCache` (every answer kept by the sha256 of
+:class:`~forgeline.llm.client.LLMClient` (rate limit, retries) and
+:class:`~forgeline.llm.cache.AnswerCache` (every answer kept by the sha256 of
 model, prompt and input the moment it arrives). Rows run concurrently on a thread pool.
 
 What a run promises:
@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 
 from forgeline.errors import NotFound, UpstreamError
-from forgeline.labeling.llm_cache import AnswerCache, CachedAnswer, cache_key
-from forgeline.labeling.llm_client import EndpointDown, LLMClient, LLMConfig
 from forgeline.labeling.prompt import PromptTemplate, label_of
+from forgeline.llm.cache import AnswerCache, CachedAnswer, cache_key
+from forgeline.llm.client import EndpointDown, LLMClient, LLMConfig
 
 __all__ = ["ABSTAIN", "LLMClient", "LLMConfig", "LLMLabeller", "LLMLabels", "LLMStats",
            "RowError", "score_answer"]
