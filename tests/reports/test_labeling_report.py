@@ -167,6 +167,22 @@ def test_many_sources_and_classes_stay_readable() -> None:
     assert plots.source_rates(FULL["sources"])["data"][0]["y"][2].startswith("&lt;script")
 
 
+def test_a_shipped_majority_vote_is_drawn_once_and_small_spans_are_widened() -> None:
+    lm = {**FULL["label_model"], "name": "majority", "accuracy": 0.87}
+    bars = plots.accuracy_bars(lm)["data"][0]
+    assert bars["y"] == ["label model (majority)", "best source: lf_negative_words"]
+    lines = plots.source_accuracy(FULL["sources"], lm)["layout"]["shapes"]
+    assert [line["name"] for line in lines] == ["label model (majority): 87.0%"]
+    # accuracies 89.6% to 89.9%: the axis spans 5 points (+ margins), not 0.3
+    points = [{"threshold": t, "coverage": c, "accuracy": a}
+              for t, c, a in ((0.5, 0.672, 0.896), (0.6, 0.61, 0.899), (0.7, 0.585, 0.898))]
+    fig = plots.tradeoff(points, 0.7)
+    low, high = fig["layout"]["yaxis"]["range"]
+    assert low < 0.896 and high > 0.899 and high - low == pytest.approx(0.06)
+    assert "range" not in fig["layout"]["xaxis"]  # 8.7 points of coverage: plotly's own
+    assert fig["data"][1]["x"] == [0.585]  # the chosen threshold's star
+
+
 @pytest.mark.parametrize(("value", "word"), [(-0.1, "poor"), (0.0, "poor"), (0.15, "slight"),
                                              (0.41, "moderate"), (0.62, "substantial"),
                                              (0.95, "almost perfect")])

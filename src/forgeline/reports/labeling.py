@@ -130,7 +130,9 @@ def _threshold(s: Summary, html: Figures) -> dict[str, Any]:
     t = lm["threshold"]
     figures = [html(plots.tradeoff(points, t)), html(plots.by_threshold(points, t))]
     has_gold = any(p.get("accuracy") is not None for p in points)
-    labelled = f"{lm['labelled']:,} rows, {_pct(lm['coverage'])}, have a label"
+    labelled = (f"{lm['labelled']:,} rows, {_pct(lm['coverage'])}, have a label"
+                + (" counting the gold rows; the grid counts only the label model's labels"
+                   if s.get("gold") else ""))
     note = (f"The chosen threshold is {t:g}: rows whose label model confidence is below it "
             f"stay unlabelled ({labelled})." if t > 0 else
             f"No confidence threshold: every row a source voted on has a label ({labelled}).")

@@ -64,6 +64,21 @@ def kappa_band(value: float) -> str:
     return KAPPA_BANDS[-1][1]
 
 
+def _majority(lm: Mapping[str, Any]) -> bool:
+    """Whether the shipped label model is majority vote (then drawn once, not twice)."""
+    return lm.get("name") == "majority"
+
+
+def _span(values: Sequence[float], least: float = 0.05) -> list[float] | None:
+    """An axis range at least ``least`` wide around ``values`` (within 0 to 1), so that a
+    few tenths of a point do not fill the plot; None (plotly's own) when they span more."""
+    if not values or max(values) - min(values) >= least:
+        return None
+    mid = (max(values) + min(values)) / 2
+    lo = min(max(mid - least / 2, 0.0), 1.0 - least)
+    return [lo, lo + least]
+
+
 def _height(n: int) -> int:
     return max(240, 110 + _PER_SOURCE * n)
 
@@ -73,7 +88,7 @@ def accuracy_bars(lm: Mapping[str, Any]) -> Figure | None:
     single source."""
     best = lm.get("best_source") or {}
     bars = [(f"label model ({lm['name']})", lm.get("accuracy"), BLUE),
-            ("majority vote", lm.get("majority_accuracy"), GREY),
+            ("majority vote", None if _majority(lm) else lm.get("majority_accuracy"), GREY),
             (f"best source: {_label(best.get('name', ''))}", best.get("accuracy"), ORANGE)]
     bars = [b for b in bars if b[1] is not None]
     if not bars:
@@ -107,9 +122,9 @@ def source_rates(sources: Sequence[Mapping[str, Any]]) -> Figure | None:
                 marker={"color": colour}, name=key,
                 hovertemplate=f"%{{y}}<br>{key}: %{{x:.1%}} of rows ({means})<extra></extra>")
         # each panel its own scale (conflicts are small), its last tick inside the panel
-        lo = i * 0.36
+        lo = i * 0.37
         fig["layout"][f"xaxis{axis}"] = {
-            "domain": [lo, lo + 0.28], "tickformat": ".0%", "nticks": 4,
+            "domain": [lo, lo + 0.26], "tickformat": ".0%", "nticks": 3,
             "range": [0, max(max(values) * 1.15, 0.1)], "title": axis_title(key)}
     fig.axes(y={"type": "category", "autorange": "reversed"})
     return fig
@@ -129,10 +144,14 @@ def source_accuracy(sources: Sequence[Mapping[str, Any]], lm: Mapping[str, Any]
     fig.add("bar", orientation="h", y=_labels([s["name"] for s in judged]),
             x=[s["accuracy"] for s in judged], name="source", marker={"color": ORANGE},
             customdata=[s.get("gold_votes") or 0 for s in judged],
+            text=[f"{s['accuracy']:.0%} of {s.get('gold_votes') or 0:,}" for s in judged],
+            textposition="inside", insidetextanchor="end",
             hovertemplate="%{y}: %{x:.1%} on %{customdata} gold votes<extra></extra>")
     shapes = []
-    for name, value, colour in ((f"label model ({lm['name']})", lm.get("accuracy"), BLUE),
-                                ("majority vote", lm.get("majority_accuracy"), GREY)):
+    lines = [(f"label model ({lm['name']})", lm.get("accuracy"), BLUE)]
+    if not _majority(lm):
+        lines.append(("majority vote", lm.get("majority_accuracy"), GREY))
+    for name, value, colour in lines:
         if value is not None:
             shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": value,
                            "x1": value, "y0": 0, "y1": 1, "showlegend": True,
@@ -191,8 +210,13 @@ def tradeoff(points: Sequence[Mapping[str, Any]], threshold: float) -> Figure | 
                 marker={"symbol": "star", "size": 16, "color": RED},
                 hovertemplate="chosen threshold %{customdata}<br>coverage %{x:.1%}<br>"
                               "accuracy %{y:.1%}<extra></extra>", customdata=[threshold])
-    fig.axes({"tickformat": ".0%", "title": axis_title("coverage (rows labelled)")},
-             {"tickformat": ".0%", "title": axis_title("accuracy on gold")})
+    x_axis: dict[str, Any] = {"tickformat": ".0%", "title": axis_title("coverage (rows labelled)")}
+    y_axis: dict[str, Any] = {"tickformat": ".0%", "title": axis_title("accuracy on gold")}
+    for axis, key in ((x_axis, "coverage"), (y_axis, "accuracy")):
+        span = _span([p[key] for p in judged])
+        if span is not None:
+            axis["range"] = [span[0] - 0.005, span[1] + 0.005]
+    fig.axes(x_axis, y_axis)
     return fig
 
 
