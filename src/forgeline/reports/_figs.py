@@ -9,11 +9,13 @@ shows the subtitle in red.
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
 from typing import Any
 
 from forgeline.reports.theme import HEIGHT, TEMPLATE
 
-__all__ = ["LABEL_CHARS", "Fig", "axis_title", "short"]
+__all__ = ["LABEL_CHARS", "Fig", "axis_labels", "axis_title", "short"]
 
 LABEL_CHARS = 28
 
@@ -47,3 +49,19 @@ def axis_title(text: str) -> dict[str, str]:
 def short(label: str) -> str:
     """``label`` cut to :data:`LABEL_CHARS` characters (an ellipsis ends a cut one)."""
     return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
+
+
+def axis_labels(names: Sequence[Any]) -> list[str]:
+    """Category labels for a plot axis: each distinct, short, and with tags escaped.
+
+    A long name keeps its start and end (``lf_a_long_na…_name_07``: names often share a
+    prefix, and a category axis would merge two that were cut to the same text); if two
+    still look the same every name is shown whole. Plotly reads tags such as ``<b>`` or
+    ``<a>`` in labels: escaped, a user's name shows as typed.
+    """
+    text = [str(n) for n in names]
+    half = (LABEL_CHARS - 1) // 2
+    cut = [t if len(t) <= LABEL_CHARS else f"{t[:half]}…{t[-half:]}" for t in text]
+    if len(set(cut)) < len(set(text)):
+        cut = text
+    return [html.escape(c, quote=False) for c in cut]

@@ -5,8 +5,8 @@ matrix, the threshold grid, the LLM's kappa), never the labelling objects themse
 reports stage does not import the labelling stage. Figures are plain dicts (:mod:`._figs`);
 each function returns None when there is nothing to draw.
 
-Names and classes are the user's: they are HTML-escaped before they reach plotly, which
-reads tags such as ``<b>`` or ``<a>`` in its labels, so they show as typed. Per-source
+Names and classes are the user's: they reach plotly escaped and distinct
+(:func:`._figs.axis_labels`), so they show as typed. Per-source
 figures are horizontal bars whose height grows with the number of sources, so 20 or more
 stay readable.
 """
@@ -17,7 +17,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from forgeline.reports._figs import LABEL_CHARS, Fig, axis_title, short
+from forgeline.reports._figs import Fig, axis_labels, axis_title, short
 from forgeline.reports.theme import BLUE, GREEN, GREY, HEIGHT, ORANGE, RED
 
 Figure = dict[str, Any]
@@ -38,18 +38,6 @@ _LEGEND_TOP = {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yancho
 def _label(value: Any) -> str:
     """A user's name as plotly shows it: cut short, and tags escaped."""
     return html.escape(short(str(value)), quote=False)
-
-
-def _labels(names: Sequence[Any]) -> list[str]:
-    """Axis labels for ``names``, each distinct: long names keep their start and end
-    (``lf_a_long_na…_name_07``: functions often share a prefix), and if two still look
-    the same every name is shown whole."""
-    half = (LABEL_CHARS - 1) // 2
-    cut = [str(n) if len(str(n)) <= LABEL_CHARS else f"{str(n)[:half]}…{str(n)[-half:]}"
-           for n in names]
-    if len(set(cut)) < len(set(map(str, names))):
-        cut = [str(n) for n in names]
-    return [html.escape(c, quote=False) for c in cut]
 
 
 def _pct(value: float | None) -> str:
@@ -109,7 +97,7 @@ def source_rates(sources: Sequence[Mapping[str, Any]]) -> Figure | None:
     if not sources:
         return None
     ranked = sorted(sources, key=lambda s: -(s.get("coverage") or 0.0))
-    names = _labels([s["name"] for s in ranked])
+    names = axis_labels([s["name"] for s in ranked])
     fig = Fig("Coverage, overlap and conflict per source", height=_height(len(ranked)),
               subtitle="share of all rows", showlegend=False)
     parts = [("coverage", BLUE, "a label from this source"),
@@ -141,7 +129,7 @@ def source_accuracy(sources: Sequence[Mapping[str, Any]], lm: Mapping[str, Any]
     fig = Fig("Accuracy on gold per source", height=_height(len(judged)),
               subtitle="on the gold rows each source voted on", legend=_LEGEND_TOP,
               margin={"t": 56})
-    fig.add("bar", orientation="h", y=_labels([s["name"] for s in judged]),
+    fig.add("bar", orientation="h", y=axis_labels([s["name"] for s in judged]),
             x=[s["accuracy"] for s in judged], name="source", marker={"color": ORANGE},
             customdata=[s.get("gold_votes") or 0 for s in judged],
             text=[f"{s['accuracy']:.0%} of {s.get('gold_votes') or 0:,}" for s in judged],
@@ -169,7 +157,7 @@ def agreement(a: Mapping[str, Any] | None) -> Figure | None:
     matrix = (a or {}).get("matrix") or []
     if len(names) < 2 or len(matrix) != len(names):
         return None
-    labels = _labels(names)
+    labels = axis_labels(names)
     n = len(names)
     fig = Fig("Pairwise agreement between sources", height=max(HEIGHT, 120 + 26 * n),
               subtitle="share of the rows both vote on where they agree")
@@ -254,7 +242,7 @@ def class_counts(counts: Mapping[str, int], classes: Sequence[str], unlabelled: 
     order = [c for c in classes if c in counts] + [c for c in counts if c not in classes]
     if not order:
         return None
-    bars = [(label, counts[c], BLUE) for label, c in zip(_labels(order), order, strict=True)]
+    bars = [(label, counts[c], BLUE) for label, c in zip(axis_labels(order), order, strict=True)]
     if unlabelled > 0:
         bars.append(("(unlabelled)", unlabelled, GREY))
     fig = Fig("Labels produced per class", height=max(300, 110 + 30 * len(bars)),

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from forgeline.reports._figs import Fig, axis_title, short
+from forgeline.reports._figs import Fig, axis_labels, axis_title
 from forgeline.reports.theme import BLUE, GREY, HEIGHT, ORANGE, RED
 
 Figure = dict[str, Any]
@@ -79,7 +79,7 @@ def distribution(f: Mapping[str, Any], title: str | None = None) -> Figure | Non
                margin={"t": 56}, legend={"orientation": "h", "x": 0, "xanchor": "left",
                                          "y": 1.02, "yanchor": "bottom"})
     names, ref, cur, notes = _bars(f)
-    labels = [short(x) for x in names]
+    labels = axis_labels(names)
     fig.add("bar", x=labels, y=ref, name="reference", marker={"color": GREY},
             customdata=notes,
             hovertemplate="%{x}<br>%{y:.1%}%{customdata}<extra>reference</extra>")
@@ -136,7 +136,7 @@ def drift_heatmap(windows: Sequence[Mapping[str, Any]]) -> Figure | None:
              for n in top]
     fig = Fig(f"PSI by window (top {len(top)} features)",
                height=max(300, 80 + 24 * len(top)))
-    fig.add("heatmap", z=z, x=[w["window"] for w in scored], y=[short(n) for n in top],
+    fig.add("heatmap", z=z, x=[w["window"] for w in scored], y=axis_labels(top),
             text=marks, colorscale="Reds", zmin=0, zmax=max(0.25, max(peak[n] for n in top)),
             colorbar={"title": {"text": "PSI"}},
             hovertemplate="%{y}<br>%{x}<br>PSI %{z:.3f} %{text}<extra></extra>")
@@ -206,7 +206,7 @@ def attribution(a: Mapping[str, Any]) -> Figure | None:
                subtitle=f"{len(drifted)} feature(s) moved" if drifted else "no feature moved",
                bad=bool(drifted), barmode="group",
                legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"})
-    labels = [short(c) for c in top]
+    labels = axis_labels(top)
     fig.add("bar", orientation="h", y=labels, x=[features[c]["reference"] for c in top],
             name="reference (test split)", marker={"color": GREY},
             hovertemplate="%{y}: %{x:.4g}<extra>reference</extra>")
