@@ -111,7 +111,8 @@ def test_the_full_report_is_offline_complete_and_escaped(tmp_path: Path) -> None
     assert f"{ESCAPED} labels" in html and f"KeyError: {ESCAPED}" in html
     # summary: the model shipped and why, accuracies, the output data set
     assert "Dawid-Skene: more accurate than majority vote on gold" in html
-    assert "91.4%" in html and "87.0%" in html and "lf_negative_words: 89.0% accurate" in html
+    assert "91.4%" in html and "87.0%" in html
+    assert "lf_negative_words: 89.0% accurate on 93 gold votes, 33.0% coverage" in html
     assert "tweets-labelled (sha256:9f2c1e0b7a4d…, 820 rows) from data/tweets.csv" in html
     # sources: version cut short, accuracy with its gold votes, errors counted
     assert "178ca49c99dd…" in html and "89.2% (93)" in html and "timeout after 30 s" in html
@@ -169,8 +170,9 @@ def test_many_sources_and_classes_stay_readable() -> None:
 
 def test_a_shipped_majority_vote_is_drawn_once_and_small_spans_are_widened() -> None:
     lm = {**FULL["label_model"], "name": "majority", "accuracy": 0.87}
-    bars = plots.accuracy_bars(lm)["data"][0]
+    bars = plots.accuracy_bars(lm, FULL["sources"])["data"][0]
     assert bars["y"] == ["label model (majority)", "best source: lf_negative_words"]
+    assert bars["text"] == ["87.0%", "89.0% of 93 votes"]
     lines = plots.source_accuracy(FULL["sources"], lm)["layout"]["shapes"]
     assert [line["name"] for line in lines] == ["label model (majority): 87.0%"]
     # accuracies 89.6% to 89.9%: the axis spans 5 points (+ margins), not 0.3

@@ -72,12 +72,21 @@ def _summary(s: Summary, html: Figures) -> dict[str, Any]:
     if gold:
         info += [("Accuracy on gold", _pct(lm.get("accuracy"))),
                  ("Majority vote on gold", _pct(lm.get("majority_accuracy"))),
-                 ("Best single source", f"{best['name']}: {_pct(best['accuracy'])} accurate, "
-                                        f"{_pct(best['coverage'])} coverage" if best else "—")]
+                 ("Best single source", _best(best, s["sources"]))]
     if ds:
         info.append(("Labelled data set", f"{ds['name']} ({_short(ds['digest'])}, "
                                           f"{ds['num_rows']:,} rows) from {ds['source']}"))
-    return {"summary": info, "accuracy_plot": html(plots.accuracy_bars(lm))}
+    return {"summary": info, "accuracy_plot": html(plots.accuracy_bars(lm, s["sources"]))}
+
+
+def _best(best: Mapping[str, Any] | None, sources: Sequence[Mapping[str, Any]]) -> str:
+    """The best single source in words, with the gold votes its accuracy rests on."""
+    if not best:
+        return "—"
+    votes = next((x.get("gold_votes") for x in sources if x["name"] == best["name"]), None)
+    on = "" if votes is None else f" on {votes:,} gold vote" + ("" if votes == 1 else "s")
+    return (f"{best['name']}: {_pct(best['accuracy'])} accurate{on}, "
+            f"{_pct(best['coverage'])} coverage")
 
 
 def _kpis(s: Summary) -> list[tuple[str, str, str]]:

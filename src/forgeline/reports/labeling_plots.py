@@ -71,21 +71,26 @@ def _height(n: int) -> int:
     return max(240, 110 + _PER_SOURCE * n)
 
 
-def accuracy_bars(lm: Mapping[str, Any]) -> Figure | None:
+def accuracy_bars(lm: Mapping[str, Any], sources: Sequence[Mapping[str, Any]] = ()
+                  ) -> Figure | None:
     """Accuracy on the gold rows: the shipped label model, majority vote and the best
-    single source."""
+    single source (with the gold votes it rests on, found in ``sources``)."""
     best = lm.get("best_source") or {}
-    bars = [(f"label model ({lm['name']})", lm.get("accuracy"), BLUE),
-            ("majority vote", None if _majority(lm) else lm.get("majority_accuracy"), GREY),
-            (f"best source: {_label(best.get('name', ''))}", best.get("accuracy"), ORANGE)]
+    votes = next((s.get("gold_votes") for s in sources if s.get("name") == best.get("name")),
+                 None)
+    bars = [(f"label model ({lm['name']})", lm.get("accuracy"), BLUE, ""),
+            ("majority vote", None if _majority(lm) else lm.get("majority_accuracy"), GREY, ""),
+            (f"best source: {_label(best.get('name', ''))}", best.get("accuracy"), ORANGE,
+             "" if votes is None else f" of {votes:,} vote" + ("" if votes == 1 else "s"))]
     bars = [b for b in bars if b[1] is not None]
     if not bars:
         return None
     fig = Fig("Accuracy on the gold rows", height=260, margin={"l": 20, "t": 20},
               showlegend=False)
     fig.add("bar", orientation="h", y=[b[0] for b in bars], x=[b[1] for b in bars],
-            marker={"color": [b[2] for b in bars]}, text=[_pct(b[1]) for b in bars],
-            textposition="auto", hovertemplate="%{y}: %{x:.1%}<extra></extra>")
+            marker={"color": [b[2] for b in bars]},
+            text=[_pct(b[1]) + b[3] for b in bars], textposition="auto",
+            hovertemplate="%{y}: %{x:.1%}<extra></extra>")
     fig.axes({"range": [0, 1], "tickformat": ".0%", "title": axis_title("accuracy")},
              {"type": "category", "autorange": "reversed"})
     return fig
