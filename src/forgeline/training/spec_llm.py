@@ -1,0 +1,116 @@
+"""The training spec's LLM features: ``features.llm`` (the questions) and ``llm`` (where they
+are asked). See :mod:`forgeline.packaging.llm_features` for what a question becomes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from forgeline.config import load_settings
+from forgeline.errors import InvalidSpec
+
+if TYPE_CHECKING:
+    from forgeline.training.spec import TrainSpec
+
+__all__ = ["LLMFeatureSpec", "LLMSpec", "check_llm", "check_llm_columns", "llm_columns"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+_STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "did", "for", "from", "has",
+    "have", "how", "i", "in", "is", "it", "its", "of", "on", "or", "the", "this", "that", "to",
+    "was", "what", "which", "who", "will", "with"))
+
+
+class LLMFeatureSpec(_Strict):
+    """One question an LLM answers about a text column, per row (packaging/llm_features.py):
+    ``bool`` (the probability of yes), ``category`` (one of ``categories``: each one's
+    probability) or ``number``."""
+
+    column: str
+    ask: str = Field(min_length=1)
+    type: Literal["bool", "category", "number"] = "bool"
+    categories: tuple[str, ...] = ()
+    name: str | None = None  # None: llm_<column>_<the question's first words>
+
+    @model_validator(mode="after")
+    def _categories(self) -> LLMFeatureSpec:
+        if self.type == "category":
+            if len(set(self.categories)) < 2 or len(set(self.categories)) != len(
+                    self.categories):
+                raise ValueError("a category question needs at least two distinct "
+                                 "categories, e.g. categories: [billing, delivery, other]")
+            if any(not c.strip() or c != c.strip() for c in self.categories):
+                raise ValueError("categories must be non-empty words without spaces around")
+        elif self.categories:
+            raise ValueError(f"categories are for type category, not {self.type}")
+        return self
+
+    @property
+    def feature(self) -> str:
+        """The feature's name (in the package, explanations and importances)."""
+        if self.name:
+            return self.name
+        words = [w for w in re.findall(r"[a-z0-9]+", self.ask.lower()) if w not in _STOPWORDS]
+        return "_".join(["llm", self.column, *words[:3]])
+
+
+class LLMSpec(_Strict):
+    """Where LLM features are asked: an OpenAI-compatible endpoint (``FORGELINE_LLM_URL``
+    overrides ``url``; ``forgeline serve --llm-url`` overrides both when serving)."""
+
+    url: str | None = None
+    model: str | None = None
+    mode: Literal["logprobs", "json"] = "logprobs"  # logprobs: base models (completions)
+    timeout_s: float = Field(10.0, gt=0)  # one request; in serving, one prediction's wait
+    concurrency: int = Field(4, ge=1)
+    requests_per_s: float | None = Field(None, gt=0)
+
+
+def check_llm(spec: TrainSpec, label: str) -> TrainSpec:
+    """LLM features need a model name and somewhere to ask it."""
+    if not spec.features.llm:
+        return spec
+    if not spec.llm.model:
+        raise InvalidSpec(f"Invalid spec {label}: features.llm needs llm.model, the model "
+                          "name the LLM endpoint serves.",
+                          hint="Add llm: {url: http://127.0.0.1:8000/v1, model: NAME}.")
+    if not (spec.llm.url or load_settings().llm_url):
+        raise InvalidSpec(f"Invalid spec {label}: features.llm needs llm.url (or the "
+                          "environment variable FORGELINE_LLM_URL).",
+                          hint="Add llm: {url: http://127.0.0.1:8000/v1, model: NAME}.")
+    return spec
+
+
+def llm_columns(spec: TrainSpec) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """Per text column with questions, the keyword arguments of its
+    :class:`~forgeline.packaging.llm_features.LLMFeatures` step (``ModelPlan.llm``)."""
+    columns: dict[str, list[dict[str, Any]]] = {}
+    for q in spec.features.llm:
+        columns.setdefault(q.column, []).append(
+            {"name": q.feature, "ask": q.ask, "type": q.type, "categories": list(q.categories)})
+    endpoint = spec.llm
+    return tuple((column, {"questions": questions, "model": endpoint.model or "",
+                           "url": endpoint.url or load_settings().llm_url or "",
+                           "mode": endpoint.mode, "timeout_s": endpoint.timeout_s,
+                           "concurrency": endpoint.concurrency,
+                           "requests_per_s": endpoint.requests_per_s})
+                 for column, questions in columns.items())
+
+
+def check_llm_columns(spec: TrainSpec, columns: Sequence[str]) -> None:
+    """Each question's column must be a column of the data (not the target, not dropped)."""
+    d = spec.data
+    usable = [c for c in columns if c != d.target and c not in d.drop]
+    for i, q in enumerate(spec.features.llm):
+        if q.column not in usable:
+            why = ("is the target" if q.column == d.target else "is dropped (data.drop)"
+                   if q.column in d.drop else f"is not a column of {d.path.name}")
+            raise InvalidSpec(f"Invalid spec: features.llm[{i}].column {q.column!r} {why}.",
+                              hint="Name a text column: " + ", ".join(usable[:20]) + ".")
