@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 import forgeline as fl
+from forgeline.cli import main
 from forgeline.errors import InvalidSpec, UpstreamError, UpstreamTimeout
 from forgeline.packaging.llm_features import LLMFeatures, llm_stats, reset_llm_stats
 from forgeline.serving.app import create_app
@@ -184,6 +185,9 @@ def test_served_over_http_with_a_502_and_504_policy(home: Trained, tmp_path: Pat
         ok = httpx.post(f"{server.url}/predict", json=rows, timeout=30)
         assert ok.status_code == 200, ok.text
         assert ok.json()["predictions"] == [1]
+        explained = httpx.post(f"{server.url}/explain", json=rows, timeout=30)
+        assert explained.status_code == 200, explained.text
+        assert "memo" in json.dumps(explained.json())
 
         home.llm.fake.down = True
         down = httpx.post(f"{server.url}/predict", json={"records": [
@@ -262,5 +266,28 @@ def test_json_mode_and_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         llm.fake.delay_s = 1.0
         slow = LLMFeatures(questions[:1], MODEL, llm.url).fit(memo.to_frame()).connect(
             timeout_s=0.2)
-        with pytest.raises(UpstreamTimeout, match="within 0.2 s"):
+        with pytest.raises(UpstreamTimeout, match=r"within 0\.2 s"):
             slow.transform(pd.DataFrame({"memo": ["a text not cached yet"]}))
+
+
+def test_forgeline_predict_asks_through_the_environment_url(
+        home: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rows = tmp_path / "in.csv"
+    pd.DataFrame([{"memo": "refund my stove", "amount": 50.0},
+                  {"memo": "where is my stove", "amount": 50.0}]).to_csv(rows, index=False)
+    monkeypatch.setenv("FORGELINE_LLM_URL", "http://127.0.0.1:9/v1")  # nothing listens
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", home.uri, "predict", "tickets@champion", str(rows), "--output",
+              str(tmp_path / "out.csv"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 9 and "Traceback" not in err and err.count("\n") <= 2, err
+    assert "http://127.0.0.1:9/v1" in err
+    monkeypatch.setenv("FORGELINE_LLM_URL", home.llm.url)
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", home.uri, "predict", "tickets@champion", str(rows), "--output",
+              str(tmp_path / "out.csv"), "--no-progress"])
+    assert exited.value.code in (0, None)
+    scored = pd.read_csv(tmp_path / "out.csv")
+    assert list(scored.prediction) == [1, 0]
+    assert home.llm.fake.calls["refund my stove"] == 2

@@ -311,7 +311,7 @@ def load_spec(source: str | Path | dict[str, Any] | TrainSpec,
     A relative ``data.path`` in a file is taken relative to the file's folder.
     """
     if isinstance(source, TrainSpec) and not overrides:
-        return check_llm(_check_embeddings(_check_fairness(source, "(spec)")), "(spec)")
+        return _check_llm(_check_embeddings(_check_fairness(source, "(spec)")), "(spec)")
     lines: dict[tuple[str | int, ...], int] = {}
     base = Path.cwd()
     label = "(dict)"
@@ -347,7 +347,12 @@ def load_spec(source: str | Path | dict[str, Any] | TrainSpec,
     if not spec.data.path.is_absolute():
         spec = spec.model_copy(update={"data": spec.data.model_copy(
             update={"path": (base / spec.data.path).resolve()})})
-    return check_llm(_check_embeddings(_check_fairness(spec, label)), label)
+    return _check_llm(_check_embeddings(_check_fairness(spec, label)), label)
+
+
+def _check_llm(spec: TrainSpec, label: str) -> TrainSpec:
+    check_llm(spec.features.llm, spec.llm, label)
+    return spec
 
 
 def _check_embeddings(spec: TrainSpec) -> TrainSpec:

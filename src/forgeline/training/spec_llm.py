@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from forgeline.config import load_settings
 from forgeline.errors import InvalidSpec
-
-if TYPE_CHECKING:
-    from forgeline.training.spec import TrainSpec
 
 __all__ = ["LLMFeatureSpec", "LLMSpec", "check_llm", "check_llm_columns", "llm_columns"]
 
@@ -73,29 +70,28 @@ class LLMSpec(_Strict):
     requests_per_s: float | None = Field(None, gt=0)
 
 
-def check_llm(spec: TrainSpec, label: str) -> TrainSpec:
+def check_llm(features: Sequence[LLMFeatureSpec], endpoint: LLMSpec, label: str) -> None:
     """LLM features need a model name and somewhere to ask it."""
-    if not spec.features.llm:
-        return spec
-    if not spec.llm.model:
+    if not features:
+        return
+    if not endpoint.model:
         raise InvalidSpec(f"Invalid spec {label}: features.llm needs llm.model, the model "
                           "name the LLM endpoint serves.",
                           hint="Add llm: {url: http://127.0.0.1:8000/v1, model: NAME}.")
-    if not (spec.llm.url or load_settings().llm_url):
+    if not (endpoint.url or load_settings().llm_url):
         raise InvalidSpec(f"Invalid spec {label}: features.llm needs llm.url (or the "
                           "environment variable FORGELINE_LLM_URL).",
                           hint="Add llm: {url: http://127.0.0.1:8000/v1, model: NAME}.")
-    return spec
 
 
-def llm_columns(spec: TrainSpec) -> tuple[tuple[str, dict[str, Any]], ...]:
+def llm_columns(features: Sequence[LLMFeatureSpec], endpoint: LLMSpec
+                ) -> tuple[tuple[str, dict[str, Any]], ...]:
     """Per text column with questions, the keyword arguments of its
     :class:`~forgeline.packaging.llm_features.LLMFeatures` step (``ModelPlan.llm``)."""
     columns: dict[str, list[dict[str, Any]]] = {}
-    for q in spec.features.llm:
+    for q in features:
         columns.setdefault(q.column, []).append(
             {"name": q.feature, "ask": q.ask, "type": q.type, "categories": list(q.categories)})
-    endpoint = spec.llm
     return tuple((column, {"questions": questions, "model": endpoint.model or "",
                            "url": endpoint.url or load_settings().llm_url or "",
                            "mode": endpoint.mode, "timeout_s": endpoint.timeout_s,
@@ -104,13 +100,13 @@ def llm_columns(spec: TrainSpec) -> tuple[tuple[str, dict[str, Any]], ...]:
                  for column, questions in columns.items())
 
 
-def check_llm_columns(spec: TrainSpec, columns: Sequence[str]) -> None:
+def check_llm_columns(features: Sequence[LLMFeatureSpec], columns: Sequence[str], *,
+                      target: str, drop: Sequence[str], source: str) -> None:
     """Each question's column must be a column of the data (not the target, not dropped)."""
-    d = spec.data
-    usable = [c for c in columns if c != d.target and c not in d.drop]
-    for i, q in enumerate(spec.features.llm):
+    usable = [c for c in columns if c != target and c not in drop]
+    for i, q in enumerate(features):
         if q.column not in usable:
-            why = ("is the target" if q.column == d.target else "is dropped (data.drop)"
-                   if q.column in d.drop else f"is not a column of {d.path.name}")
+            why = ("is the target" if q.column == target else "is dropped (data.drop)"
+                   if q.column in drop else f"is not a column of {source}")
             raise InvalidSpec(f"Invalid spec: features.llm[{i}].column {q.column!r} {why}.",
                               hint="Name a text column: " + ", ".join(usable[:20]) + ".")

@@ -146,7 +146,8 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
     d = spec.data
     progress.status("Loading data")
     frame = load_table(d.path)
-    check_llm_columns(spec, list(frame.columns))
+    check_llm_columns(spec.features.llm, list(frame.columns), target=d.target, drop=d.drop,
+                      source=d.path.name)
     progress.done()
     with client.start_run(spec.name, name="train", tags={"forgeline.kind": "train"},
                           parent_run_id=parent_run_id) as run:
@@ -178,7 +179,7 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         for part, rows in (("train", train_frame), ("test", test_frame)):
             run.log_dataset(dataset_version(rows, f"{d.path.stem}-{part}", str(d.path)), part)
 
-        llm = llm_columns(spec)
+        llm = llm_columns(spec.features.llm, spec.llm)
         features = _feature_columns(schema, spec)
         features += tuple(c for c, _ in llm if c not in features)  # an id-like text too
         X, y = train_frame[list(features)], train_frame[d.target]
