@@ -29,6 +29,7 @@ from forgeline.serving.runtime import select_runtime
 from forgeline.store import close_stores
 from forgeline.training.spec import load_spec
 from forgeline.workflows.train import train
+from tests.labeling import llamaserver
 from tests.labeling.fakellm import MODEL, FakeLLMServer
 from tests.serving.conftest import LiveServer
 
@@ -55,7 +56,8 @@ def tickets(n: int = 200, seed: int = 0) -> pd.DataFrame:
 
 def spec(data: Path, url: str, **extra: object) -> dict:
     return {"name": "tickets", "data": {"path": str(data), "target": "escalated"},
-            "features": {"llm": [{"column": "memo", "ask": ASK, "type": "bool"},
+            "features": {"llm": [{"column": "memo", "ask": ASK, "type": "bool",
+                                  "examples": [{"text": "refund me", "answer": True}]},
                                  {"column": "memo", "ask": "What is the ticket about?",
                                   "type": "category", "categories": TOPIC, "name": "topic"}]},
             "llm": {"url": url, "model": MODEL, "timeout_s": 5},
@@ -132,6 +134,7 @@ def test_the_package_records_the_questions_and_needs_no_network_to_load(home: Tr
         ("llm_memo_customer_ask_refund", "bool", ASK),
         ("topic", "category", "What is the ticket about?")]
     assert step.questions_[1]["categories"] == TOPIC
+    assert step.questions_[0]["examples"] == [["refund me", "yes"]]
     assert all(len(d) == 64 for d in step.digests_)
     requirements = (predictor.path / "requirements.txt").read_text().splitlines()
     assert any(r.startswith("httpx==") for r in requirements)
@@ -220,6 +223,13 @@ def test_served_over_http_with_a_502_and_504_policy(home: Trained, tmp_path: Pat
     ({"features": {"llm": [{"column": "memo", "ask": "Refund?"},
                            {"column": "memo", "ask": "Refund?"}]}},
      "two LLM features are named llm_memo_refund"),
+    ({"features": {"llm": [{"column": "memo", "ask": "Topic?", "type": "category",
+                            "categories": ["a", "b"],
+                            "examples": [{"text": "x", "answer": "c"}]}]}},
+     "the example answer 'c' is not one of a, b"),
+    ({"features": {"llm": [{"column": "memo", "ask": "How many?", "type": "number",
+                            "examples": [{"text": "x", "answer": "many"}]}]}},
+     "the example answer 'many' is not a number"),
     ({"llm": {"url": "http://127.0.0.1:9/v1"}}, "features.llm needs llm.model"),
     ({"llm": {"model": MODEL}}, r"features.llm needs llm.url \(or the environment variable "
                                 "FORGELINE_LLM_URL\\)"),
@@ -291,3 +301,34 @@ def test_forgeline_predict_asks_through_the_environment_url(
     scored = pd.read_csv(tmp_path / "out.csv")
     assert list(scored.prediction) == [1, 0]
     assert home.llm.fake.calls["refund my stove"] == 2
+
+
+@pytest.mark.llm
+@pytest.mark.skipif(llamaserver.available() is not None,
+                    reason=f"no real LLM here: {llamaserver.available()}")
+def test_gemma_answers_the_questions_through_the_cache(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real Gemma 3 270M behind llama_cpp.server: every answer is an allowed one (the
+    few-shot examples show a base model the form), and a second pass asks nothing."""
+    monkeypatch.setenv("FORGELINE_CACHE_DIR", str(tmp_path / "cache"))
+    memo = pd.DataFrame({"memo": ["I want a refund for my broken kettle",
+                                  "Where is my parcel? It has not arrived yet"]})
+    questions = [{"name": "refund", "ask": ASK, "type": "bool",
+                  "examples": [["Refund my order please, it was broken", "yes"],
+                               ["When will my order ship?", "no"]]},
+                 {"name": "topic", "ask": "What is the ticket about?", "type": "category",
+                  "categories": TOPIC,
+                  "examples": [["My invoice shows the wrong price", "billing"],
+                               ["The courier left my box at the wrong door", "delivery"],
+                               ["Do you sell gift cards?", "other"]]},
+                 {"name": "items", "ask": "How many items are mentioned?", "type": "number",
+                  "examples": [["I ordered 2 lamps", "2"]]}]
+    reset_llm_stats()
+    with llamaserver.LlamaServer(tmp_path / "llama.log") as gemma:
+        step = LLMFeatures(questions, llamaserver.MODEL_ALIAS, gemma.url).fit(memo)
+        first = step.transform(memo)
+        assert first.shape == (2, 5) and np.isfinite(first).all(), first
+        np.testing.assert_allclose(first[:, 1:4].sum(axis=1), 1.0)
+        assert llm_stats().calls == 6 and llm_stats().invalid == 0
+        np.testing.assert_array_equal(step.transform(memo), first)
+        assert llm_stats().calls == 6 and llm_stats().cache_hits == 6

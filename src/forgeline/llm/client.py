@@ -197,12 +197,13 @@ class LLMClient:
                      "for a chat model.") from None
         return top, _usage(body)
 
-    def complete(self, prompt: str, max_tokens: int = 8) -> tuple[str, dict[str, int]]:
-        """The text of a greedy completion of ``prompt`` (at most ``max_tokens``) and the
-        usage."""
+    def complete(self, prompt: str, max_tokens: int = 8, stop: tuple[str, ...] = ("\n",)
+                 ) -> tuple[str, dict[str, int]]:
+        """The text of a greedy completion of ``prompt`` (at most ``max_tokens``, ending
+        before ``stop``) and the usage."""
         body = self._send("POST", "/completions", {
             "model": self.config.model, "prompt": prompt, "max_tokens": max_tokens,
-            "temperature": 0.0})
+            "temperature": 0.0, "stop": list(stop)})
         try:
             text = body["choices"][0]["text"]
         except (KeyError, IndexError, TypeError):

@@ -10,7 +10,13 @@ question about that column. Per question it produces:
 - ``category``: one column per category, its probability (or one-hot in ``json`` mode);
 - ``number``: the first number of a short greedy completion (or the JSON answer).
 
-The completion prompt has no examples (the model is asked, not taught)::
+The completion prompt asks the question after the question's few-shot ``examples``, if
+any (a small base model answers zero-shot questions poorly; a few answered texts show it
+the form)::
+
+    Text: <an example's text>
+    Question: <ask>
+    Answer (yes or no): yes
 
     Text: <the row, on one line>
     Question: <ask>
@@ -81,9 +87,14 @@ def _answer_hint(question: Mapping[str, Any]) -> str:
     return "one of: " + ", ".join(_choices(question))
 
 
-def _completion_prompt(question: Mapping[str, Any], text: str) -> str:
+def _block(question: Mapping[str, Any], text: str) -> str:
     return (f"Text: {one_line(text, _MAX_CHARS)}\nQuestion: {question['ask'].strip()}\n"
             f"Answer ({_answer_hint(question)}):")
+
+
+def _completion_prompt(question: Mapping[str, Any], text: str) -> str:
+    shots = [f"{_block(question, t)} {answer}" for t, answer in question.get("examples") or ()]
+    return "\n\n".join([*shots, _block(question, text)])
 
 
 def _chat(question: Mapping[str, Any], text: str) -> tuple[list[dict[str, str]], dict]:
@@ -93,14 +104,21 @@ def _chat(question: Mapping[str, Any], text: str) -> tuple[list[dict[str, str]],
               "additionalProperties": False}
     system = (f"Answer the question about the user's text with JSON: "
               f'{{"answer": {_answer_hint(question)}}}.')
-    user = f"Text: {one_line(text, _MAX_CHARS)}\nQuestion: {question['ask'].strip()}"
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}], schema
+    messages = [{"role": "system", "content": system}]
+    for t, answer in [*(question.get("examples") or ()), (text, None)]:
+        messages.append({"role": "user", "content": f"Text: {one_line(t, _MAX_CHARS)}\n"
+                                                    f"Question: {question['ask'].strip()}"})
+        if answer is not None:
+            value = float(answer) if question["type"] == "number" else answer
+            messages.append({"role": "assistant", "content": json.dumps({"answer": value})})
+    return messages, schema
 
 
 def prompt_digest(question: Mapping[str, Any], mode: str) -> str:
     """sha256 of everything that shapes a question's prompt (part of every cache key)."""
     payload = json.dumps({"format": FORMAT, "ask": question["ask"], "type": question["type"],
                           "categories": list(_choices(question)), "mode": mode,
+                          "examples": [list(e) for e in question.get("examples") or ()],
                           "max_chars": _MAX_CHARS}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -163,8 +181,8 @@ class LLMFeatures(BaseEstimator, TransformerMixin):
     """One text column -> the LLM's answers to ``questions`` about each row.
 
     Args:
-        questions: ``{"name", "ask", "type", "categories"}`` mappings (see the module's
-            docstring for the types).
+        questions: ``{"name", "ask", "type", "categories", "examples"}`` mappings (see the
+            module's docstring; ``examples``: ``[text, answer]`` pairs).
         model: the model name the endpoint serves.
         url: the endpoint the model was trained with (``connect`` and
             ``FORGELINE_LLM_URL`` override it).
@@ -188,7 +206,8 @@ class LLMFeatures(BaseEstimator, TransformerMixin):
     # -- fitting: nothing is learned ------------------------------------------------------
     def fit(self, X: Any, y: object = None) -> LLMFeatures:
         self.questions_ = [{"name": str(q["name"]), "ask": str(q["ask"]), "type": str(q["type"]),
-                            "categories": [str(c) for c in q.get("categories") or ()]}
+                            "categories": [str(c) for c in q.get("categories") or ()],
+                            "examples": [[str(t), str(a)] for t, a in q.get("examples") or ()]}
                            for q in self.questions]
         self.digests_ = [prompt_digest(q, self.mode) for q in self.questions_]
         self.column_ = str(X.columns[0] if hasattr(X, "columns") else getattr(

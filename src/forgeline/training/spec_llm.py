@@ -7,12 +7,13 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forgeline.config import load_settings
 from forgeline.errors import InvalidSpec
 
-__all__ = ["LLMFeatureSpec", "LLMSpec", "check_llm", "check_llm_columns", "llm_columns"]
+__all__ = ["LLMExample", "LLMFeatureSpec", "LLMSpec", "check_llm", "check_llm_columns",
+           "llm_columns"]
 
 
 class _Strict(BaseModel):
@@ -25,6 +26,23 @@ _STOPWORDS = frozenset((
     "was", "what", "which", "who", "will", "with"))
 
 
+_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+
+
+class LLMExample(_Strict):
+    """A text and the answer the LLM should give about it (few-shot)."""
+
+    text: str
+    answer: str
+
+    @field_validator("answer", mode="before")
+    @classmethod
+    def _as_text(cls, value: object) -> object:  # YAML reads yes as True, 3 as an int
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return str(value) if isinstance(value, int | float) else value
+
+
 class LLMFeatureSpec(_Strict):
     """One question an LLM answers about a text column, per row (packaging/llm_features.py):
     ``bool`` (the probability of yes), ``category`` (one of ``categories``: each one's
@@ -35,6 +53,8 @@ class LLMFeatureSpec(_Strict):
     type: Literal["bool", "category", "number"] = "bool"
     categories: tuple[str, ...] = ()
     name: str | None = None  # None: llm_<column>_<the question's first words>
+    # few-shot examples, {text, answer} each: a small base model needs a few
+    examples: tuple[LLMExample, ...] = ()
 
     @model_validator(mode="after")
     def _categories(self) -> LLMFeatureSpec:
@@ -47,6 +67,13 @@ class LLMFeatureSpec(_Strict):
                 raise ValueError("categories must be non-empty words without spaces around")
         elif self.categories:
             raise ValueError(f"categories are for type category, not {self.type}")
+        allowed = {"bool": ("yes", "no"), "category": self.categories}.get(self.type)
+        for example in self.examples:
+            if allowed is not None and example.answer not in allowed:
+                raise ValueError(f"the example answer {example.answer!r} is not one of "
+                                 f"{', '.join(allowed)}")
+            if allowed is None and not _NUMBER.fullmatch(example.answer.strip()):
+                raise ValueError(f"the example answer {example.answer!r} is not a number")
         return self
 
     @property
@@ -91,7 +118,8 @@ def llm_columns(features: Sequence[LLMFeatureSpec], endpoint: LLMSpec
     columns: dict[str, list[dict[str, Any]]] = {}
     for q in features:
         columns.setdefault(q.column, []).append(
-            {"name": q.feature, "ask": q.ask, "type": q.type, "categories": list(q.categories)})
+            {"name": q.feature, "ask": q.ask, "type": q.type, "categories": list(q.categories),
+             "examples": [[e.text, e.answer] for e in q.examples]})
     return tuple((column, {"questions": questions, "model": endpoint.model or "",
                            "url": endpoint.url or load_settings().llm_url or "",
                            "mode": endpoint.mode, "timeout_s": endpoint.timeout_s,
