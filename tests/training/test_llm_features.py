@@ -273,6 +273,11 @@ def test_json_mode_and_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             assert out[1, 3] > 0.9  # "where is my order": order
             assert np.isnan(out[3]).all()  # no text: not asked
             assert np.isnan(out[2, [0, 2, 3]]).all()  # GIBBERISH: no allowed answer
+        unknown = LLMFeatures(questions[:1], "no-such-model", llm.url).fit(memo.to_frame())
+        with pytest.raises(UpstreamError, match=r"The LLM 'no-such-model' at .* failed: The "
+                           r"LLM endpoint .* does not serve the model 'no-such-model'; it "
+                           r"serves \['tiny-test'\]"):
+            unknown.transform(memo.to_frame())
         llm.fake.delay_s = 1.0
         slow = LLMFeatures(questions[:1], MODEL, llm.url).fit(memo.to_frame()).connect(
             timeout_s=0.2)

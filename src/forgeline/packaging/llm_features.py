@@ -160,6 +160,7 @@ def _count(**deltas: float) -> None:
 
 # -- per-process clients and caches (never in the pickled state) ----------------------------
 _SHARED: dict[tuple[Any, ...], Any] = {}
+_CHECKED: set[int] = set()  # clients whose endpoint was seen serving the model
 _SHARED_LOCK = threading.Lock()
 
 
@@ -322,6 +323,9 @@ class LLMFeatures(BaseEstimator, TransformerMixin):
               ) -> dict[str, CachedAnswer]:
         client = self.client()
         client.revive()  # a new request tries an endpoint that was down again
+        if id(client) not in _CHECKED:  # once per process: the endpoint serves the model
+            client.check()
+            _CHECKED.add(id(client))
         limit = self.effective_timeout_s if getattr(self, "_deadline", False) else None
         start = time.perf_counter()
         pool = ThreadPoolExecutor(max_workers=self.concurrency,
