@@ -10,17 +10,8 @@ question about that column. Per question it produces:
 - ``category``: one column per category, its probability (or one-hot in ``json`` mode);
 - ``number``: the first number of a short greedy completion (or the JSON answer).
 
-The completion prompt asks the question after the question's few-shot ``examples``, if
-any (a small base model answers zero-shot questions poorly; a few answered texts show it
-the form)::
-
-    Text: <an example's text>
-    Question: <ask>
-    Answer (yes or no): yes
-
-    Text: <the row, on one line>
-    Question: <ask>
-    Answer (yes or no):
+The prompts (few-shot ``examples`` first, if any: a small base model answers zero-shot
+questions poorly) and how answers are read are in :mod:`forgeline.llm.questions`.
 
 An answer that names none of the allowed answers, and a row without text, become missing
 values (the pipeline's imputer fills them, as for any missing number) and are counted in
@@ -41,9 +32,6 @@ that long for all its answers; the calls still running go on and their answers a
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import os
 import threading
 import time
@@ -57,71 +45,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from forgeline.config import load_settings
 from forgeline.errors import NotFound, UpstreamError, UpstreamTimeout
-from forgeline.llm.answers import class_probabilities, json_choice, one_line, parse_number
 from forgeline.llm.cache import AnswerCache, CachedAnswer, cache_key
 from forgeline.llm.client import EndpointTimeout, LLMClient, LLMConfig
+from forgeline.llm.questions import chat_messages, completion_prompt, prompt_digest, read_answer
 from forgeline.packaging.embeddings import as_texts
 from forgeline.packaging.package import pipeline_parts
 
-__all__ = ["FORMAT", "TYPES", "LLMFeatures", "LLMStats", "llm_stats", "llm_steps",
-           "probe_llm", "prompt_digest", "reset_llm_stats"]
-
-log = logging.getLogger("forgeline.llm_features")
-
-TYPES = ("bool", "category", "number")
-FORMAT = 1  # bump when the prompts below change: digests (and cache keys) follow
-_YES_NO = ("yes", "no")
-_MAX_CHARS = 1000
-
-
-# -- prompts ------------------------------------------------------------------------------
-def _choices(question: Mapping[str, Any]) -> tuple[str, ...]:
-    return _YES_NO if question["type"] == "bool" else tuple(question.get("categories") or ())
-
-
-def _answer_hint(question: Mapping[str, Any]) -> str:
-    if question["type"] == "number":
-        return "a number"
-    if question["type"] == "bool":
-        return "yes or no"
-    return "one of: " + ", ".join(_choices(question))
-
-
-def _block(question: Mapping[str, Any], text: str) -> str:
-    return (f"Text: {one_line(text, _MAX_CHARS)}\nQuestion: {question['ask'].strip()}\n"
-            f"Answer ({_answer_hint(question)}):")
-
-
-def _completion_prompt(question: Mapping[str, Any], text: str) -> str:
-    shots = [f"{_block(question, t)} {answer}" for t, answer in question.get("examples") or ()]
-    return "\n\n".join([*shots, _block(question, text)])
-
-
-def _chat(question: Mapping[str, Any], text: str) -> tuple[list[dict[str, str]], dict]:
-    answer: dict[str, Any] = ({"type": "number"} if question["type"] == "number"
-                              else {"type": "string", "enum": list(_choices(question))})
-    schema = {"type": "object", "properties": {"answer": answer}, "required": ["answer"],
-              "additionalProperties": False}
-    system = (f"Answer the question about the user's text with JSON: "
-              f'{{"answer": {_answer_hint(question)}}}.')
-    messages = [{"role": "system", "content": system}]
-    for t, answer in [*(question.get("examples") or ()), (text, None)]:
-        messages.append({"role": "user", "content": f"Text: {one_line(t, _MAX_CHARS)}\n"
-                                                    f"Question: {question['ask'].strip()}"})
-        if answer is not None:
-            value = float(answer) if question["type"] == "number" else answer
-            messages.append({"role": "assistant", "content": json.dumps({"answer": value})})
-    return messages, schema
-
-
-def prompt_digest(question: Mapping[str, Any], mode: str) -> str:
-    """sha256 of everything that shapes a question's prompt (part of every cache key)."""
-    payload = json.dumps({"format": FORMAT, "ask": question["ask"], "type": question["type"],
-                          "categories": list(_choices(question)), "mode": mode,
-                          "examples": [list(e) for e in question.get("examples") or ()],
-                          "max_chars": _MAX_CHARS}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
+__all__ = ["LLMFeatures", "LLMStats", "llm_stats", "llm_steps", "probe_llm",
+           "reset_llm_stats"]
 
 # -- counters (Prometheus and tests read them) -------------------------------------------
 @dataclass(slots=True)
@@ -270,12 +201,13 @@ class LLMFeatures(BaseEstimator, TransformerMixin):
     def _ask(self, client: LLMClient, cache: AnswerCache | None, key: str,
              question: Mapping[str, Any], text: str) -> CachedAnswer:
         if self.mode == "json":
-            messages, schema = _chat(question, text)
+            messages, schema = chat_messages(question, text)
             answer, usage = client.chat_json(messages, schema)
         elif question["type"] == "number":
-            answer, usage = client.complete(_completion_prompt(question, text))
+            answer, usage = client.complete(completion_prompt(question, text))
         else:
-            answer, usage = client.first_token_logprobs(_completion_prompt(question, text))
+            answer, usage = client.first_token_logprobs(
+                completion_prompt(question, text))
         cached = CachedAnswer(answer, usage["prompt_tokens"], usage["completion_tokens"])
         if cache is not None:
             cache.put(key, self.model, cached)
@@ -390,7 +322,7 @@ class LLMFeatures(BaseEstimator, TransformerMixin):
                 if not key:
                     continue
                 if key not in read:
-                    read[key] = self._value(question, answers[key].answer)
+                    read[key] = read_answer(question, answers[key].answer, self.mode)
                 value = read[key]
                 if value is None:
                     invalid += 1
@@ -400,28 +332,6 @@ class LLMFeatures(BaseEstimator, TransformerMixin):
         if invalid:
             _count(invalid=invalid)
         return np.hstack(blocks) if blocks else np.empty((len(keys), 0))
-
-    def _value(self, question: Mapping[str, Any], answer: Any) -> np.ndarray | None:
-        """The answer's feature values, or None (logged) when it names no allowed answer."""
-        kind = question["type"]
-        if kind == "number":
-            if self.mode == "json":
-                try:
-                    answer = json.loads(answer).get("answer")
-                except (TypeError, ValueError, AttributeError):
-                    answer = None
-            read: Any = parse_number(answer) if answer is not None else "no answer"
-            if isinstance(read, str):
-                log.debug("%s: %s", question["name"], read)
-                return None
-            return np.array([read])
-        choices = _choices(question)
-        proba = (json_choice(answer, choices, key="answer") if self.mode == "json"
-                 else class_probabilities(answer, choices))
-        if isinstance(proba, str):
-            log.debug("%s: %s", question["name"], proba)
-            return None
-        return proba[:1] if kind == "bool" else proba
 
 
 def llm_steps(model: Any) -> list[LLMFeatures]:
