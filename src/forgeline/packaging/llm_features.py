@@ -54,6 +54,7 @@ from forgeline.packaging.package import pipeline_parts
 __all__ = ["LLMFeatures", "LLMStats", "llm_stats", "llm_steps", "probe_llm",
            "reset_llm_stats"]
 
+
 # -- counters (Prometheus and tests read them) -------------------------------------------
 @dataclass(slots=True)
 class LLMStats:
