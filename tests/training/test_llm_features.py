@@ -337,3 +337,12 @@ def test_gemma_answers_the_questions_through_the_cache(tmp_path: Path,
         assert llm_stats().calls == 6 and llm_stats().invalid == 0
         np.testing.assert_array_equal(step.transform(memo), first)
         assert llm_stats().calls == 6 and llm_stats().cache_hits == 6
+
+
+def test_a_server_starts_with_its_llm_down_and_says_so(home: Trained, tmp_path: Path) -> None:
+    config = ServeConfig(model="tickets@champion", store_uri=home.uri, log_predictions=False,
+                         cache_dir=str(tmp_path / "models"), llm_url="http://127.0.0.1:9/v1")
+    served = create_app(config).state.forgeline.deployment.primary
+    assert served.llm_probe is not None
+    assert served.llm_probe.startswith(f"{MODEL} at http://127.0.0.1:9/v1: not answering (")
+    assert "Cannot reach" in served.llm_probe
