@@ -123,6 +123,9 @@ def test_the_answers_are_features_asked_once(home: Trained) -> None:
     refund = names.index("llm_memo_customer_ask_refund")
     assert abs(predictor.model[-1].coef_[0][refund]) > 0.5
     assert {"topic=billing", "topic=delivery", "topic=other"} <= set(names)
+    run = fl.Client(home.uri).get_run(predictor.model_version.run_id)
+    assert run.metrics["llm_answers"] == 2 * distinct == run.metrics["llm_calls"]
+    assert run.metrics["llm_invalid"] == 0 and run.params["llm.model"] == MODEL
 
 
 def test_the_package_records_the_questions_and_needs_no_network_to_load(home: Trained

@@ -44,7 +44,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler,
 
 from forgeline.data.schema import ColumnKind, Schema
 from forgeline.packaging.embeddings import DEFAULT_MODEL, TextEmbeddings, as_texts, embed
-from forgeline.packaging.llm_features import LLMFeatures
+from forgeline.packaging.llm_features import LLMFeatures, llm_stats
 from forgeline.packaging.transformers import AsText, Categories, DatetimeParts
 from forgeline.util.progress import Progress
 
@@ -160,17 +160,25 @@ def warm_embeddings(frame: pd.DataFrame, columns: Sequence[str], model: str = DE
 
 
 def warm_llm(frame: pd.DataFrame, llm: Sequence[tuple[str, Mapping[str, Any]]],
-             progress: Progress | None = None) -> None:
+             progress: Progress | None = None) -> dict[str, float]:
     """Ask every LLM question about every text once, up front, with a progress bar: the
-    folds, trials and refit that follow read the answer cache."""
+    folds, trials and refit that follow read the answer cache. Returns what it took:
+    ``llm_answers`` (distinct text and question pairs), ``llm_cache_hits``, ``llm_calls``,
+    ``llm_invalid`` (answers that named no allowed answer), ``llm_seconds``."""
     progress = progress or Progress()
+    before = llm_stats()
     for column, arguments in llm:
         step = LLMFeatures(**arguments).fit(frame[[column]])
-        texts = as_texts(frame[column])
-        distinct = len({t for t in texts if t.strip()})
-        progress.task(f"Asking the LLM about {column}", distinct * len(step.questions_),
+        texts = list(dict.fromkeys(t for t in as_texts(frame[column]) if t.strip()))
+        progress.task(f"Asking the LLM about {column}", len(texts) * len(step.questions_),
                       "answers")
         try:
             step.answer(texts, on_progress=progress.advance)
         finally:
             progress.done()
+    after = llm_stats()
+    return {"llm_answers": after.questions - before.questions,
+            "llm_cache_hits": after.cache_hits - before.cache_hits,
+            "llm_calls": after.calls - before.calls,
+            "llm_invalid": after.invalid - before.invalid,
+            "llm_seconds": after.seconds - before.seconds}

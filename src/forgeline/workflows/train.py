@@ -205,7 +205,11 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         if llm:  # every question about every text once; the trials then read the cache
             run.log_params({"llm.model": spec.llm.model, "llm.mode": spec.llm.mode,
                             "llm.features": ", ".join(q.feature for q in spec.features.llm)})
-            warm_llm(frame, llm, progress)
+            asked = warm_llm(frame, llm, progress)
+            run.log_metrics(asked)
+            if asked["llm_invalid"]:
+                progress.note(f"{asked['llm_invalid']:.0f} of {asked['llm_answers']:.0f} LLM "
+                              "answers named none of the allowed answers: missing values.")
         started = time.monotonic()
         budget = spec.tuning.time_budget_s
         timeout = spec.tuning.timeout_s
