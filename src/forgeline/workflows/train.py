@@ -56,6 +56,7 @@ from forgeline.training.tuning import (
 )
 from forgeline.training.zoo import resolve_models
 from forgeline.util.progress import Progress
+from forgeline.workflows.label_lineage import label_lineage
 from forgeline.workflows.prepare import prepare_rows
 from forgeline.workflows.privacy import plan_privacy
 from forgeline.workflows.train_finish import TrainResult, finding_record, finish, log_json
@@ -151,6 +152,7 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         log_json(run, spec.model_dump(mode="json", by_alias=True), SPEC_PATH)
         dataset = dataset_version(frame, d.path.stem, str(d.path))
         run.log_dataset(dataset, "source")
+        run.set_tags(label_lineage(client, dataset.digest))  # data from `forgeline label`
         check_sensitive(frame, d.sensitive)
         privacy = plan_privacy(frame, spec.privacy, d.target, spec.seed)
         if privacy.policy == "fail" and privacy.columns:
