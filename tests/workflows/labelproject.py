@@ -56,11 +56,11 @@ def tweet_llm(server: FakeLLMServer) -> FakeLLMServer:
     return server
 
 
-def write_spec(folder: Path, *, llm_url: str | None = None, rows: int = 300, gold: int = 30,
+def write_spec(folder: Path, *, llm_url: str | None = None, rows: int = 300, gold_rows: int = 30,
                noisy: bool = False, **extra: Any) -> Path:
     """The project's data and spec in ``folder``; ``extra`` replaces top-level spec keys."""
     folder.mkdir(parents=True, exist_ok=True)
-    tweets_csv(folder / "tweets.csv", rows, gold, noisy)
+    tweets_csv(folder / "tweets.csv", rows, gold_rows, noisy)
     spec: dict[str, Any] = {
         "name": "tweets-sentiment",
         "data": {"path": "tweets.csv", "text": "text", "id": "tweet_id"},
