@@ -103,6 +103,12 @@ def _info_rows(run: Run, experiment: str) -> list[tuple[str, Any]]:
         rows.append(("git commit", run.tags[GIT_COMMIT] + dirty))
     if run.tags.get(COMMAND):
         rows.append(("command", run.tags[COMMAND]))
+    # the lineage of data labelled by `forgeline label` (a system tag, shown by default)
+    for key, title in (("forgeline.labels.run", "labels from run"),
+                       ("forgeline.labels.sources", "label sources"),
+                       ("forgeline.labels.llm", "labelling LLM")):
+        if run.tags.get(key):
+            rows.append((title, run.tags[key]))
     return rows
 
 
