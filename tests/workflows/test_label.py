@@ -4,6 +4,7 @@ labels, whose run carries the labelling run's lineage."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,9 @@ def test_label_functions_llm_and_gold_then_train_with_lineage(llm: FakeLLMServer
     assert datasets["labels"] == result.dataset.digest
     artifacts = {a.path for a in client.list_artifacts(run.run_id)}
     assert {"labels.json", "review.csv", "spec.json", "functions/tweets_lfs.py"} <= artifacts
+    if importlib.util.find_spec("forgeline.reports.labeling") is not None:  # labelreport's
+        assert "report.html" in artifacts and result.report is not None
+        assert "tweets-sentiment" in result.report.read_text()
     # a second run asks the endpoint nothing: every answer is in the home's cache
     calls = sum(llm.fake.calls.values())
     again = label(spec, ["output.path=again.parquet"])
@@ -96,6 +100,12 @@ def test_label_functions_llm_and_gold_then_train_with_lineage(llm: FakeLLMServer
                      "features": {"text": ["text"]}, "models": ["logistic_regression"],
                      "tuning": {"trials": 1, "cv_folds": 2}, "register": {"enabled": False}})
     tags = client.get_run(trained.run_id).tags
+    checks = json.loads((client.download_artifacts(trained.run_id, "report/checks.json",
+                                                   tmp_path / "checks")).read_text())
+    unlabelled = int(out["label"].isna().sum())
+    assert {"check": "missing_target", "rows": unlabelled} in [
+        {"check": f["check"], "rows": f["details"].get("rows")}
+        for f in checks["findings"]]  # below the threshold: training drops those rows
     assert tags[RUN_TAG] == again.run_id  # the newest run that wrote these very rows
     assert tags["forgeline.labels.sources"] == run.tags["forgeline.labels.sources"]
     assert tags["forgeline.labels.llm"] == f"tiny-test@{llm.url}"
