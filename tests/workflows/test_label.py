@@ -172,6 +172,12 @@ def test_an_llm_that_labels_no_row_is_an_error(llm: FakeLLMServer, tmp_path: Pat
     ({"label_model": {"threshold": 2}}, InvalidSpec,
      r"label_model.threshold \(line \d+\): Input should be less than or equal to 1"),
     ({"output": {"column": "text"}}, InvalidSpec, r"output.column 'text' is also data.text"),
+    ({"output": {"path": "tweets.csv"}}, InvalidSpec, r"output.path is the data file"),
+    ({"output": {"path": "out.txt"}}, InvalidSpec, r"out.txt is neither .parquet nor .csv"),
+    ({"data": {"path": "tweets.csv", "text": "text", "id": "human_label"}}, InvalidInput,
+     r"The id column 'human_label' has missing or repeated values"),
+    ({"llm": {"url": "http://127.0.0.1:9/v1", "model": "m", "prompt": "prompt.yaml"}},
+     InvalidSpec, r"prompt.yaml names the classes \['bad', 'good'\], the spec \['negative'"),
 ])
 def test_bad_input_is_one_clear_error_and_nothing_is_written(
         tmp_path: Path, change: dict[str, object], error: type[Exception],
@@ -179,6 +185,7 @@ def test_bad_input_is_one_clear_error_and_nothing_is_written(
     folder = tmp_path / "p"
     folder.mkdir()
     (folder / "broken.py").write_text("x = 1 / 0\n")
+    (folder / "prompt.yaml").write_text("instruction: Good or bad?\nclasses: [bad, good]\n")
     spec = write_spec(folder, rows=60, gold_rows=10, **change)
     with pytest.raises(error, match=message) as raised:
         label(spec)
@@ -213,3 +220,30 @@ def test_rows_the_llm_fails_on_are_counted_and_left_to_the_other_sources(
     assert result.warnings == ("the LLM labelled 57 of 60 rows (3 http)",)
     out = load_table(result.output)
     assert out["label"].notna().sum() == result.summary["label_model"]["labelled"] > 30
+
+
+def test_a_function_that_raises_on_some_rows_abstains_there_and_is_counted(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "lfs.py").write_text(
+        "def lf_short(row):\n"
+        "    if len(row['text']) < 60:\n"
+        "        raise ValueError('too short to judge')\n"
+        "    return 'negative' if '?' in row['text'] else None\n")
+    spec = write_spec(folder, rows=60, gold_rows=10, functions=["lfs.py"], noisy=True)
+    result = label(spec)
+    short = int((pd.read_csv(folder / "tweets.csv")["text"].str.len() < 60).sum())
+    source = next(s for s in result.summary["sources"] if s["name"] == "lf_short")
+    assert 0 < short < 60 and source["errors"] == short
+    assert source["error_examples"] == ["ValueError: too short to judge"]
+    assert f"lf_short raised on {short} rows (ValueError: too short to judge)" in result.warnings
+
+
+def test_json_mode_asks_a_chat_model(llm: FakeLLMServer, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "p", llm_url=llm.url, rows=60, gold_rows=10)
+    doc = label(spec, ["llm.mode=json"]).summary
+    assert doc["llm"]["mode"] == "json" and doc["llm"]["errors"] == {}
+    assert len(llm.fake.response_formats) >= 60  # every row through chat completions
+    source = next(s for s in doc["sources"] if s["name"] == "llm")
+    assert source["coverage"] == 1.0 and source["version"].endswith("/json")

@@ -181,7 +181,15 @@ def load_label_spec(source: str | Path | dict[str, Any] | LabelSpec,
                           hint="Give labelling functions (functions: [lfs.py]), an LLM "
                                "(llm: {url, model, prompt}) or existing labels "
                                "(labels: {column: ...}).")
-    return _resolve(spec, base)
+    spec = _resolve(spec, base)
+    if spec.output_path == spec.data.path:
+        raise InvalidSpec(f"Spec {label}: output.path is the data file {spec.data.path}.",
+                          hint="Write the labelled table to a new file, e.g. "
+                               "output.path: labelled.parquet.")
+    if not spec.output_path.name.lower().endswith((".parquet", ".pq", ".csv")):
+        raise InvalidSpec(f"Spec {label}: output.path {spec.output_path.name} is neither "
+                          ".parquet nor .csv.", hint="Name a .parquet (or .csv) file.")
+    return spec
 
 
 def load_prompt(path: Path, classes: tuple[str, ...]) -> PromptTemplate:

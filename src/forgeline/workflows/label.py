@@ -162,46 +162,21 @@ def _write_output(frame: pd.DataFrame, labels: Labels, spec: LabelSpec) -> Path:
     out[column] = labels.label.to_numpy()
     out[f"{column}_confidence"] = labels.confidence.to_numpy(dtype=float)
     path = spec.output_path
-    suffix = "".join(path.suffixes).lower()
-    with atomic_path(path) as tmp:
-        if suffix.endswith((".parquet", ".pq")):
-            out.to_parquet(tmp, index=False)
-        elif suffix.endswith(".csv"):
+    with atomic_path(path) as tmp:  # the spec allows .parquet, .pq and .csv
+        if path.name.lower().endswith(".csv"):
             out.to_csv(tmp, index=False)
         else:
-            raise InvalidInput(f"Output file {path} is neither .parquet nor .csv.",
-                               hint="Set output.path to a .parquet (or .csv) file.")
+            out.to_parquet(tmp, index=False)
     return path
 
 
-def label(spec: str | Path | dict[str, Any] | LabelSpec, overrides: Sequence[str] = (), *,
-          client: Client | None = None, progress: Progress | None = None,
-          review: bool = False, review_size: int | None = None,
-          import_review: Sequence[str | Path] = ()) -> LabelResult:
-    """Label the data a spec names; record the run; return what it produced.
-
-    Args:
-        spec: a spec file, a dict or a :class:`~forgeline.labeling.spec.LabelSpec`.
-        overrides: ``key=value`` changes to the spec.
-        client: the store to record in; ``Client()`` by default.
-        progress: told what is happening; logs by default.
-        review: also write the review queue to ``review.path`` (always a run artifact).
-        review_size: rows in the review queue (``review.size`` by default).
-        import_review: reviewed CSV files whose labels join the gold labels.
-    """
-    spec = load_label_spec(spec, tuple(overrides))
-    client = client or Client()
-    progress = progress or Progress()
-    warnings: list[str] = []
-    progress.status("Loading data")
-    frame = _frame(spec)
-    source_data = dataset_version(frame.reset_index(drop=True), spec.data.path.name.split(".")[0],
-                                  str(spec.data.path))
-    gold = _gold(spec, frame, [Path(p) for p in import_review])
-    progress.done()
+def _votes(spec: LabelSpec, frame: pd.DataFrame, client: Client, progress: Progress,
+           warnings: list[str]) -> tuple[LabelMatrix, dict[str, tuple[int, list[str]]],
+                                         LLMRun | None]:
+    """Every source's vote on every row; per source the rows it failed on (and up to three
+    messages); the LLM's run. What went wrong on some rows is added to ``warnings``."""
     matrix = LabelMatrix.empty(frame.index, spec.classes)
     errors: dict[str, tuple[int, list[str]]] = {}
-    versions: dict[str, str] = {}
     if spec.functions:
         functions = [f for path in spec.functions for f in load_functions(path)]
         progress.status(f"Applying {len(functions)} labelling functions")
@@ -231,6 +206,35 @@ def label(spec: str | Path | dict[str, Any] | LabelSpec, overrides: Sequence[str
                                              column.where(column.notna(), None).tolist())
         errors[spec.labels.column] = (unknown, [f"{unknown} labels are not one of the classes"]
                                       if unknown else [])
+    return matrix, errors, llm
+
+
+def label(spec: str | Path | dict[str, Any] | LabelSpec, overrides: Sequence[str] = (), *,
+          client: Client | None = None, progress: Progress | None = None,
+          review: bool = False, review_size: int | None = None,
+          import_review: Sequence[str | Path] = ()) -> LabelResult:
+    """Label the data a spec names; record the run; return what it produced.
+
+    Args:
+        spec: a spec file, a dict or a :class:`~forgeline.labeling.spec.LabelSpec`.
+        overrides: ``key=value`` changes to the spec.
+        client: the store to record in; ``Client()`` by default.
+        progress: told what is happening; logs by default.
+        review: also write the review queue to ``review.path`` (always a run artifact).
+        review_size: rows in the review queue (``review.size`` by default).
+        import_review: reviewed CSV files whose labels join the gold labels.
+    """
+    spec = load_label_spec(spec, tuple(overrides))
+    client = client or Client()
+    progress = progress or Progress()
+    warnings: list[str] = []
+    progress.status("Loading data")
+    frame = _frame(spec)
+    source_data = dataset_version(frame.reset_index(drop=True), spec.data.path.name.split(".")[0],
+                                  str(spec.data.path))
+    gold = _gold(spec, frame, [Path(p) for p in import_review])
+    progress.done()
+    matrix, errors, llm = _votes(spec, frame, client, progress, warnings)
     versions = {s.name: s.version for s in matrix.sources}
     chosen, reason, fitted = _choose(matrix, spec, gold)
     labels = fitted[chosen]
