@@ -247,3 +247,19 @@ def test_json_mode_asks_a_chat_model(llm: FakeLLMServer, tmp_path: Path) -> None
     assert len(llm.fake.response_formats) >= 60  # every row through chat completions
     source = next(s for s in doc["sources"] if s["name"] == "llm")
     assert source["coverage"] == 1.0 and source["version"].endswith("/json")
+
+
+def test_the_example_specs_load() -> None:
+    from forgeline.labeling.spec import load_label_spec, load_prompt
+    from forgeline.training.spec import load_spec
+    from tests.workflows.labelproject import ROOT
+
+    folder = ROOT / "examples" / "labeling"
+    spec = load_label_spec(folder / "tweets.yaml")
+    assert spec.data.path == folder / "tweets.csv" and spec.functions == (folder / "tweets_lfs.py",)
+    assert spec.llm is not None
+    prompt = load_prompt(spec.llm.prompt, spec.classes)
+    assert prompt.classes == ("negative", "positive") and len(prompt.examples) == 4
+    assert load_label_spec(folder / "tweets.yaml", ["llm=null"]).llm is None
+    trained_on = load_spec(folder / "train.yaml").data.path
+    assert trained_on == spec.output_path == folder / "tweets-labelled.parquet"
