@@ -55,7 +55,7 @@ def test_runs_show_prints_where_a_training_run_s_labels_came_from(tmp_path: Path
         pass
     done = invoke("runs", "show", run.run_id)
     assert done.exit_code == 0, done.output
-    for text in ("labels from run", "ab12" * 8, '{"lf_a": "0f0f"}', "gemma@http://h/v1"):
+    for text in ("labels from run", "ab12" * 8, "lf_a 0f0f", "gemma@http://h/v1"):
         assert text in done.stdout
 
 

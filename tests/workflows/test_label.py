@@ -96,10 +96,13 @@ def test_label_functions_llm_and_gold_then_train_with_lineage(llm: FakeLLMServer
 
     trained = train({"name": "tweets-model",
                      "data": {"path": str(result.output), "target": "label",
-                              "drop": ["tweet_id", "human_label", "label_confidence"]},
+                              "drop": ["tweet_id", "human_label"]},
                      "features": {"text": ["text"]}, "models": ["logistic_regression"],
                      "tuning": {"trials": 1, "cv_folds": 2}, "register": {"enabled": False}})
     tags = client.get_run(trained.run_id).tags
+    trained_spec = json.loads(client.download_artifacts(trained.run_id, "spec.json",
+                                                        tmp_path / "spec").read_text())
+    assert trained_spec["data"]["drop"] == ["tweet_id", "human_label", "label_confidence"]
     checks = json.loads((client.download_artifacts(trained.run_id, "report/checks.json",
                                                    tmp_path / "checks")).read_text())
     unlabelled = int(out["label"].isna().sum())
