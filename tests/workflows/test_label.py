@@ -83,7 +83,8 @@ def test_label_functions_llm_and_gold_then_train_with_lineage(llm: FakeLLMServer
     datasets = {ctx: d.digest for d, ctx in client.get_run_datasets(run.run_id)}
     assert datasets["labels"] == result.dataset.digest
     artifacts = {a.path for a in client.list_artifacts(run.run_id)}
-    assert {"labels.json", "review.csv", "spec.json", "functions/tweets_lfs.py"} <= artifacts
+    assert {"labels.json", "review.csv", "spec.json", "functions/tweets_lfs.py",
+            "prompt/tweets_prompt.yaml"} <= artifacts
     if importlib.util.find_spec("forgeline.reports.labeling") is not None:  # labelreport's
         assert "report.html" in artifacts and result.report is not None
         assert "tweets-sentiment" in result.report.read_text()

@@ -333,6 +333,8 @@ def _record(spec: LabelSpec, client: Client, progress: Progress, doc: dict[str, 
             run.log_artifact(folder / name)
         for path in spec.functions:
             run.log_artifact(path, "functions")
+        if spec.llm is not None:
+            run.log_artifact(spec.llm.prompt, "prompt")
         report = _render(doc, folder / "report.html")
         if report is not None:
             run.log_artifact(report)

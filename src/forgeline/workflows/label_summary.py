@@ -19,17 +19,8 @@ import pandas as pd
 from forgeline.labeling.label_model import Labels
 from forgeline.labeling.matrix import ABSTAIN, LabelMatrix
 
-__all__ = [
-    "THRESHOLDS",
-    "agreement",
-    "gold_codes",
-    "kappa",
-    "review_rows",
-    "short",
-    "source_rows",
-    "suspect_rows",
-    "threshold_rows",
-]
+__all__ = ["THRESHOLDS", "agreement", "gold_codes", "kappa", "review_rows", "short",
+           "source_rows", "suspect_rows", "threshold_rows"]
 
 TEXT_CHARS = 200
 SHOWN = 50  # suspects and review rows in the JSON
