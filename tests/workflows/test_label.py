@@ -267,3 +267,20 @@ def test_the_example_specs_load() -> None:
     assert load_label_spec(folder / "tweets.yaml", ["llm=null"]).llm is None
     trained_on = load_spec(folder / "train.yaml").data.path
     assert trained_on == spec.output_path == folder / "tweets-labelled.parquet"
+
+
+def test_number_classes_read_from_columns_with_gaps(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    spec = write_spec(folder, rows=60, gold_rows=10, noisy=True, classes=["0", "1"],
+                      functions=[])
+    data = pd.read_csv(folder / "tweets.csv")
+    codes = {"negative": 0, "positive": 1}
+    data["human_label"] = data["human_label"].map(codes)  # floats: 1.0 and NaN
+    data["noisy_label"] = data["noisy_label"].map(codes)
+    data.to_csv(folder / "tweets.csv", index=False)
+    result = label(spec)
+    assert result.summary["gold"]["rows"] == 10
+    noisy = next(s for s in result.summary["sources"] if s["name"] == "noisy_label")
+    assert noisy["errors"] == 0 and noisy["coverage"] == 1.0
+    out = load_table(result.output)
+    assert out["label"][:10].tolist() == [str(int(v)) for v in data["human_label"][:10]]

@@ -96,11 +96,21 @@ def _frame(spec: LabelSpec) -> pd.DataFrame:
     return frame.set_index(pd.Index(ids, name=spec.data.id), drop=False)
 
 
+def _as_text(column: pd.Series) -> pd.Series:
+    """Labels as class names: a number column with gaps (read as floats) gives ``1``, not
+    ``1.0``, for the class ``"1"``; missing stays missing."""
+    if pd.api.types.is_float_dtype(column):
+        known = column.dropna()
+        if (known == known.round()).all():
+            return column.astype("Int64").astype("string")
+    return column.astype("string")
+
+
 def _gold(spec: LabelSpec, frame: pd.DataFrame, imported: Sequence[Path]) -> pd.Series | None:
     gold: pd.Series | None = None
     if spec.gold.column is not None:
-        column = frame[spec.gold.column]
-        gold = column[column.notna()].astype(str).astype("string").rename("gold")
+        column = _as_text(frame[spec.gold.column])
+        gold = column[column.notna()].rename("gold")
     for path in (*([spec.gold.file] if spec.gold.file else []), *imported):
         gold = merge_gold(gold, read_review(path, ids=frame.index, classes=spec.classes))
     if gold is not None and len(gold):
@@ -144,7 +154,8 @@ def _suspects(spec: LabelSpec, frame: pd.DataFrame, progress: Progress
 
     assert spec.labels is not None
     column = spec.labels.column
-    given = frame[column].where(frame[column].astype(str).isin(spec.classes))
+    text = _as_text(frame[column])
+    given = text.where(text.isin(spec.classes))
     view = pd.DataFrame({spec.data.text: frame[spec.data.text], column: given})
     progress.status("Looking for label errors")
     try:
@@ -199,11 +210,11 @@ def _votes(spec: LabelSpec, frame: pd.DataFrame, client: Client, progress: Progr
             warnings.append(f"the LLM labelled {llm.labels.stats.rows - llm.labels.stats.failed}"
                             f" of {llm.labels.stats.rows} rows ({llm.error_text()})")
     if spec.labels is not None:
-        column = frame[spec.labels.column]
-        version = hashlib.sha256(pd.util.hash_pandas_object(column.astype("string"), index=False)
+        column = _as_text(frame[spec.labels.column])
+        version = hashlib.sha256(pd.util.hash_pandas_object(column, index=False)
                                  .to_numpy().tobytes()).hexdigest()
         matrix, unknown = matrix.with_labels(Source(spec.labels.column, version, "labels"),
-                                             column.where(column.notna(), None).tolist())
+                                             column.tolist())
         errors[spec.labels.column] = (unknown, [f"{unknown} labels are not one of the classes"]
                                       if unknown else [])
     return matrix, errors, llm
