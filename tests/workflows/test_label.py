@@ -64,6 +64,7 @@ def test_label_functions_llm_and_gold_then_train_with_lineage(llm: FakeLLMServer
     assert doc["gold"] == {"rows": 30, "source": "column human_label"}
     assert doc["label_model"]["name"] in ("dawid_skene", "majority")
     assert "gold rows" in doc["label_model"]["reason"]
+    assert doc["label_model"]["accuracy"] >= doc["label_model"]["majority_accuracy"]
     kinds = {s["name"]: s["kind"] for s in doc["sources"]}
     assert kinds["llm"] == "llm" and kinds["lf_positive_words"] == "function"
     llm_doc = doc["llm"]
@@ -278,8 +279,10 @@ def test_number_classes_read_from_columns_with_gaps(tmp_path: Path) -> None:
     data["human_label"] = data["human_label"].map(codes)  # floats: 1.0 and NaN
     data["noisy_label"] = data["noisy_label"].map(codes)
     data.to_csv(folder / "tweets.csv", index=False)
-    result = label(spec)
+    result = label(spec, ["label_model.model=majority"])
     assert result.summary["gold"]["rows"] == 10
+    assert result.summary["label_model"]["name"] == "majority"
+    assert result.summary["label_model"]["reason"].startswith("chosen in the spec")
     noisy = next(s for s in result.summary["sources"] if s["name"] == "noisy_label")
     assert noisy["errors"] == 0 and noisy["coverage"] == 1.0
     out = load_table(result.output)

@@ -41,7 +41,7 @@ from forgeline.data.versioning import dataset_version
 from forgeline.entities import Dataset
 from forgeline.errors import InvalidInput
 from forgeline.labeling.label_model import Labels, combine
-from forgeline.labeling.matrix import LabelMatrix, Source
+from forgeline.labeling.matrix import ABSTAIN, LabelMatrix, Source
 from forgeline.labeling.review import merge_gold, read_review, review_queue, write_review
 from forgeline.labeling.sources import apply_functions, load_functions
 from forgeline.labeling.spec import LabelSpec, load_label_spec
@@ -124,21 +124,28 @@ def _gold(spec: LabelSpec, frame: pd.DataFrame, imported: Sequence[Path]) -> pd.
 
 def _choose(matrix: LabelMatrix, spec: LabelSpec, gold: pd.Series | None
             ) -> tuple[str, str, dict[str, Labels]]:
-    """The label model to ship and why; both models' labels when gold decided."""
-    wanted = spec.label_model.model
+    """The label model to ship and why; both models' labels (at the threshold, gold rows
+    overridden). With gold, the one more accurate on the gold rows it labels at the
+    threshold (what ships), ties to the one that labels more; the reason gives both
+    coverages, since a model sure of fewer rows can look better for it."""
     threshold = spec.label_model.threshold
     fitted = {m: combine(matrix, model=m, threshold=threshold, gold=gold)
               for m in ("dawid_skene", "majority")}
+    wanted = spec.label_model.model
     if wanted != "auto":
         return wanted, f"chosen in the spec (label_model.model: {wanted})", fitted
-    ds, mv = fitted["dawid_skene"].gold_accuracy, fitted["majority"].gold_accuracy
-    n = 0 if gold is None else len(gold)
-    if ds is not None and mv is not None:
-        if ds >= mv:
-            return "dawid_skene", (f"more accurate on the {n} gold rows ({ds:.1%} against "
-                                   f"majority vote's {mv:.1%})"), fitted
-        return "majority", (f"more accurate on the {n} gold rows ({mv:.1%} against "
-                            f"Dawid-Skene's {ds:.1%})"), fitted
+    ds, mv = fitted["dawid_skene"], fitted["majority"]
+    if ds.gold_accuracy is not None and mv.gold_accuracy is not None:
+        n = 0 if gold is None else len(gold)
+        (chosen, best), (other_name, other) = sorted(
+            fitted.items(), key=lambda kv: (kv[1].gold_accuracy, kv[1].gold_coverage),
+            reverse=True)
+        title = {"dawid_skene": "Dawid-Skene", "majority": "majority vote"}
+        return chosen, (
+            f"more accurate on the gold rows it labels at {threshold:g}: "
+            f"{best.gold_accuracy:.1%} of {best.gold_coverage:.0%} of {n} against "
+            f"{title[other_name]}'s {other.gold_accuracy:.1%} of "
+            f"{other.gold_coverage:.0%}"), fitted
     sources = len(matrix.sources)
     if sources >= 3:
         return "dawid_skene", (f"no gold to compare on; with {sources} sources Dawid-Skene "
@@ -261,19 +268,19 @@ def label(spec: str | Path | dict[str, Any] | LabelSpec, overrides: Sequence[str
                  labels.confidence.reindex(queue.index).to_numpy())
     progress.done()
     gold_codes = summary.gold_codes(gold, matrix)
-    raw = combine(matrix, model=chosen, threshold=0.0)
-    voted = (matrix.L != -1).any(axis=1)
+    raw = combine(matrix, model=chosen)  # no threshold, no gold: for the threshold table
+    voted = (matrix.L != ABSTAIN).any(axis=1)
     text = frame[spec.data.text]
     out_path = _write_output(frame, labels, spec)
     output = dataset_version(load_table(out_path), out_path.name.split(".")[0], str(out_path))
-    doc = _summary(spec, matrix, labels, chosen, reason, fitted, gold, gold_codes, errors,
-                   raw, voted, llm, suspects, queue, text, output)
+    doc = _summary(spec, matrix, labels, chosen, reason, fitted["majority"], gold,
+                   gold_codes, errors, raw, voted, llm, suspects, queue, text, output)
     return _record(spec, client, progress, doc, versions, source_data, output, out_path,
                    queue, review, warnings, llm)
 
 
 def _summary(spec: LabelSpec, matrix: LabelMatrix, labels: Labels, chosen: str, reason: str,
-             fitted: dict[str, Labels], gold: pd.Series | None, gold_codes: np.ndarray,
+             majority: Labels, gold: pd.Series | None, gold_codes: np.ndarray,
              errors: dict[str, tuple[int, list[str]]], raw: Labels, voted: np.ndarray,
              llm: LLMRun | None, suspects: Any, queue: pd.DataFrame, text: pd.Series,
              output: Dataset) -> dict[str, Any]:
@@ -292,7 +299,7 @@ def _summary(spec: LabelSpec, matrix: LabelMatrix, labels: Labels, chosen: str, 
             "name": chosen, "reason": reason, "threshold": labels.threshold,
             "labelled": int(labels.label.notna().sum()), "coverage": labels.coverage,
             "accuracy": labels.gold_accuracy,
-            "majority_accuracy": fitted["majority"].gold_accuracy,
+            "majority_accuracy": majority.gold_accuracy,
             "best_source": None if best is None else {
                 "name": best["name"], "accuracy": best["accuracy"],
                 "coverage": best["coverage"]},
