@@ -21,7 +21,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/lint-imports
 
-test: install sysdeps lint
+test: install sysdeps lint llm
 	$(BIN)/python -m pytest
 
 # The real local LLM (tests/labeling/test_llm_real.py, the labelling benchmarks):
@@ -30,11 +30,15 @@ test: install sysdeps lint
 # GGML_NATIVE=OFF: a wheel for any x86-64 with AVX2, not only the machine that built it.
 WHEELS ?= $(HOME)/.cache/forgeline/wheels
 LLAMA_CPP_VERSION := 0.3.36
-llm: install
-	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
-	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel --no-deps \
-	    llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEELS)
+llm: sysdeps $(VENV)/.llm
+
+$(VENV)/.llm: $(VENV)/.installed
+	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || { \
+	  echo "Building llama-cpp-python $(LLAMA_CPP_VERSION) once into $(WHEELS) (10-20 min)..."; \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel --quiet --no-deps \
+	    llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEELS); }
 	$(BIN)/python -m pip install --quiet --find-links $(WHEELS) -e '.[llm]'
+	touch $@
 
 # The web UI's pages as the README shows them (docs/ui/*.png), taken by its browser tests.
 screenshots: install sysdeps

@@ -17,6 +17,10 @@ negative. Nothing is generated: labels are the crowd's.
    random labels (10 per class), ``--rounds`` rounds each add 50 labels, chosen by the
    review queue (least certain under the current model, round-robin over 5 text clusters)
    or at random.
+4. End model: the same TF-IDF logistic regression trained on the labels the label model
+   produced from the functions (rows at or above each threshold; no human label) against
+   one trained on the crowd's labels of the same rows and of every row, scored on 2,000
+   held-out tweets with the crowd's labels (macro F1).
 
     .venv/bin/python benchmarks/bench_labeling.py [--flip-rows 4000] [--seeds 3] [--json PATH]
 """
@@ -148,6 +152,40 @@ def active_learning(tweets: pd.DataFrame, rounds: int, seed: int = 0) -> list[di
     return out
 
 
+def end_model(tweets: pd.DataFrame, lfs: Path, seed: int = 0) -> list[dict[str, float]]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    frame = tweets.sample(frac=1.0, random_state=seed)[["text", "sentiment"]]
+    test, train = frame.iloc[:2000], frame.iloc[2000:]
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(train["text"])
+    X_train, X_test = vectorizer.transform(train["text"]), vectorizer.transform(test["text"])
+    applied = apply_functions(load_functions(lfs), train, CLASSES)
+
+    def score(rows: np.ndarray, labels: pd.Series) -> float:
+        model = LogisticRegression(C=3.0, solver="liblinear", class_weight="balanced")
+        model.fit(X_train[rows], labels.to_numpy()[rows])
+        return float(f1_score(test["sentiment"], model.predict(X_test), average="macro"))
+
+    everything = np.ones(len(train), dtype=bool)
+    out = [{"labels": "crowd, every row", "threshold": float("nan"), "rows": len(train),
+            "label_accuracy": 1.0, "macro_f1": score(everything, train["sentiment"])}]
+    for model in ("majority", "dawid_skene"):
+        for t in (0.0, 0.7, 0.9):
+            produced = combine(applied.matrix, model=model, threshold=t).frame()["label"]
+            rows = produced.notna().to_numpy()
+            accuracy = float((produced[rows] == train["sentiment"][rows]).mean())
+            out.append({"labels": model, "threshold": t, "rows": int(rows.sum()),
+                        "label_accuracy": accuracy, "macro_f1": score(rows, produced)})
+            out.append({"labels": "crowd, same rows", "threshold": t, "rows": int(rows.sum()),
+                        "label_accuracy": 1.0, "macro_f1": score(rows, train["sentiment"])})
+    for r in out:
+        print(f"  {r['labels']:18s} threshold {r['threshold']:4.2f}: {r['rows']:6d} rows, "
+              f"labels {r['label_accuracy']:6.1%} right -> test macro F1 {r['macro_f1']:.3f}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flip-rows", type=int, default=4000)
@@ -162,6 +200,8 @@ def main() -> None:
                "label_errors": label_errors(tweets, args.flip_rows, args.seeds)}
     print("active learning: test macro F1 by number of human labels")
     results["active_learning"] = active_learning(tweets, args.rounds)
+    print("end model: test macro F1 trained on produced labels vs the crowd's")
+    results["end_model"] = end_model(tweets, args.lfs)
     write_json(args.json, "labeling", results)
 
 

@@ -2,7 +2,7 @@
 # System packages (Debian): a PostgreSQL server for the tests, Chromium for the web UI's
 # browser tests (Playwright drives it; it downloads no browser of its own), Prometheus
 # (promtool checks the alert rules forgeline deploy prometheus writes, and a real
-# prometheus scrapes a real server in the tests); with --bench,
+# prometheus scrapes a real server in the tests), a C/C++ toolchain with CMake; with --bench,
 # also wrk, the serving benchmarks' load generator.
 set -euo pipefail
 have_postgres() {
@@ -27,6 +27,14 @@ fi
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
   apt_install prometheus "the alert rules' and /metrics' tests (promtool, prometheus)"
   command -v promtool >/dev/null 2>&1 || { echo "Prometheus install failed: promtool not found" >&2; exit 1; }
+fi
+# A C/C++ toolchain and CMake: `make llm` compiles llama.cpp (the real local LLM's server),
+# and compiled tree models (forgeline optimize) are C that gcc builds.
+if ! command -v g++ >/dev/null 2>&1; then
+  apt_install g++ "compiling llama.cpp and compiled tree models"
+fi
+if ! command -v cmake >/dev/null 2>&1; then
+  apt_install cmake "compiling llama.cpp (the real local LLM of the labelling tests)"
 fi
 if [ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null 2>&1; then
   apt_install wrk "the serving benchmarks"

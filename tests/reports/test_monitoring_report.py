@@ -120,3 +120,14 @@ def test_only_a_monitoring_result_or_its_json_form_renders(tmp_path: Path) -> No
     assert str(e.value).startswith("Cannot render a monitoring report: the result has no "
                                    "task, period, config, features, dataset, quality, ")
     assert not list(tmp_path.iterdir())
+
+
+def test_long_feature_names_with_one_prefix_stay_apart_on_an_axis() -> None:
+    names = ["customer_account_balance_last_30_days", "customer_account_balance_last_90_days",
+             "<b>bold</b>"]
+    feature = {"reference": 1.0, "current": 1.0, "share_change": 0.0}
+    fig = plots.attribution({"features": dict.fromkeys(names, feature), "units": "log-odds",
+                             "drifted_features": []})
+    y = fig["data"][0]["y"]
+    assert len(set(y)) == 3 and all(len(label) <= 28 for label in y)
+    assert "customer_acco…_last_30_days" in y and "&lt;b&gt;bold&lt;/b&gt;" in y

@@ -46,7 +46,9 @@ class Engine(abc.ABC):
       :meth:`map` at once and from :meth:`imap` when that task's turn to be yielded comes.
       So does an exception raised by ``tasks`` or ``on_done``. Either way the tasks not yet
       started are cancelled; tasks already running may finish, and their results are
-      dropped.
+      dropped. Ray and the thread pool wait until those have finished or stopped before
+      the error reaches the caller, so that it can clean up after them (remove what they
+      wrote).
     - ``n_jobs``: how many tasks run at the same time; ``n_jobs == 1`` may run each task
       in the calling thread.
     - ``distributed``: whether tasks run on a cluster (other processes or machines, with

@@ -27,6 +27,7 @@ from forgeline.errors import ForgelineError, InvalidInput
 __all__ = ["RayEngine"]
 
 _CONNECT_S = 5.0
+_SETTLE_S = 60.0  # the longest a failed map waits for its cancelled tasks to stop
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -131,8 +132,7 @@ class RayEngine(Engine):
                     if on_done is not None:
                         on_done(i, results[i])
         finally:
-            for ref in pending:
-                ray.cancel(ref)
+            _cancel(ray, list(pending))
         return results
 
     def imap(self, fn: Callable[[T], R], tasks: Iterable[T], *,
@@ -161,8 +161,18 @@ class RayEngine(Engine):
             while pending:
                 yield _get(ray, pending.popleft())
         finally:
-            for ref in pending:
-                ray.cancel(ref)
+            _cancel(ray, list(pending))
+
+
+def _cancel(ray: Any, refs: list[Any]) -> None:
+    """Cancel the tasks of ``refs`` and wait until none of them still runs: a caller that
+    failed cleans up after its tasks (removes the outputs they wrote), and a cancelled task
+    that was already writing must not write after that clean-up."""
+    if not refs:
+        return
+    for ref in refs:
+        ray.cancel(ref)
+    ray.wait(refs, num_returns=len(refs), timeout=_SETTLE_S)
 
 
 def _token_auth_default() -> None:

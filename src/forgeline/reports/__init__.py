@@ -1,4 +1,5 @@
-"""HTML reports and a Markdown model card: of a trained model, and of a monitoring run.
+"""HTML reports and a Markdown model card: of a trained model, of a monitoring run, and of
+a labelling run.
 
 Each renderer is imported on first use: the monitoring report does not load the training
 report's Plotly figure objects.
@@ -12,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from forgeline.reports.card import render_card
     from forgeline.reports.html import render_report
+    from forgeline.reports.labeling import render_labeling_report
     from forgeline.reports.monitoring import render_monitor_report
 
-__all__ = ["render_card", "render_monitor_report", "render_report"]
+__all__ = ["render_card", "render_labeling_report", "render_monitor_report", "render_report"]
 
-_WHERE = {"render_card": "card", "render_report": "html", "render_monitor_report": "monitoring"}
+_WHERE = {"render_card": "card", "render_report": "html", "render_monitor_report": "monitoring",
+          "render_labeling_report": "labeling"}
 
 
 def __getattr__(name: str) -> Any:

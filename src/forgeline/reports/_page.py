@@ -1,4 +1,4 @@
-"""What both HTML reports share besides the template: figures as HTML, and the page write.
+"""What the HTML reports share besides the template: figures as HTML, and the page write.
 
 A figure's title is taken out of the plot and written as an HTML heading above it (its
 subtitle beside it, muted). Inside the plot a title shares the top strip with plotly's

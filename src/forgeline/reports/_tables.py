@@ -1,4 +1,4 @@
-"""The table cells both HTML reports build: formatted values, rows, tables and badges.
+"""The table cells the HTML reports build: formatted values, rows, tables and badges.
 
 A table is ``{"headers": [(text, css class)], "rows": [{"cls": ..., "cells": [(text, css
 class)]}]}``, what the ``table`` macro of :mod:`._template` renders; cell text is escaped

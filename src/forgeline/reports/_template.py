@@ -2,8 +2,9 @@
 
 One page frame (``base.html``: head with the stylesheet and plotly.js, the header with its
 navigation, the footer) and the shared macros (``macros.html``: tables, figures, the
-summary block) serve both reports; ``training.html`` (:mod:`forgeline.reports.html`) and
-``monitoring.html`` (:mod:`forgeline.reports.monitoring`) only fill in their sections.
+summary block) serve every report; ``training.html`` (:mod:`forgeline.reports.html`),
+``monitoring.html`` (:mod:`forgeline.reports.monitoring`) and ``labeling.html``
+(:mod:`forgeline.reports.labeling`) only fill in their sections.
 
 Autoescaping is on: every value is escaped unless it is marked safe in Python (the
 plotly.js bundle, the stylesheet and the figure snippets plotly writes).
@@ -48,7 +49,7 @@ th { background: #f1f5f9; font-weight: 600; font-size: 13px; white-space: nowrap
 table.kv th { width: 200px; background: none; color: var(--muted); font-weight: 500; }
 td.num, th.num { text-align: right; }
 tr.primary td { font-weight: 600; background: #eff6ff; }
-tr.best td { background: #f0fdf4; }
+tr.best td { background: #f0fdf4; } tr.muted td { color: var(--muted); }
 .better { color: var(--good); } .worse { color: var(--fail); }
 .scroll { max-height: 480px; overflow: auto; border: 1px solid var(--line); border-radius: 6px; }
 .scroll th { position: sticky; top: 0; }
@@ -68,7 +69,8 @@ ul.warnings { margin: 0; padding-left: 20px; color: var(--warn); }
 @media (max-width: 1300px) { .grid3 { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
 @media (max-width: 900px) { .grid3 { grid-template-columns: minmax(0, 1fr); } }
 .plot { border: 1px solid var(--line); border-radius: 8px; padding: 4px; min-width: 0; }
-.plot + .plot { margin-top: 12px; } .grid > .plot + .plot, .grid3 > .plot + .plot { margin-top: 0; }
+.plot + .plot, .scroll + .grid { margin-top: 12px; }
+.grid > .plot + .plot, .grid3 > .plot + .plot { margin-top: 0; }
 .plot h4 { margin: 6px 10px 0; font-size: 14px; font-weight: 600; overflow-wrap: anywhere; }
 .plot h4 .sub { color: var(--muted); font-weight: 400; }
 .plot h4 .sub.bad { color: var(--fail); font-weight: 600; }
@@ -283,13 +285,68 @@ drifted. The band is the reference error +- {{ sigma }} standard errors for the 
 {% endblock %}
 """
 
+LABELING = """{% extends "base.html" %}
+{% from "macros.html" import table, kv, kpis as kpi_cards %}
+{% block main %}
+<section id="summary"><h2>Summary</h2>
+{{ kpi_cards(kpis) }}
+{% if accuracy_plot %}<div class="grid"><div>{{ kv(summary) }}</div>
+{{ accuracy_plot }}</div>{% else %}{{ kv(summary) }}{% endif %}
+</section>
+
+<section id="sources"><h2>Sources</h2>
+<p class="note">{{ sources_note }}</p>
+{{ table(sources) }}
+{% if source_plots %}<div class="grid">{% for plot in source_plots %}{{ plot }}
+{% endfor %}</div>{% endif %}
+{% if agreement_plot %}<h3>Agreement</h3>{{ agreement_plot }}
+{% else %}<p class="empty">No pairwise agreement: it needs two sources or more.</p>{% endif %}
+</section>
+
+<section id="threshold"><h2>Confidence threshold</h2>
+<p class="note">{{ threshold_note }}</p>
+{% if threshold_plots %}<div class="grid">{% for plot in threshold_plots %}{{ plot }}
+{% endfor %}</div>
+<h3>At each threshold</h3>{{ table(thresholds) }}
+{% else %}<p class="empty">No threshold grid was recorded.</p>{% endif %}
+</section>
+
+<section id="classes"><h2>Classes</h2>
+{% if classes_plot %}<div class="grid"><div>{{ table(class_table) }}</div>
+{{ classes_plot }}</div>
+{% else %}<p class="empty">No row was labelled.</p>{% endif %}
+</section>
+
+<section id="llm"><h2>LLM labeller</h2>
+{% if llm %}<div class="grid"><div>{{ kv(llm) }}</div>
+<div>{% if kappa_plot %}{{ kappa_plot }}{% endif %}<p class="note">{{ kappa_note }}</p></div>
+</div>
+{% else %}<p class="empty">{{ llm_note }}</p>{% endif %}
+</section>
+
+<section id="errors"><h2>Likely label errors</h2>
+{% if suspects.rows %}<p class="note">Rows whose existing label the cross-validated model
+doubts most (confident learning), with the label it suggests; a higher score is more
+suspect. Top {{ suspects.rows|length }}.</p>{{ table(suspects) }}
+{% else %}<p class="empty">No suspects: the data had no existing labels to check, or none
+looks wrong.</p>{% endif %}
+</section>
+
+<section id="review"><h2>Review queue</h2>
+{% if review.rows %}<p class="note">The rows to look at next, first {{ review.rows|length }};
+label them in the exported CSV and read it back as gold labels.</p>{{ table(review) }}
+{% else %}<p class="empty">The review queue is empty.</p>{% endif %}
+</section>
+{% endblock %}
+"""
+
 TEMPLATES = {"base.html": BASE, "macros.html": MACROS, "training.html": TRAINING,
-             "monitoring.html": MONITORING}
+             "monitoring.html": MONITORING, "labeling.html": LABELING}
 
 
 @cache
 def template(name: str) -> jinja2.Template:
-    """``training.html`` or ``monitoring.html``, compiled once."""
+    """``training.html``, ``monitoring.html`` or ``labeling.html``, compiled once."""
     env = jinja2.Environment(loader=jinja2.DictLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     return env.get_template(name)

@@ -4,14 +4,8 @@ Each function reads a part of ``MonitorResult.to_dict()`` (a feature's drift, th
 the multivariate check, the performance), never the monitoring objects themselves: the
 reports stage does not import the monitoring stage.
 
-Figures are plain dicts in plotly's JSON schema, rendered without building ``go.Figure``
-objects: a report has one figure per feature, and plotly's object layer costs about 60 ms
-a figure against 0.2 ms for the dict. Each function returns None when there is nothing to
-draw.
-
-A figure's title (and subtitle) become an HTML heading above the plot in the report
-(:class:`forgeline.reports._page.Figures`); ``layout.meta.title_class`` ``"bad"`` shows the
-subtitle in red.
+Figures are plain dicts (:mod:`._figs`): a report has one figure per feature. Each function
+returns None when there is nothing to draw.
 """
 
 from __future__ import annotations
@@ -20,7 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from forgeline.reports.theme import BLUE, GREY, HEIGHT, ORANGE, RED, TEMPLATE
+from forgeline.reports._figs import Fig, axis_labels, axis_title
+from forgeline.reports.theme import BLUE, GREY, HEIGHT, ORANGE, RED
 
 Figure = dict[str, Any]
 
@@ -30,37 +25,6 @@ __all__ = ["attribution", "distribution", "drift_heatmap", "drift_over_time", "m
 MAX_HEATMAP_FEATURES = 20
 MAX_ATTRIBUTION_FEATURES = 20
 MAX_CATEGORIES = 12  # bars per distribution (wide enough to see); the rest join (other)
-_LABEL_CHARS = 28
-
-
-class _Fig(dict):
-    """A figure dict with the few helpers the functions below use."""
-
-    def __init__(self, title: str, height: int = HEIGHT, *, subtitle: str | None = None,
-                 bad: bool = False, **layout: Any) -> None:
-        heading: dict[str, Any] = {"text": title, "x": 0.02}
-        if subtitle:
-            heading["subtitle"] = {"text": subtitle}
-        super().__init__(data=[], layout={"template": TEMPLATE, "height": height,
-                                          "title": heading, **layout})
-        if bad:
-            self["layout"]["meta"] = {"title_class": "bad"}
-
-    def add(self, trace_type: str, **trace: Any) -> None:
-        self["data"].append({"type": trace_type, **trace})
-
-    def axes(self, x: dict[str, Any] | None = None, y: dict[str, Any] | None = None) -> None:
-        for key, value in (("xaxis", x), ("yaxis", y)):
-            if value:
-                self["layout"][key] = {**self["layout"].get(key, {}), **value}
-
-
-def _title(text: str) -> dict[str, str]:
-    return {"text": text}
-
-
-def _short(label: str) -> str:
-    return label if len(label) <= _LABEL_CHARS else label[:_LABEL_CHARS - 1] + "…"
 
 
 def _bars(f: Mapping[str, Any]) -> tuple[list[str], list[float], list[float], list[str]]:
@@ -110,12 +74,12 @@ def distribution(f: Mapping[str, Any], title: str | None = None) -> Figure | Non
     drifted = f["drifted"]
     verdict = "drifted" if drifted else "no drift"
     # The legend sits below the strip the mode bar takes at the top of the figure.
-    fig = _Fig(title or f["column"], height=320, subtitle=f"{f['method']} {score}, {verdict}",
+    fig = Fig(title or f["column"], height=320, subtitle=f"{f['method']} {score}, {verdict}",
                bad=drifted, barmode="group", bargap=0.15,
                margin={"t": 56}, legend={"orientation": "h", "x": 0, "xanchor": "left",
                                          "y": 1.02, "yanchor": "bottom"})
     names, ref, cur, notes = _bars(f)
-    labels = [_short(x) for x in names]
+    labels = axis_labels(names)
     fig.add("bar", x=labels, y=ref, name="reference", marker={"color": GREY},
             customdata=notes,
             hovertemplate="%{x}<br>%{y:.1%}%{customdata}<extra>reference</extra>")
@@ -125,7 +89,7 @@ def distribution(f: Mapping[str, Any], title: str | None = None) -> Figure | Non
     x_axis: dict[str, Any] = {"type": "category", "tickangle": -45 if len(labels) > 6 else 0}
     if f["kind"] == "numeric" and len(labels) > 8:
         x_axis["nticks"] = 8  # quantile-bin labels are long: every other one or so
-    fig.axes(x_axis, {"title": _title("share of rows"), "tickformat": ".0%"})
+    fig.axes(x_axis, {"title": axis_title("share of rows"), "tickformat": ".0%"})
     return fig
 
 
@@ -134,7 +98,7 @@ def drift_over_time(windows: Sequence[Mapping[str, Any]], threshold: float) -> F
     scored = [w for w in windows if w.get("dataset_drift_share") is not None]
     if not scored:
         return None
-    fig = _Fig("Dataset drift by window: share of drifted features")
+    fig = Fig("Dataset drift by window: share of drifted features")
     x = [w["window"] for w in scored]
     fig.add("scatter", x=x, y=[w["dataset_drift_share"] for w in scored],
             mode="lines+markers", name="drifted share", line={"color": BLUE, "width": 2},
@@ -148,8 +112,9 @@ def drift_over_time(windows: Sequence[Mapping[str, Any]], threshold: float) -> F
                 y=[w["dataset_drift_share"] for w in flagged], mode="markers",
                 name="prediction drifted",
                 marker={"symbol": "x", "size": 11, "color": ORANGE})
-    fig.axes({"type": "category", "title": _title("window")},
-             {"title": _title("share of features"), "tickformat": ".0%", "range": [0, 1.05]})
+    fig.axes({"type": "category", "title": axis_title("window")},
+             {"title": axis_title("share of features"), "tickformat": ".0%",
+              "range": [0, 1.05]})
     return fig
 
 
@@ -169,13 +134,13 @@ def drift_heatmap(windows: Sequence[Mapping[str, Any]]) -> Figure | None:
     z = [[(w["features"].get(n) or {}).get("psi") for w in scored] for n in top]
     marks = [["drifted" if (w["features"].get(n) or {}).get("drifted") else "" for w in scored]
              for n in top]
-    fig = _Fig(f"PSI by window (top {len(top)} features)",
+    fig = Fig(f"PSI by window (top {len(top)} features)",
                height=max(300, 80 + 24 * len(top)))
-    fig.add("heatmap", z=z, x=[w["window"] for w in scored], y=[_short(n) for n in top],
+    fig.add("heatmap", z=z, x=[w["window"] for w in scored], y=axis_labels(top),
             text=marks, colorscale="Reds", zmin=0, zmax=max(0.25, max(peak[n] for n in top)),
             colorbar={"title": {"text": "PSI"}},
             hovertemplate="%{y}<br>%{x}<br>PSI %{z:.3f} %{text}<extra></extra>")
-    fig.axes({"type": "category", "title": _title("window")},
+    fig.axes({"type": "category", "title": axis_title("window")},
              {"type": "category", "autorange": "reversed"})
     return fig
 
@@ -185,7 +150,7 @@ def multivariate(result: Mapping[str, Any]) -> Figure | None:
     rows = [w for w in result.get("windows") or () if w.get("error") is not None]
     if not rows:
         return None
-    fig = _Fig("Multivariate drift: PCA reconstruction error by window")
+    fig = Fig("Multivariate drift: PCA reconstruction error by window")
     x = [w["window"] for w in rows]
     fig.add("scatter", x=x + x[::-1],
             y=[w["upper"] for w in rows] + [w["lower"] for w in rows][::-1], fill="toself",
@@ -194,8 +159,8 @@ def multivariate(result: Mapping[str, Any]) -> Figure | None:
     fig.add("scatter", x=x, y=[w["error"] for w in rows], mode="lines+markers",
             name="error", line={"color": BLUE, "width": 2},
             marker={"color": [RED if w["drifted"] else BLUE for w in rows], "size": 8})
-    fig.axes({"type": "category", "title": _title("window")},
-             {"title": _title("mean reconstruction error")})
+    fig.axes({"type": "category", "title": axis_title("window")},
+             {"title": axis_title("mean reconstruction error")})
     return fig
 
 
@@ -208,7 +173,7 @@ def performance_over_time(perf: Mapping[str, Any], metric: str) -> Figure | None
     est = [(x, y) for x, y in est if y is not None and math.isfinite(y)]
     if not real and not est:
         return None
-    fig = _Fig(f"{metric} by window")
+    fig = Fig(f"{metric} by window")
     if real:
         fig.add("scatter", x=[x for x, _ in real], y=[y for _, y in real],
                 mode="lines+markers", name="realised", line={"color": BLUE, "width": 2})
@@ -221,7 +186,8 @@ def performance_over_time(perf: Mapping[str, Any], metric: str) -> Figure | None
     if test is not None and labels:
         fig.add("scatter", x=labels, y=[test] * len(labels), mode="lines", name="test",
                 line={"dash": "dash", "color": GREY}, hoverinfo="skip")
-    fig.axes({"type": "category", "title": _title("window")}, {"title": _title(metric)})
+    fig.axes({"type": "category", "title": axis_title("window")},
+             {"title": axis_title(metric)})
     return fig
 
 
@@ -235,12 +201,12 @@ def attribution(a: Mapping[str, Any]) -> Figure | None:
     if not top:
         return None
     drifted = a.get("drifted_features") or []
-    fig = _Fig(f"Attribution drift: mean |contribution| per feature ({a['units']})",
+    fig = Fig(f"Attribution drift: mean |contribution| per feature ({a['units']})",
                height=max(HEIGHT, 90 + 30 * len(top)),
                subtitle=f"{len(drifted)} feature(s) moved" if drifted else "no feature moved",
                bad=bool(drifted), barmode="group",
                legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"})
-    labels = [_short(c) for c in top]
+    labels = axis_labels(top)
     fig.add("bar", orientation="h", y=labels, x=[features[c]["reference"] for c in top],
             name="reference (test split)", marker={"color": GREY},
             hovertemplate="%{y}: %{x:.4g}<extra>reference</extra>")
@@ -248,6 +214,6 @@ def attribution(a: Mapping[str, Any]) -> Figure | None:
             name="current", marker={"color": [RED if c in drifted else BLUE for c in top]},
             customdata=[f"{features[c]['share_change']:+.1%}" for c in top],
             hovertemplate="%{y}: %{x:.4g} (share %{customdata})<extra>current</extra>")
-    fig.axes(x={"title": _title(f"mean |contribution| ({a['units']})")},
+    fig.axes(x={"title": axis_title(f"mean |contribution| ({a['units']})")},
              y={"type": "category"})
     return fig
