@@ -26,6 +26,9 @@ def test_label_prints_the_sources_and_the_review_queue_then_imports_it(
         server: FakeLLMServer, tmp_path: Path) -> None:
     llm = tweet_llm(server)
     spec = write_spec(tmp_path / "p", llm_url=llm.url, rows=120, gold_rows=20)
+    data = pd.read_csv(tmp_path / "p" / "tweets.csv")
+    data["text"] = "[bold]" + data["text"]  # the data's text is shown as it is, not as markup
+    data.to_csv(tmp_path / "p" / "tweets.csv", index=False)
     done = invoke("label", str(spec), "--review", "--set", "review.size=5")
     assert done.exit_code == 0, done.output
     out = done.stdout
@@ -37,6 +40,7 @@ def test_label_prints_the_sources_and_the_review_queue_then_imports_it(
     review = pd.read_csv(review_file, dtype=str, keep_default_na=False)
     assert len(review) == 5 and (review["label"] == "").all()
     assert all(i in out for i in review["id"])  # the table shows the rows the file holds
+    assert out.count("[bold]") >= 5
     review["label"] = "negative"
     review.to_csv(review_file, index=False)
 

@@ -22,26 +22,29 @@ def _pct(value: float | None) -> str:
 
 
 def _sources(summary: dict[str, Any]) -> Any:
+    from rich.markup import escape
+
     t = table("source", "kind", "version", "coverage", "overlap", "conflict",
               "accuracy (gold votes)", "errors", title="Sources")
     for s in summary["sources"]:
         accuracy = "-" if s["accuracy"] is None else f"{s['accuracy']:.1%} ({s['gold_votes']})"
-        t.add_row(s["name"], s["kind"], s["version"][:12], _pct(s["coverage"]),
+        t.add_row(escape(s["name"]), s["kind"], escape(s["version"][:12]), _pct(s["coverage"]),
                   _pct(s["overlap"]), _pct(s["conflict"]), accuracy, str(s["errors"]))
     return t
 
 
 def _review(queue: pd.DataFrame, text: str, size: int) -> Any:
     import pandas as pd
+    from rich.markup import escape  # the rows' text and ids are the data's: no markup
 
     t = table("id", "reason", "suggested", "confidence", "text", title="Review queue")
     for row_id, row in queue.head(size).iterrows():
         words = " ".join(str(row.get(text, "")).split())
         suggested = row.get("suggested")
-        t.add_row(str(row_id), str(row["reason"]),
-                  "-" if suggested is None or pd.isna(suggested) else str(suggested),
+        t.add_row(escape(str(row_id)), str(row["reason"]),
+                  "-" if suggested is None or pd.isna(suggested) else escape(str(suggested)),
                   f"{float(row['confidence']):.2f}",
-                  words if len(words) <= _TEXT else words[: _TEXT - 1] + "…")
+                  escape(words if len(words) <= _TEXT else words[: _TEXT - 1] + "…"))
     return t
 
 
@@ -64,6 +67,8 @@ def label_command(
     from forgeline.labeling.spec import load_label_spec
 
     checked = load_label_spec(spec, tuple(overrides or ()))  # a typo answers first
+    from rich.markup import escape
+
     from forgeline.cli.progress import RichProgress
     from forgeline.workflows.label import label
 
@@ -98,7 +103,7 @@ def label_command(
              ("report", str(result.report) if result.report else "-")]
     if result.review_file is not None:
         rows.append(("review file", str(result.review_file)))
-    out.print(key_value_table(rows, title="Labelling finished"))
+    out.print(key_value_table([(k, escape(v)) for k, v in rows], title="Labelling finished"))
     if review and result.review is not None:
         out.print(_review(result.review, checked.data.text, checked.review.size))
 
