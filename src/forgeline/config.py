@@ -40,6 +40,9 @@ class Settings:
     heartbeat_s: float = 10.0  # a live run refreshes its heartbeat this often
     heartbeat_timeout_s: float = 60.0  # a RUNNING run silent this long counts as KILLED
     cache_dir: Path | None = None  # None: ``home/cache`` (embeddings, compiled trees, LLM answers)
+    # where LLM features reach their LLM (training, batch scoring, serving without
+    # --llm-url); None: the URL in the training spec (``llm.url``)
+    llm_url: str | None = None
 
     @property
     def resolved_store_uri(self) -> str:
@@ -70,6 +73,7 @@ _ENV = {
     "heartbeat_s": "FORGELINE_HEARTBEAT_S",
     "heartbeat_timeout_s": "FORGELINE_HEARTBEAT_TIMEOUT_S",
     "cache_dir": "FORGELINE_CACHE_DIR",
+    "llm_url": "FORGELINE_LLM_URL",
 }
 def location(value: str | Path) -> Path | str:
     """A folder, or an object storage URI kept as text (a Path would fold ``s3://``)."""
@@ -79,7 +83,8 @@ def location(value: str | Path) -> Path | str:
 
 _TYPES = {"home": Path, "store_uri": str, "artifact_root": location,
           "metric_flush_size": int, "metric_flush_interval_s": float,
-          "heartbeat_s": float, "heartbeat_timeout_s": float, "cache_dir": Path}
+          "heartbeat_s": float, "heartbeat_timeout_s": float, "cache_dir": Path,
+          "llm_url": str}
 
 # Variables that are not settings: read where they are used (through the readers below),
 # never from the project file.

@@ -22,6 +22,7 @@ __all__ = [
     "StoreError",
     "Unauthorized",
     "UpstreamError",
+    "UpstreamTimeout",
 ]
 
 
@@ -117,6 +118,12 @@ class UpstreamError(ForgelineError):
     code = "UPSTREAM_ERROR"
 
 
+class UpstreamTimeout(UpstreamError):
+    """An outside service Forgeline calls (an LLM endpoint) did not answer in time."""
+
+    code = "UPSTREAM_TIMEOUT"
+
+
 # code -> (HTTP status, CLI exit code)
 STATUS: dict[str, tuple[int, int]] = {
     ForgelineError.code: (500, 1),
@@ -133,6 +140,7 @@ STATUS: dict[str, tuple[int, int]] = {
     Unauthorized.code: (401, 8),
     Forbidden.code: (403, 8),
     UpstreamError.code: (502, 9),
+    UpstreamTimeout.code: (504, 9),
 }
 
 

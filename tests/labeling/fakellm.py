@@ -7,6 +7,11 @@ Words in a row steer it to misbehave: ``GIBBERISH`` (an answer that names no lab
 ``NOTJSON`` (a chat answer that is not JSON), ``FLAKY`` (503 the first time that row is
 asked), ``FAIL500`` (500 every time). It counts the calls per row and the requests in
 flight, and keeps when each request arrived.
+
+It answers LLM features' questions too (a prompt with a ``Question:`` line, as
+``packaging/llm_features.py`` asks them): yes/no is yes when the row holds one of
+``yes_words``; "one of: a, b, c" is the first category the row names (else the last); "a
+number" is the first number in the row.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class FakeLLMState:
     response_formats: list[Any] = field(default_factory=list)
     delay_s: float = 0.0
     json_object_only: bool = False  # refuse json_schema as llama-cpp-python's server does
+    yes_words: tuple[str, ...] = ("refund", "money back")
+    down: bool = False  # answer every completion with 503 (an LLM server in trouble)
     # another two-class task: (label for a row with one of `words`, label for any other)
     labels: tuple[str, str] = ("spam", "ham")
     words: tuple[str, ...] = SPAM_WORDS
@@ -52,6 +59,25 @@ def _is_spam(row: str, words: tuple[str, ...] = SPAM_WORDS) -> bool:
     return any(w in row.lower() for w in words)
 
 
+def _feature_answer(state: FakeLLMState, row: str, prompt: str) -> str | None:
+    """The answer to an LLM feature's question (None: the prompt asks none)."""
+    asked = re.search(r"^Question: .*\n?Answer \((.*)\):?$", prompt, flags=re.MULTILINE)
+    kind = asked.group(1) if asked else None
+    if kind is None:
+        hint = re.search(r'\{"answer": (.*)\}', prompt)
+        if hint is None or "Question:" not in prompt:
+            return None
+        kind = hint.group(1)
+    text = row.lower()
+    if kind == "yes or no":
+        return "yes" if any(w in text for w in state.yes_words) else "no"
+    if kind.startswith("one of: "):
+        categories = [c.strip() for c in kind.removeprefix("one of: ").split(",")]
+        return next((c for c in categories if c.lower() in text), categories[-1])
+    number = re.search(r"\d+(?:\.\d+)?", row)
+    return number.group(0) if number else "none"
+
+
 def create_app(state: FakeLLMState) -> FastAPI:
     app = FastAPI()
 
@@ -65,7 +91,7 @@ def create_app(state: FakeLLMState) -> FastAPI:
                 await asyncio.sleep(state.delay_s)
         finally:
             state.in_flight -= 1
-        if "FAIL500" in row:
+        if "FAIL500" in row or state.down:
             return JSONResponse({"error": {"message": "boom"}}, status_code=500)
         if "FLAKY" in row and state.calls[row] == 1:
             return JSONResponse({"error": {"message": "busy"}}, status_code=503,
@@ -91,8 +117,16 @@ def create_app(state: FakeLLMState) -> FastAPI:
         row = _row_of(prompt)
         if (error := await enter(row)) is not None:
             return error
+        answer = _feature_answer(state, row, prompt)
+        if answer is not None and not body.get("logprobs"):  # a number: the text
+            text = " banana" if "GIBBERISH" in row else f" {answer}"
+            return {"id": "cmpl-1", "object": "text_completion", "model": MODEL,
+                    "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 2}}
         if "GIBBERISH" in row:
             top = {" banana": -0.4, " the": -1.6, "\n": -2.2, " a": -3.0, " I": -3.5}
+        elif answer is not None:
+            top = {f" {answer}": -0.1, " maybe": -2.5, "\n": -4.0}
         elif _is_spam(row, state.words):
             hit, miss = state.labels
             top = {f" {hit}": -0.2, f" {miss}": -2.1, f" {hit.title()}": -2.6, " the": -4.0,
@@ -121,9 +155,15 @@ def create_app(state: FakeLLMState) -> FastAPI:
                                 "'response_format', 'type'): Input should be 'text' or "
                                 "'json_object'"}}, status_code=500)
         row = body["messages"][-1]["content"]
+        prompt = "\n".join(m["content"] for m in body["messages"])
+        row = _row_of(row) if "Question:" in row else row
         if (error := await enter(row)) is not None:
             return error
-        if "NOTJSON" in row:
+        answer = _feature_answer(state, row, prompt)
+        if answer is not None and "NOTJSON" not in row and "GIBBERISH" not in row:
+            value: Any = float(answer) if "number" in prompt and answer != "none" else answer
+            content = json.dumps({"answer": value})
+        elif "NOTJSON" in row:
             content = "spam, I think"
         elif "GIBBERISH" in row:
             content = json.dumps({"label": "maybe"})
@@ -161,4 +201,6 @@ class FakeLLMServer(LiveServer):
         self.fake.in_flight = self.fake.max_in_flight = 0
         self.fake.delay_s = 0.0
         self.fake.json_object_only = False
+        self.fake.down = False
+        self.fake.yes_words = fresh.yes_words
         self.fake.labels, self.fake.words = fresh.labels, fresh.words

@@ -50,7 +50,7 @@ FLAGS = {
     "monitor.rules": "--rule", "monitor.webhook": "--webhook",
     "watch_interval_s": "--watch-interval", "canary_percent": "the --canary percentage",
     "log_predictions=False": "--no-log", "manifest_sha256": "--expect-manifest",
-    "watch": "--watch",
+    "watch": "--watch", "llm_timeout_s": "--llm-timeout",
 }
 
 
@@ -138,6 +138,14 @@ def serve_command(
         None, "--expect-manifest", metavar="SHA256",
         help="Refuse to start unless the model package's MANIFEST.json has this sha256 "
              "(forgeline deploy k8s pins it)."),
+    llm_url: str | None = typer.Option(
+        None, "--llm-url", metavar="URL",
+        help="Where a model's LLM features ask their LLM (default: FORGELINE_LLM_URL, else "
+             "the URL it was trained with)."),
+    llm_timeout: float | None = typer.Option(
+        None, "--llm-timeout", metavar="SECONDS", min=_low("llm_timeout_s"),
+        help="How long a prediction waits for its LLM answers before failing with 504 "
+             "(default: the training spec's llm.timeout_s)."),
 ) -> None:
     """Serve a model over HTTP: /predict, Open Inference Protocol v2, /metrics, /docs (and
     OIP v2 over gRPC with --grpc-port)."""
@@ -164,7 +172,7 @@ def serve_command(
                 last=monitor_last, rules=tuple(rules or ()), webhook=webhook),
             shadow=shadow, canary=canary_ref, canary_percent=canary_percent, watch=watch,
             watch_interval_s=watch_interval, runtime=runtime, log_predictions=log_predictions,
-            manifest_sha256=expect_manifest)
+            manifest_sha256=expect_manifest, llm_url=llm_url, llm_timeout_s=llm_timeout)
         launch = prepare(config, client)
     except InvalidSetting as e:  # name our flags, not the parameters
         raise e.naming(FLAGS) from None

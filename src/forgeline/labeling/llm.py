@@ -33,7 +33,6 @@ calibration's requests and tokens are in ``requests`` and the token counts.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -44,7 +43,8 @@ from typing import Any
 import numpy as np
 
 from forgeline.errors import NotFound, UpstreamError
-from forgeline.labeling.prompt import PromptTemplate, label_of
+from forgeline.labeling.prompt import PromptTemplate
+from forgeline.llm.answers import class_probabilities, json_choice
 from forgeline.llm.cache import AnswerCache, CachedAnswer, cache_key
 from forgeline.llm.client import EndpointDown, LLMClient, LLMConfig
 
@@ -130,28 +130,9 @@ class LLMLabels:
 
 def score_answer(answer: Any, template: PromptTemplate, mode: str) -> np.ndarray | str:
     """The class probabilities an answer gives, or a message saying why it names no class."""
-    classes = template.classes
     if mode == "json":
-        try:
-            label = json.loads(answer).get("label")
-        except (TypeError, ValueError, AttributeError):
-            return f"the answer {str(answer)[:80]!r} is not JSON with a 'label'"
-        if label not in classes:
-            return f"the answer's label {label!r} is not one of {list(classes)}"
-        return np.eye(len(classes))[classes.index(label)]
-    top: dict[str, float] = answer
-    per_class: list[list[float]] = [[] for _ in classes]
-    for token, logprob in top.items():
-        index = label_of(token, classes)
-        if index is not None:
-            per_class[index].append(logprob)
-    if not any(per_class):
-        shown = ", ".join(repr(t) for t in sorted(top, key=top.__getitem__, reverse=True)[:5])
-        return f"none of the top tokens ({shown}) begins one of {list(classes)}"
-    floor = min(top.values())
-    scores = np.array([np.logaddexp.reduce(lp) if lp else floor for lp in per_class])
-    proba = np.exp(scores - scores.max())
-    return proba / proba.sum()
+        return json_choice(answer, template.classes)
+    return class_probabilities(answer, template.classes)
 
 
 def _text(value: Any) -> str:

@@ -14,23 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from forgeline.errors import InvalidSpec
+from forgeline.llm.answers import label_of, one_line
 
-__all__ = ["PromptTemplate"]
+__all__ = ["PromptTemplate", "label_of", "one_line"]
 
-_SPACE = re.compile(r"\s+")
 _FORMAT = 1  # bump when the rendering below changes: the digest (and cache keys) follow
-
-
-def one_line(text: str, max_chars: int) -> str:
-    """``text`` on one line, at most ``max_chars`` characters."""
-    flat = _SPACE.sub(" ", str(text)).strip()
-    return flat if len(flat) <= max_chars else flat[: max_chars - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +131,3 @@ class PromptTemplate:
             messages.append({"role": "assistant", "content": json.dumps({"label": label})})
         messages.append({"role": "user", "content": one_line(text, self.max_chars)})
         return messages
-
-
-def label_of(token: str, classes: Sequence[str]) -> int | None:
-    """The class a first answer token stands for: the only class it is a prefix of
-    (case and surrounding spaces ignored); None when it matches none or several."""
-    piece = token.strip().lower()
-    if not piece:
-        return None
-    hits = [i for i, c in enumerate(classes) if c.lower().startswith(piece)]
-    return hits[0] if len(hits) == 1 else None

@@ -11,7 +11,9 @@ Invariants:
   Not retried: other 4xx (a bad request stays bad).
 - An endpoint that stays unreachable after the retries is marked down: later requests of
   the run fail at once instead of each waiting out its own backoff (until :meth:`revive`;
-  the labeller revives it at the start of each run).
+  the labeller revives it at the start of each run). When the last attempt timed out the
+  error is :class:`EndpointTimeout` (an ``UpstreamTimeout``: HTTP 504 where a server
+  answers it), otherwise :class:`EndpointDown` (``UpstreamError``: 502).
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from urllib.parse import urlsplit
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from forgeline.errors import InvalidInput, NotFound, UpstreamError
+from forgeline.errors import InvalidInput, NotFound, UpstreamError, UpstreamTimeout
 
-__all__ = ["EndpointDown", "LLMClient", "LLMConfig", "RateLimiter"]
+__all__ = ["EndpointDown", "EndpointTimeout", "LLMClient", "LLMConfig", "RateLimiter"]
 
 Mode = Literal["logprobs", "json"]
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -112,6 +114,12 @@ class EndpointDown(UpstreamError):
     code = "UPSTREAM_ERROR"
 
 
+class EndpointTimeout(EndpointDown, UpstreamTimeout):
+    """The endpoint's last attempt timed out (an EndpointDown, answered as a timeout)."""
+
+    code = "UPSTREAM_TIMEOUT"
+
+
 class _Retryable(Exception):
     """An HTTP status worth another try; ``retry_after`` from the header, in seconds."""
 
@@ -189,6 +197,20 @@ class LLMClient:
                      "for a chat model.") from None
         return top, _usage(body)
 
+    def complete(self, prompt: str, max_tokens: int = 8, stop: tuple[str, ...] = ("\n",)
+                 ) -> tuple[str, dict[str, int]]:
+        """The text of a greedy completion of ``prompt`` (at most ``max_tokens``, ending
+        before ``stop``) and the usage."""
+        body = self._send("POST", "/completions", {
+            "model": self.config.model, "prompt": prompt, "max_tokens": max_tokens,
+            "temperature": 0.0, "stop": list(stop)})
+        try:
+            text = body["choices"][0]["text"]
+        except (KeyError, IndexError, TypeError):
+            raise UpstreamError(f"The LLM endpoint {self.config.base_url} answered a "
+                                "completion without its text.") from None
+        return str(text or ""), _usage(body)
+
     def chat_json(self, messages: list[dict[str, str]], schema: dict[str, Any],
                   ) -> tuple[str, dict[str, int]]:
         """The text of a chat answer constrained to ``schema``, and the usage."""
@@ -227,6 +249,11 @@ class LLMClient:
                 f"The LLM endpoint {cfg.base_url} failed {attempts} times: "
                 f"{_error_text(e.response)}.",
                 hint="Check the server's log; lower the concurrency or the rate.") from None
+        except httpx.TimeoutException as e:
+            self._down = (f"The LLM endpoint {cfg.base_url} did not answer within "
+                          f"{cfg.timeout_s:g} s ({type(e).__name__}, {attempts} attempts).")
+            raise EndpointTimeout(self._down, hint="Check the server's load, or allow more "
+                                  "time (the LLM timeout).") from None
         except httpx.TransportError as e:
             self._down = (f"Cannot reach the LLM endpoint {cfg.base_url} "
                           f"({type(e).__name__}: {e or 'no answer'}).")

@@ -69,6 +69,18 @@ def _data(ev: Evaluation, summary: Mapping[str, Any], data: Mapping[str, Any]) -
     return lines
 
 
+def _llm(llm: Mapping[str, Any]) -> list[str]:
+    features = llm.get("features") or []
+    if not features:
+        return []
+    rows = [(f.get("name"), f.get("type"), f.get("ask"), ", ".join(f.get("categories") or ()))
+            for f in features]
+    return ["## LLM features", "", f"Asked of {_md(llm.get('model'))} ({_md(llm.get('mode'))}) "
+            f"at {_md(llm.get('url'))} for every prediction; an answer that names none of the "
+            "allowed answers is a missing value.", "",
+            *_table(["Feature", "Type", "Question", "Categories"], rows)]
+
+
 def _privacy(privacy: Mapping[str, Any]) -> list[str]:
     columns = privacy.get("columns") or {}
     sensitive = list(privacy.get("sensitive") or [])
@@ -186,7 +198,8 @@ def _caveats(ev: Evaluation, findings: Sequence[Finding]) -> list[str]:
 def render_card(*, name: str, version: int | None, evaluation: Evaluation,
                 summary: Mapping[str, Any], data: Mapping[str, Any] | None = None,
                 findings: Sequence[Finding] = (), intended_use: str | None = None,
-                privacy: Mapping[str, Any] | None = None) -> str:
+                privacy: Mapping[str, Any] | None = None,
+                llm: Mapping[str, Any] | None = None) -> str:
     """The model card of one model version, as Markdown.
 
     Args:
@@ -203,6 +216,8 @@ def render_card(*, name: str, version: int | None, evaluation: Evaluation,
         privacy: The package's privacy record (``policy``, ``columns`` -> {kind, feature,
             handling, prediction_log}, ``sensitive``); the card lists the personal and
             sensitive columns and how each was handled, never a value.
+        llm: The LLM features (``model``, ``mode``, ``url``, ``features``: [{name, type,
+            ask, categories}]): the card lists each question and the model asked.
 
     Returns:
         The card's Markdown text.
@@ -211,8 +226,8 @@ def render_card(*, name: str, version: int | None, evaluation: Evaluation,
     alias = summary.get("alias") or "champion"
     lines = [f"# Model card: {_md(name)}", "", *_details(name, version, evaluation, summary),
              "## Intended use", "", intended_use.strip() if intended_use else PLACEHOLDER, "",
-             *_data(evaluation, summary, data or {}), *_privacy(privacy or {}),
-             *_evaluation(evaluation),
+             *_data(evaluation, summary, data or {}), *_llm(llm or {}),
+             *_privacy(privacy or {}), *_evaluation(evaluation),
              *_slices(evaluation), *_caveats(evaluation, findings),
              "## How to load", "", "```python", "import forgeline as fl", "",
              f"model = fl.load_model({json.dumps(f'{name}@{alias}')})",

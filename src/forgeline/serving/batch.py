@@ -241,7 +241,10 @@ def _score_chunk(plan: _Plan, chunk: _Chunk) -> pa.Table:
         raise InvalidInput(f"Rows {first_row}-{first_row + len(inputs) - 1}: {e.message}",
                            hint=e.hint) from None
     prediction = plan.runtime.predict(frame)
-    table = keys.append_column(PREDICTION, pa.array(_plain(prediction.labels)))
+    labels = pa.array(_plain(prediction.labels))
+    # no key columns: an empty table has no rows to append a column to
+    table = (keys.append_column(PREDICTION, labels) if keys.num_columns
+             else pa.table({PREDICTION: labels}))
     if prediction.proba is not None:
         for j, name in enumerate(plan.proba_names):
             table = table.append_column(name, pa.array(prediction.proba[:, j],

@@ -54,6 +54,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "monitor.last": (1, 1 << 40),
     "watch_interval_s": (0.01, _DAY_S),
     "canary_percent": (0.0, 100.0),
+    "llm_timeout_s": (0.001, 3600.0),
 }
 
 
@@ -248,6 +249,10 @@ class ServeConfig:
         runtime: ``auto``, ``native`` or ``onnx``, passed to ``select_runtime``.
         log_predictions: append every prediction to the prediction log
             (``<home>/predictions/<model>``).
+        llm_url: where models with LLM features reach their LLM (None:
+            ``FORGELINE_LLM_URL``, else the URL they were trained with).
+        llm_timeout_s: how long a prediction waits for its LLM answers (None: the
+            training spec's ``llm.timeout_s``); past it the request fails with 504.
         manifest_sha256: when set, the sha256 the primary model's ``MANIFEST.json`` must
             have (:func:`forgeline.packaging.manifest_digest`): the server refuses to
             start on any other package, e.g. an image rebuilt under the same tag.
@@ -267,6 +272,8 @@ class ServeConfig:
     runtime: str = "auto"
     log_predictions: bool = True
     manifest_sha256: str | None = None
+    llm_url: str | None = None
+    llm_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -277,6 +284,8 @@ class ServeConfig:
         _check_number("watch_interval_s", self.watch_interval_s)
         if self.canary is not None:
             _check_number("canary_percent", self.canary_percent)
+        if self.llm_timeout_s is not None:
+            _check_number("llm_timeout_s", self.llm_timeout_s)
         if self.runtime not in RUNTIMES:
             raise InvalidInput(f"Unknown runtime {self.runtime!r}.",
                                hint=f"Use one of {', '.join(RUNTIMES)}.")

@@ -29,6 +29,7 @@ from prometheus_client import (
 )
 
 from forgeline.packaging.coercion import stack_frames
+from forgeline.packaging.llm_features import LLMStats, llm_stats
 from forgeline.serving.runtime_base import Prediction
 
 __all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "ServingMetrics", "value_buckets"]
@@ -69,7 +70,8 @@ class ServingMetrics:
         value_buckets: histogram buckets for regression predictions.
     """
 
-    def __init__(self, value_buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS[:-1]) -> None:
+    def __init__(self, value_buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS[:-1], *,
+                 llm: bool = False) -> None:
         self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
         self.registry = r = CollectorRegistry(auto_describe=True)
         self.requests = Counter("forgeline_requests", "HTTP requests answered, by route and "
@@ -110,6 +112,21 @@ class ServingMetrics:
                               "in training, by column.", ["name", "column"], registry=r)
         self.switches = Counter("forgeline_model_switches", "Times a watched reference moved "
                                 "and its new version was swapped in.", ["ref"], registry=r)
+        self._llm_seen: LLMStats | None = None
+        if llm:  # a model with LLM features: its calls, answers and waiting, synced below
+            self._llm_seen = LLMStats()
+            self.llm_answers = Counter("forgeline_llm_feature_answers", "LLM feature answers, "
+                                       "by source (cache or llm: asked live).", ["source"],
+                                       registry=r)
+            self.llm_errors = Counter("forgeline_llm_feature_errors", "LLM feature questions "
+                                      "that failed (unreachable, refused, timed out).",
+                                      registry=r)
+            self.llm_invalid = Counter("forgeline_llm_feature_invalid", "LLM answers that "
+                                       "named no allowed answer (a missing value).",
+                                       registry=r)
+            self.llm_seconds = Counter("forgeline_llm_feature_wait_seconds", "Time spent "
+                                       "waiting for live LLM answers (divide by the llm "
+                                       "answers for the mean latency).", registry=r)
         self._lock = threading.Lock()
         self._log_dropped_seen = 0
         # Batch statistics are computed off the event loop, in one thread of their own that
@@ -151,8 +168,21 @@ class ServingMetrics:
             self._drain()
         self._drain()
 
+    def _sync_llm(self) -> None:
+        """Carry the LLM feature counters of this process into the metrics."""
+        if self._llm_seen is None:
+            return
+        now, seen = llm_stats(), self._llm_seen
+        self.llm_answers.labels("cache").inc(now.cache_hits - seen.cache_hits)
+        self.llm_answers.labels("llm").inc(now.calls - seen.calls)
+        self.llm_errors.inc(now.errors - seen.errors)
+        self.llm_invalid.inc(now.invalid - seen.invalid)
+        self.llm_seconds.inc(max(0.0, now.seconds - seen.seconds))
+        self._llm_seen = now
+
     def _drain(self) -> None:
         with self._drain_lock:
+            self._sync_llm()
             with self._pending_lock:
                 pending, self._pending = self._pending, []
             calls: dict[tuple[str, int | None, int], list[tuple[Any, ...]]] = {}

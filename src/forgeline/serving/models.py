@@ -24,7 +24,8 @@ import pandas as pd
 from forgeline.errors import IntegrityError, InvalidInput
 from forgeline.names import parse_model_ref
 from forgeline.packaging import Predictor, load_model, manifest_digest
-from forgeline.serving.batching import BatchHook, MicroBatcher, Part
+from forgeline.packaging.llm_features import llm_steps, probe_llm
+from forgeline.serving.batching import INLINE_S, BatchHook, MicroBatcher, Part
 from forgeline.serving.config import Batching, ServeConfig
 from forgeline.serving.runtime import select_runtime
 from forgeline.serving.runtime_base import Prediction
@@ -58,16 +59,24 @@ class ServedModel:
         ref: the reference it was loaded for (``fraud@champion``) or a directory.
         predictor: the loaded package.
         runtime_preference: passed to ``select_runtime``.
+        llm_url: where its LLM features ask (None: ``FORGELINE_LLM_URL`` or the training
+            URL); each feature step is probed once here, its latency in ``llm_probe``.
+        llm_timeout_s: how long one prediction waits for its LLM answers.
     """
 
-    def __init__(self, ref: str, predictor: Predictor, runtime_preference: str = "auto"):
+    def __init__(self, ref: str, predictor: Predictor, runtime_preference: str = "auto",
+                 llm_url: str | None = None, llm_timeout_s: float | None = None):
         self.ref = ref
         self.predictor = predictor
         self.signature = predictor.signature
         mv = predictor.model_version
         self.name = mv.name if mv is not None else Path(predictor.path).name
         self.version: int | None = mv.version if mv is not None else None
+        self.llm = [step.connect(llm_url, llm_timeout_s) for step in llm_steps(predictor.model)]
         self.runtime = select_runtime(predictor, runtime_preference)
+        self.llm_probe = probe_llm(self.llm) if self.llm else None
+        if self.llm_probe:
+            log.info("%s: LLM features: %s", self.label, self.llm_probe)
         self.batcher: MicroBatcher | None = None
         self._inflight = 0
         self._idle: asyncio.Event | None = None
@@ -119,6 +128,8 @@ class ServedModel:
                                     max_batch_size=batching.max_batch_size,
                                     max_wait_s=batching.max_wait_s, on_batch=on_batch,
                                     combine=self.signature.combine,
+                                    # LLM calls never run on the event loop, cached or not
+                                    inline_s=0.0 if self.llm else INLINE_S,
                                     name=self.label.replace("/", "-"))
         self.batcher.start()
 
@@ -289,7 +300,8 @@ class Deployment:
                                  f"{actual[:12]}..., not the pinned {expected[:12]}....",
                                  hint="Serve the package the pin was taken from, or pin "
                                       "this one.")
-        return ServedModel(ref, predictor, self.config.runtime)
+        return ServedModel(ref, predictor, self.config.runtime, self.config.llm_url,
+                           self.config.llm_timeout_s)
 
     @property
     def client(self) -> Client:

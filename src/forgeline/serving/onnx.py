@@ -46,6 +46,7 @@ import pandas as pd
 from forgeline.errors import InvalidInput
 from forgeline.packaging.coercion import Part, column_values, rows_of
 from forgeline.packaging.embeddings import TextEmbeddings
+from forgeline.packaging.llm_features import LLMFeatures
 from forgeline.packaging.package import MODEL_FILE, pipeline_parts
 from forgeline.packaging.predictor import Predictor
 from forgeline.packaging.transformers import MISSING, AsText, Categories, DatetimeParts
@@ -285,6 +286,9 @@ def _input_modes(model: Any, signature: Any) -> dict[str, str]:
             continue
         first = transformer.steps[0][1] if hasattr(transformer, "steps") else transformer
         selected = [columns] if isinstance(columns, str | int) else list(columns)
+        if isinstance(first, LLMFeatures):  # an HTTP call per row, no ONNX operator
+            raise NotConvertible(f"column {', '.join(map(str, selected))} is asked about by "
+                                 f"an LLM ({first.model}), which an ONNX graph cannot call.")
         if isinstance(first, TextEmbeddings):  # a transformer network, not a converter
             raise NotConvertible(f"column {', '.join(map(str, selected))} is encoded by the "
                                  f"sentence-embedding model {first.model}, which has no "

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from forgeline.errors import InvalidInput
+from forgeline.packaging.llm_features import llm_steps
 from forgeline.packaging.package import final_estimator
 from forgeline.packaging.predictor import Predictor
 from forgeline.serving.runtime_base import RUNTIMES, Prediction, Runtime
@@ -97,6 +98,14 @@ def select_runtime(predictor: Predictor, prefer: str = "auto") -> Runtime:
                                f"personal inputs ({', '.join(predictor.hashed_inputs)}) "
                                "before predicting.", hint="Ask for the runtime auto or native.")
         native.detail = "native: the model hashes personal inputs (privacy.policy: hash)"
+        return native
+    asks = [q["name"] for step in llm_steps(predictor.model) for q in step.questions_]
+    if asks:  # an HTTP call to an LLM has no ONNX operator; and no parity sample asks it
+        if prefer == "onnx":
+            raise InvalidInput("The model cannot be served with ONNX Runtime: it asks an LLM "
+                               f"for its features {', '.join(asks)}.",
+                               hint="Ask for the runtime auto or native.")
+        native.detail = f"native: the model asks an LLM for features ({', '.join(asks)})"
         return native
     final = final_estimator(predictor.model)
     if getattr(final, "serve_native", False):

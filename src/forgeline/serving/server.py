@@ -176,6 +176,8 @@ def _summary(config: ServeConfig, models: dict[str, Any], url: str) -> list[tupl
     primary = models[config.model]
     runtime = getattr(primary.runtime, "detail", "") or primary.runtime.name
     rows = [("model", f"{config.model} -> {primary.label}"), ("runtime", runtime)]
+    if primary.llm_probe:
+        rows.append(("llm", primary.llm_probe))
     if config.canary:
         canary = models[config.canary]
         rows.append(("canary", f"{config.canary} -> {canary.label}, {config.canary_percent:g}% "

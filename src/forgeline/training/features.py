@@ -13,6 +13,10 @@ text         TF-IDF of words and word pairs; or, for the columns in ``embeddings
              384 dimensions (:mod:`forgeline.packaging.embeddings`, cached by content);
              both for those in ``tfidf_too`` (listed in ``features.text`` as well)
 id           never a feature
+llm          for the columns in ``llm`` (``features.llm``), whatever their kind, an LLM's
+             answers to questions about each row (:mod:`forgeline.packaging.llm_features`,
+             cached), median-imputed with missing indicators: an answer that names none
+             of the allowed answers is a missing value
 
 With ``native`` (boosted trees, encoding "auto"), numbers and dates' parts are passed on
 as they are (the trees send missing values down their own branch; scaling changes
@@ -26,7 +30,8 @@ state beyond plain arrays, so the fitted pipeline round-trips through skops.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,13 +44,14 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler,
 
 from forgeline.data.schema import ColumnKind, Schema
 from forgeline.packaging.embeddings import DEFAULT_MODEL, TextEmbeddings, as_texts, embed
+from forgeline.packaging.llm_features import LLMFeatures, llm_stats
 from forgeline.packaging.transformers import AsText, Categories, DatetimeParts
 from forgeline.util.progress import Progress
 
 # AsText, Categories and DatetimeParts are imported here too so that model packages written
 # before they moved to forgeline.packaging.transformers (whose files name them
 # forgeline.training.features.*) still load.
-__all__ = ["build_preprocessor", "native_categories", "warm_embeddings"]
+__all__ = ["build_preprocessor", "native_categories", "warm_embeddings", "warm_llm"]
 
 _DENSE_TERMS = 300
 _CATEGORY_KINDS = (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)  # booleans: two values
@@ -70,7 +76,8 @@ def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str
                        max_onehot: int = 20, dense: bool = False, seed: int = 0,
                        target_type: str = "auto", native: bool = False,
                        embeddings: Sequence[str] = (), embedding_model: str = DEFAULT_MODEL,
-                       tfidf_too: Sequence[str] = ()) -> ColumnTransformer:
+                       tfidf_too: Sequence[str] = (),
+                       llm: Sequence[tuple[str, Mapping[str, Any]]] = ()) -> ColumnTransformer:
     """The ColumnTransformer for ``features`` (a subset of the schema's columns).
 
     Args:
@@ -80,6 +87,7 @@ def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str
             the categories' codes are the first ``len(native_categories(...))`` columns.
         embeddings: text columns encoded by ``embedding_model`` instead of TF-IDF...
         tfidf_too: ...or beside it: those of them that keep their TF-IDF terms too.
+        llm: ``(column, LLMFeatures arguments)``: the LLM's answers about those columns.
     """
     picked = [schema[name] for name in features]
     numeric = [c.name for c in picked if c.kind is ColumnKind.NUMERIC]
@@ -128,6 +136,11 @@ def build_preprocessor(schema: Schema, features: Sequence[str], *, encoding: str
                                 max_features=_DENSE_TERMS if dense else 2000,
                                 sublinear_tf=True)
         steps.append((f"text_{name}", Pipeline([("text", AsText()), ("tfidf", tfidf)]), name))
+    for column, arguments in llm:
+        steps.append((f"llm_{column}", make_pipeline(
+            LLMFeatures(**arguments),
+            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+            column))
     return ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0 if dense else 0.3,
                              verbose_feature_names_out=False)
 
@@ -144,3 +157,28 @@ def warm_embeddings(frame: pd.DataFrame, columns: Sequence[str], model: str = DE
             embed(texts, model, on_progress=progress.advance)
         finally:
             progress.done()
+
+
+def warm_llm(frame: pd.DataFrame, llm: Sequence[tuple[str, Mapping[str, Any]]],
+             progress: Progress | None = None) -> dict[str, float]:
+    """Ask every LLM question about every text once, up front, with a progress bar: the
+    folds, trials and refit that follow read the answer cache. Returns what it took:
+    ``llm_answers`` (distinct text and question pairs), ``llm_cache_hits``, ``llm_calls``,
+    ``llm_invalid`` (answers that named no allowed answer), ``llm_seconds``."""
+    progress = progress or Progress()
+    before = llm_stats()
+    for column, arguments in llm:
+        step = LLMFeatures(**arguments).fit(frame[[column]])
+        texts = list(dict.fromkeys(t for t in as_texts(frame[column]) if t.strip()))
+        progress.task(f"Asking the LLM about {column}", len(texts) * len(step.questions_),
+                      "answers")
+        try:
+            step.answer(texts, on_progress=progress.advance)
+        finally:
+            progress.done()
+    after = llm_stats()
+    return {"llm_answers": after.questions - before.questions,
+            "llm_cache_hits": after.cache_hits - before.cache_hits,
+            "llm_calls": after.calls - before.calls,
+            "llm_invalid": after.invalid - before.invalid,
+            "llm_seconds": after.seconds - before.seconds}

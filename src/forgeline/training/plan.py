@@ -52,6 +52,8 @@ class ModelPlan:
     embeddings: tuple[str, ...] = ()  # text columns encoded as sentence embeddings
     embedding_model: str = DEFAULT_MODEL
     tfidf_too: tuple[str, ...] = ()  # embedded columns that keep their TF-IDF terms too
+    # per text column with LLM questions, its LLMFeatures step's arguments (spec_llm.py)
+    llm: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     @property
     def scorer(self) -> Metric:
@@ -67,7 +69,7 @@ class ModelPlan:
                                       seed=self.seed, target_type=target_type,
                                       native=native, embeddings=self.embeddings,
                                       embedding_model=self.embedding_model,
-                                      tfidf_too=self.tfidf_too)
+                                      tfidf_too=self.tfidf_too, llm=self.llm)
         estimator = kind.build(self.task, _hyper(params), self.seed,
                                bool(params.get(BALANCED)))
         codes = len(native_categories(self.schema, self.features)) if native else 0

@@ -17,11 +17,12 @@ from forgeline.entities import SplitStrategy, Task
 from forgeline.errors import ForgelineError, InvalidSpec
 from forgeline.fairness import Limit, parse_limit
 from forgeline.names import check_alias, check_model_name
+from forgeline.training.spec_llm import LLMFeatureSpec, LLMSpec, check_llm
 from forgeline.util.specfile import parse_overrides, read_spec, spec_error
 from forgeline.util.time import parse_duration
 
-__all__ = ["FairnessSpec", "GateSpec", "PrivacySpec", "RetrainSpec", "TrainSpec", "load_spec",
-           "parse_overrides"]
+__all__ = ["FairnessSpec", "GateSpec", "LLMFeatureSpec", "LLMSpec", "PrivacySpec", "RetrainSpec",
+           "TrainSpec", "load_spec", "parse_overrides"]
 
 
 class _Strict(BaseModel):
@@ -71,6 +72,17 @@ class FeatureSpec(_Strict):
     # the model ships in that package.
     embeddings: tuple[str, ...] = ()
     embedding_model: str = "all-MiniLM-L6-v2"
+    # Questions an LLM answers about text columns, as features (TrainSpec.llm says where)
+    llm: tuple[LLMFeatureSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _llm_names(self) -> FeatureSpec:
+        names = [q.feature for q in self.llm]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two LLM features are named {', '.join(twice)}: give each a "
+                             "name")
+        return self
 
     @model_validator(mode="after")
     def _embeddings_are_text(self) -> FeatureSpec:
@@ -213,6 +225,7 @@ class TrainSpec(_Strict):
     registration: RegisterSpec = Field(RegisterSpec(), alias="register")
     retrain: RetrainSpec = RetrainSpec()
     fairness: FairnessSpec = FairnessSpec()
+    llm: LLMSpec = LLMSpec()  # the endpoint of features.llm
     seed: int = 42
     # where neural models (mlp) train: "auto" takes CUDA when torch sees a GPU, else CPU
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -230,7 +243,7 @@ def load_spec(source: str | Path | dict[str, Any] | TrainSpec,
     A relative ``data.path`` in a file is taken relative to the file's folder.
     """
     if isinstance(source, TrainSpec) and not overrides:
-        return _check_embeddings(_check_fairness(source, "(spec)"))
+        return _check_llm(_check_embeddings(_check_fairness(source, "(spec)")), "(spec)")
     if isinstance(source, TrainSpec):
         source = source.model_dump(mode="json", by_alias=True)
     raw, lines, base, label = read_spec(source, overrides, "name, data.path and data.target")
@@ -242,7 +255,12 @@ def load_spec(source: str | Path | dict[str, Any] | TrainSpec,
     if not spec.data.path.is_absolute():
         spec = spec.model_copy(update={"data": spec.data.model_copy(
             update={"path": (base / spec.data.path).resolve()})})
-    return _check_embeddings(_check_fairness(spec, label))
+    return _check_llm(_check_embeddings(_check_fairness(spec, label)), label)
+
+
+def _check_llm(spec: TrainSpec, label: str) -> TrainSpec:
+    check_llm(spec.features.llm, spec.llm, label)
+    return spec
 
 
 def _check_embeddings(spec: TrainSpec) -> TrainSpec:

@@ -34,7 +34,7 @@ from forgeline.metrics import get_metric
 from forgeline.store.sql.engine import redacted
 from forgeline.tracking.client import Client
 from forgeline.tracking.run import ActiveRun
-from forgeline.training.features import warm_embeddings
+from forgeline.training.features import warm_embeddings, warm_llm
 from forgeline.training.layout import (
     CHECKS_PATH,
     SELECTION_PATH,
@@ -44,6 +44,7 @@ from forgeline.training.mitigation import (
     check_sensitive,
 )
 from forgeline.training.spec import TrainSpec, load_spec
+from forgeline.training.spec_llm import check_llm_columns, llm_columns
 from forgeline.training.trials import TrialOutcome
 from forgeline.training.tuning import (
     EXPLAIN_SHARE,
@@ -146,6 +147,8 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
     d = spec.data
     progress.status("Loading data")
     frame = load_table(d.path)
+    check_llm_columns(spec.features.llm, list(frame.columns), target=d.target, drop=d.drop,
+                      source=d.path.name)
     progress.done()
     dataset = dataset_version(frame, d.path.stem, str(d.path))
     lineage = label_lineage(client, dataset.digest)  # data written by `forgeline label`
@@ -182,7 +185,9 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         for part, rows in (("train", train_frame), ("test", test_frame)):
             run.log_dataset(dataset_version(rows, f"{d.path.stem}-{part}", str(d.path)), part)
 
+        llm = llm_columns(spec.features.llm, spec.llm)
         features = _feature_columns(schema, spec)
+        features += tuple(c for c, _ in llm if c not in features)  # an id-like text too
         X, y = train_frame[list(features)], train_frame[d.target]
         plan = ModelPlan(task, schema, features, get_metric(spec.metric, task).name,
                          spec.seed, _imbalanced(task, y), spec.features.encoding,
@@ -190,7 +195,7 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
                          embeddings=spec.features.embeddings,
                          embedding_model=spec.features.embedding_model,
                          tfidf_too=tuple(c for c in spec.features.text
-                                         if c in spec.features.embeddings))
+                                         if c in spec.features.embeddings), llm=llm)
         kinds = resolve_models(spec.models, task, spec.device)
         run.log_params({"task": task.value, "metric": plan.metric, "rows_train": len(X),
                         "rows_test": len(test_frame), "features": len(features),
@@ -203,6 +208,14 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         embedded = [c for c in spec.features.embeddings if c in features]
         if embedded:  # once, with a progress bar; every fold and trial then reads the cache
             warm_embeddings(frame, embedded, spec.features.embedding_model, progress)
+        if llm:  # every question about every text once; the trials then read the cache
+            run.log_params({"llm.model": spec.llm.model, "llm.mode": spec.llm.mode,
+                            "llm.features": ", ".join(q.feature for q in spec.features.llm)})
+            asked = warm_llm(frame, llm, progress)
+            run.log_metrics(asked)
+            if asked["llm_invalid"]:
+                progress.note(f"{asked['llm_invalid']:.0f} of {asked['llm_answers']:.0f} LLM "
+                              "answers named none of the allowed answers: missing values.")
         started = time.monotonic()
         budget = spec.tuning.time_budget_s
         timeout = spec.tuning.timeout_s

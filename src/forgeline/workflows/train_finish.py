@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
-from forgeline.config import hash_key
+from forgeline.config import hash_key, load_settings
 from forgeline.data.findings import Finding
 from forgeline.data.profile import build_profile, reference_extras
 from forgeline.data.schema import Schema
@@ -151,7 +151,7 @@ def finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
                "model": best.model, f"test {plan.metric}": round(evaluation.score, 4),
                f"cv {plan.metric}": round(best.score or float("nan"), 4),
                **_recent_summary(evaluation), **limits_line,
-               "model selection": tuned.selection.reason,
+               "model selection": tuned.selection.reason, **_llm_summary(spec),
                "dataset": f"{dataset.name} ({dataset.digest[:12]})",
                "rows (train / test)": f"{len(train_frame)} / {len(test_frame)}",
                "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -166,7 +166,7 @@ def finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
                          test_frame[features], test_frame[d.target])
     private = privacy.record(features, d.sensitive)
     card = render_card(name=spec.name, version=None, evaluation=evaluation, summary=summary,
-                       data=data, findings=findings, privacy=private)
+                       data=data, findings=findings, privacy=private, llm=_llm_card(spec))
     classes = getattr(model, "classes_", None)
     signature = Signature.from_frame(train_frame[features], schema, plan.task.value,
                                      None if classes is None else list(classes))
@@ -215,6 +215,23 @@ def finish(spec: TrainSpec, client: Client, run: ActiveRun, progress: Progress,
                        local, tuned.selection.to_dict(),
                        (evaluation.recent or {}).get("metrics", {}).get(plan.metric),
                        limits_line.get("fairness limits"))
+
+
+def _llm_summary(spec: TrainSpec) -> dict[str, str]:
+    """The card's line on LLM features: each question, its type, and the model asked."""
+    if not spec.features.llm:
+        return {}
+    asked = "; ".join(f"{q.feature} ({q.type}): {q.ask}" for q in spec.features.llm)
+    return {"LLM features": f"{asked} - asked of {spec.llm.model} ({spec.llm.mode})"}
+
+
+def _llm_card(spec: TrainSpec) -> dict[str, Any] | None:
+    if not spec.features.llm:
+        return None
+    return {"model": spec.llm.model, "mode": spec.llm.mode,
+            "url": spec.llm.url or load_settings().llm_url,
+            "features": [{"name": q.feature, "type": q.type, "ask": q.ask,
+                          "categories": list(q.categories)} for q in spec.features.llm]}
 
 
 def _baseline(plan: ModelPlan, X: pd.DataFrame, y: pd.Series, X_test: pd.DataFrame,
