@@ -44,6 +44,9 @@ class FakeLLMState:
     json_object_only: bool = False  # refuse json_schema as llama-cpp-python's server does
     yes_words: tuple[str, ...] = ("refund", "money back")
     down: bool = False  # answer every completion with 503 (an LLM server in trouble)
+    # another two-class task: (label for a row with one of `words`, label for any other)
+    labels: tuple[str, str] = ("spam", "ham")
+    words: tuple[str, ...] = SPAM_WORDS
 
 
 def _row_of(prompt: str) -> str:
@@ -52,8 +55,8 @@ def _row_of(prompt: str) -> str:
     return rows[-1] if rows else prompt
 
 
-def _is_spam(row: str) -> bool:
-    return any(w in row.lower() for w in SPAM_WORDS)
+def _is_spam(row: str, words: tuple[str, ...] = SPAM_WORDS) -> bool:
+    return any(w in row.lower() for w in words)
 
 
 def _feature_answer(state: FakeLLMState, row: str, prompt: str) -> str | None:
@@ -124,10 +127,14 @@ def create_app(state: FakeLLMState) -> FastAPI:
             top = {" banana": -0.4, " the": -1.6, "\n": -2.2, " a": -3.0, " I": -3.5}
         elif answer is not None:
             top = {f" {answer}": -0.1, " maybe": -2.5, "\n": -4.0}
-        elif _is_spam(row):
-            top = {" spam": -0.2, " ham": -2.1, " Spam": -2.6, " the": -4.0, "\n": -5.0}
+        elif _is_spam(row, state.words):
+            hit, miss = state.labels
+            top = {f" {hit}": -0.2, f" {miss}": -2.1, f" {hit.title()}": -2.6, " the": -4.0,
+                   "\n": -5.0}
         else:
-            top = {" ham": -0.1, " spam": -2.6, " Ham": -3.1, " h": -4.2, "\n": -5.0}
+            hit, miss = state.labels
+            top = {f" {miss}": -0.1, f" {hit}": -2.6, f" {miss.title()}": -3.1, " h": -4.2,
+                   "\n": -5.0}
         top = dict(list(top.items())[: int(body.get("logprobs") or 0)])
         token = max(top, key=top.__getitem__) if top else " ham"
         return {"id": "cmpl-1", "object": "text_completion", "model": MODEL,
@@ -161,7 +168,8 @@ def create_app(state: FakeLLMState) -> FastAPI:
         elif "GIBBERISH" in row:
             content = json.dumps({"label": "maybe"})
         else:
-            content = json.dumps({"label": "spam" if _is_spam(row) else "ham"})
+            hit, miss = state.labels
+            content = json.dumps({"label": hit if _is_spam(row, state.words) else miss})
         return {"id": "chat-1", "object": "chat.completion", "model": MODEL,
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": content}}],
@@ -195,3 +203,4 @@ class FakeLLMServer(LiveServer):
         self.fake.json_object_only = False
         self.fake.down = False
         self.fake.yes_words = fresh.yes_words
+        self.fake.labels, self.fake.words = fresh.labels, fresh.words

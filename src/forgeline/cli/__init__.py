@@ -20,6 +20,7 @@ from forgeline.cli import (
     demo,
     deploy,
     experiments,
+    label,
     models,
     monitor,
     optimize,
@@ -74,10 +75,12 @@ app.add_typer(deploy.app, name="deploy")
 app.add_typer(predictions.app, name="predictions")
 app.command("ui")(server.ui_command)
 train.register(app)
+label.register(app)
 monitor.register(app)
 serve.register(app)
 predict.register(app)
 retrain.register(app)
+label.register(app)
 optimize.register(app)
 demo.register(app)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -103,7 +104,23 @@ def _info_rows(run: Run, experiment: str) -> list[tuple[str, Any]]:
         rows.append(("git commit", run.tags[GIT_COMMIT] + dirty))
     if run.tags.get(COMMAND):
         rows.append(("command", run.tags[COMMAND]))
+    # the lineage of data labelled by `forgeline label` (a system tag, shown by default)
+    if run.tags.get("forgeline.labels.run"):
+        rows.append(("labels from run", run.tags["forgeline.labels.run"]))
+    if run.tags.get("forgeline.labels.sources"):
+        rows.append(("label sources", _sources(run.tags["forgeline.labels.sources"])))
+    if run.tags.get("forgeline.labels.llm"):
+        rows.append(("labelling LLM", run.tags["forgeline.labels.llm"]))
     return rows
+
+
+def _sources(tag: str) -> str:
+    """``{"lf_a": "<sha256>", ...}`` as ``lf_a 0f0f0f0f0f0f, ...`` (the tag has them whole)."""
+    try:
+        versions = json.loads(tag)
+        return ", ".join(f"{name} {str(version)[:12]}" for name, version in versions.items())
+    except (ValueError, AttributeError):
+        return tag
 
 
 @app.command("show")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forgeline.data.leakage import LeakageSpec
@@ -19,6 +18,7 @@ from forgeline.errors import ForgelineError, InvalidSpec
 from forgeline.fairness import Limit, parse_limit
 from forgeline.names import check_alias, check_model_name
 from forgeline.training.spec_llm import LLMFeatureSpec, LLMSpec, check_llm
+from forgeline.util.specfile import parse_overrides, read_spec, spec_error
 from forgeline.util.time import parse_duration
 
 __all__ = ["FairnessSpec", "GateSpec", "LLMFeatureSpec", "LLMSpec", "PrivacySpec", "RetrainSpec",
@@ -236,74 +236,6 @@ class TrainSpec(_Strict):
         return _checked(check_model_name, value)
 
 
-def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``["tuning.trials=5", "models=[lightgbm]"]`` -> a nested dict (values parsed as YAML)."""
-    result: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise InvalidSpec(f"Invalid override {item!r}: expected key=value.",
-                              hint="For example tuning.trials=5.")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as e:
-            raise InvalidSpec(f"Invalid override {item!r}: the value is not valid YAML ({e})."
-                              ) from None
-        node = result
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise InvalidSpec(f"Invalid override {item!r}: {part!r} is not a section.")
-        node[leaf] = value
-    return result
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _lines(node: yaml.Node, path: tuple[str | int, ...] = ()) -> dict[tuple[str | int, ...], int]:
-    """Every key path in a YAML document -> its 1-based line."""
-    found: dict[tuple[str | int, ...], int] = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = (*path, key.value)
-            found[sub] = key.start_mark.line + 1
-            found.update({k: v for k, v in _lines(value, sub).items() if k != sub})
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            found.update(_lines(item, (*path, i)))
-    return found
-
-
-def _spec_error(e: ValidationError, source: str, lines: dict[tuple[str | int, ...], int]
-                ) -> InvalidSpec:
-    problems = []
-    for err in e.errors()[:5]:
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(
-            ("function-", "literal["))))
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
-        where = f" (line {line})" if line else ""
-        if err["type"] == "extra_forbidden":
-            problems.append(f"unknown key {key!r}{where}")
-        elif err["type"] == "missing":
-            problems.append(f"missing required key {key!r}")
-        else:
-            message = err["msg"].removeprefix("Value error, ").rstrip(".")
-            problems.append(f"{key}{where}: {message}")
-    more = f" (and {len(e.errors()) - 5} more)" if len(e.errors()) > 5 else ""
-    return InvalidSpec(f"Invalid spec {source}: " + "; ".join(problems) + more + ".",
-                       hint="Only name, data.path and data.target are required.")
-
-
 def load_spec(source: str | Path | dict[str, Any] | TrainSpec,
               overrides: list[str] | tuple[str, ...] = ()) -> TrainSpec:
     """Read a spec from a YAML file (or a dict), apply ``--set`` overrides, validate it.
@@ -312,38 +244,14 @@ def load_spec(source: str | Path | dict[str, Any] | TrainSpec,
     """
     if isinstance(source, TrainSpec) and not overrides:
         return _check_llm(_check_embeddings(_check_fairness(source, "(spec)")), "(spec)")
-    lines: dict[tuple[str | int, ...], int] = {}
-    base = Path.cwd()
-    label = "(dict)"
     if isinstance(source, TrainSpec):
-        raw: Any = source.model_dump(mode="json", by_alias=True)
-    elif isinstance(source, dict):
-        raw = source
-    else:
-        path = Path(source)
-        label = str(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise InvalidSpec(f"Cannot read spec {label}: {e.strerror or e}.",
-                              hint="Check the path to the YAML file.") from None
-        try:
-            raw = yaml.safe_load(text)
-            node = yaml.compose(text)
-        except yaml.YAMLError as e:
-            raise InvalidSpec(f"Spec {label} is not valid YAML: {e}".replace("\n", " ")
-                              ) from None
-        if node is not None:
-            lines = _lines(node)
-        base = path.parent
-    if not isinstance(raw, dict):
-        raise InvalidSpec(f"Spec {label} must be a mapping with at least name, data.path and "
-                          "data.target.")
-    raw = _merge(raw, parse_overrides(overrides))
+        source = source.model_dump(mode="json", by_alias=True)
+    raw, lines, base, label = read_spec(source, overrides, "name, data.path and data.target")
     try:
         spec = TrainSpec.model_validate(raw)
     except ValidationError as e:
-        raise _spec_error(e, label, lines) from None
+        raise spec_error(e, label, lines,
+                         "Only name, data.path and data.target are required.") from None
     if not spec.data.path.is_absolute():
         spec = spec.model_copy(update={"data": spec.data.model_copy(
             update={"path": (base / spec.data.path).resolve()})})

@@ -57,6 +57,7 @@ from forgeline.training.tuning import (
 )
 from forgeline.training.zoo import resolve_models
 from forgeline.util.progress import Progress
+from forgeline.workflows.label_lineage import label_lineage
 from forgeline.workflows.prepare import prepare_rows
 from forgeline.workflows.privacy import plan_privacy
 from forgeline.workflows.train_finish import TrainResult, finding_record, finish, log_json
@@ -149,11 +150,16 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
     check_llm_columns(spec.features.llm, list(frame.columns), target=d.target, drop=d.drop,
                       source=d.path.name)
     progress.done()
+    dataset = dataset_version(frame, d.path.stem, str(d.path))
+    lineage = label_lineage(client, dataset.digest)  # data written by `forgeline label`
+    if lineage:
+        spec = _without_label_confidence(spec, frame, progress)
+        d = spec.data
     with client.start_run(spec.name, name="train", tags={"forgeline.kind": "train"},
                           parent_run_id=parent_run_id) as run:
         log_json(run, spec.model_dump(mode="json", by_alias=True), SPEC_PATH)
-        dataset = dataset_version(frame, d.path.stem, str(d.path))
         run.log_dataset(dataset, "source")
+        run.set_tags(lineage)
         check_sensitive(frame, d.sensitive)
         privacy = plan_privacy(frame, spec.privacy, d.target, spec.seed)
         if privacy.policy == "fail" and privacy.columns:
@@ -245,6 +251,19 @@ def train(spec: str | Path | dict[str, Any] | TrainSpec, overrides: Sequence[str
         _log_selection(run, progress, tuned, plan.metric)
         return finish(spec, client, run, progress, plan, tuned, train_frame, test_frame,
                        schema, dataset, report, findings, deadline.run_end, privacy)
+
+
+def _without_label_confidence(spec: TrainSpec, frame: pd.DataFrame, progress: Progress
+                              ) -> TrainSpec:
+    """A labelled table's ``<target>_confidence`` says how sure the label model was of the
+    target: not known when predicting, so never a feature."""
+    column = f"{spec.data.target}_confidence"
+    if column not in frame.columns or column in spec.data.drop:
+        return spec
+    progress.note(f"Not learning from {column}: the label model's confidence in the target, "
+                  "unknown when predicting.")
+    return spec.model_copy(update={"data": spec.data.model_copy(
+        update={"drop": (*spec.data.drop, column)})})
 
 
 def _log_selection(run: ActiveRun, progress: Progress, tuned: TuningResult, metric: str

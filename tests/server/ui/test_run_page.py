@@ -294,3 +294,21 @@ def test_a_chart_asking_for_json_gets_its_error_as_json(team: Team) -> None:
     assert "no-such-run" in answer.json()["error"]["message"]
     page = httpx.get(f"{team.url}/ui/runs/no-such-run")
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+
+
+def test_a_run_trained_on_labelled_data_links_its_labelling_run(team: Team) -> None:
+    import forgeline as fl
+
+    client = fl.Client(team.store)
+    with client.start_run("tweets", name="label") as labelled:
+        pass
+    with client.start_run("model", name="train", tags={
+            "forgeline.labels.run": labelled.run_id,
+            "forgeline.labels.sources": '{"lf_<b>": "' + "0f" * 32 + '"}',
+            "forgeline.labels.llm": "gemma@http://127.0.0.1:8080/v1"}) as trained:
+        pass
+    html = httpx.get(f"{team.url}/ui/runs/{trained.run_id}").text
+    assert f'href="/ui/runs/{labelled.run_id}"' in html
+    assert "gemma@http://127.0.0.1:8080/v1" in html
+    assert "lf_&lt;b&gt;" in html and "0f" * 6 in html and "lf_<b>" not in html
+    assert 'id="labels-lineage"' not in httpx.get(f"{team.url}/ui/runs/{labelled.run_id}").text

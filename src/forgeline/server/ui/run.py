@@ -13,6 +13,7 @@ ended.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -75,6 +76,20 @@ def _relatives(store: Store, run: Run) -> tuple[Run | None, list[Run]]:
     return parent, children
 
 
+def _labels(tags: dict[str, str]) -> dict[str, Any] | None:
+    """Where the run's training data got its labels (``forgeline label``): the labelling
+    run, each source with its version, the LLM; None when the data was not labelled here."""
+    run_id = tags.get("forgeline.labels.run")
+    if not run_id:
+        return None
+    try:
+        sources = json.loads(tags.get("forgeline.labels.sources", "{}"))
+    except ValueError:
+        sources = {}
+    return {"run": run_id, "llm": tags.get("forgeline.labels.llm", ""),
+            "sources": sorted((str(k), str(v)) for k, v in dict(sources).items())}
+
+
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: str, dir: str = "", preview: str = "") -> Response:
     store = _store(request)
@@ -92,6 +107,7 @@ def run_page(request: Request, run_id: str, dir: str = "", preview: str = "") ->
         code={"commit": run.tags.get(GIT_COMMIT, ""),
               "dirty": run.tags.get(GIT_DIRTY, "").lower() == "true",
               "command": run.tags.get(COMMAND, "")},
+        labels=_labels(run.tags),
         report=browser.report_url, artifacts=browser, cards=_cards(run), poll_s=POLL_S,
         report_path=REPORT_PATH, size=format_bytes)
 
