@@ -65,6 +65,12 @@ def test_label_functions_llm_and_gold_then_train_with_lineage(llm: FakeLLMServer
     assert doc["label_model"]["name"] in ("dawid_skene", "majority")
     assert "gold rows" in doc["label_model"]["reason"]
     assert doc["label_model"]["accuracy"] >= doc["label_model"]["majority_accuracy"]
+    # the best single source is judged on at least 5 gold votes (of 30), never on one
+    best = doc["label_model"]["best_source"]
+    votes = {s["name"]: s["gold_votes"] for s in doc["sources"]}
+    assert best is not None and votes[best["name"]] >= 5
+    assert best["accuracy"] == max(s["accuracy"] for s in doc["sources"]
+                                   if s["gold_votes"] >= 5)
     kinds = {s["name"]: s["kind"] for s in doc["sources"]}
     assert kinds["llm"] == "llm" and kinds["lf_positive_words"] == "function"
     llm_doc = doc["llm"]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from forgeline.cli.output import console, fmt_value, key_value_table, print_json, table
+from forgeline.cli.output import console, key_value_table, print_json, table
 from forgeline.cli.state import get_client
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def label_command(
                             f"{llm['cache_hits']} cache hits, {llm['prompt_tokens']} + "
                             f"{llm['completion_tokens']} tokens, {llm['seconds']:.1f} s"
                      + ("" if llm["kappa"] is None else
-                        f", kappa vs gold {fmt_value(llm['kappa'])}")))
+                        f", kappa vs gold {llm['kappa']:.2f} on {llm['kappa_rows']} rows")))
     if s["suspects"]:
         rows.append(("likely label errors", str(len(s["suspects"]))))
     rows += [("output", f"{result.output} ({result.dataset.digest[:12]})"),

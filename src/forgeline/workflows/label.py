@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -285,7 +286,10 @@ def _summary(spec: LabelSpec, matrix: LabelMatrix, labels: Labels, chosen: str, 
              llm: LLMRun | None, suspects: Any, queue: pd.DataFrame, text: pd.Series,
              output: Dataset) -> dict[str, Any]:
     sources = summary.source_rows(matrix, gold_codes, errors)
-    judged = [s for s in sources if s["accuracy"] is not None]
+    # The best single source among those judged on enough gold rows: 100% on one vote
+    # says nothing (at least 5 votes, and a tenth of the gold rows).
+    enough = max(5, math.ceil(0.1 * (0 if gold is None else len(gold))))
+    judged = [s for s in sources if s["accuracy"] is not None and s["gold_votes"] >= enough]
     best = max(judged, key=lambda s: s["accuracy"], default=None)
     gold_from = [*([f"column {spec.gold.column}"] if spec.gold.column else []),
                  *([f"file {spec.gold.file.name}"] if spec.gold.file else [])]
