@@ -5,15 +5,19 @@ see llamaserver.py), skipped elsewhere with the reason."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from forgeline.labeling.llm import LLMConfig, LLMLabeller
 from forgeline.llm.cache import AnswerCache
+from tests.cli.conftest import invoke
 from tests.labeling import llamaserver
 from tests.labeling.sms import ROWS, TEMPLATE
+from tests.workflows.labelproject import EXAMPLE_PROMPT, write_spec
 
 pytestmark = [pytest.mark.llm,
               pytest.mark.skipif(llamaserver.available() is not None,
@@ -45,3 +49,29 @@ def test_gemma_labels_sms_spam_through_the_cache(gemma: llamaserver.LlamaServer,
         again = lab.label(texts)
     assert again.labels.tolist() == result.labels.tolist()
     assert (again.stats.cache_hits, again.stats.requests) == (20, 0)
+
+
+def test_forgeline_label_with_gemma_end_to_end(gemma: llamaserver.LlamaServer,
+                                               tmp_path: Path) -> None:
+    """The user's path: a spec with the example functions, the example few-shot prompt and
+    the real model; 40 real tweets of which 20 have a human label; `forgeline label`."""
+    spec = write_spec(tmp_path / "p", rows=40, gold_rows=20, llm={
+        "url": gemma.url, "model": llamaserver.MODEL_ALIAS, "prompt": str(EXAMPLE_PROMPT),
+        "concurrency": 2, "calibrate": False, "timeout_s": 120})
+    done = invoke("label", str(spec), "--json")
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.stdout)
+    llm = doc["llm"]
+    assert llm["model"] == llamaserver.MODEL_ALIAS and llm["errors"] == {}
+    # 40 completions and the one look at /v1/models that the run starts with
+    assert (llm["rows"], llm["requests"], llm["cache_hits"]) == (40, 41, 0)
+    assert llm["completion_tokens"] == 40 and llm["prompt_tokens"] > 40 * 100
+    assert llm["kappa_rows"] == 20 and llm["kappa"] is not None
+    source = next(s for s in doc["sources"] if s["kind"] == "llm")
+    # a 270M base model on these mostly negative tweets: right on most gold rows
+    assert source["coverage"] == 1.0 and source["accuracy"] >= 0.6, source
+    out = pd.read_parquet(tmp_path / "p" / "labelled.parquet")
+    assert len(out) == 40 and out["label"].notna().sum() == doc["label_model"]["labelled"]
+    again = json.loads(invoke("label", str(spec), "--json").stdout)
+    assert (again["llm"]["requests"], again["llm"]["cache_hits"]) == (0, 40)
+    assert again["dataset"]["digest"] == doc["dataset"]["digest"]
