@@ -1,5 +1,5 @@
-"""Shared fixtures: an isolated home per test, a real PostgreSQL server and a real Ray
-cluster per session."""
+"""Shared fixtures: an isolated home per test, a real PostgreSQL server, a real Ray
+cluster and a fake OpenAI-compatible LLM endpoint per session."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from forgeline.store import close_stores, get_store
+from tests.labeling.fakellm import FakeLLMServer
 from tests.pgserver import PostgresServer
 from tests.raycluster import RayCluster
 from tests.serving.conftest import TrainedStore, train_store
@@ -115,3 +116,16 @@ def webhook() -> Iterator[Webhook]:
     """A webhook receiver on loopback (``.url``; what it got in ``.received``)."""
     with webhook_server() as hook:
         yield hook
+
+
+@pytest.fixture(scope="session")
+def _fake_llm_server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_llm(_fake_llm_server: FakeLLMServer) -> FakeLLMServer:
+    """The fake LLM endpoint on loopback (tests/labeling/fakellm.py), reset for this test."""
+    _fake_llm_server.reset()
+    return _fake_llm_server

@@ -4,7 +4,6 @@ one-line errors; and the labelling lineage ``forgeline runs show`` prints."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -16,15 +15,9 @@ from tests.labeling.fakellm import FakeLLMServer
 from tests.workflows.labelproject import tweet_llm, write_spec
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        yield s
-
-
 def test_label_prints_the_sources_and_the_review_queue_then_imports_it(
-        server: FakeLLMServer, tmp_path: Path) -> None:
-    llm = tweet_llm(server)
+        fake_llm: FakeLLMServer, tmp_path: Path) -> None:
+    llm = tweet_llm(fake_llm)
     spec = write_spec(tmp_path / "p", llm_url=llm.url, rows=120, gold_rows=20)
     data = pd.read_csv(tmp_path / "p" / "tweets.csv")
     data["text"] = "[bold]" + data["text"]  # the data's text is shown as it is, not as markup

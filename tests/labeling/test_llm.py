@@ -4,7 +4,6 @@ both modes, the cache, concurrency, the rate limit, retries, and every bad-input
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +27,9 @@ ROWS = ["see you at 6", "free entry to win cash", "call mum", "claim your prize 
 TRUTH = [0, 1, 0, 1, 0, 1]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        yield s
-
-
 @pytest.fixture
-def llm(server: FakeLLMServer) -> FakeLLMServer:
-    server.reset()
-    return server
+def llm(fake_llm: FakeLLMServer) -> FakeLLMServer:
+    return fake_llm
 
 
 def labeller(url: str, cache: AnswerCache | None = None, *, calibrate: bool = False,

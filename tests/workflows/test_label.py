@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -26,15 +25,9 @@ SCHEMA_KEYS = {"name", "created", "rows", "classes", "dataset", "label_model", "
                "sources", "agreement", "thresholds", "llm", "suspects", "review"}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        yield s
-
-
 @pytest.fixture
-def llm(server: FakeLLMServer) -> FakeLLMServer:
-    return tweet_llm(server)
+def llm(fake_llm: FakeLLMServer) -> FakeLLMServer:
+    return tweet_llm(fake_llm)
 
 
 def _nothing_recorded(folder: Path) -> None:
