@@ -15,7 +15,7 @@ negative. Nothing is generated: labels are the crowd's.
    tweets held out for its test score (macro F1, the classes being 83/17; balanced class
    weights; the TF-IDF vocabulary is fitted on all 8,000 texts, no labels). From 20
    random labels (10 per class), ``--rounds`` rounds each add 50 labels, chosen by the
-   review queue (least certain under the current model, round-robin over 5 text clusters)
+   review queue (least certain under the current model, spread over 5 text clusters)
    or at random.
 4. End model: the same TF-IDF logistic regression trained on the labels the label model
    produced from the functions (rows at or above each threshold; no human label) against

@@ -11,7 +11,7 @@ import pytest
 
 from forgeline.errors import InvalidInput, NotFound
 from forgeline.labeling.label_model import Labels, combine
-from forgeline.labeling.matrix import LabelMatrix
+from forgeline.labeling.matrix import ABSTAIN, LabelMatrix, Source
 from forgeline.labeling.review import merge_gold, read_review, review_queue, write_review
 from forgeline.labeling.sources import apply_functions, load_functions
 from forgeline.labeling.suspects import find_suspects
@@ -61,6 +61,29 @@ def test_diversity_takes_rows_round_robin_over_clusters(labelled: Labelled) -> N
     # Within a cluster, rows keep their priority order.
     for _, rows in queue.groupby("cluster"):
         assert (np.diff(rows["priority"].to_numpy()) <= 1e-12).all()
+
+
+def test_rows_every_source_agrees_on_never_push_back_uncertain_ones() -> None:
+    """40 near-certain rows in one theme (uncertainty 0.002), 10 uncertain ones (0.9) in two
+    others, 4 of them with no vote at all. With 3 clusters a plain round-robin put a
+    near-certain row in every round of three; here a near-certain cluster's row waits until
+    its 0.002 beats 0.9 halved for each row already taken from the uncertain cluster: the
+    first 9 rows are uncertain ones whatever k-means makes of the two themes."""
+    texts = ([f"thanks for the great flight number {i}" for i in range(40)]
+             + [f"lost my bag again at gate {i}" for i in range(5)]
+             + [f"seat {i} was fine I guess" for i in range(5)])
+    frame = pd.DataFrame({"text": texts}, index=pd.Index([f"r{i}" for i in range(50)]))
+    p_pos = np.r_[np.full(40, 0.999), np.full(10, 0.55)]
+    proba = pd.DataFrame({"negative": 1 - p_pos, "positive": p_pos}, index=frame.index)
+    codes = np.r_[np.ones(40, dtype=np.int64), [0, 1, 0, 1, 0, 1],
+                  np.full(4, ABSTAIN, dtype=np.int64)]
+    matrix = LabelMatrix.empty(frame.index, CLASSES).with_column(Source("lf", "v1"), codes)
+    queue = review_queue(frame, probabilities=proba, matrix=matrix, text="text", size=12,
+                         clusters=3)
+    assert set(queue.index[:9]) <= set(frame.index[40:])
+    # no source voted on the last four: nothing to suggest, not the first class
+    assert queue.loc[frame.index[46:], "suggested"].isna().all()
+    assert (queue.loc[frame.index[40:46], "suggested"] == "positive").all()
 
 
 def test_likely_label_errors_enter_the_queue(tweets: pd.DataFrame) -> None:

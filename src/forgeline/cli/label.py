@@ -39,7 +39,8 @@ def _review(queue: pd.DataFrame, text: str, size: int) -> Any:
 
     t = table("id", "reason", "suggested", "confidence", "text", title="Review queue")
     for row_id, row in queue.head(size).iterrows():
-        words = " ".join(str(row.get(text, "")).split())
+        value = row.get(text)
+        words = "" if value is None or pd.isna(value) else " ".join(str(value).split())
         suggested = row.get("suggested")
         t.add_row(escape(str(row_id)), str(row["reason"]),
                   "-" if suggested is None or pd.isna(suggested) else escape(str(suggested)),

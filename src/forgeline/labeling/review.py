@@ -12,9 +12,11 @@ Its ``priority`` is the highest of the three, and ``reason`` names which. Rows a
 labelled by a person (gold) never enter the queue. So that the queue is not a run of near
 duplicates, the most urgent candidates (``pool`` times the queue's size) are clustered
 (k-means over TF-IDF of the text column, or the standardised numeric columns) and taken
-round-robin over the clusters, each cluster in priority order, the most urgent cluster
-first: the diversity step of active-learning tools such as Argilla and modAL's ranked
-batch sampling, in its simplest form.
+one at a time from the cluster whose next row is the most urgent once its priority is
+halved for every row already taken from that cluster (each cluster in priority order):
+near duplicates spread out, and a cluster of near-certain rows waits (a row 2^k times less
+urgent, for k rows of a more urgent cluster). The diversity step of active-learning tools
+such as Argilla and modAL's ranked batch sampling, in a simple form.
 
 The queue is exported to CSV with an empty ``label`` column; :func:`read_review` reads a
 filled-in file back as gold labels, validated whole before anything is returned: an
@@ -42,6 +44,7 @@ __all__ = ["LABEL", "merge_gold", "read_review", "review_queue", "write_review"]
 
 LABEL = "label"  # the column a reviewer fills in
 SCORES = ("uncertainty", "disagreement", "suspicion")
+DECAY = 0.5  # a cluster's k-th row in the queue counts its priority times DECAY ** k
 
 
 def _uncertainty(probabilities: pd.DataFrame) -> np.ndarray:
@@ -65,15 +68,28 @@ def _embedding(frame: pd.DataFrame, text: str | None) -> sparse.spmatrix | np.nd
                                                       values.std(axis=0), 1.0)
 
 
-def _round_robin(ids: pd.Index, priority: np.ndarray, cluster: np.ndarray) -> list[object]:
-    order = np.argsort(-priority, kind="stable")
+def _diverse(ids: pd.Index, priority: np.ndarray, cluster: np.ndarray, size: int,
+             decay: float = DECAY) -> list[object]:
+    """``size`` rows, one pick at a time: the next row (in priority order) of the cluster
+    whose next row's priority, times ``decay`` for each row already taken from that
+    cluster, is highest (ties: the cluster whose most urgent row came first). Near
+    duplicates spread out over the queue, yet a row ``2 ** k`` times less urgent waits for
+    ``k`` rows of a more urgent cluster: a cluster of near-certain rows does not take
+    every n-th place, as it does in a plain round-robin."""
     queues: dict[int, list[int]] = {}
-    for i in order:  # clusters appear in order of their most urgent row
+    for i in np.argsort(-priority, kind="stable"):  # clusters in order of their top row
         queues.setdefault(int(cluster[i]), []).append(int(i))
-    out: list[object] = []
     lists = list(queues.values())
-    for depth in range(max(map(len, lists), default=0)):
-        out.extend(ids[q[depth]] for q in lists if depth < len(q))
+    taken = [0] * len(lists)
+    out: list[object] = []
+    while len(out) < size:
+        weights = [priority[q[t]] * decay ** t if t < len(q) else -1.0
+                   for q, t in zip(lists, taken, strict=True)]
+        best = int(np.argmax(weights))
+        if weights[best] < 0:
+            break
+        out.append(ids[lists[best][taken[best]]])
+        taken[best] += 1
     return out
 
 
@@ -117,6 +133,8 @@ def review_queue(frame: pd.DataFrame, *, probabilities: pd.DataFrame | None = No
     if matrix is not None:
         scores["disagreement"] = pd.Series(matrix.disagreement(), index=matrix.index).reindex(
             frame.index).fillna(0.0)
+        voted = pd.Series(matrix.votes().sum(axis=1) > 0, index=matrix.index)
+        suggested[~voted.reindex(frame.index, fill_value=False)] = pd.NA  # nothing to go on
     if suspects is not None:
         t = suspects.table
         flagged = t[t["issue"]]
@@ -134,7 +152,7 @@ def review_queue(frame: pd.DataFrame, *, probabilities: pd.DataFrame | None = No
         from sklearn.cluster import KMeans
 
         cluster = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit_predict(emb)
-    chosen = _round_robin(top, priority.loc[top].to_numpy(), cluster)[:size]
+    chosen = _diverse(top, priority.loc[top].to_numpy(), cluster, size)
     out = scores.loc[chosen].copy()
     out.insert(0, "rank", np.arange(1, len(chosen) + 1))
     out.insert(1, "priority", out[list(SCORES)].max(axis=1))
