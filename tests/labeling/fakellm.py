@@ -21,7 +21,7 @@ import json
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -47,6 +47,7 @@ class FakeLLMState:
     # another two-class task: (label for a row with one of `words`, label for any other)
     labels: tuple[str, str] = ("spam", "ham")
     words: tuple[str, ...] = SPAM_WORDS
+    api_key: str | None = None  # when set, every route wants `Authorization: Bearer <it>`
 
 
 def _row_of(prompt: str) -> str:
@@ -80,6 +81,13 @@ def _feature_answer(state: FakeLLMState, row: str, prompt: str) -> str | None:
 
 def create_app(state: FakeLLMState) -> FastAPI:
     app = FastAPI()
+
+    @app.middleware("http")
+    async def authorize(request: Request, call_next: Any) -> Any:
+        if state.api_key and request.headers.get("authorization") != f"Bearer {state.api_key}":
+            return JSONResponse({"error": {"message": "Incorrect API key provided"}},
+                                status_code=401)
+        return await call_next(request)
 
     async def enter(row: str) -> JSONResponse | None:
         state.calls[row] += 1
@@ -194,13 +202,7 @@ class FakeLLMServer(LiveServer):
         return self
 
     def reset(self) -> None:
-        """Forget the counts (between tests sharing one server)."""
+        """Back to a fresh state: no counts, no delay, no failures, the default task."""
         fresh = FakeLLMState()
-        for name in ("calls", "arrivals", "response_formats"):
-            setattr(self.fake, name, getattr(fresh, name))
-        self.fake.in_flight = self.fake.max_in_flight = 0
-        self.fake.delay_s = 0.0
-        self.fake.json_object_only = False
-        self.fake.down = False
-        self.fake.yes_words = fresh.yes_words
-        self.fake.labels, self.fake.words = fresh.labels, fresh.words
+        for f in fields(FakeLLMState):
+            setattr(self.fake, f.name, getattr(fresh, f.name))

@@ -288,6 +288,23 @@ def test_json_mode_and_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             slow.transform(pd.DataFrame({"memo": ["a text not cached yet"]}))
 
 
+def test_an_api_key_is_read_from_the_environment_where_the_model_predicts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_llm: FakeLLMServer) -> None:
+    monkeypatch.setenv("FORGELINE_CACHE_DIR", str(tmp_path / "cache"))
+    fake_llm.fake.api_key = "sk-feat-77aa"
+    memo = pd.DataFrame({"memo": ["refund my order", "where is my parcel"]})
+    questions = [{"name": "refund", "ask": ASK, "type": "bool"}]
+    step = LLMFeatures(questions, MODEL, fake_llm.url, api_key_env="TEST_LLM_KEY").fit(memo)
+    with pytest.raises(InvalidSpec, match="TEST_LLM_KEY"):
+        step.transform(memo)
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-feat-77aa")
+    out = step.transform(memo)
+    assert out[0, 0] > 0.9 and out[1, 0] < 0.1
+    # what a package keeps is the variable's name, never the key
+    assert step.get_params()["api_key_env"] == "TEST_LLM_KEY"
+    assert "sk-feat-77aa" not in repr(step.__getstate__())
+
+
 def test_forgeline_predict_asks_through_the_environment_url(
         home: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

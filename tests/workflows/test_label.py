@@ -18,8 +18,8 @@ from forgeline.errors import InvalidInput, InvalidSpec, NotFound, UpstreamError
 from forgeline.workflows.label import label
 from forgeline.workflows.label_lineage import RUN_TAG, label_lineage
 from forgeline.workflows.train import train
-from tests.labeling.fakellm import FakeLLMServer
-from tests.workflows.labelproject import tweet_llm, write_spec
+from tests.labeling.fakellm import MODEL, FakeLLMServer
+from tests.workflows.labelproject import EXAMPLE_PROMPT, tweet_llm, write_spec
 
 SCHEMA_KEYS = {"name", "created", "rows", "classes", "dataset", "label_model", "gold",
                "sources", "agreement", "thresholds", "llm", "suspects", "review"}
@@ -286,3 +286,25 @@ def test_number_classes_read_from_columns_with_gaps(tmp_path: Path) -> None:
     assert noisy["errors"] == 0 and noisy["coverage"] == 1.0
     out = load_table(result.output)
     assert out["label"][:10].tolist() == [str(int(v)) for v in data["human_label"][:10]]
+
+
+def test_an_endpoint_that_wants_an_api_key_gets_it_from_the_environment(
+        llm: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    llm.fake.api_key = "sk-test-5b1e"
+    spec = write_spec(tmp_path / "p", rows=60, gold_rows=10, llm={
+        "url": llm.url, "model": MODEL, "prompt": str(EXAMPLE_PROMPT),
+        "api_key_env": "TEST_LLM_KEY"})
+    with pytest.raises(InvalidSpec, match="TEST_LLM_KEY"):
+        label(spec)
+    _nothing_recorded(tmp_path / "p")
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-wrong")
+    with pytest.raises(UpstreamError, match="Incorrect API key") as refused:
+        label(spec)
+    assert "api_key_env" in (refused.value.hint or "")
+    _nothing_recorded(tmp_path / "p")
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-test-5b1e")
+    result = label(spec)
+    assert result.summary["llm"]["errors"] == {} and result.summary["llm"]["rows"] == 60
+    # the spec names the variable; the key itself is in no file the run wrote
+    assert not [p for p in tmp_path.rglob("*")
+                if p.is_file() and b"sk-test-5b1e" in p.read_bytes()]

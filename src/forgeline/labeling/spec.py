@@ -62,6 +62,7 @@ class LLMSpec(_Strict):
     timeout_s: float = Field(60.0, gt=0)
     calibrate: bool = True  # contextual calibration in logprobs mode (labeling/llm.py)
     name: str = "llm"  # the source's name in the label matrix and the report
+    api_key_env: str | None = None  # the environment variable holding the API key
 
 
 class GoldSpec(_Strict):

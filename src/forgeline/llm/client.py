@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -28,9 +29,10 @@ from urllib.parse import urlsplit
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from forgeline.errors import InvalidInput, NotFound, UpstreamError, UpstreamTimeout
+from forgeline.errors import InvalidInput, InvalidSpec, NotFound, UpstreamError, UpstreamTimeout
 
-__all__ = ["EndpointDown", "EndpointTimeout", "LLMClient", "LLMConfig", "RateLimiter"]
+__all__ = ["EndpointDown", "EndpointTimeout", "LLMClient", "LLMConfig", "RateLimiter",
+           "api_key_from_env"]
 
 Mode = Literal["logprobs", "json"]
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -141,6 +143,23 @@ def _error_text(response: httpx.Response) -> str:
     except ValueError:
         detail = response.text
     return f"HTTP {response.status_code}: {str(detail)[:300]}"
+
+
+def api_key_from_env(name: str | None) -> str | None:
+    """The API key in the environment variable ``name`` (None: no key). A spec names the
+    variable, never the key: specs are logged with their runs and kept in packages.
+
+    Raises:
+        InvalidSpec: ``name`` is given and the variable is not set or empty.
+    """
+    if not name:
+        return None
+    key = os.environ.get(name, "").strip()
+    if not key:
+        raise InvalidSpec(f"llm.api_key_env names the environment variable {name}, which is "
+                          "not set.", hint=f"Export {name} with the endpoint's API key, or "
+                                           "leave api_key_env out for an endpoint without one.")
+    return key
 
 
 class LLMClient:
@@ -263,6 +282,11 @@ class LLMClient:
             raise NotFound(f"The LLM endpoint {cfg.base_url} does not serve the model "
                            f"{cfg.model!r} ({_error_text(response)}).",
                            hint="Give a model name its /v1/models lists.")
+        if response.status_code in (401, 403):
+            raise UpstreamError(f"The LLM endpoint {cfg.base_url} refused {path}: "
+                                f"{_error_text(response)}.",
+                                hint="Give its API key: name the environment variable that "
+                                     "holds it in llm.api_key_env (e.g. OPENAI_API_KEY).")
         if response.status_code >= 400:
             raise UpstreamError(f"The LLM endpoint {cfg.base_url} refused {path}: "
                                 f"{_error_text(response)}.",

@@ -46,7 +46,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from forgeline.config import load_settings
 from forgeline.errors import NotFound, UpstreamError, UpstreamTimeout
 from forgeline.llm.cache import AnswerCache, CachedAnswer, cache_key
-from forgeline.llm.client import EndpointTimeout, LLMClient, LLMConfig
+from forgeline.llm.client import EndpointTimeout, LLMClient, LLMConfig, api_key_from_env
 from forgeline.llm.questions import chat_messages, completion_prompt, prompt_digest, read_answer
 from forgeline.packaging.embeddings import as_texts
 from forgeline.packaging.package import pipeline_parts
@@ -123,11 +123,14 @@ class LLMFeatures(BaseEstimator, TransformerMixin):
         timeout_s: one HTTP request's limit; in serving, one transform's.
         concurrency: requests in flight at once.
         requests_per_s: the rate limit (None: none).
+        api_key_env: the environment variable that holds the endpoint's API key, read
+            where the model predicts (the key itself is never in the package).
     """
 
     def __init__(self, questions: Sequence[Mapping[str, Any]] = (), model: str = "",
                  url: str = "", mode: str = "logprobs", timeout_s: float = 10.0,
-                 concurrency: int = 4, requests_per_s: float | None = None) -> None:
+                 concurrency: int = 4, requests_per_s: float | None = None,
+                 api_key_env: str | None = None) -> None:
         self.questions = questions
         self.model = model
         self.url = url
@@ -135,6 +138,7 @@ class LLMFeatures(BaseEstimator, TransformerMixin):
         self.timeout_s = timeout_s
         self.concurrency = concurrency
         self.requests_per_s = requests_per_s
+        self.api_key_env = api_key_env
 
     # -- fitting: nothing is learned ------------------------------------------------------
     def fit(self, X: Any, y: object = None) -> LLMFeatures:
@@ -184,7 +188,8 @@ class LLMFeatures(BaseEstimator, TransformerMixin):
         config = LLMConfig(self.endpoint, self.model, mode="json" if self.mode == "json"
                            else "logprobs", concurrency=self.concurrency,
                            requests_per_s=self.requests_per_s, timeout_s=self.effective_timeout_s,
-                           max_retries=retries, backoff_s=0.1 if retries <= 1 else 0.5)
+                           max_retries=retries, backoff_s=0.1 if retries <= 1 else 0.5,
+                           api_key=api_key_from_env(getattr(self, "api_key_env", None)))
         return _shared(("client", config), lambda: LLMClient(config))
 
     def __getstate__(self) -> dict[str, Any]:  # skops and pickle: the fitted state only

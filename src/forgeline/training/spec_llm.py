@@ -95,6 +95,8 @@ class LLMSpec(_Strict):
     timeout_s: float = Field(10.0, gt=0)  # one request; in serving, one prediction's wait
     concurrency: int = Field(4, ge=1)
     requests_per_s: float | None = Field(None, gt=0)
+    # the environment variable holding the endpoint's API key (the key is never stored)
+    api_key_env: str | None = None
 
 
 def check_llm(features: Sequence[LLMFeatureSpec], endpoint: LLMSpec, label: str) -> None:
@@ -124,7 +126,8 @@ def llm_columns(features: Sequence[LLMFeatureSpec], endpoint: LLMSpec
                            "url": endpoint.url or load_settings().llm_url or "",
                            "mode": endpoint.mode, "timeout_s": endpoint.timeout_s,
                            "concurrency": endpoint.concurrency,
-                           "requests_per_s": endpoint.requests_per_s})
+                           "requests_per_s": endpoint.requests_per_s,
+                           "api_key_env": endpoint.api_key_env})
                  for column, questions in columns.items())
 
 

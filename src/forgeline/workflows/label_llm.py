@@ -22,6 +22,7 @@ from forgeline.labeling.llm import LLMConfig, LLMLabeller, LLMLabels
 from forgeline.labeling.matrix import ABSTAIN
 from forgeline.labeling.spec import LabelSpec, load_prompt
 from forgeline.llm.cache import AnswerCache
+from forgeline.llm.client import api_key_from_env
 from forgeline.util.progress import Progress
 from forgeline.workflows import label_summary as summary
 
@@ -73,7 +74,8 @@ def ask_llm(spec: LabelSpec, texts: pd.Series, cache_dir: Path, progress: Progre
     template = load_prompt(cfg.prompt, spec.classes)
     config = LLMConfig(base_url=cfg.url, model=cfg.model, mode=cfg.mode,
                        concurrency=cfg.concurrency, requests_per_s=cfg.rate_limit,
-                       max_retries=cfg.max_retries, timeout_s=cfg.timeout_s)
+                       max_retries=cfg.max_retries, timeout_s=cfg.timeout_s,
+                       api_key=api_key_from_env(cfg.api_key_env))
     last: list[int] = []  # rows done at the previous call; empty before the first
 
     def advance(done: int, total: int) -> None:
