@@ -75,3 +75,17 @@ def test_errors_are_one_line_and_store_nothing(tmp_path: Path, change: dict[str,
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (folder / "labelled.parquet").exists()
     assert fl.Client().search_runs() == []
+
+
+def test_llm_url_and_model_flags_override_the_spec(fake_llm: FakeLLMServer,
+                                                  tmp_path: Path) -> None:
+    llm = tweet_llm(fake_llm)
+    spec = write_spec(tmp_path / "p", llm_url="http://127.0.0.1:9/v1", rows=40, gold_rows=5)
+    down = invoke("label", str(spec), "--json")
+    assert down.exit_code == 9 and "127.0.0.1:9" in down.output
+    done = invoke("label", str(spec), "--llm-url", llm.url, "--llm-model", "tiny-test",
+                  "--json")
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.stdout)
+    assert doc["llm"]["url"] == llm.url and doc["llm"]["model"] == "tiny-test"
+    assert doc["llm"]["rows"] == 40 and doc["llm"]["errors"] == {}

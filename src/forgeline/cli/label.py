@@ -62,12 +62,20 @@ def label_command(
     import_review: list[str] | None = typer.Option(
         None, "--import-review", metavar="FILE",
         help="A reviewed CSV whose filled-in labels join the gold labels (repeatable)."),
+    llm_url: str | None = typer.Option(
+        None, "--llm-url", metavar="URL",
+        help="The LLM endpoint (OpenAI-compatible, e.g. http://127.0.0.1:8080/v1): the same "
+             "as --set llm.url=URL."),
+    llm_model: str | None = typer.Option(
+        None, "--llm-model", metavar="NAME", help="The model it serves: --set llm.model=NAME."),
     as_json: bool = typer.Option(False, "--json", help="Print labels.json (the report's data)."),
 ) -> None:
     """Label a data set from labelling functions, an LLM and human labels; record it."""
     from forgeline.labeling.spec import load_label_spec
 
-    checked = load_label_spec(spec, tuple(overrides or ()))  # a typo answers first
+    overrides = [*(overrides or ()), *([f"llm.url={llm_url}"] if llm_url else []),
+                 *([f"llm.model={llm_model}"] if llm_model else [])]
+    checked = load_label_spec(spec, tuple(overrides))  # a typo answers first
     from rich.markup import escape
 
     from forgeline.cli.progress import RichProgress
