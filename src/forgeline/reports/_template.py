@@ -69,7 +69,7 @@ ul.warnings { margin: 0; padding-left: 20px; color: var(--warn); }
 @media (max-width: 1300px) { .grid3 { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
 @media (max-width: 900px) { .grid3 { grid-template-columns: minmax(0, 1fr); } }
 .plot { border: 1px solid var(--line); border-radius: 8px; padding: 4px; min-width: 0; }
-.plot + .plot, .scroll + .grid, .scroll + .scroll { margin-top: 12px; }
+.plot + .plot, .scroll + .grid, .scroll + .scroll, .scroll + .plot { margin-top: 12px; }
 .grid > .plot + .plot, .grid3 > .plot + .plot { margin-top: 0; }
 .plot h4 { margin: 6px 10px 0; font-size: 14px; font-weight: 600; overflow-wrap: anywhere; }
 .plot h4 .sub { color: var(--muted); font-weight: 400; }
