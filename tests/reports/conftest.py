@@ -3,9 +3,14 @@ model the monitoring tests monitor (for the monitoring report)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from plotly.offline import get_plotlyjs
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
@@ -18,6 +23,19 @@ from forgeline.training.evaluate import evaluate
 from tests.monitoring.conftest import model  # noqa: F401  (a fixture: the monitoring report's)
 
 EVIL = "<script>alert(1)</script>"
+
+
+def offline_page(path: Path, sections: Sequence[str]) -> str:
+    """The HTML of a report written atomically (no temporary file left), whole offline (no
+    external script or stylesheet, plotly.js embedded once), with every section; returned
+    for the test's own checks."""
+    html = path.read_text(encoding="utf-8")
+    assert not list(path.parent.glob(".*.tmp"))
+    assert not re.search(r"<script[^>]*\bsrc\s*=", html, re.I) and "<link" not in html
+    assert html.count(get_plotlyjs()[:300]) == 1
+    for heading in sections:
+        assert f"<h2>{heading}</h2>" in html
+    return html
 
 
 def _evaluation(loader, task: str, estimator) -> Evaluation:
