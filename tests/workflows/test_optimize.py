@@ -109,6 +109,10 @@ def test_optimize_registers_the_chosen_variant_with_its_teacher(store: str,
 
     # served like any version, its runtime said at start-up, the same answers as load_model
     predictor = fl.load_model("fraud/2")
+    # its own attributions, which monitoring's attribution drift compares with
+    own = predictor.package.attributions
+    assert own is not None and set(own["columns"]) == set(predictor.signature.names)
+    assert own["columns"] != fl.load_model("fraud/1").package.attributions["columns"]
     X = pd.read_parquet("tx.parquet")[list(predictor.signature.names)].head(6)
     expected = predictor.predict_proba(X).to_numpy()
     config = ServeConfig(model="fraud/2", store_uri=store, cache_dir=str(tmp_path / "cache"),

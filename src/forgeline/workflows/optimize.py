@@ -42,6 +42,7 @@ from forgeline.optimization.distill import distill_candidates, distillable
 from forgeline.optimization.quantize import quantize_candidates
 from forgeline.optimization.trees import tree_candidates
 from forgeline.packaging import load_model
+from forgeline.packaging.attributions import attribution_record, explain_or_note
 from forgeline.packaging.package import final_estimator
 from forgeline.tracking.client import Client
 from forgeline.training.layout import MODEL_PATH, SPEC_PATH
@@ -306,9 +307,14 @@ def optimize(ref: str, *, max_score_drop: float = 0.005, target: str = "latency"
                                 max_score_drop, table, chosen.name, reason, skipped)
         if dry_run:
             return result
-        progress.status(f"Registering {chosen.name}")
         winner = next(c for c in candidates if c.name == chosen.name)
-        _register(client, teacher, winner, chosen, result, Path(tmp) / chosen.name)
+        progress.status(f"Explaining {chosen.name} on the test split")
+        explained, _ = explain_or_note(winner.model, teacher.X_test,
+                                       background=teacher.X_train, seed=teacher.spec.seed)
+        package = measurer.final_package(
+            winner, chosen, None if explained is None else attribution_record(explained))
+        progress.status(f"Registering {chosen.name}")
+        _register(client, teacher, winner, chosen, result, package)
         progress.done()
     return result
 

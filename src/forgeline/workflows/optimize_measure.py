@@ -23,6 +23,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from forgeline.entities import Task
 from forgeline.metrics import Metric
 from forgeline.optimization.candidate import Candidate
 from forgeline.packaging import load_model, save_package
-from forgeline.packaging.package import PRIVACY_FILE
+from forgeline.packaging.package import ATTRIBUTIONS_FILE, PRIVACY_FILE
 from forgeline.packaging.predictor import Predictor
 from forgeline.serving.runtime import select_runtime
 from forgeline.training.evaluate import task_scores
@@ -142,14 +143,27 @@ class Measurer:
         self.reference: float | None = None  # the teacher's score, once measured
         self._server: subprocess.Popen[str] | None = None
 
-    def package(self, candidate: Candidate, metrics: dict[str, float], card: str) -> Path:
-        """The candidate as a model package (the teacher's signature, profile, privacy)."""
-        directory = self.folder / candidate.name
+    def package(self, candidate: Candidate, metrics: dict[str, float], card: str, *,
+                folder: str | None = None, more: Mapping[str, str] | None = None) -> Path:
+        """The candidate as a model package (the teacher's signature, profile, privacy),
+        in ``folder`` (default: the candidate's name), with ``more`` files."""
+        directory = self.folder / (folder or candidate.name)
         extra = ({PRIVACY_FILE: json.dumps(self.privacy, indent=2)}
                  if self.privacy.get("policy") is not None else {})
         return save_package(directory, candidate.model, self.teacher.signature,
                             profile=self.teacher.profile, metrics=metrics, card=card,
-                            extra_files=extra)
+                            extra_files={**extra, **(more or {})})
+
+    def final_package(self, candidate: Candidate, measured: Measurement,
+                      attributions: dict[str, Any] | None) -> Path:
+        """The chosen candidate's package as it is registered: with its own global
+        attributions (``attributions.json``, what monitoring's attribution drift compares
+        with), which the measured packages leave out to keep measuring fast."""
+        more = {} if attributions is None else {
+            ATTRIBUTIONS_FILE: json.dumps(attributions, indent=2)}
+        return self.package(candidate, measured.metrics,
+                            _card(candidate, self.metric.name, measured.score),
+                            folder=f"{candidate.name}.registered", more=more)
 
     def measure(self, candidate: Candidate) -> tuple[Measurement, Any]:
         """Everything but the latency (see :meth:`latencies`); and the runtime to time."""
