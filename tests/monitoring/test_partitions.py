@@ -60,6 +60,14 @@ def test_partitions_give_the_statistics_of_the_whole(model: Model, tmp_path: Pat
     assert data["dataset"]["n_drifted"] > 0 and data["prediction"]["method"]
     assert any("no windows over time" in w for w in result.warnings)
     assert any("multivariate drift skipped" in w for w in result.warnings)
+    # attribution drift on rows sampled from every partition, as the whole run's sample
+    part_a, whole_a = result.attribution, whole.attribution
+    assert part_a is not None and whole_a is not None
+    assert part_a.rows == whole_a.rows and set(part_a.features) == set(whole_a.features)
+    for name, f in part_a.features.items():
+        assert f["current_share"] == pytest.approx(whole_a.features[name]["current_share"],
+                                                   abs=0.05), name
+    assert data["attribution"]["drifted"] == expected["attribution"]["drifted"]
 
 
 def test_bad_partitions_are_named(model: Model, tmp_path: Path) -> None:

@@ -11,6 +11,12 @@ adds the summaries up and judges them with the same functions as
 counts equal those of one run over the partitions concatenated (counts exactly, bin sums
 to float rounding).
 
+Attribution drift: each task also returns a uniform random sample of up to
+``attribution_rows`` of its partition's model inputs; the driver explains
+``attribution_rows`` rows drawn from those samples in proportion to each partition's rows
+(:func:`~forgeline.monitoring.attribution.attribution_drift`, as a single-frame run does on
+its own sample of the rows).
+
 What a partitioned run does not do, and says so in the result's warnings when it applies:
 
 - windows over time (drift, metrics per window): a window's rows may span partitions; the
@@ -28,6 +34,7 @@ Partitions are found, read and spread over an engine by :mod:`forgeline.data.par
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -40,6 +47,7 @@ import pandas as pd
 from forgeline.data.partitions import find_partitions, partition_engine, read_partition
 from forgeline.engines import Engine
 from forgeline.errors import InvalidInput
+from forgeline.monitoring.attribution import attribution_drift
 from forgeline.monitoring.binning import Binned, Tally, bin_column, merge_binned
 from forgeline.monitoring.config import MonitorConfig
 from forgeline.monitoring.drift import FeatureDrift, feature_drift
@@ -89,6 +97,7 @@ class PartSummary:
     unmonitored: dict[str, str] = field(default_factory=dict)
     clock: Clock = ROW_ORDER
     period: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    sample: pd.DataFrame | None = None  # model inputs of random rows, for attribution drift
 
 
 def _stripped(b: Binned) -> Binned:
@@ -125,6 +134,10 @@ def summarize(plan: _Plan, source: str) -> PartSummary:
     if pred is not None:
         out.tallies["prediction"] = pred.counts()[0]
         out.binned["prediction"] = _stripped(pred)
+    names = [n for n in plan.signature.names if n in frame.columns]
+    if plan.config.attribution_rows and len(frame):
+        out.sample = frame[names].sample(min(len(frame), plan.config.attribution_rows),
+                                         random_state=zlib.crc32(source.encode()))
     out.clock = choose_clock(frame, plan.config, plan.event, log=is_log(frame))
     if out.clock.source is not None:
         times = pd.to_datetime(frame[out.clock.source], errors="coerce", utc=True).dropna()
@@ -146,6 +159,16 @@ def _merged(parts: list[PartSummary], name: str) -> tuple[Binned, Tally] | None:
         return None
     return merge_binned([p.binned[name] for p in have]), _merge_tallies(
         [p.tallies[name] for p in have])
+
+
+def _attribution_sample(parts: list[PartSummary], rows: int) -> pd.DataFrame | None:
+    """``rows`` of the partitions' samples, from each in proportion to its rows."""
+    have = [p for p in parts if p.sample is not None and len(p.sample)]
+    total = sum(p.rows for p in have)
+    if not have or rows == 0:
+        return None
+    taken = [p.sample.head(max(1, round(rows * p.rows / total))) for p in have]
+    return pd.concat(taken, ignore_index=True).head(rows)
 
 
 def _clock_and_period(parts: list[PartSummary], warnings: list[str]
@@ -245,6 +268,9 @@ def monitor_partitions(ref_or_predictor: str | Path | Predictor, partitions: str
                         "which a partitioned run does not hold")
     warnings.append("the share of duplicated rows is not computed: a row's duplicate may be "
                     "in another partition")
+    sample = _attribution_sample(parts, config.attribution_rows)
+    attribution = (None if sample is None
+                   else attribution_drift(predictor, sample, config, warnings))
     return conclude(predictor, ref, config, rows=rows, period=period, clock=clock,
                     features=features, skipped=skipped, prediction=prediction,
-                    quality=checked, warnings=warnings)
+                    quality=checked, warnings=warnings, attribution=attribution)
