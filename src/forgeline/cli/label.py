@@ -109,7 +109,7 @@ def label_command(
     if s["suspects"]:
         rows.append(("likely label errors", str(len(s["suspects"]))))
     rows += [("output", f"{result.output} ({result.dataset.digest[:12]})"),
-             ("report", str(result.report) if result.report else "-")]
+             ("report", str(result.report))]
     if result.review_file is not None:
         rows.append(("review file", str(result.review_file)))
     out.print(key_value_table([(k, escape(v)) for k, v in rows], title="Labelling finished"))

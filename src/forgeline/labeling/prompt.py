@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forgeline.errors import InvalidSpec
-from forgeline.llm.answers import label_of, one_line
+from forgeline.llm.answers import one_line
 
-__all__ = ["PromptTemplate", "label_of", "one_line"]
+__all__ = ["PromptTemplate"]
 
 _FORMAT = 1  # bump when the rendering below changes: the digest (and cache keys) follow
 

@@ -168,7 +168,7 @@ class LLMFeatures(BaseEstimator, TransformerMixin):
         """Serve with ``url`` (None: ``FORGELINE_LLM_URL`` or the training URL) and
         ``timeout_s`` (None: the training spec's); with ``deadline`` one ``transform``
         fails with ``UpstreamTimeout`` once ``timeout_s`` has passed."""
-        self._url_override = url or load_settings().llm_url
+        self._url_override = url
         self._timeout_override = timeout_s
         self._deadline = deadline
         self._retries = max_retries

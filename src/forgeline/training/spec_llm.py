@@ -98,6 +98,12 @@ class LLMSpec(_Strict):
     # the environment variable holding the endpoint's API key (the key is never stored)
     api_key_env: str | None = None
 
+    @property
+    def resolved_url(self) -> str | None:
+        """Where training asks and what the package records: ``url``, else
+        ``FORGELINE_LLM_URL``."""
+        return self.url or load_settings().llm_url
+
 
 def check_llm(features: Sequence[LLMFeatureSpec], endpoint: LLMSpec, label: str) -> None:
     """LLM features need a model name and somewhere to ask it."""
@@ -107,7 +113,7 @@ def check_llm(features: Sequence[LLMFeatureSpec], endpoint: LLMSpec, label: str)
         raise InvalidSpec(f"Invalid spec {label}: features.llm needs llm.model, the model "
                           "name the LLM endpoint serves.",
                           hint="Add llm: {url: http://127.0.0.1:8000/v1, model: NAME}.")
-    if not (endpoint.url or load_settings().llm_url):
+    if not endpoint.resolved_url:
         raise InvalidSpec(f"Invalid spec {label}: features.llm needs llm.url (or the "
                           "environment variable FORGELINE_LLM_URL).",
                           hint="Add llm: {url: http://127.0.0.1:8000/v1, model: NAME}.")
@@ -123,7 +129,7 @@ def llm_columns(features: Sequence[LLMFeatureSpec], endpoint: LLMSpec
             {"name": q.feature, "ask": q.ask, "type": q.type, "categories": list(q.categories),
              "examples": [[e.text, e.answer] for e in q.examples]})
     return tuple((column, {"questions": questions, "model": endpoint.model or "",
-                           "url": endpoint.url or load_settings().llm_url or "",
+                           "url": endpoint.resolved_url or "",
                            "mode": endpoint.mode, "timeout_s": endpoint.timeout_s,
                            "concurrency": endpoint.concurrency,
                            "requests_per_s": endpoint.requests_per_s,

@@ -46,6 +46,7 @@ from forgeline.labeling.matrix import ABSTAIN, LabelMatrix, Source
 from forgeline.labeling.review import merge_gold, read_review, review_queue, write_review
 from forgeline.labeling.sources import apply_functions, load_functions
 from forgeline.labeling.spec import LabelSpec, load_label_spec
+from forgeline.reports.labeling import render_labeling_report
 from forgeline.tracking.client import Client
 from forgeline.util.files import atomic_path
 from forgeline.util.progress import Progress
@@ -61,14 +62,14 @@ KIND = "label"
 @dataclass(frozen=True)
 class LabelResult:
     """What a labelling run produced: the run, the output file and its version, the
-    ``labels.json`` summary, the report (a local copy; None without the renderer), the
+    ``labels.json`` summary, the report (a local copy), the
     review queue and the warnings worth a line each."""
 
     run_id: str
     output: Path
     dataset: Dataset
     summary: dict[str, Any]
-    report: Path | None
+    report: Path
     review: pd.DataFrame | None
     review_file: Path | None = None
     warnings: tuple[str, ...] = field(default=())
@@ -357,27 +358,15 @@ def _record(spec: LabelSpec, client: Client, progress: Progress, doc: dict[str, 
             run.log_artifact(path, "functions")
         if spec.llm is not None:
             run.log_artifact(spec.llm.prompt, "prompt")
-        report = _render(doc, folder / "report.html")
-        if report is not None:
-            run.log_artifact(report)
+        run.log_artifact(render_labeling_report(doc, folder / "report.html"))
         run_id = run.run_id
     progress.done()
-    local = None
-    if report is not None:
-        local = client.download_artifacts(run_id, "report.html", client.settings.home.absolute()
-                                          / "reports" / run_id)
+    local = client.download_artifacts(run_id, "report.html", client.settings.home.absolute()
+                                      / "reports" / run_id)
     review_file = write_review(queue, spec.review.path) if review else None
     for line in warnings:
         progress.note(f"warning: {line}")
     return LabelResult(run_id, out_path, output, doc, local, queue, review_file,
                        tuple(warnings))
 
-
-def _render(doc: dict[str, Any], path: Path) -> Path | None:
-    """The HTML report, when this installation has its renderer."""
-    try:
-        from forgeline.reports.labeling import render_labeling_report
-    except ImportError:
-        return None
-    return render_labeling_report(doc, path)
 

@@ -132,10 +132,9 @@ def review_rows(queue: pd.DataFrame | None, confidence: pd.Series, text: pd.Seri
         return []
     out = []
     for i, r in queue.head(SHOWN).iterrows():
-        suggested = r.get("suggested")
+        suggested, sure = r.get("suggested"), confidence.get(i)
         out.append({"id": str(i), "reason": str(r["reason"]),
                     "label": None if suggested is None or pd.isna(suggested) else str(suggested),
-                    "confidence": float(confidence.get(i, float("nan")))
-                    if not pd.isna(confidence.get(i, float("nan"))) else 0.0,
+                    "confidence": 0.0 if sure is None or pd.isna(sure) else float(sure),
                     "text": short(text.get(i))})
     return out

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
-from forgeline.config import hash_key, load_settings
+from forgeline.config import hash_key
 from forgeline.data.findings import Finding
 from forgeline.data.profile import build_profile, reference_extras
 from forgeline.data.schema import Schema
@@ -229,7 +229,7 @@ def _llm_card(spec: TrainSpec) -> dict[str, Any] | None:
     if not spec.features.llm:
         return None
     return {"model": spec.llm.model, "mode": spec.llm.mode,
-            "url": spec.llm.url or load_settings().llm_url,
+            "url": spec.llm.resolved_url,
             "features": [{"name": q.feature, "type": q.type, "ask": q.ask,
                           "categories": list(q.categories)} for q in spec.features.llm]}
 
