@@ -168,3 +168,18 @@ def test_values_that_are_not_numbers_add_up_across_partitions(model: Model,
     found = [i for i in result["quality"]["issues"] if i["check"] == "type_change"]
     assert [i["details"]["found"] for i in found] == ["mixed (float64, str)"]
     assert "10 value(s) (0.8%) that are not numbers, e.g. 'n/a', '??'" in found[0]["message"]
+
+
+def test_the_attribution_sample_is_the_rows_asked_for_drawn_over_every_partition() -> None:
+    from forgeline.monitoring.partitions import PartSummary, _attribution_sample
+
+    parts = [PartSummary(f"p{i}", rows, ["x"], sample=pd.DataFrame({"x": [i] * min(rows, 1000)}))
+             for i, rows in enumerate((3000, 3000, 3000, 1000))]
+    thirds = _attribution_sample(parts[:3], 1000)
+    assert thirds is not None and len(thirds) == 1000  # three thirds rounded gave 999
+    sample = _attribution_sample(parts, 1000)
+    assert sample is not None and len(sample) == 1000
+    shares = sample["x"].value_counts(normalize=True)
+    assert shares[3] == pytest.approx(0.1, abs=0.05)  # a tenth of the rows, a tenth drawn
+    assert _attribution_sample(parts[:1], 5000) is not None
+    assert len(_attribution_sample(parts[:1], 5000)) == 1000  # all there are
